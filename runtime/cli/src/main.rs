@@ -1,0 +1,60 @@
+//! `weir`: run stream pipelines whose operators are WebAssembly components.
+
+mod build;
+mod new;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "weir", version, about = "Stream processing with operators as sandboxed WebAssembly components")]
+struct Cli {
+    /// Log filter (tracing syntax), e.g. `info` or `weir=debug`.
+    #[arg(long, global = true, env = "WEIR_LOG", default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline in this process until its bounded sources are exhausted.
+    Run(run::RunArgs),
+    /// Check a pipeline spec and its plugins without running anything.
+    Validate {
+        /// The pipeline spec (YAML).
+        spec: PathBuf,
+        #[command(flatten)]
+        cache: run::CacheArgs,
+    },
+    /// Build the plugin in DIR to a WebAssembly component.
+    Build(build::BuildArgs),
+    /// Create a new Rust plugin that builds as is.
+    New(new::NewArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|e| {
+        eprintln!("warning: invalid log filter {:?} ({e}); using 'info'", cli.log);
+        tracing_subscriber::EnvFilter::new("info")
+    });
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi).init();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Validate { spec, cache } => run::validate(&spec, &cache),
+        Command::Build(args) => build::build(args).map(|_| ()),
+        Command::New(args) => new::new(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `weir run` and `weir validate`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use weir_engine::{JobMetrics, NodeSnapshot};
+use weir_wasm::{EngineConfig, PluginEngine};
+
+#[derive(clap::Args)]
+pub struct CacheArgs {
+    /// Where compiled plugins are cached [default: $WEIR_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/weir, else ~/.cache/weir].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Compile plugins every time.
+    #[arg(long)]
+    no_cache: bool,
+}
+
+#[derive(clap::Args)]
+pub struct RunArgs {
+    /// The pipeline spec (YAML).
+    spec: PathBuf,
+    /// Interval of progress lines on stderr (e.g. 1s, 500ms); 0 turns them off.
+    #[arg(long, default_value = "1s")]
+    progress: String,
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+fn cache_dir(args: &CacheArgs) -> Option<PathBuf> {
+    if args.no_cache {
+        return None;
+    }
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    args.cache_dir
+        .clone()
+        .or_else(|| env("WEIR_CACHE_DIR"))
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("weir")))
+        .or_else(|| env("HOME").map(|h| h.join(".cache").join("weir")))
+}
+
+fn prepare(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<(weir_spec::PipelineSpec, weir_spec::Planned)> {
+    let spec = weir_spec::load_file(spec_path)?;
+    let engine = PluginEngine::new(EngineConfig { cache_dir: cache_dir(cache) })?;
+    let planned = weir_spec::plan(&spec, &engine)?;
+    Ok((spec, planned))
+}
+
+pub fn validate(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<()> {
+    let (spec, planned) = prepare(spec_path, cache)?;
+    println!(
+        "{}: pipeline '{}' is valid: {} sources, {} operators, {} sinks",
+        spec_path.display(),
+        spec.name,
+        spec.sources.len(),
+        spec.operators.len(),
+        spec.sinks.len()
+    );
+    for (op, meta) in &planned.plugins {
+        println!("  operator '{op}': plugin {meta} (sha256 {})", meta.digest);
+    }
+    Ok(())
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let interval = match args.progress.as_str() {
+        "0" => None,
+        p => Some(weir_spec::parse_duration(p).map_err(|e| anyhow::anyhow!("--progress: {e}"))?),
+    };
+    let (spec, planned) = prepare(&args.spec, &args.cache)?;
+    for (op, meta) in &planned.plugins {
+        tracing::info!("operator '{op}' runs plugin {meta}");
+    }
+    let job = planned.dataflow.start().with_context(|| format!("pipeline '{}' failed to start", spec.name))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let reporter = interval.map(|every| {
+        let (metrics, done) = (job.metrics(), done.clone());
+        std::thread::spawn(move || report_progress(metrics, every, &done))
+    });
+    let result = job.wait();
+    done.store(true, Ordering::Relaxed);
+    if let Some(r) = reporter {
+        let _ = r.join();
+    }
+    let report = result.with_context(|| format!("pipeline '{}' failed", spec.name))?;
+    let mut summary = format!("pipeline '{}' finished in {:.2?}:", spec.name, report.elapsed);
+    for n in &report.nodes {
+        let _ = write!(summary, " {} in {} out {};", n.node, n.records_in, n.records_out);
+    }
+    eprintln!("{}", summary.trim_end_matches(';'));
+    Ok(())
+}
+
+fn rate(n: u64, secs: f64) -> String {
+    let r = n as f64 / secs.max(1e-9);
+    match r {
+        r if r >= 1e6 => format!("{:.2}M/s", r / 1e6),
+        r if r >= 1e3 => format!("{:.1}k/s", r / 1e3),
+        r => format!("{r:.0}/s"),
+    }
+}
+
+fn report_progress(metrics: JobMetrics, every: Duration, done: &AtomicBool) {
+    let start = Instant::now();
+    let mut last: Vec<NodeSnapshot> = metrics.snapshot();
+    let mut last_at = Instant::now();
+    loop {
+        // Sleep in small steps so a finished job does not wait a whole interval.
+        let wake = last_at + every;
+        while Instant::now() < wake {
+            if done.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20).min(wake.saturating_duration_since(Instant::now())));
+        }
+        let now = metrics.snapshot();
+        let secs = last_at.elapsed().as_secs_f64();
+        let mut line = format!("[{:>7.1}s]", start.elapsed().as_secs_f64());
+        for (n, l) in now.iter().zip(&last) {
+            let _ = write!(
+                line,
+                " {}: in {} out {} |",
+                n.node,
+                rate(n.records_in - l.records_in, secs),
+                rate(n.records_out - l.records_out, secs)
+            );
+        }
+        eprintln!("{}", line.trim_end_matches(" |"));
+        last = now;
+        last_at = Instant::now();
+    }
+}

@@ -1,0 +1,238 @@
+//! `weir` end to end, as a user runs it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use weir_test_support::{fixture, plugin_dir, root};
+
+fn weir(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.args(args).current_dir(root()).env("WEIR_PLUGINS", plugin_dir()).env("WEIR_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("weir runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// All lines of all part files in `dir`, per part file.
+fn parts(dir: &Path) -> Vec<Vec<String>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().map(str::to_string).collect()).collect()
+}
+
+/// Word count as the issue defines it, written independently of the plugin.
+fn reference_counts(text: &str) -> Vec<String> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut out = Vec::new();
+    for word in text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+        let w = word.to_ascii_lowercase();
+        let n = counts.entry(w.clone()).or_default();
+        *n += 1;
+        out.push(format!(r#"{{"word":"{w}","count":{n}}}"#));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn wordcount_example_matches_its_golden_output() {
+    let out = tempfile::tempdir().unwrap();
+    let o = weir(&["run", "examples/wordcount/pipeline.yaml"], &[("WEIR_OUTPUT", out.path().to_str().unwrap())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = parts(out.path());
+    assert_eq!(files.len(), 2, "one part per parallel count task");
+    let mut got: Vec<String> = files.concat();
+    got.sort();
+    let golden = std::fs::read_to_string(root().join("examples/wordcount/expected.jsonl")).unwrap();
+    assert_eq!(got, golden.lines().collect::<Vec<_>>());
+    assert_eq!(got, reference_counts(&std::fs::read_to_string(root().join("examples/wordcount/input.txt")).unwrap()));
+    assert!(stderr(&o).contains("pipeline 'wordcount' finished in"), "{}", stderr(&o));
+}
+
+#[test]
+fn every_running_count_appears_exactly_once_on_a_large_input() {
+    // 30k lines, ~300k words over a skewed vocabulary, with punctuation and case.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("big.txt");
+    let mut text = String::new();
+    let mut x: u64 = 42;
+    for line in 0..30_000 {
+        for w in 0..10 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let id = (x >> 33) % (1 + (x >> 20) % 5000);
+            text.push_str(if w % 3 == 0 { "Word" } else { "w" });
+            text.push_str(&id.to_string());
+            text.push_str(if w % 4 == 0 { ", " } else { " " });
+        }
+        if line % 7 == 0 {
+            text.push_str("-- ÄÖ!");
+        }
+        text.push('\n');
+    }
+    std::fs::write(&input, &text).unwrap();
+    let out = dir.path().join("out");
+    let o = weir(
+        &["run", "examples/wordcount/pipeline.yaml", "--progress", "0"],
+        &[("WEIR_INPUT", input.to_str().unwrap()), ("WEIR_OUTPUT", out.to_str().unwrap())],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let files = parts(&out);
+    let mut got = files.concat();
+    got.sort();
+    let expected = reference_counts(&text);
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "output differs from the reference word count");
+    // Within a part, each word's counts arrive in order (one task owns a word).
+    for file in &files {
+        let mut last: HashMap<String, u64> = HashMap::new();
+        for line in file {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            let (w, n) = (v["word"].as_str().unwrap(), v["count"].as_u64().unwrap());
+            let prev = last.insert(w.to_string(), n).unwrap_or(0);
+            assert_eq!(n, prev + 1, "word {w}");
+        }
+    }
+}
+
+fn write_spec(dir: &Path, body: &str) -> String {
+    let p = dir.join("pipeline.yaml");
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_panicking_plugin_fails_the_run_with_plugin_operator_and_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "fine\nfine\npanic\nfine\n").unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "name: bad\nsources: [{{name: in, type: file, path: {}}}]\noperators: [{{name: m, plugin: {}, input: in}}]\nsinks: [{{name: out, type: stdout, input: m}}]\n",
+            input.display(),
+            fixture("misbehave").display()
+        ),
+    );
+    let o = weir(&["run", &spec], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    let expected_start = format!(
+        "error: pipeline 'bad' failed: operator 'm' (task 0 of 1) failed on the record from source 'in' at line 3 of {}: plugin misbehave@sha256:",
+        input.display()
+    );
+    assert!(err.starts_with(&expected_start), "{err}");
+    assert!(err.contains("trapped in operator 'm' (task 0) in process, panicking with 'bad record  (at "), "{err}");
+}
+
+#[test]
+fn an_endless_loop_is_stopped_by_the_call_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "fine\nloop\n").unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "name: spin\nsources: [{{name: in, type: file, path: {}}}]\noperators:\n  - {{name: m, plugin: {}, input: in, limits: {{call_timeout: 200ms}}}}\nsinks: [{{name: out, type: stdout, input: m}}]\n",
+            input.display(),
+            fixture("misbehave").display()
+        ),
+    );
+    let o = weir(&["run", &spec], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("exceeded its CPU deadline of 200ms per call and was stopped (limits.call_timeout)"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_invalid_spec_fails_before_running_and_names_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "name: x\nsources: [{{name: g, type: generator}}]\nsinks:\n  - name: out\n    type: file\n    path: {}\n    input: nope\n",
+            out.display()
+        ),
+    );
+    let o = weir(&["run", &spec], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).trim(), format!("error: {spec}:7:12: sinks[0].input: no source or operator is named 'nope' (there are: g)"));
+    assert!(!out.exists(), "nothing ran");
+    let o = weir(&["run", "/nonexistent.yaml"], &[]);
+    assert!(stderr(&o).starts_with("error: /nonexistent.yaml: cannot read:"), "{}", stderr(&o));
+}
+
+#[test]
+fn validate_and_progress() {
+    let o = weir(&["validate", "examples/wordcount/pipeline.yaml"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with("examples/wordcount/pipeline.yaml: pipeline 'wordcount' is valid: 1 sources, 2 operators, 1 sinks"), "{stdout}");
+    assert!(stdout.contains("operator 'count': plugin word_count@sha256:"), "{stdout}");
+
+    // A rate-limited generator for ~1.2 s prints progress lines.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "name: slow\nsources: [{{name: gen, type: generator, count: 600, rate: 500}}]\noperators: [{{name: c, plugin: {}, input: gen, key_by: key}}]\nsinks: [{{name: out, type: file, path: {}, input: c}}]\n",
+            fixture("word_count").display(),
+            dir.path().join("out").display()
+        ),
+    );
+    let o = weir(&["run", &spec, "--progress", "300ms"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let progress: Vec<_> = err.lines().filter(|l| l.starts_with('[') && l.contains("gen: in")).collect();
+    assert!(progress.len() >= 2, "{err}");
+    assert!(progress[0].contains("| c: in ") && progress[0].contains("| out: in "), "{}", progress[0]);
+    assert_eq!(parts(&dir.path().join("out")).concat().len(), 600);
+}
+
+#[test]
+fn new_build_run_a_scaffolded_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_weir")).args(["new", "hello-op"]).current_dir(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let plugin_dir = dir.path().join("hello-op");
+    assert!(plugin_dir.join("src/lib.rs").exists());
+    // Share the workspace's target dir so the guest's dependencies build once.
+    let o = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["build", plugin_dir.to_str().unwrap()])
+        .env("CARGO_TARGET_DIR", root().join("target"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let wasm = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    assert!(wasm.ends_with("wasm32-wasip2/release/hello_op.wasm"), "{wasm}");
+    assert!(stderr(&o).contains("implementing weir:operator/operator@0.1.0"), "{}", stderr(&o));
+
+    let spec = write_spec(
+        dir.path(),
+        &format!(
+            "name: hello\nsources: [{{name: gen, type: generator, count: 1000, keys: 10, seed: 3}}]\noperators: [{{name: hello, plugin: {wasm}, input: gen, key_by: key, parallelism: 2}}]\nsinks: [{{name: out, type: file, path: {}, input: hello}}]\n",
+            dir.path().join("out").display()
+        ),
+    );
+    let o = weir(&["run", &spec], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = parts(&dir.path().join("out")).concat();
+    assert_eq!(lines.len(), 1000);
+    let mut max: HashMap<String, u64> = HashMap::new();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let e = max.entry(v["key"].as_str().unwrap().to_string()).or_default();
+        *e = (*e).max(v["count"].as_u64().unwrap());
+    }
+    assert_eq!(max.values().sum::<u64>(), 1000, "final counts add up to every record");
+
+    let o = Command::new(env!("CARGO_BIN_EXE_weir")).args(["new", "hello-op"]).current_dir(dir.path()).output().unwrap();
+    assert!(stderr(&o).contains("hello-op already exists"), "{}", stderr(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_weir")).args(["build", dir.path().to_str().unwrap()]).output().unwrap();
+    assert!(stderr(&o).contains("has no Cargo.toml"), "{}", stderr(&o));
+}

@@ -1,0 +1,32 @@
+//! Record values on standard output, one per line.
+
+use std::io::Write;
+
+use weir_engine::{RecordBatch, Sink, SinkError, SinkFactory, TaskContext};
+
+#[derive(Clone, Debug, Default)]
+pub struct StdoutSink;
+
+impl SinkFactory for StdoutSink {
+    fn create(&self, _ctx: &TaskContext) -> Result<Box<dyn Sink>, SinkError> {
+        Ok(Box::new(StdoutWriter))
+    }
+}
+
+struct StdoutWriter;
+
+impl Sink for StdoutWriter {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        // One lock per batch keeps lines of parallel tasks whole.
+        let mut out = std::io::stdout().lock();
+        for r in batch.rows() {
+            out.write_all(r.value)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(std::io::stdout().flush()?)
+    }
+}

@@ -1,0 +1,109 @@
+//! Engine errors. Each names the node, the parallel task and, where the failure
+//! concerns a record, the source record behind it.
+
+use crate::batch::Origin;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// What an operator reports when it fails on its input.
+#[derive(Debug)]
+pub struct OperatorError {
+    /// The origin of the input record being handled, if known.
+    pub origin: Option<Origin>,
+    pub source: BoxError,
+}
+
+impl OperatorError {
+    pub fn new(source: impl Into<BoxError>) -> Self {
+        OperatorError { origin: None, source: source.into() }
+    }
+
+    pub fn at(mut self, origin: Option<Origin>) -> Self {
+        self.origin = origin;
+        self
+    }
+}
+
+impl std::fmt::Display for OperatorError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.source.fmt(f)
+    }
+}
+
+impl std::error::Error for OperatorError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.source()
+    }
+}
+
+/// A source's failure.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SourceError(pub BoxError);
+
+/// A sink's failure.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct SinkError(pub BoxError);
+
+impl SourceError {
+    pub fn msg(message: impl Into<String>) -> Self {
+        SourceError(message.into().into())
+    }
+}
+
+impl SinkError {
+    pub fn msg(message: impl Into<String>) -> Self {
+        SinkError(message.into().into())
+    }
+}
+
+impl From<std::io::Error> for SourceError {
+    fn from(e: std::io::Error) -> Self {
+        SourceError(Box::new(e))
+    }
+}
+
+impl From<std::io::Error> for SinkError {
+    fn from(e: std::io::Error) -> Self {
+        SinkError(Box::new(e))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("invalid dataflow: {0}")]
+    Plan(String),
+    #[error("operator '{node}' (task {task} of {parallelism}) failed{at}: {source}")]
+    Operator {
+        node: String,
+        task: u32,
+        parallelism: u32,
+        /// " on <source record>" or empty.
+        at: String,
+        #[source]
+        source: OperatorError,
+    },
+    #[error("source '{node}' (task {task} of {parallelism}) failed: {source}")]
+    Source {
+        node: String,
+        task: u32,
+        parallelism: u32,
+        #[source]
+        source: SourceError,
+    },
+    #[error("sink '{node}' (task {task} of {parallelism}) failed{at}: {source}")]
+    Sink {
+        node: String,
+        task: u32,
+        parallelism: u32,
+        at: String,
+        #[source]
+        source: SinkError,
+    },
+    #[error("task {task} of '{node}' panicked: {message}")]
+    Panicked { node: String, task: u32, message: String },
+    /// The task stopped because another task failed or the job was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}

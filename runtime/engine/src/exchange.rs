@@ -1,0 +1,133 @@
+//! Exchanges: the bounded channels between tasks and how records are spread
+//! over them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{SendTimeoutError, Sender};
+
+use crate::batch::RecordBatch;
+use crate::dataflow::{KeySelector, Partitioning};
+use crate::error::EngineError;
+use crate::keys::{key_group, task_for_key_group};
+
+pub(crate) enum Message {
+    Data(RecordBatch),
+    /// One producer of the channel has ended.
+    End,
+}
+
+const POLL: Duration = Duration::from_millis(50);
+
+/// Send, waking up regularly to see whether the job was cancelled.
+pub(crate) fn send(tx: &Sender<Message>, mut msg: Message, cancel: &AtomicBool) -> Result<(), EngineError> {
+    loop {
+        match tx.send_timeout(msg, POLL) {
+            Ok(()) => return Ok(()),
+            Err(SendTimeoutError::Timeout(m)) => {
+                if cancel.load(Ordering::Relaxed) {
+                    return Err(EngineError::Cancelled);
+                }
+                msg = m;
+            }
+            Err(SendTimeoutError::Disconnected(_)) => return Err(EngineError::Cancelled),
+        }
+    }
+}
+
+/// The sending side of one edge in one producer task.
+pub(crate) struct ExchangeWriter {
+    pub partitioning: Partitioning,
+    /// One sender per consumer task (only the matching one for forward edges).
+    pub senders: Vec<Sender<Message>>,
+    pub max_parallelism: u32,
+    pub next: usize,
+}
+
+impl ExchangeWriter {
+    /// Send a batch, split by the edge's partitioning. Returns the first record's
+    /// failure to yield a key, if the selector cannot key it.
+    pub fn write(&mut self, batch: RecordBatch, cancel: &AtomicBool) -> Result<(), ExchangeFailure> {
+        match &self.partitioning {
+            Partitioning::Forward | Partitioning::Rebalance if self.senders.len() == 1 => {
+                send(&self.senders[0], Message::Data(batch), cancel).map_err(ExchangeFailure::Engine)
+            }
+            Partitioning::Forward | Partitioning::Rebalance => {
+                let i = self.next % self.senders.len();
+                self.next = self.next.wrapping_add(1);
+                send(&self.senders[i], Message::Data(batch), cancel).map_err(ExchangeFailure::Engine)
+            }
+            Partitioning::KeyBy(selector) => {
+                let n = self.senders.len() as u32;
+                let mut parts: Vec<RecordBatch> = (0..n).map(|_| RecordBatch::with_capacity(batch.len() / n as usize + 1)).collect();
+                let mut scratch = Vec::new();
+                for i in 0..batch.len() {
+                    let key: &[u8] = match selector {
+                        KeySelector::RecordKey => batch.key(i),
+                        KeySelector::JsonField(path) => {
+                            scratch.clear();
+                            json_field_key(batch.value(i), path, &mut scratch).map_err(|message| {
+                                ExchangeFailure::Key { row: i, message, origin: batch.origins[i] }
+                            })?;
+                            &scratch
+                        }
+                    };
+                    let t = task_for_key_group(key_group(key, self.max_parallelism), self.max_parallelism, n);
+                    let rekey = matches!(selector, KeySelector::JsonField(_)).then_some(key);
+                    parts[t as usize].push_row_from(&batch, i, rekey);
+                }
+                for (t, part) in parts.into_iter().enumerate() {
+                    if !part.is_empty() {
+                        send(&self.senders[t], Message::Data(part), cancel).map_err(ExchangeFailure::Engine)?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn end(&self, cancel: &AtomicBool) -> Result<(), EngineError> {
+        for tx in &self.senders {
+            send(tx, Message::End, cancel)?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) enum ExchangeFailure {
+    Engine(EngineError),
+    Key { row: usize, message: String, origin: crate::Origin },
+}
+
+/// The key of a JSON value's field: a string's contents, or other values' JSON text.
+fn json_field_key(value: &[u8], path: &[String], out: &mut Vec<u8>) -> Result<(), String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(value).map_err(|e| format!("value is not JSON ({e}), so it has no key field"))?;
+    let mut cur = &v;
+    for (depth, name) in path.iter().enumerate() {
+        cur = cur.get(name).ok_or_else(|| format!("value has no field '{}'", path[..=depth].join(".")))?;
+    }
+    match cur {
+        serde_json::Value::String(s) => out.extend_from_slice(s.as_bytes()),
+        other => out.extend_from_slice(other.to_string().as_bytes()),
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_field_keys() {
+        let mut out = Vec::new();
+        json_field_key(br#"{"user":{"id":"u7"}}"#, &["user".into(), "id".into()], &mut out).unwrap();
+        assert_eq!(out, b"u7");
+        out.clear();
+        json_field_key(br#"{"n":42}"#, &["n".into()], &mut out).unwrap();
+        assert_eq!(out, b"42");
+        let err = json_field_key(br#"{"user":{}}"#, &["user".into(), "id".into()], &mut out).unwrap_err();
+        assert_eq!(err, "value has no field 'user.id'");
+        assert!(json_field_key(b"nope", &["a".into()], &mut out).unwrap_err().contains("not JSON"));
+    }
+}

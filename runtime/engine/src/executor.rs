@@ -1,0 +1,262 @@
+//! Turns a [`Dataflow`] into running tasks and watches them.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::dataflow::{Dataflow, NodeKind, Partitioning};
+use crate::exchange::{ExchangeWriter, Message};
+use crate::metrics::{NodeMetrics, NodeSnapshot};
+use crate::operator::{Emitter, TaskContext};
+use crate::task::{NodeImpl, SourceNames, Target, Task, TaskInput, TaskNode};
+use crate::EngineError;
+
+/// Live counters of a running job, readable from any thread.
+#[derive(Clone)]
+pub struct JobMetrics {
+    nodes: Arc<Vec<(String, Vec<Arc<NodeMetrics>>)>>,
+}
+
+impl JobMetrics {
+    pub fn snapshot(&self) -> Vec<NodeSnapshot> {
+        self.nodes.iter().map(|(name, tasks)| NodeSnapshot::sum(name, tasks)).collect()
+    }
+}
+
+/// What a finished job did.
+#[derive(Clone, Debug)]
+pub struct JobReport {
+    pub elapsed: Duration,
+    pub nodes: Vec<NodeSnapshot>,
+}
+
+/// A running dataflow.
+pub struct Job {
+    cancel: Arc<AtomicBool>,
+    done: Receiver<Result<(), EngineError>>,
+    handles: Vec<JoinHandle<()>>,
+    metrics: JobMetrics,
+    started: Instant,
+}
+
+impl Job {
+    pub fn metrics(&self) -> JobMetrics {
+        self.metrics.clone()
+    }
+
+    /// Ask every task to stop; `wait` then returns [`EngineError::Cancelled`].
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        self.cancel.clone()
+    }
+
+    /// Wait for every task. The first task failure cancels the others and is
+    /// returned.
+    pub fn wait(self) -> Result<JobReport, EngineError> {
+        let mut first: Option<EngineError> = None;
+        for _ in 0..self.handles.len() {
+            let r = self.done.recv().unwrap_or(Err(EngineError::Cancelled));
+            if let Err(e) = r {
+                self.cancel.store(true, Ordering::Relaxed);
+                match (&first, &e) {
+                    (None, _) | (Some(EngineError::Cancelled), _) => first = Some(e),
+                    _ => {}
+                }
+            }
+        }
+        for h in self.handles {
+            let _ = h.join();
+        }
+        match first {
+            Some(e) => Err(e),
+            None => Ok(JobReport { elapsed: self.started.elapsed(), nodes: self.metrics.snapshot() }),
+        }
+    }
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
+    let n = df.nodes.len();
+    if !df.nodes.iter().any(|d| matches!(d.kind, NodeKind::Source(_))) {
+        return Err(EngineError::Plan("the dataflow has no source".into()));
+    }
+    let opts = &df.options;
+    let parent: Vec<Option<usize>> = (0..n).map(|i| df.chain_parent(i)).collect();
+    let root = |mut i: usize| {
+        while let Some(p) = parent[i] {
+            i = p;
+        }
+        i
+    };
+    let par = |i: usize| df.nodes[i].parallelism;
+
+    // Channels into every task of every node that heads a task (other than sources).
+    let mut channels: HashMap<usize, Vec<(Sender<Message>, Option<Receiver<Message>>)>> = HashMap::new();
+    for i in 0..n {
+        if parent[i].is_none() && !df.nodes[i].inputs.is_empty() {
+            let chans = (0..par(i))
+                .map(|_| {
+                    let (tx, rx) = bounded(opts.channel_capacity);
+                    (tx, Some(rx))
+                })
+                .collect();
+            channels.insert(i, chans);
+        }
+    }
+
+    let mut sources = Vec::new();
+    let mut source_index = HashMap::new();
+    for (i, d) in df.nodes.iter().enumerate() {
+        if let NodeKind::Source(f) = &d.kind {
+            source_index.insert(i, sources.len() as u16);
+            sources.push((d.name.clone(), f.clone()));
+        }
+    }
+    let sources = Arc::new(SourceNames(sources));
+    let metrics: Vec<Vec<Arc<NodeMetrics>>> =
+        df.nodes.iter().map(|d| (0..d.parallelism).map(|_| Arc::default()).collect()).collect();
+    let cancel = Arc::new(AtomicBool::new(false));
+    let pipeline: Arc<str> = opts.pipeline.as_str().into();
+
+    let mut tasks = Vec::new();
+    for r in (0..n).filter(|&i| parent[i].is_none()) {
+        let members: Vec<usize> = (0..n).filter(|&i| root(i) == r).collect();
+        let local: HashMap<usize, usize> = members.iter().enumerate().map(|(l, &g)| (g, l)).collect();
+        for t in 0..par(r) {
+            let mut exchanges = Vec::new();
+            let mut nodes = Vec::new();
+            let mut input = None;
+            for &m in &members {
+                let def = &df.nodes[m];
+                let ports = 1 + def.side_outputs.len();
+                let mut outputs: Vec<Vec<Target>> = vec![Vec::new(); ports];
+                for (c, cdef) in df.nodes.iter().enumerate() {
+                    for e in cdef.inputs.iter().filter(|e| e.from.0 == m) {
+                        let target = if parent[c] == Some(m) {
+                            Target::Chained(local[&c])
+                        } else {
+                            let chans = &channels[&c];
+                            let same = par(c) == def.parallelism;
+                            let (partitioning, senders) = match &e.partitioning {
+                                Partitioning::Forward if same => {
+                                    (Partitioning::Forward, vec![chans[t as usize].0.clone()])
+                                }
+                                Partitioning::Forward => {
+                                    (Partitioning::Rebalance, chans.iter().map(|c| c.0.clone()).collect())
+                                }
+                                p => (p.clone(), chans.iter().map(|c| c.0.clone()).collect()),
+                            };
+                            // Spread round-robin starting points over producer tasks.
+                            let next = t as usize;
+                            exchanges.push(ExchangeWriter {
+                                partitioning,
+                                senders,
+                                max_parallelism: opts.max_parallelism,
+                                next,
+                            });
+                            Target::Exchange(exchanges.len() - 1)
+                        };
+                        outputs[e.port as usize].push(target);
+                    }
+                }
+                let ctx = TaskContext {
+                    pipeline: pipeline.clone(),
+                    node: def.name.as_str().into(),
+                    task_index: t,
+                    parallelism: def.parallelism,
+                    max_parallelism: opts.max_parallelism,
+                    side_outputs: def.side_outputs.clone().into(),
+                };
+                let imp = match &def.kind {
+                    NodeKind::Source(f) => {
+                        let source = f.create(&ctx).map_err(|source| EngineError::Source {
+                            node: def.name.clone(),
+                            task: t,
+                            parallelism: def.parallelism,
+                            source,
+                        })?;
+                        input = Some(TaskInput::Source { source, index: source_index[&m] });
+                        NodeImpl::Source
+                    }
+                    NodeKind::Operator(f) => {
+                        NodeImpl::Operator(f.create(&ctx).map_err(|source| EngineError::Operator {
+                            node: def.name.clone(),
+                            task: t,
+                            parallelism: def.parallelism,
+                            at: String::new(),
+                            source,
+                        })?)
+                    }
+                    NodeKind::Sink(f) => NodeImpl::Sink(f.create(&ctx).map_err(|source| EngineError::Sink {
+                        node: def.name.clone(),
+                        task: t,
+                        parallelism: def.parallelism,
+                        at: String::new(),
+                        source,
+                    })?),
+                };
+                if m == r && input.is_none() {
+                    let producers = def.inputs.iter().map(|e| par(e.from.0) as usize).sum::<usize>();
+                    let rx = channels.get_mut(&r).expect("channel")[t as usize].1.take().expect("receiver");
+                    input = Some(TaskInput::Channel { rx, producers });
+                }
+                nodes.push(TaskNode {
+                    ctx,
+                    imp,
+                    outputs,
+                    metrics: metrics[m][t as usize].clone(),
+                    emitter: Emitter::new(ports),
+                });
+            }
+            let name = format!("{}-{}", df.nodes[r].name, t);
+            let task = Task {
+                cancel: cancel.clone(),
+                nodes,
+                exchanges,
+                batch_size: opts.batch_size.max(1),
+                batch_timeout: opts.batch_timeout,
+                sources: sources.clone(),
+            };
+            tasks.push((name, task, input.expect("task input")));
+        }
+    }
+    // Only the exchange writers hold senders now: a task that exits disconnects.
+    drop(channels);
+
+    let (done_tx, done) = bounded(tasks.len());
+    let mut handles = Vec::new();
+    for (name, task, input) in tasks {
+        let done_tx = done_tx.clone();
+        let (node, index) = (task.nodes[0].ctx.node.to_string(), task.nodes[0].ctx.task_index);
+        let h = std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run(input)))
+                    .unwrap_or_else(|p| Err(EngineError::Panicked { node, task: index, message: panic_message(&*p) }));
+                let _ = done_tx.send(r);
+            })
+            .map_err(|e| EngineError::Plan(format!("cannot start a task thread: {e}")))?;
+        handles.push(h);
+    }
+    let names = df.nodes.iter().map(|d| d.name.clone());
+    Ok(Job {
+        cancel,
+        done,
+        handles,
+        metrics: JobMetrics { nodes: Arc::new(names.zip(metrics).collect()) },
+        started: Instant::now(),
+    })
+}

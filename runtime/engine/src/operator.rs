@@ -1,0 +1,83 @@
+//! The operator trait: one required method, defaults for the rest.
+
+use std::sync::Arc;
+
+use crate::batch::RecordBatch;
+use crate::error::OperatorError;
+
+/// Where a parallel instance of a node runs.
+#[derive(Clone, Debug)]
+pub struct TaskContext {
+    pub pipeline: Arc<str>,
+    pub node: Arc<str>,
+    pub task_index: u32,
+    pub parallelism: u32,
+    pub max_parallelism: u32,
+    /// Names of the node's side outputs that the dataflow consumes; side output
+    /// `side_outputs[i]` is output port `i + 1` (port 0 is the main output).
+    pub side_outputs: Arc<[String]>,
+}
+
+/// Output ports of one operator call: port 0 is the main output, port `n` the
+/// side output `ctx.side_outputs[n - 1]`.
+#[derive(Debug)]
+pub struct Emitter {
+    ports: Vec<RecordBatch>,
+}
+
+impl Emitter {
+    pub fn new(ports: usize) -> Self {
+        Emitter { ports: (0..ports.max(1)).map(|_| RecordBatch::default()).collect() }
+    }
+
+    pub fn port_count(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// The batch of an output port. Panics on a port the node does not have.
+    pub fn port(&mut self, port: usize) -> &mut RecordBatch {
+        &mut self.ports[port]
+    }
+
+    pub fn main(&mut self) -> &mut RecordBatch {
+        &mut self.ports[0]
+    }
+
+    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (usize, RecordBatch)> + '_ {
+        self.ports
+            .iter_mut()
+            .enumerate()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(p, b)| (p, std::mem::take(b)))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ports.iter().all(RecordBatch::is_empty)
+    }
+}
+
+/// A stream operator instance (one per parallel task).
+pub trait Operator: Send {
+    /// Handle a batch of input records, emitting into `out`.
+    fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError>;
+
+    /// Called once when every input has ended (a bounded run): emit what state
+    /// still holds back.
+    fn finish(&mut self, _out: &mut Emitter) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}
+
+/// Creates the parallel instances of an operator node.
+pub trait OperatorFactory: Send + Sync {
+    fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Operator>, OperatorError>;
+}
+
+impl<F> OperatorFactory for F
+where
+    F: Fn(&TaskContext) -> Result<Box<dyn Operator>, OperatorError> + Send + Sync,
+{
+    fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Operator>, OperatorError> {
+        self(ctx)
+    }
+}

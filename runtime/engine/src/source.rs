@@ -1,0 +1,47 @@
+//! Sources. A source fills batches on demand; its position can be recorded and
+//! restored, which is what replay after a failure (checkpoints) builds on.
+
+use std::time::Duration;
+
+use crate::batch::RecordBatch;
+use crate::error::SourceError;
+use crate::operator::TaskContext;
+
+/// What one poll of a source produced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourcePoll {
+    /// Records may have been appended; poll again.
+    Ready,
+    /// Nothing is available now; poll again after at most this long.
+    Pending(Duration),
+    /// The source is bounded and has nothing more.
+    Exhausted,
+}
+
+/// One parallel instance of a source.
+pub trait Source: Send {
+    /// Append at most `max_records` records to `out`. Records' `origin.offset`
+    /// is the source's offset of the record (the engine fills `origin.source`).
+    fn poll(&mut self, out: &mut RecordBatch, max_records: usize) -> Result<SourcePoll, SourceError>;
+
+    /// The position after the last record returned, to resume from on replay;
+    /// `None` for a source that cannot be replayed.
+    fn position(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Resume from a position returned by [`Source::position`].
+    fn seek(&mut self, _position: &[u8]) -> Result<(), SourceError> {
+        Err(SourceError::msg("this source cannot be replayed"))
+    }
+}
+
+/// Creates the parallel instances of a source node.
+pub trait SourceFactory: Send + Sync {
+    fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Source>, SourceError>;
+
+    /// How to name a record's offset in messages ("line 42 of input.txt").
+    fn describe_offset(&self, offset: u64) -> String {
+        format!("offset {offset}")
+    }
+}

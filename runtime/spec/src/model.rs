@@ -1,0 +1,80 @@
+//! The spec as written: field names and shapes, with source positions.
+
+use std::collections::BTreeMap;
+
+use marked_yaml::Spanned;
+use serde::Deserialize;
+
+type S = Spanned<String>;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSpec {
+    pub name: S,
+    pub batch: Option<RawBatch>,
+    pub max_parallelism: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub sources: Vec<RawSource>,
+    #[serde(default)]
+    pub operators: Vec<RawOperator>,
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBatch {
+    pub size: Option<Spanned<usize>>,
+    pub timeout: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    pub name: S,
+    #[serde(rename = "type")]
+    pub kind: S,
+    pub parallelism: Option<Spanned<u32>>,
+    // file
+    pub path: Option<S>,
+    pub format: Option<S>,
+    // generator
+    pub seed: Option<Spanned<u64>>,
+    pub count: Option<Spanned<u64>>,
+    pub rate: Option<Spanned<f64>>,
+    pub keys: Option<Spanned<u64>>,
+    pub start_ms: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOperator {
+    pub name: S,
+    pub plugin: S,
+    pub input: Option<S>,
+    pub inputs: Option<Vec<S>>,
+    pub key_by: Option<S>,
+    pub parallelism: Option<Spanned<u32>>,
+    pub config: Option<BTreeMap<String, S>>,
+    pub limits: Option<RawLimits>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub memory: Option<S>,
+    pub call_timeout: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSink {
+    pub name: S,
+    #[serde(rename = "type")]
+    pub kind: S,
+    pub input: Option<S>,
+    pub inputs: Option<Vec<S>>,
+    pub key_by: Option<S>,
+    pub parallelism: Option<Spanned<u32>>,
+    pub path: Option<S>,
+}

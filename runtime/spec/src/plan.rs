@@ -1,0 +1,108 @@
+//! From a checked spec to an engine dataflow: load plugins (compiled, cached,
+//! checked against the world), wire nodes and edges.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use weir_connectors::{FileSink, FileSource, GeneratorSource, StdoutSink};
+use weir_engine::{Dataflow, Edge, NodeId, Partitioning, SinkFactory, SourceFactory};
+use weir_wasm::{OperatorSettings, Plugin, PluginEngine, PluginMeta, WasmOperatorFactory};
+
+use crate::validate::{InputRef, PipelineSpec, SinkKind, SourceKind};
+use crate::SpecError;
+
+/// A dataflow ready to start, and the plugin each operator runs.
+pub struct Planned {
+    pub dataflow: Dataflow,
+    pub plugins: Vec<(String, PluginMeta)>,
+}
+
+pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecError> {
+    let file = &spec.file;
+    let mut df = Dataflow::new(spec.engine.clone());
+    let engine_err = |e| SpecError::Engine(e, file.clone());
+
+    // Side outputs read anywhere, per operator, in order of first use: port i+1.
+    let mut side: HashMap<&str, Vec<String>> = HashMap::new();
+    let all_inputs = spec.operators.iter().flat_map(|o| &o.inputs).chain(spec.sinks.iter().flat_map(|s| &s.inputs));
+    for i in all_inputs {
+        if let Some(o) = &i.output {
+            let v = side.entry(i.node.as_str()).or_default();
+            if !v.contains(o) {
+                v.push(o.clone());
+            }
+        }
+    }
+
+    let mut ids: HashMap<&str, NodeId> = HashMap::new();
+    let mut par: HashMap<&str, u32> = HashMap::new();
+    for s in &spec.sources {
+        let factory: Arc<dyn SourceFactory> = match &s.kind {
+            SourceKind::File { path, format } => Arc::new(FileSource { path: path.clone(), format: *format }),
+            SourceKind::Generator(g) => Arc::new(GeneratorSource(g.clone())),
+        };
+        ids.insert(&s.name, df.add_source(&s.name, s.parallelism, factory).map_err(engine_err)?);
+        par.insert(&s.name, s.parallelism);
+    }
+
+    let edges = |inputs: &[InputRef], key_by: &Option<weir_engine::KeySelector>, ids: &HashMap<&str, NodeId>| {
+        inputs
+            .iter()
+            .map(|i| Edge {
+                from: ids[i.node.as_str()],
+                port: match &i.output {
+                    Some(o) => side[i.node.as_str()].iter().position(|s| s == o).expect("collected") as u32 + 1,
+                    None => 0,
+                },
+                partitioning: match key_by {
+                    Some(k) => Partitioning::KeyBy(k.clone()),
+                    None => Partitioning::Forward,
+                },
+            })
+            .collect::<Vec<_>>()
+    };
+
+    let mut loaded: HashMap<PathBuf, Plugin> = HashMap::new();
+    let mut plugins = Vec::new();
+    for o in &spec.operators {
+        let plugin = match loaded.get(&o.plugin.path) {
+            Some(p) => p.clone(),
+            None => {
+                let p = engine.load_file(&o.plugin.path).map_err(|source| SpecError::Plugin {
+                    file: file.clone(),
+                    line: o.plugin.line,
+                    operator: o.name.clone(),
+                    source,
+                })?;
+                loaded.insert(o.plugin.path.clone(), p.clone());
+                p
+            }
+        };
+        plugins.push((o.name.clone(), plugin.meta().clone()));
+        let factory = WasmOperatorFactory {
+            plugin,
+            settings: OperatorSettings { config: o.config.clone(), limits: o.limits.clone() },
+        };
+        let side_outputs = side.get(o.name.as_str()).cloned().unwrap_or_default();
+        let id = df
+            .add_operator(&o.name, o.parallelism, Arc::new(factory), edges(&o.inputs, &o.key_by, &ids), side_outputs)
+            .map_err(engine_err)?;
+        ids.insert(&o.name, id);
+        par.insert(&o.name, o.parallelism);
+    }
+
+    for s in &spec.sinks {
+        let factory: Arc<dyn SinkFactory> = match &s.kind {
+            SinkKind::File { dir } => Arc::new(FileSink { dir: dir.clone() }),
+            SinkKind::Stdout => Arc::new(StdoutSink),
+        };
+        // By default a sink runs beside its input (and chains to it).
+        let parallelism = s.parallelism.unwrap_or_else(|| {
+            let ps: Vec<u32> = s.inputs.iter().map(|i| par[i.node.as_str()]).collect();
+            if s.key_by.is_none() && ps.windows(2).all(|w| w[0] == w[1]) { ps[0] } else { 1 }
+        });
+        df.add_sink(&s.name, parallelism, factory, edges(&s.inputs, &s.key_by, &ids)).map_err(engine_err)?;
+    }
+    Ok(Planned { dataflow: df, plugins })
+}

@@ -1,0 +1,401 @@
+//! From the spec as written to a checked pipeline definition.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use marked_yaml::Spanned;
+use weir_connectors::{FileFormat, GeneratorSpec};
+use weir_engine::{EngineOptions, KeySelector, DEFAULT_MAX_PARALLELISM};
+use weir_wasm::Limits;
+
+use crate::model::{RawLimits, RawOperator, RawSink, RawSource, RawSpec};
+use crate::units::{parse_bytes, parse_duration};
+use crate::SpecError;
+
+/// A checked pipeline. Operators are in topological order.
+#[derive(Clone, Debug)]
+pub struct PipelineSpec {
+    /// The file it came from (for messages).
+    pub file: String,
+    pub name: String,
+    pub engine: EngineOptions,
+    pub sources: Vec<SourceDef>,
+    pub operators: Vec<OperatorDef>,
+    pub sinks: Vec<SinkDef>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SourceDef {
+    pub name: String,
+    pub line: usize,
+    pub parallelism: u32,
+    pub kind: SourceKind,
+}
+
+#[derive(Clone, Debug)]
+pub enum SourceKind {
+    File { path: PathBuf, format: FileFormat },
+    Generator(Arc<GeneratorSpec>),
+}
+
+/// `node` or `node.side_output`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InputRef {
+    pub node: String,
+    pub output: Option<String>,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct PluginRef {
+    pub path: PathBuf,
+    pub line: usize,
+}
+
+#[derive(Clone, Debug)]
+pub struct OperatorDef {
+    pub name: String,
+    pub line: usize,
+    pub plugin: PluginRef,
+    pub inputs: Vec<InputRef>,
+    pub key_by: Option<KeySelector>,
+    pub parallelism: u32,
+    pub config: Vec<(String, String)>,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Debug)]
+pub struct SinkDef {
+    pub name: String,
+    pub line: usize,
+    /// `None`: the parallelism of its input.
+    pub parallelism: Option<u32>,
+    pub kind: SinkKind,
+    pub inputs: Vec<InputRef>,
+    pub key_by: Option<KeySelector>,
+}
+
+#[derive(Clone, Debug)]
+pub enum SinkKind {
+    File { dir: PathBuf },
+    Stdout,
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err<T>(&self, span: &Spanned<T>, message: impl Into<String>) -> SpecError {
+        SpecError::at(self.file, span.span().start(), message)
+    }
+}
+
+fn line<T>(s: &Spanned<T>) -> usize {
+    s.span().start().map(|m| m.line()).unwrap_or(0)
+}
+
+pub(crate) fn validate(raw: RawSpec, file: &str) -> Result<PipelineSpec, SpecError> {
+    let cx = Ctx { file };
+    let mut engine = EngineOptions { pipeline: raw.name.to_string(), ..Default::default() };
+    check_name(&cx, &raw.name, "name")?;
+    if let Some(mp) = &raw.max_parallelism {
+        if **mp == 0 || **mp > 32768 {
+            return Err(cx.err(mp, "max_parallelism: must be between 1 and 32768"));
+        }
+        engine.max_parallelism = **mp;
+    } else {
+        engine.max_parallelism = DEFAULT_MAX_PARALLELISM;
+    }
+    if let Some(b) = &raw.batch {
+        if let Some(size) = &b.size {
+            if **size == 0 {
+                return Err(cx.err(size, "batch.size: must be at least 1"));
+            }
+            engine.batch_size = **size;
+        }
+        if let Some(t) = &b.timeout {
+            engine.batch_timeout = parse_duration(t).map_err(|m| cx.err(t, format!("batch.timeout: {m}")))?;
+        }
+    }
+    if raw.sources.is_empty() {
+        return Err(SpecError::File { file: file.into(), message: "sources: a pipeline needs at least one source".into() });
+    }
+    if raw.sinks.is_empty() {
+        return Err(SpecError::File { file: file.into(), message: "sinks: a pipeline needs at least one sink".into() });
+    }
+
+    let mut names: HashMap<String, &'static str> = HashMap::new();
+    let mut declare = |name: &Spanned<String>, what: &'static str, field: String| -> Result<(), SpecError> {
+        check_name(&cx, name, &field)?;
+        if let Some(prev) = names.insert(name.to_string(), what) {
+            return Err(cx.err(name, format!("{field}: a {prev} is already named '{}'", **name)));
+        }
+        Ok(())
+    };
+    for (i, s) in raw.sources.iter().enumerate() {
+        declare(&s.name, "source", format!("sources[{i}].name"))?;
+    }
+    for (i, o) in raw.operators.iter().enumerate() {
+        declare(&o.name, "operator", format!("operators[{i}].name"))?;
+    }
+    for (i, s) in raw.sinks.iter().enumerate() {
+        declare(&s.name, "sink", format!("sinks[{i}].name"))?;
+    }
+
+    let sources = raw.sources.iter().enumerate().map(|(i, s)| source(&cx, i, s, engine.max_parallelism)).collect::<Result<Vec<_>, _>>()?;
+    let mut operators = raw
+        .operators
+        .iter()
+        .enumerate()
+        .map(|(i, o)| operator(&cx, i, o, &names, engine.max_parallelism))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sinks = raw.sinks.iter().enumerate().map(|(i, s)| sink(&cx, i, s, &names, engine.max_parallelism)).collect::<Result<Vec<_>, _>>()?;
+    operators = topo_sort(&cx, operators, &raw.operators)?;
+    Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks })
+}
+
+fn check_name(cx: &Ctx, name: &Spanned<String>, field: &str) -> Result<(), SpecError> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+        return Err(cx.err(name, format!("{field}: '{}' is not a valid name (use letters, digits, '_' and '-')", **name)));
+    }
+    Ok(())
+}
+
+fn parallelism(cx: &Ctx, p: &Option<Spanned<u32>>, field: &str, max: u32) -> Result<Option<u32>, SpecError> {
+    match p {
+        Some(p) if **p == 0 || **p > max => {
+            Err(cx.err(p, format!("{field}.parallelism: must be between 1 and max_parallelism ({max}), not {}", **p)))
+        }
+        Some(p) => Ok(Some(**p)),
+        None => Ok(None),
+    }
+}
+
+fn not_for<T>(cx: &Ctx, v: &Option<Spanned<T>>, field: &str, kind: &str) -> Result<(), SpecError> {
+    match v {
+        Some(v) => Err(cx.err(v, format!("{field}: not a setting of a {kind} source"))),
+        None => Ok(()),
+    }
+}
+
+fn source(cx: &Ctx, i: usize, s: &RawSource, max: u32) -> Result<SourceDef, SpecError> {
+    let f = format!("sources[{i}]");
+    let par = parallelism(cx, &s.parallelism, &f, max)?;
+    let kind = match s.kind.as_str() {
+        "file" => {
+            for (v, n) in [(&s.seed, "seed"), (&s.count, "count"), (&s.keys, "keys")] {
+                not_for(cx, v, &format!("{f}.{n}"), "file")?;
+            }
+            not_for(cx, &s.rate, &format!("{f}.rate"), "file")?;
+            not_for(cx, &s.start_ms, &format!("{f}.start_ms"), "file")?;
+            let path = s.path.as_ref().ok_or_else(|| cx.err(&s.kind, format!("{f}.path: a file source needs a path")))?;
+            if par.is_some_and(|p| p != 1) {
+                return Err(cx.err(s.parallelism.as_ref().unwrap(), format!("{f}.parallelism: a file source reads with parallelism 1")));
+            }
+            let format = match s.format.as_ref().map(|f| f.as_str()) {
+                None | Some("lines") => FileFormat::Lines,
+                Some("json_lines") | Some("jsonl") => FileFormat::JsonLines,
+                Some(other) => {
+                    return Err(cx.err(
+                        s.format.as_ref().unwrap(),
+                        format!("{f}.format: '{other}' is not a file format (lines, json_lines)"),
+                    ))
+                }
+            };
+            SourceKind::File { path: PathBuf::from(path.as_str()), format }
+        }
+        "generator" => {
+            not_for(cx, &s.path, &format!("{f}.path"), "generator")?;
+            not_for(cx, &s.format, &format!("{f}.format"), "generator")?;
+            let d = GeneratorSpec::default();
+            if let Some(r) = &s.rate {
+                if !(**r > 0.0 && r.is_finite()) {
+                    return Err(cx.err(r, format!("{f}.rate: must be a positive number of events per second")));
+                }
+            }
+            if let Some(k) = &s.keys {
+                if **k == 0 {
+                    return Err(cx.err(k, format!("{f}.keys: must be at least 1")));
+                }
+            }
+            SourceKind::Generator(Arc::new(GeneratorSpec {
+                seed: s.seed.as_ref().map_or(d.seed, |v| **v),
+                count: s.count.as_ref().map(|v| **v),
+                rate: s.rate.as_ref().map(|v| **v),
+                keys: s.keys.as_ref().map_or(d.keys, |v| **v),
+                start_ms: s.start_ms.as_ref().map_or(d.start_ms, |v| **v),
+            }))
+        }
+        other => return Err(cx.err(&s.kind, format!("{f}.type: '{other}' is not a source type (file, generator)"))),
+    };
+    Ok(SourceDef { name: s.name.to_string(), line: line(&s.name), parallelism: par.unwrap_or(1), kind })
+}
+
+fn inputs(
+    cx: &Ctx,
+    field: &str,
+    anchor: &Spanned<String>,
+    input: &Option<Spanned<String>>,
+    inputs: &Option<Vec<Spanned<String>>>,
+    names: &HashMap<String, &'static str>,
+) -> Result<Vec<InputRef>, SpecError> {
+    let list: Vec<&Spanned<String>> = match (input, inputs) {
+        (Some(_), Some(_)) => return Err(cx.err(anchor, format!("{field}: give either input or inputs, not both"))),
+        (Some(i), None) => vec![i],
+        (None, Some(is)) if !is.is_empty() => is.iter().collect(),
+        _ => return Err(cx.err(anchor, format!("{field}.input: missing (name the source or operator it reads)"))),
+    };
+    let mut seen = HashSet::new();
+    list.into_iter()
+        .map(|s| {
+            let (node, output) = match s.split_once('.') {
+                Some((n, o)) => (n.to_string(), Some(o.to_string())),
+                None => (s.to_string(), None),
+            };
+            match names.get(&node) {
+                None => {
+                    let known: Vec<_> = names.iter().filter(|(_, k)| **k != "sink").map(|(n, _)| n.as_str()).collect();
+                    let mut known = known;
+                    known.sort();
+                    return Err(cx.err(s, format!("{field}.input: no source or operator is named '{node}' (there are: {})", known.join(", "))));
+                }
+                Some(&"sink") => return Err(cx.err(s, format!("{field}.input: '{node}' is a sink; sinks have no output"))),
+                Some(&"source") if output.is_some() => {
+                    return Err(cx.err(s, format!("{field}.input: source '{node}' has no side outputs")))
+                }
+                _ => {}
+            }
+            if !seen.insert(s.to_string()) {
+                return Err(cx.err(s, format!("{field}.input: '{}' is listed twice", **s)));
+            }
+            Ok(InputRef { node, output, line: line(s) })
+        })
+        .collect()
+}
+
+fn key_by(cx: &Ctx, field: &str, k: &Option<Spanned<String>>) -> Result<Option<KeySelector>, SpecError> {
+    let Some(k) = k else { return Ok(None) };
+    if k.as_str() == "key" {
+        return Ok(Some(KeySelector::RecordKey));
+    }
+    if let Some(path) = k.strip_prefix("$.") {
+        let parts: Vec<String> = path.split('.').map(str::to_string).collect();
+        if parts.iter().all(|p| !p.is_empty()) {
+            return Ok(Some(KeySelector::JsonField(parts)));
+        }
+    }
+    Err(cx.err(k, format!("{field}.key_by: '{}' is not a key: use 'key' (the record key) or '$.field.path' (a JSON field)", **k)))
+}
+
+fn limits(cx: &Ctx, field: &str, l: &Option<RawLimits>) -> Result<Limits, SpecError> {
+    let mut limits = Limits::default();
+    if let Some(l) = l {
+        if let Some(m) = &l.memory {
+            limits.memory = parse_bytes(m).map_err(|e| cx.err(m, format!("{field}.limits.memory: {e}")))?;
+            if limits.memory < 1 << 16 {
+                return Err(cx.err(m, format!("{field}.limits.memory: must be at least 64KiB (one Wasm page)")));
+            }
+        }
+        if let Some(t) = &l.call_timeout {
+            limits.call_timeout = parse_duration(t).map_err(|e| cx.err(t, format!("{field}.limits.call_timeout: {e}")))?;
+            if limits.call_timeout.is_zero() {
+                return Err(cx.err(t, format!("{field}.limits.call_timeout: must be more than 0")));
+            }
+        }
+    }
+    Ok(limits)
+}
+
+fn operator(
+    cx: &Ctx,
+    i: usize,
+    o: &RawOperator,
+    names: &HashMap<String, &'static str>,
+    max: u32,
+) -> Result<OperatorDef, SpecError> {
+    let f = format!("operators[{i}]");
+    if o.plugin.trim().is_empty() {
+        return Err(cx.err(&o.plugin, format!("{f}.plugin: empty")));
+    }
+    Ok(OperatorDef {
+        name: o.name.to_string(),
+        line: line(&o.name),
+        plugin: PluginRef { path: PathBuf::from(o.plugin.as_str()), line: line(&o.plugin) },
+        inputs: inputs(cx, &f, &o.name, &o.input, &o.inputs, names)?,
+        key_by: key_by(cx, &f, &o.key_by)?,
+        parallelism: parallelism(cx, &o.parallelism, &f, max)?.unwrap_or(1),
+        config: o.config.iter().flatten().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        limits: limits(cx, &f, &o.limits)?,
+    })
+}
+
+fn sink(cx: &Ctx, i: usize, s: &RawSink, names: &HashMap<String, &'static str>, max: u32) -> Result<SinkDef, SpecError> {
+    let f = format!("sinks[{i}]");
+    let kind = match s.kind.as_str() {
+        "file" => {
+            let p = s.path.as_ref().ok_or_else(|| cx.err(&s.kind, format!("{f}.path: a file sink needs a directory path")))?;
+            SinkKind::File { dir: PathBuf::from(p.as_str()) }
+        }
+        "stdout" => {
+            if let Some(p) = &s.path {
+                return Err(cx.err(p, format!("{f}.path: not a setting of a stdout sink")));
+            }
+            SinkKind::Stdout
+        }
+        other => return Err(cx.err(&s.kind, format!("{f}.type: '{other}' is not a sink type (file, stdout)"))),
+    };
+    Ok(SinkDef {
+        name: s.name.to_string(),
+        line: line(&s.name),
+        parallelism: parallelism(cx, &s.parallelism, &f, max)?,
+        kind,
+        inputs: inputs(cx, &f, &s.name, &s.input, &s.inputs, names)?,
+        key_by: key_by(cx, &f, &s.key_by)?,
+    })
+}
+
+/// Order operators so each comes after the operators it reads; a cycle is an error.
+fn topo_sort(cx: &Ctx, ops: Vec<OperatorDef>, raw: &[RawOperator]) -> Result<Vec<OperatorDef>, SpecError> {
+    let index: HashMap<&str, usize> = ops.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
+    // 0 = unvisited, 1 = on the stack, 2 = done.
+    let mut mark = vec![0u8; ops.len()];
+    let mut order = Vec::with_capacity(ops.len());
+    fn visit(
+        i: usize,
+        ops: &[OperatorDef],
+        index: &HashMap<&str, usize>,
+        mark: &mut [u8],
+        order: &mut Vec<usize>,
+        path: &mut Vec<usize>,
+    ) -> Result<(), Vec<usize>> {
+        match mark[i] {
+            2 => return Ok(()),
+            1 => {
+                let start = path.iter().position(|&p| p == i).expect("on the stack");
+                return Err(path[start..].to_vec());
+            }
+            _ => {}
+        }
+        mark[i] = 1;
+        path.push(i);
+        for input in &ops[i].inputs {
+            if let Some(&j) = index.get(input.node.as_str()) {
+                visit(j, ops, index, mark, order, path)?;
+            }
+        }
+        path.pop();
+        mark[i] = 2;
+        order.push(i);
+        Ok(())
+    }
+    for i in 0..ops.len() {
+        if let Err(cycle) = visit(i, &ops, &index, &mut mark, &mut order, &mut Vec::new()) {
+            let names: Vec<&str> = cycle.iter().chain(cycle.first()).map(|&c| ops[c].name.as_str()).collect();
+            return Err(cx.err(&raw[cycle[0]].name, format!("operators form a cycle: {}", names.join(" -> "))));
+        }
+    }
+    let mut slots: Vec<Option<OperatorDef>> = ops.into_iter().map(Some).collect();
+    Ok(order.into_iter().map(|i| slots[i].take().expect("each operator once")).collect())
+}

@@ -1,0 +1,170 @@
+//! Spec parsing, interpolation, validation and planning, with the exact
+//! errors a user sees.
+
+use weir_engine::KeySelector;
+use weir_spec::{parse, plan, PipelineSpec, SinkKind, SourceKind, SpecError};
+use weir_test_support::{fixture, root};
+use weir_wasm::{EngineConfig, PluginEngine};
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "PAR" => Some("3".into()),
+        "PLUGINS" => Some(weir_test_support::plugin_dir().display().to_string()),
+        _ => None,
+    }
+}
+
+fn ok(text: &str) -> PipelineSpec {
+    parse(text, "p.yaml", &env).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(text: &str) -> String {
+    parse(text, "p.yaml", &env).err().expect("an error").to_string()
+}
+
+const GOOD: &str = r#"
+name: demo
+batch: { size: 256, timeout: 2ms }
+sources:
+  - name: events
+    type: generator
+    count: 10
+    seed: 7
+operators:
+  - name: count
+    plugin: ${PLUGINS}/word_count.wasm
+    input: split
+    key_by: key
+    parallelism: ${PAR:1}
+    limits: { memory: 16MiB, call_timeout: 250ms }
+  - name: split
+    plugin: ${PLUGINS}/word_count.wasm
+    input: events
+    key_by: $.user.id
+    config: { stage: tokenize, n: 5 }
+sinks:
+  - name: out
+    type: file
+    path: ${OUT_DIR:out/demo}
+    input: count
+  - name: dups
+    type: stdout
+    inputs: [split, count]
+"#;
+
+#[test]
+fn a_valid_spec_is_interpolated_checked_and_ordered() {
+    let s = ok(GOOD);
+    assert_eq!(s.name, "demo");
+    assert_eq!(s.engine.batch_size, 256);
+    assert_eq!(s.engine.batch_timeout, std::time::Duration::from_millis(2));
+    assert!(matches!(&s.sources[0].kind, SourceKind::Generator(g) if g.count == Some(10) && g.seed == 7));
+    // Operators come after their inputs.
+    let names: Vec<_> = s.operators.iter().map(|o| o.name.as_str()).collect();
+    assert_eq!(names, ["split", "count"]);
+    let count = &s.operators[1];
+    assert_eq!(count.parallelism, 3);
+    assert_eq!(count.key_by, Some(KeySelector::RecordKey));
+    assert_eq!(count.limits.memory, 16 << 20);
+    assert_eq!(count.plugin.line, 11);
+    assert!(count.plugin.path.ends_with("wasm32-wasip2/release/word_count.wasm"));
+    assert_eq!(s.operators[0].key_by, Some(KeySelector::JsonField(vec!["user".into(), "id".into()])));
+    assert_eq!(s.operators[0].config, vec![("n".into(), "5".into()), ("stage".into(), "tokenize".into())]);
+    assert!(matches!(&s.sinks[0].kind, SinkKind::File { dir } if dir.to_str() == Some("out/demo")));
+    assert_eq!(s.sinks[1].inputs.len(), 2);
+}
+
+#[test]
+fn errors_name_file_line_column_and_field() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "    plugin: ${PLUGINS}/word_count.wasm\n    input: events",
+            "    plugn: x\n    input: events",
+            "p.yaml:17:5: operators[1].plugn: unknown field 'plugn', expected one of: name, plugin, input, inputs, key_by, parallelism, config, limits",
+        ),
+        (
+            "input: events",
+            "input: evnts",
+            "p.yaml:18:12: operators[1].input: no source or operator is named 'evnts' (there are: count, events, split)",
+        ),
+        ("input: events", "input: out", "p.yaml:18:12: operators[1].input: 'out' is a sink; sinks have no output"),
+        ("input: events", "input: count", "p.yaml:10:11: operators form a cycle: count -> split -> count"),
+        (
+            "parallelism: ${PAR:1}",
+            "parallelism: 0",
+            "p.yaml:14:18: operators[0].parallelism: must be between 1 and max_parallelism (128), not 0",
+        ),
+        (
+            "key_by: key",
+            "key_by: user",
+            "p.yaml:13:13: operators[0].key_by: 'user' is not a key: use 'key' (the record key) or '$.field.path' (a JSON field)",
+        ),
+        (
+            "path: ${OUT_DIR:out/demo}",
+            "path: ${OUT_DIR}",
+            "p.yaml:24:11: environment variable OUT_DIR is not set and '${OUT_DIR}' has no default (write '${OUT_DIR:default}')",
+        ),
+        (
+            "memory: 16MiB",
+            "memory: 16 apples",
+            "p.yaml:15:23: operators[0].limits.memory: 'apples' is not a size unit (B, KB, MB, GB, KiB, MiB, GiB)",
+        ),
+        ("type: stdout", "type: kafka", "p.yaml:27:11: sinks[1].type: 'kafka' is not a sink type (file, stdout)"),
+        ("name: dups", "name: out", "p.yaml:26:11: sinks[1].name: a sink is already named 'out'"),
+        ("count: 10", "count: ten", "p.yaml:7:12: sources[0].count: expected a whole number: invalid digit found in string"),
+        ("seed: 7", "seed: 7\n    path: x.txt", "p.yaml:9:11: sources[0].path: not a setting of a generator source"),
+        (
+            "    input: count\n  - name: dups",
+            "  - name: dups",
+            "p.yaml:22:11: sinks[0].input: missing (name the source or operator it reads)",
+        ),
+    ];
+    for (from, to, expected) in cases {
+        assert!(GOOD.contains(from), "{from}");
+        let text = GOOD.replacen(from, to, 1);
+        assert_eq!(&err(&text), expected, "replacing {from:?} with {to:?}");
+    }
+}
+
+#[test]
+fn yaml_and_shape_errors() {
+    assert_eq!(err("name: [unclosed\n"), "p.yaml:2:1: invalid YAML: while parsing a flow sequence, expected ',' or ']'");
+    assert_eq!(err("- a\n"), "p.yaml:1:1: the spec must be a mapping (name:, sources:, ...)");
+    assert_eq!(err("name: x\nname: y\n"), "p.yaml:2:1: duplicate key 'name'");
+    assert_eq!(err("name: x\nsinks: []\n"), "p.yaml: sources: a pipeline needs at least one source");
+    assert!(err("sources: []\n").contains("name"), "a missing name is reported");
+}
+
+fn plan_err(text: &str) -> SpecError {
+    let spec = ok(text);
+    let engine = PluginEngine::new(EngineConfig::default()).unwrap();
+    plan(&spec, &engine).err().expect("a planning error")
+}
+
+#[test]
+fn plugins_are_checked_before_anything_runs() {
+    let e = plan_err(&GOOD.replace("${PLUGINS}/word_count.wasm\n    input: split", "/nonexistent/count.wasm\n    input: split"));
+    assert_eq!(
+        e.to_string(),
+        "p.yaml:11: operator 'count': cannot read plugin file /nonexistent/count.wasm: No such file or directory (os error 2)"
+    );
+    let e = plan_err(&GOOD.replace(
+        "${PLUGINS}/word_count.wasm\n    input: events",
+        &format!("{}\n    input: events", fixture("not-an-operator").display()),
+    ));
+    let msg = e.to_string();
+    assert!(msg.starts_with("p.yaml:17: operator 'split': plugin not-an-operator@sha256:"), "{msg}");
+    assert!(msg.ends_with("does not implement the weir:operator/operator@0.1.0 world: no exported instance named `weir:operator/handler@0.1.0`"), "{msg}");
+}
+
+#[test]
+fn the_example_pipeline_plans() {
+    let path = root().join("examples/wordcount/pipeline.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let spec = parse(&text, "pipeline.yaml", &|n| (n == "WEIR_PLUGINS").then(|| weir_test_support::plugin_dir().display().to_string())).unwrap();
+    assert_eq!(spec.operators.iter().map(|o| (o.name.as_str(), o.parallelism)).collect::<Vec<_>>(), [("tokenize", 1), ("count", 2)]);
+    let engine = PluginEngine::new(EngineConfig::default()).unwrap();
+    let planned = plan(&spec, &engine).unwrap();
+    assert_eq!(planned.plugins.len(), 2);
+    assert_eq!(planned.plugins[0].1, planned.plugins[1].1, "one plugin, loaded once");
+}

@@ -1,0 +1,40 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Errors of loading and running plugins. Each names the plugin (name and
+/// version) and, when running, the operator, its task and the failing input.
+#[derive(Debug, thiserror::Error)]
+pub enum WasmError {
+    #[error("cannot read plugin file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("plugin {plugin} is not a WebAssembly binary (it does not start with \"\\0asm\")")]
+    NotWasm { plugin: String },
+    #[error(
+        "plugin {plugin} is a core WebAssembly module, not a component: build it for the wasm32-wasip2 target (`weir build`) or wrap it with `wasm-tools component new`"
+    )]
+    CoreModule { plugin: String },
+    #[error("cannot compile plugin {plugin}: {message}")]
+    Compile { plugin: String, message: String },
+    #[error("plugin {plugin} does not implement the {world} world: {message}")]
+    World { plugin: String, world: &'static str, message: String },
+    #[error("cannot instantiate plugin {plugin} for operator '{operator}': {message}")]
+    Instantiate { plugin: String, operator: String, message: String },
+    #[error("plugin {plugin} failed to open operator '{operator}' (task {task}): {message}")]
+    Open { plugin: String, operator: String, task: u32, message: String },
+    #[error("plugin {plugin} in operator '{operator}' (task {task}) {what}: {message}")]
+    Guest { plugin: String, operator: String, task: u32, what: String, message: String },
+    #[error(
+        "plugin {plugin} in operator '{operator}' (task {task}) exceeded its CPU deadline of {deadline:?} per call and was stopped (limits.call_timeout)"
+    )]
+    Deadline { plugin: String, operator: String, task: u32, deadline: Duration },
+    #[error(
+        "plugin {plugin} in operator '{operator}' (task {task}) tried to grow its memory to {requested} bytes, over its limit of {limit} bytes, and was stopped (limits.memory)"
+    )]
+    Memory { plugin: String, operator: String, task: u32, requested: usize, limit: usize },
+    #[error("plugin {plugin} trapped in operator '{operator}' (task {task}){panic}: {message}")]
+    Trap { plugin: String, operator: String, task: u32, panic: String, message: String },
+    #[error("plugin {plugin} in operator '{operator}' (task {task}) broke the operator contract: {message}")]
+    Contract { plugin: String, operator: String, task: u32, message: String },
+    #[error("cannot set up the Wasm engine: {0}")]
+    Engine(String),
+}

@@ -1,0 +1,341 @@
+//! A plugin instance as a dataflow operator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::WasiCtxBuilder;
+use weir_engine::{Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, TaskContext};
+use weir_state::HeapBackend;
+
+use crate::bindings::{self, runtime, types};
+use crate::engine::{Plugin, Shared, EPOCH_TICK};
+use crate::host::{now_ms, HostState, MemoryLimiter};
+use crate::log_stream::LogStream;
+use crate::timers::Domain;
+use crate::WasmError;
+
+/// Sandbox limits of one operator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum linear memory of one instance, in bytes.
+    pub memory: usize,
+    /// Maximum time of one call into the guest (open, a batch, fired timers).
+    pub call_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5) }
+    }
+}
+
+/// How an operator uses its plugin.
+#[derive(Clone, Debug, Default)]
+pub struct OperatorSettings {
+    /// The `config` map given to the guest's `open`.
+    pub config: Vec<(String, String)>,
+    pub limits: Limits,
+}
+
+/// Origin of records emitted from timers (they have no source record).
+const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
+/// Timers handed to the guest per `on-timer` call.
+const TIMER_BATCH: usize = 1024;
+
+/// One instance of a plugin running one parallel task of an operator.
+pub struct WasmOperator {
+    store: Store<HostState>,
+    bindings: bindings::Operator,
+    plugin: String,
+    operator: String,
+    task: u32,
+    deadline: Duration,
+    /// Engine port of each guest side output (`None`: nobody reads it).
+    port_map: Vec<Option<usize>>,
+    /// Records emitted to side outputs that the dataflow does not read.
+    pub unconsumed: u64,
+    /// Keeps the engine's epoch ticker (CPU deadlines) running while this lives.
+    _shared: Arc<Shared>,
+}
+
+impl Plugin {
+    /// Instantiate the plugin for one task and run its `open`.
+    pub fn instantiate(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<WasmOperator, WasmError> {
+        let plugin = self.meta.to_string();
+        let tag: Arc<str> = format!("{plugin}/{}[{}]", ctx.node, ctx.task_index).into();
+        // No preopened directories, environment, arguments or sockets.
+        let wasi = WasiCtxBuilder::new()
+            .stdout(LogStream::new(tag.clone(), "stdout"))
+            .stderr(LogStream::new(tag.clone(), "stderr"))
+            .build();
+        let host = HostState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryLimiter { limit: settings.limits.memory, hit: None },
+            state: Box::new(HeapBackend::new()),
+            scope_keys: Vec::new(),
+            scope_ends: Vec::new(),
+            opening: false,
+            outputs: Vec::new(),
+            counters: Vec::new(),
+            panic: None,
+            timers: Default::default(),
+            watermark: i64::MIN,
+            info: runtime::TaskInfo {
+                pipeline: ctx.pipeline.to_string(),
+                operator: ctx.node.to_string(),
+                task_index: ctx.task_index,
+                parallelism: ctx.parallelism,
+            },
+            tag,
+        };
+        let mut store = Store::new(&self.shared.engine, host);
+        store.limiter(|s| &mut s.limiter);
+        let mut op = WasmOperator {
+            bindings: {
+                store.set_epoch_deadline(ticks(settings.limits.call_timeout));
+                match self.pre.instantiate(&mut store) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Err(WasmError::Instantiate {
+                            plugin,
+                            operator: ctx.node.to_string(),
+                            message: format!("{e:#}"),
+                        })
+                    }
+                }
+            },
+            store,
+            plugin,
+            operator: ctx.node.to_string(),
+            task: ctx.task_index,
+            deadline: settings.limits.call_timeout,
+            port_map: Vec::new(),
+            unconsumed: 0,
+            _shared: self.shared.clone(),
+        };
+        op.open(&settings.config, &ctx.side_outputs)?;
+        Ok(op)
+    }
+}
+
+fn ticks(timeout: Duration) -> u64 {
+    (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+}
+
+impl WasmOperator {
+    fn open(&mut self, config: &[(String, String)], wanted: &[String]) -> Result<(), WasmError> {
+        self.store.data_mut().opening = true;
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let r = self.bindings.weir_operator_handler().call_open(&mut self.store, config);
+        self.store.data_mut().opening = false;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => return Err(self.open_error(message)),
+            Err(e) => return Err(self.trap(e, "open").0),
+        }
+        let declared = self.store.data().outputs.clone();
+        if let Some(missing) = wanted.iter().find(|w| !declared.contains(w)) {
+            let have = if declared.is_empty() { "none".to_string() } else { declared.join(", ") };
+            return Err(self.open_error(format!(
+                "the pipeline reads side output '{missing}', but the plugin declares these side outputs: {have}"
+            )));
+        }
+        self.port_map = declared.iter().map(|d| wanted.iter().position(|w| w == d).map(|p| p + 1)).collect();
+        Ok(())
+    }
+
+    fn open_error(&self, message: String) -> WasmError {
+        WasmError::Open { plugin: self.plugin.clone(), operator: self.operator.clone(), task: self.task, message }
+    }
+
+    /// Counters the guest declared, with their values.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        self.store.data().counters.clone()
+    }
+
+    fn set_scopes(&mut self, keys: &[u8], ends: &[u32]) {
+        let d = self.store.data_mut();
+        d.scope_keys.clear();
+        d.scope_keys.extend_from_slice(keys);
+        d.scope_ends.clear();
+        d.scope_ends.extend_from_slice(ends);
+        d.state.set_time(now_ms());
+    }
+
+    /// Turn a failed call into an error, with the input row it concerns if known.
+    fn trap(&mut self, e: wasmtime::Error, call: &str) -> (WasmError, Option<u32>) {
+        let (plugin, operator, task) = (self.plugin.clone(), self.operator.clone(), self.task);
+        tracing::debug!(plugin, operator, task, "guest {call} failed: {e:?}");
+        let d = self.store.data_mut();
+        if let Some(requested) = d.limiter.hit.take() {
+            return (WasmError::Memory { plugin, operator, task, requested, limit: d.limiter.limit }, None);
+        }
+        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+            return (WasmError::Deadline { plugin, operator, task, deadline: self.deadline }, None);
+        }
+        let (row, panic) = match d.panic.take() {
+            Some((row, msg)) => (row, format!(" in {call}, panicking with '{msg}'")),
+            None => (None, format!(" in {call}")),
+        };
+        let message = e.root_cause().to_string();
+        (WasmError::Trap { plugin, operator, task, panic, message }, row)
+    }
+
+    fn contract(&self, message: String) -> OperatorError {
+        OperatorError::new(WasmError::Contract {
+            plugin: self.plugin.clone(),
+            operator: self.operator.clone(),
+            task: self.task,
+            message,
+        })
+    }
+
+    fn handle(
+        &mut self,
+        r: wasmtime::Result<Result<types::Emitted, types::OperatorError>>,
+        origins: &[Origin],
+        call: &str,
+        out: &mut Emitter,
+    ) -> Result<(), OperatorError> {
+        let at = |row: Option<u32>| row.and_then(|r| origins.get(r as usize)).or(origins.first()).copied();
+        match r {
+            Ok(Ok(emitted)) => self.emit(emitted, origins, out),
+            Ok(Err(e)) => Err(OperatorError::new(WasmError::Guest {
+                plugin: self.plugin.clone(),
+                operator: self.operator.clone(),
+                task: self.task,
+                what: format!("returned an error from {call}"),
+                message: e.message,
+            })
+            .at(at(e.row))),
+            Err(e) => {
+                let (err, row) = self.trap(e, call);
+                Err(OperatorError::new(err).at(at(row)))
+            }
+        }
+    }
+
+    fn emit(&mut self, emitted: types::Emitted, origins: &[Origin], out: &mut Emitter) -> Result<(), OperatorError> {
+        let types::Emitted { records: r, outputs, causes } = emitted;
+        let n = r.key_ends.len();
+        if causes.len() != n {
+            return Err(self.contract(format!("it emitted {n} records but {} causes", causes.len())));
+        }
+        let mut batch_origins = Vec::with_capacity(n);
+        for c in causes {
+            match origins.get(c as usize) {
+                Some(o) => batch_origins.push(*o),
+                None => {
+                    return Err(self.contract(format!("an emitted record names input row {c} of a {}-row input", origins.len())))
+                }
+            }
+        }
+        let batch = RecordBatch {
+            keys: r.keys,
+            key_ends: r.key_ends,
+            values: r.values,
+            value_ends: r.value_ends,
+            timestamps: r.timestamps,
+            headers: r.headers.into_iter().map(|h| Header { row: h.row, name: h.name, value: h.value }).collect(),
+            origins: batch_origins,
+        };
+        batch.validate().map_err(|m| self.contract(format!("it emitted a malformed batch: {m}")))?;
+        if outputs.is_empty() {
+            let main = out.main();
+            if main.is_empty() { *main = batch } else { main.append(&batch) }
+            return Ok(());
+        }
+        if outputs.len() != n {
+            return Err(self.contract(format!("it emitted {n} records but {} output numbers", outputs.len())));
+        }
+        for (i, &o) in outputs.iter().enumerate() {
+            let port = if o == 0 {
+                Some(0)
+            } else {
+                match self.port_map.get(o as usize - 1) {
+                    Some(p) => *p,
+                    None => {
+                        return Err(self.contract(format!(
+                            "it emitted to output {o}, but declared only {} side outputs",
+                            self.port_map.len()
+                        )))
+                    }
+                }
+            };
+            match port {
+                Some(p) => out.port(p).push_row_from(&batch, i, None),
+                None => self.unconsumed += 1,
+            }
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, due: Vec<(i64, Vec<u8>)>, domain: Domain, out: &mut Emitter) -> Result<(), OperatorError> {
+        let mut fired = types::FiredTimers { keys: Vec::new(), key_ends: Vec::new(), times: Vec::new(), domains: Vec::new() };
+        for (time, key) in &due {
+            fired.keys.extend_from_slice(key);
+            fired.key_ends.push(fired.keys.len() as u32);
+            fired.times.push(*time);
+            fired.domains.push(match domain {
+                Domain::Event => types::TimeDomain::EventTime,
+                Domain::Processing => types::TimeDomain::ProcessingTime,
+            });
+        }
+        self.set_scopes(&fired.keys, &fired.key_ends);
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let r = self.bindings.weir_operator_handler().call_on_timer(&mut self.store, &fired);
+        self.handle(r, &vec![TIMER_ORIGIN; due.len()], "on-timer", out)
+    }
+}
+
+impl Operator for WasmOperator {
+    fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {
+        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins } = input;
+        self.set_scopes(&keys, &key_ends);
+        let batch = types::Batch {
+            keys,
+            key_ends,
+            values,
+            value_ends,
+            timestamps,
+            headers: headers.into_iter().map(|h| types::Header { row: h.row, name: h.name, value: h.value }).collect(),
+        };
+        self.store.set_epoch_deadline(ticks(self.deadline));
+        let r = self.bindings.weir_operator_handler().call_process(&mut self.store, &batch);
+        self.handle(r, &origins, "process", out)
+    }
+
+    /// End of input: the watermark jumps to the end of time, so every
+    /// event-time timer fires (in time order), as in Flink.
+    fn finish(&mut self, out: &mut Emitter) -> Result<(), OperatorError> {
+        self.store.data_mut().watermark = i64::MAX;
+        let mut rounds = 0u32;
+        loop {
+            let due = self.store.data_mut().timers.due(Domain::Event, i64::MAX, TIMER_BATCH);
+            if due.is_empty() {
+                return Ok(());
+            }
+            rounds += 1;
+            if rounds > 1_000_000 {
+                return Err(self.contract("its timers kept registering new timers at the end of input".into()));
+            }
+            self.fire(due, Domain::Event, out)?;
+        }
+    }
+}
+
+
+/// Creates a [`WasmOperator`] per parallel task.
+pub struct WasmOperatorFactory {
+    pub plugin: Plugin,
+    pub settings: OperatorSettings,
+}
+
+impl OperatorFactory for WasmOperatorFactory {
+    fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Operator>, OperatorError> {
+        Ok(Box::new(self.plugin.instantiate(ctx, &self.settings).map_err(OperatorError::new)?))
+    }
+}

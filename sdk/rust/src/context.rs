@@ -1,0 +1,247 @@
+use std::str::FromStr;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::state::{ListState, MapState, Reducer, ReducingState, StateOptions, ValueState};
+use crate::wit::weir::operator::{runtime, timers, types};
+use crate::Error;
+
+/// Event time of a record that has none.
+pub const NO_TIMESTAMP: i64 = i64::MIN;
+
+/// Where this instance runs.
+pub use runtime::TaskInfo;
+
+/// Log levels for [`Context::log`] and [`OpenContext::log`].
+pub use runtime::Level;
+
+/// A declared side output.
+///
+/// ```no_run
+/// # use weir_sdk::prelude::*;
+/// # fn f(ctx: &mut OpenContext) -> Result<(), Error> {
+/// let late: SideOutput = ctx.side_output("late")?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct SideOutput(pub(crate) u32);
+
+/// A declared counter metric.
+///
+/// ```no_run
+/// # use weir_sdk::prelude::*;
+/// # fn f(ctx: &mut OpenContext) -> Result<(), Error> {
+/// let bad: Counter = ctx.counter("bad_records")?;
+/// bad.add(1);
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug)]
+pub struct Counter(u32);
+
+impl Counter {
+    pub fn add(&self, delta: u64) {
+        runtime::counter_add(self.0, delta);
+    }
+}
+
+/// What an operator sees while it opens: its configuration, and the
+/// declarations of its states, side outputs and counters.
+///
+/// ```no_run
+/// # use weir_sdk::prelude::*;
+/// # fn f(ctx: &mut OpenContext) -> Result<(), Error> {
+/// let threshold: f64 = ctx.config_parse("threshold")?.unwrap_or(3.0);
+/// let mode = ctx.config("mode").unwrap_or("count");
+/// # Ok(()) }
+/// ```
+pub struct OpenContext {
+    config: Vec<(String, String)>,
+}
+
+impl OpenContext {
+    pub(crate) fn new(config: Vec<(String, String)>) -> Self {
+        OpenContext { config }
+    }
+
+    /// A value of the operator's `config` map in the pipeline spec.
+    pub fn config(&self, key: &str) -> Option<&str> {
+        self.config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// A config value parsed with `FromStr`; an unparsable value is an error
+    /// naming the key.
+    pub fn config_parse<T: FromStr>(&self, key: &str) -> Result<Option<T>, Error>
+    where
+        T::Err: std::fmt::Display,
+    {
+        self.config(key)
+            .map(|v| v.parse::<T>().map_err(|e| Error::msg(format!("config '{key}' = {v:?} is invalid: {e}"))))
+            .transpose()
+    }
+
+    /// All config entries.
+    pub fn config_entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.config.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub fn task_info(&self) -> TaskInfo {
+        runtime::get_task_info()
+    }
+
+    /// Declare a value state holding one `T` per key.
+    pub fn value_state<T: Serialize + DeserializeOwned>(&mut self, options: impl Into<StateOptions>) -> Result<ValueState<T>, Error> {
+        ValueState::declare(options.into())
+    }
+
+    /// Declare a map state holding a map from `K` to `V` per key.
+    pub fn map_state<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned>(&mut self, options: impl Into<StateOptions>) -> Result<MapState<K, V>, Error> {
+        MapState::declare(options.into())
+    }
+
+    /// Declare a list state holding a list of `T` per key.
+    pub fn list_state<T: Serialize + DeserializeOwned>(&mut self, options: impl Into<StateOptions>) -> Result<ListState<T>, Error> {
+        ListState::declare(options.into())
+    }
+
+    /// Declare a reducing state: one i64 per key combined with `reducer` on the host.
+    pub fn reducing_state(&mut self, options: impl Into<StateOptions>, reducer: Reducer) -> Result<ReducingState, Error> {
+        ReducingState::declare(options.into(), reducer)
+    }
+
+    /// Declare a named side output.
+    pub fn side_output(&mut self, name: &str) -> Result<SideOutput, Error> {
+        runtime::declare_output(name).map(SideOutput).map_err(Error::msg)
+    }
+
+    /// Declare a counter metric.
+    pub fn counter(&mut self, name: &str) -> Result<Counter, Error> {
+        runtime::declare_counter(name).map(Counter).map_err(Error::msg)
+    }
+
+    pub fn log(&self, level: Level, message: &str) {
+        runtime::log(level, message);
+    }
+}
+
+/// Emitted records, in columnar form, returned to the host with the call.
+#[derive(Default)]
+pub(crate) struct Out {
+    keys: Vec<u8>,
+    key_ends: Vec<u32>,
+    values: Vec<u8>,
+    value_ends: Vec<u32>,
+    timestamps: Vec<i64>,
+    outputs: Vec<u32>,
+    causes: Vec<u32>,
+    any_side: bool,
+}
+
+/// What an operator sees while it handles one record or timer: emitting,
+/// state scope and timers.
+///
+/// ```no_run
+/// # use weir_sdk::prelude::*;
+/// # fn f(ctx: &mut Context, late: SideOutput) -> Result<(), Error> {
+/// ctx.emit("key", "value");
+/// ctx.emit_json("key", &serde_json::json!({"n": 1}))?;
+/// ctx.emit_to(late, "key", "too late");
+/// ctx.register_event_time_timer(ctx.current_watermark() + 60_000);
+/// # Ok(()) }
+/// ```
+pub struct Context {
+    pub(crate) row: u32,
+    pub(crate) timestamp: i64,
+    pub(crate) out: Out,
+}
+
+impl Context {
+    pub(crate) fn new() -> Self {
+        Context { row: 0, timestamp: NO_TIMESTAMP, out: Out::default() }
+    }
+
+    /// The row of the current input: the scope of state and timer calls.
+    pub(crate) fn scope(&self) -> u32 {
+        self.row
+    }
+
+    /// Emit a record to the main output, with the current record's event time.
+    pub fn emit(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.push(0, key.as_ref(), value.as_ref(), self.timestamp);
+    }
+
+    /// Emit a record to the main output with the given event time.
+    pub fn emit_at(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, timestamp: i64) {
+        self.push(0, key.as_ref(), value.as_ref(), timestamp);
+    }
+
+    /// Emit a record whose value is `value` as JSON.
+    pub fn emit_json<T: serde::Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
+        let v = serde_json::to_vec(value)?;
+        self.push(0, key.as_ref(), &v, self.timestamp);
+        Ok(())
+    }
+
+    /// Emit a record to a side output.
+    pub fn emit_to(&mut self, output: SideOutput, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.push(output.0, key.as_ref(), value.as_ref(), self.timestamp);
+    }
+
+    fn push(&mut self, output: u32, key: &[u8], value: &[u8], timestamp: i64) {
+        let o = &mut self.out;
+        o.keys.extend_from_slice(key);
+        o.key_ends.push(o.keys.len() as u32);
+        o.values.extend_from_slice(value);
+        o.value_ends.push(o.values.len() as u32);
+        o.timestamps.push(timestamp);
+        o.outputs.push(output);
+        o.causes.push(self.row);
+        o.any_side |= output != 0;
+    }
+
+    pub fn register_event_time_timer(&mut self, time: i64) {
+        timers::register_event_time_timer(self.scope(), time);
+    }
+
+    pub fn delete_event_time_timer(&mut self, time: i64) {
+        timers::delete_event_time_timer(self.scope(), time);
+    }
+
+    pub fn register_processing_time_timer(&mut self, time: i64) {
+        timers::register_processing_time_timer(self.scope(), time);
+    }
+
+    pub fn delete_processing_time_timer(&mut self, time: i64) {
+        timers::delete_processing_time_timer(self.scope(), time);
+    }
+
+    /// The operator's event-time watermark.
+    pub fn current_watermark(&self) -> i64 {
+        timers::current_watermark()
+    }
+
+    /// The host's wall clock in milliseconds since the Unix epoch.
+    pub fn current_processing_time(&self) -> i64 {
+        timers::current_processing_time()
+    }
+
+    pub fn log(&self, level: Level, message: &str) {
+        runtime::log(level, message);
+    }
+
+    pub(crate) fn take_emitted(&mut self) -> types::Emitted {
+        let o = std::mem::take(&mut self.out);
+        types::Emitted {
+            records: types::Batch {
+                keys: o.keys,
+                key_ends: o.key_ends,
+                values: o.values,
+                value_ends: o.value_ends,
+                timestamps: o.timestamps,
+                headers: Vec::new(),
+            },
+            outputs: if o.any_side { o.outputs } else { Vec::new() },
+            causes: o.causes,
+        }
+    }
+}

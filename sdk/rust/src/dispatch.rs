@@ -1,0 +1,79 @@
+//! The glue between the exported WIT functions and an [`Operator`].
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+
+use crate::context::{Context, OpenContext};
+use crate::record::{Record, Timer};
+use crate::wit::weir::operator::{runtime, types};
+use crate::Operator;
+
+thread_local! {
+    static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+    /// The input row being handled, for the panic hook.
+    static ROW: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload_as_str().unwrap_or("panic");
+        let message = match info.location() {
+            Some(l) => format!("{payload} (at {}:{})", l.file(), l.line()),
+            None => payload.to_string(),
+        };
+        runtime::report_panic(ROW.get(), &message);
+    }));
+}
+
+pub fn open<T: Operator>(config: Vec<(String, String)>) -> Result<(), String> {
+    install_panic_hook();
+    let mut ctx = OpenContext::new(config);
+    let op = T::open(&mut ctx).map_err(|e| e.to_string())?;
+    INSTANCE.with(|i| *i.borrow_mut() = Some(Box::new(op)));
+    Ok(())
+}
+
+fn with<T: Operator, R>(f: impl FnOnce(&mut T) -> R) -> R {
+    INSTANCE.with(|i| {
+        let mut guard = i.borrow_mut();
+        let op = guard
+            .as_mut()
+            .and_then(|b| b.downcast_mut::<T>())
+            .expect("the host calls open before anything else");
+        f(op)
+    })
+}
+
+pub fn process<T: Operator>(input: types::Batch) -> Result<types::Emitted, types::OperatorError> {
+    with::<T, _>(|op| {
+        let mut ctx = Context::new();
+        for row in 0..input.key_ends.len() {
+            ctx.row = row as u32;
+            ctx.timestamp = input.timestamps[row];
+            ROW.set(Some(row as u32));
+            if let Err(e) = op.process(&mut ctx, Record { batch: &input, row }) {
+                ROW.set(None);
+                return Err(types::OperatorError { row: Some(row as u32), message: e.to_string() });
+            }
+        }
+        ROW.set(None);
+        Ok(ctx.take_emitted())
+    })
+}
+
+pub fn on_timer<T: Operator>(timers: types::FiredTimers) -> Result<types::Emitted, types::OperatorError> {
+    with::<T, _>(|op| {
+        let mut ctx = Context::new();
+        for row in 0..timers.key_ends.len() {
+            ctx.row = row as u32;
+            ctx.timestamp = timers.times[row];
+            ROW.set(Some(row as u32));
+            if let Err(e) = op.on_timer(&mut ctx, Timer { timers: &timers, row }) {
+                ROW.set(None);
+                return Err(types::OperatorError { row: Some(row as u32), message: e.to_string() });
+            }
+        }
+        ROW.set(None);
+        Ok(ctx.take_emitted())
+    })
+}

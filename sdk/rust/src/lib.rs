@@ -1,0 +1,156 @@
+//! Write [Weir](https://example.invalid/weir) stream operators in Rust.
+//!
+//! An operator is a type implementing [`Operator`], exported with
+//! [`export_operator!`] from a `cdylib` crate built for `wasm32-wasip2`
+//! (`weir build`). The host hands it records in batches; the SDK calls
+//! [`Operator::process`] once per record, with a [`Context`] through which the
+//! operator emits records, reads and writes the state of the record's key, and
+//! sets timers.
+//!
+//! ```no_run
+//! use weir_sdk::prelude::*;
+//!
+//! /// Counts records per key.
+//! struct Count {
+//!     seen: ValueState<u64>,
+//! }
+//!
+//! impl Operator for Count {
+//!     fn open(ctx: &mut OpenContext) -> Result<Self, Error> {
+//!         Ok(Count { seen: ctx.value_state("seen")? })
+//!     }
+//!
+//!     fn process(&mut self, ctx: &mut Context, record: Record<'_>) -> Result<(), Error> {
+//!         let n = self.seen.get(ctx)?.unwrap_or(0) + 1;
+//!         self.seen.set(ctx, &n)?;
+//!         ctx.emit(record.key(), n.to_string());
+//!         Ok(())
+//!     }
+//! }
+//!
+//! weir_sdk::export_operator!(Count);
+//! ```
+
+mod context;
+mod dispatch;
+mod error;
+mod record;
+mod state;
+
+pub use context::{Context, Counter, Level, OpenContext, SideOutput, TaskInfo, NO_TIMESTAMP};
+pub use error::Error;
+pub use record::{Record, TimeDomain, Timer};
+pub use state::{ListState, MapState, Reducer, ReducingState, StateOptions, ValueState};
+
+/// Generated bindings of `weir:operator@0.1.0`; not part of the SDK's API.
+#[doc(hidden)]
+pub mod wit {
+    wit_bindgen::generate!({
+        path: "../../wit/operator@0.1.0",
+        world: "operator",
+        pub_export_macro: true,
+        export_macro_name: "__export_wit",
+        default_bindings_module: "weir_sdk::wit",
+    });
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::dispatch::{on_timer, open, process};
+}
+
+/// Everything an operator needs, in one import.
+///
+/// ```
+/// use weir_sdk::prelude::*;
+/// ```
+pub mod prelude {
+    pub use crate::{
+        Context, Counter, Error, ListState, MapState, OpenContext, Operator, Record, Reducer, ReducingState,
+        SideOutput, StateOptions, TimeDomain, Timer, ValueState,
+    };
+}
+
+/// A stream operator. One instance runs per parallel task of the operator.
+///
+/// ```no_run
+/// use weir_sdk::prelude::*;
+///
+/// /// Upper-cases values.
+/// struct Upper;
+///
+/// impl Operator for Upper {
+///     fn open(_ctx: &mut OpenContext) -> Result<Self, Error> {
+///         Ok(Upper)
+///     }
+///
+///     fn process(&mut self, ctx: &mut Context, record: Record<'_>) -> Result<(), Error> {
+///         ctx.emit(record.key(), record.value_str()?.to_uppercase());
+///         Ok(())
+///     }
+/// }
+/// weir_sdk::export_operator!(Upper);
+/// ```
+pub trait Operator: Sized + 'static {
+    /// Create the instance: read the configuration, declare states, side
+    /// outputs and counters.
+    fn open(ctx: &mut OpenContext) -> Result<Self, Error>;
+
+    /// Handle one record. State accessed through `ctx` is the record key's.
+    fn process(&mut self, ctx: &mut Context, record: Record<'_>) -> Result<(), Error>;
+
+    /// Handle a timer that fired. State accessed through `ctx` is the timer key's.
+    fn on_timer(&mut self, _ctx: &mut Context, _timer: Timer<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Export a type implementing [`Operator`] as the component's operator.
+///
+/// ```no_run
+/// use weir_sdk::prelude::*;
+/// struct Pass;
+/// impl Operator for Pass {
+///     fn open(_: &mut OpenContext) -> Result<Self, Error> { Ok(Pass) }
+///     fn process(&mut self, ctx: &mut Context, r: Record<'_>) -> Result<(), Error> {
+///         ctx.emit(r.key(), r.value());
+///         Ok(())
+///     }
+/// }
+/// weir_sdk::export_operator!(Pass);
+/// ```
+#[macro_export]
+macro_rules! export_operator {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WeirOperatorExport;
+
+        impl $crate::wit::exports::weir::operator::handler::Guest for __WeirOperatorExport {
+            fn open(
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__private::open::<$ty>(config)
+            }
+
+            fn process(
+                input: $crate::wit::weir::operator::types::Batch,
+            ) -> ::core::result::Result<
+                $crate::wit::weir::operator::types::Emitted,
+                $crate::wit::weir::operator::types::OperatorError,
+            > {
+                $crate::__private::process::<$ty>(input)
+            }
+
+            fn on_timer(
+                timers: $crate::wit::weir::operator::types::FiredTimers,
+            ) -> ::core::result::Result<
+                $crate::wit::weir::operator::types::Emitted,
+                $crate::wit::weir::operator::types::OperatorError,
+            > {
+                $crate::__private::on_timer::<$ty>(timers)
+            }
+        }
+
+        $crate::wit::__export_wit!(__WeirOperatorExport with_types_in $crate::wit);
+    };
+}

@@ -1,0 +1,4 @@
+//! Test guest: a WASI command component, not a Weir operator.
+fn main() {
+    println!("hello");
+}
