@@ -4,10 +4,10 @@
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_DIR := $(TARGET_DIR)/wasm32-wasip2/release
-# Shipped plugins and the test guests.
-GUESTS := word-count dedup misbehave not-an-operator
+# Shipped plugins, test guests and benchmark guests.
+GUESTS := word-count dedup misbehave not-an-operator bench-ops
 
-.PHONY: all setup plugins build run test clean
+.PHONY: all setup plugins build run test bench clean
 
 all: build
 
@@ -30,6 +30,10 @@ run: build
 ## All tests: unit, integration and end-to-end (the latter run the weir binary).
 test: plugins
 	$(CARGO) test --release
+
+## Benchmarks (not part of the tests); see benches/README.md.
+bench: plugins
+	$(CARGO) run --release -p weir-bench -- --plugin $(WASM_DIR)/bench_ops.wasm --per-record
 
 clean:
 	$(CARGO) clean

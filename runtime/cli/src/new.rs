@@ -16,6 +16,7 @@ pub struct NewArgs {
 
 const CARGO_TOML: &str = include_str!("../template/Cargo.toml.tmpl");
 const LIB_RS: &str = include_str!("../template/lib.rs.tmpl");
+const CARGO_CONFIG: &str = include_str!("../template/cargo-config.toml.tmpl");
 
 pub fn new(args: NewArgs) -> anyhow::Result<()> {
     let dir = PathBuf::from(&args.name);
@@ -43,6 +44,8 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::write(dir.join("Cargo.toml"), fill(CARGO_TOML))?;
     std::fs::write(dir.join("src/lib.rs"), fill(LIB_RS))?;
+    std::fs::create_dir_all(dir.join(".cargo"))?;
+    std::fs::write(dir.join(".cargo/config.toml"), CARGO_CONFIG)?;
     std::fs::write(dir.join(".gitignore"), "/target\n")?;
     eprintln!("created plugin '{name}' in {}; build it with `weir build {}`", dir.display(), dir.display());
     Ok(())

@@ -15,10 +15,3 @@ pub use file_sink::FileSink;
 pub use file_source::{FileFormat, FileSource};
 pub use generator::{GeneratorSource, GeneratorSpec};
 pub use stdout_sink::StdoutSink;
-
-/// Errors of configuring connectors.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectorError {
-    #[error("{0}")]
-    Invalid(String),
-}

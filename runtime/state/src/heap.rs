@@ -1,8 +1,7 @@
 //! In-memory keyed state.
 
-use std::collections::HashMap;
-
 use foldhash::fast::RandomState;
+use hashbrown::HashMap;
 
 use crate::{KeyedStateBackend, StateDescriptor, StateError, StateId, StateKind};
 
@@ -59,7 +58,8 @@ impl HeapBackend {
         Ok(s.entries.get_mut(key))
     }
 
-    /// The entry of `key` for writing, created by `init` if absent or expired.
+    /// The entry of `key` for writing (one hash lookup), created by `init` if
+    /// absent or expired.
     fn write<'a>(
         &'a mut self,
         id: StateId,
@@ -68,13 +68,18 @@ impl HeapBackend {
         init: impl FnOnce() -> Data,
     ) -> Result<&'a mut Data, StateError> {
         let now = self.now_ms;
-        let expired = self.live(id, used_as, key)?.is_none();
-        let s = &mut self.states[id as usize];
-        let e = if expired {
-            s.entries.entry(key.into()).or_insert(Entry { data: init(), written_at: now })
-        } else {
-            s.entries.get_mut(key).expect("live entry")
-        };
+        let s = self.state(id, used_as)?;
+        let ttl = s.ttl_ms;
+        let mut init = Some(init);
+        let e = s.entries.entry_ref(key).or_insert_with(|| Entry {
+            data: (init.take().expect("init once"))(),
+            written_at: now,
+        });
+        if let Some(init) = init.take() {
+            if ttl.is_some_and(|t| now.saturating_sub(e.written_at) >= t) {
+                e.data = init();
+            }
+        }
         e.written_at = now;
         Ok(&mut e.data)
     }

@@ -65,8 +65,11 @@ impl Plugin {
     pub fn instantiate(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<WasmOperator, WasmError> {
         let plugin = self.meta.to_string();
         let tag: Arc<str> = format!("{plugin}/{}[{}]", ctx.node, ctx.task_index).into();
-        // No preopened directories, environment, arguments or sockets.
+        // No preopened directories, environment, arguments or network.
         let wasi = WasiCtxBuilder::new()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
             .stdout(LogStream::new(tag.clone(), "stdout"))
             .stderr(LogStream::new(tag.clone(), "stderr"))
             .build();

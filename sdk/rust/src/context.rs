@@ -156,26 +156,40 @@ pub struct Context {
 }
 
 impl Context {
-    pub(crate) fn new() -> Self {
-        Context { row: 0, timestamp: NO_TIMESTAMP, out: Out::default() }
+    /// A context for a call over `rows` input rows (a capacity hint: most
+    /// operators emit about one record per input).
+    pub(crate) fn new(rows: usize) -> Self {
+        let out = Out {
+            key_ends: Vec::with_capacity(rows),
+            value_ends: Vec::with_capacity(rows),
+            timestamps: Vec::with_capacity(rows),
+            outputs: Vec::with_capacity(rows),
+            causes: Vec::with_capacity(rows),
+            ..Out::default()
+        };
+        Context { row: 0, timestamp: NO_TIMESTAMP, out }
     }
 
     /// The row of the current input: the scope of state and timer calls.
+    #[inline]
     pub(crate) fn scope(&self) -> u32 {
         self.row
     }
 
     /// Emit a record to the main output, with the current record's event time.
+    #[inline]
     pub fn emit(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.push(0, key.as_ref(), value.as_ref(), self.timestamp);
     }
 
     /// Emit a record to the main output with the given event time.
+    #[inline]
     pub fn emit_at(&mut self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, timestamp: i64) {
         self.push(0, key.as_ref(), value.as_ref(), timestamp);
     }
 
     /// Emit a record whose value is `value` as JSON.
+    #[inline]
     pub fn emit_json<T: serde::Serialize + ?Sized>(&mut self, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
         let v = serde_json::to_vec(value)?;
         self.push(0, key.as_ref(), &v, self.timestamp);
@@ -183,10 +197,12 @@ impl Context {
     }
 
     /// Emit a record to a side output.
+    #[inline]
     pub fn emit_to(&mut self, output: SideOutput, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
         self.push(output.0, key.as_ref(), value.as_ref(), self.timestamp);
     }
 
+    #[inline]
     fn push(&mut self, output: u32, key: &[u8], value: &[u8], timestamp: i64) {
         let o = &mut self.out;
         o.keys.extend_from_slice(key);

@@ -46,7 +46,7 @@ fn with<T: Operator, R>(f: impl FnOnce(&mut T) -> R) -> R {
 
 pub fn process<T: Operator>(input: types::Batch) -> Result<types::Emitted, types::OperatorError> {
     with::<T, _>(|op| {
-        let mut ctx = Context::new();
+        let mut ctx = Context::new(input.key_ends.len());
         for row in 0..input.key_ends.len() {
             ctx.row = row as u32;
             ctx.timestamp = input.timestamps[row];
@@ -63,7 +63,7 @@ pub fn process<T: Operator>(input: types::Batch) -> Result<types::Emitted, types
 
 pub fn on_timer<T: Operator>(timers: types::FiredTimers) -> Result<types::Emitted, types::OperatorError> {
     with::<T, _>(|op| {
-        let mut ctx = Context::new();
+        let mut ctx = Context::new(timers.key_ends.len());
         for row in 0..timers.key_ends.len() {
             ctx.row = row as u32;
             ctx.timestamp = timers.times[row];

@@ -1,6 +1,7 @@
 use crate::wit::weir::operator::types::{Batch, FiredTimers, TimeDomain as WitDomain};
 use crate::{Error, NO_TIMESTAMP};
 
+#[inline]
 fn span(ends: &[u32], i: usize) -> std::ops::Range<usize> {
     let start = if i == 0 { 0 } else { ends[i - 1] as usize };
     start..ends[i] as usize
@@ -24,20 +25,24 @@ pub struct Record<'a> {
 }
 
 impl<'a> Record<'a> {
+    #[inline]
     pub fn key(&self) -> &'a [u8] {
         &self.batch.keys[span(&self.batch.key_ends, self.row)]
     }
 
     /// The key as UTF-8.
+    #[inline]
     pub fn key_str(&self) -> Result<&'a str, Error> {
         std::str::from_utf8(self.key()).map_err(|e| Error::msg(format!("record key is not UTF-8: {e}")))
     }
 
+    #[inline]
     pub fn value(&self) -> &'a [u8] {
         &self.batch.values[span(&self.batch.value_ends, self.row)]
     }
 
     /// The value as UTF-8.
+    #[inline]
     pub fn value_str(&self) -> Result<&'a str, Error> {
         std::str::from_utf8(self.value()).map_err(|e| Error::msg(format!("record value is not UTF-8: {e}")))
     }
@@ -48,6 +53,7 @@ impl<'a> Record<'a> {
     }
 
     /// Event time in milliseconds since the Unix epoch, if the record has one.
+    #[inline]
     pub fn timestamp(&self) -> Option<i64> {
         Some(self.batch.timestamps[self.row]).filter(|&t| t != NO_TIMESTAMP)
     }
@@ -87,10 +93,12 @@ impl<'a> Timer<'a> {
         &self.timers.keys[span(&self.timers.key_ends, self.row)]
     }
 
+    #[inline]
     pub fn time(&self) -> i64 {
         self.timers.times[self.row]
     }
 
+    #[inline]
     pub fn domain(&self) -> TimeDomain {
         match self.timers.domains[self.row] {
             WitDomain::EventTime => TimeDomain::EventTime,

@@ -88,10 +88,12 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
         Ok(ValueState { id, name, _t: PhantomData })
     }
 
+    #[inline]
     pub fn get(&self, ctx: &Context) -> Result<Option<T>, Error> {
         wit::value_get(self.id, ctx.scope()).map(|b| decode(&self.name, &b)).transpose()
     }
 
+    #[inline]
     pub fn set(&self, ctx: &Context, value: &T) -> Result<(), Error> {
         wit::value_set(self.id, ctx.scope(), &encode(&self.name, value)?);
         Ok(())
@@ -133,6 +135,7 @@ impl<K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned> MapState<
         Ok(wit::map_get(self.id, ctx.scope(), &encode(&self.name, key)?).is_some())
     }
 
+    #[inline]
     pub fn put(&self, ctx: &Context, key: &K, value: &V) -> Result<(), Error> {
         wit::map_put(self.id, ctx.scope(), &encode(&self.name, key)?, &encode(&self.name, value)?);
         Ok(())
@@ -178,6 +181,7 @@ impl<T: Serialize + DeserializeOwned> ListState<T> {
         Ok(ListState { id, name, _t: PhantomData })
     }
 
+    #[inline]
     pub fn add(&self, ctx: &Context, value: &T) -> Result<(), Error> {
         wit::list_add(self.id, ctx.scope(), &encode(&self.name, value)?);
         Ok(())

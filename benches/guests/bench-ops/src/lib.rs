@@ -1,0 +1,67 @@
+//! Benchmark operators; `config.op` picks the logic. The native twins live in
+//! `benches/src/native.rs` and must stay the same logic.
+//!
+//! * `identity`: emit every record unchanged (the boundary alone).
+//! * `map`: emit (key, value with every ASCII lowercase letter upper-cased).
+//! * `filter`: keep records whose value's last byte is an even digit.
+//! * `count`: a u64 value state per key; emit (key, count as decimal).
+//! * `count-reducing`: the same with a reducing (sum) state: one host call.
+
+use weir_sdk::prelude::*;
+
+enum Bench {
+    Identity,
+    Map,
+    Filter,
+    Count(ValueState<u64>),
+    CountReducing(ReducingState),
+}
+
+impl Operator for Bench {
+    fn open(ctx: &mut OpenContext) -> Result<Self, Error> {
+        Ok(match ctx.config("op").unwrap_or("map") {
+            "identity" => Bench::Identity,
+            "map" => Bench::Map,
+            "filter" => Bench::Filter,
+            "count" => Bench::Count(ctx.value_state("count")?),
+            "count-reducing" => Bench::CountReducing(ctx.reducing_state("count", Reducer::Sum)?),
+            other => return Err(Error::msg(format!("unknown op {other:?}"))),
+        })
+    }
+
+    fn process(&mut self, ctx: &mut Context, record: Record<'_>) -> Result<(), Error> {
+        match self {
+            Bench::Identity => ctx.emit(record.key(), record.value()),
+            Bench::Map => {
+                let mut v = [0u8; 64];
+                let src = record.value();
+                let n = src.len().min(64);
+                for (d, s) in v[..n].iter_mut().zip(src) {
+                    *d = s.to_ascii_uppercase();
+                }
+                ctx.emit(record.key(), &v[..n]);
+            }
+            Bench::Filter => {
+                if record.value().last().is_some_and(|b| b.is_ascii_digit() && (b - b'0') % 2 == 0) {
+                    ctx.emit(record.key(), record.value());
+                }
+            }
+            Bench::Count(state) => {
+                let n = state.get(ctx)?.unwrap_or(0) + 1;
+                state.set(ctx, &n)?;
+                ctx.emit(record.key(), itoa(n).as_bytes());
+            }
+            Bench::CountReducing(state) => {
+                let n = state.add(ctx, 1);
+                ctx.emit(record.key(), itoa(n as u64).as_bytes());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn itoa(n: u64) -> String {
+    n.to_string()
+}
+
+weir_sdk::export_operator!(Bench);
