@@ -101,7 +101,7 @@ pub enum EngineError {
         #[source]
         source: SinkError,
     },
-    #[error("task {task} of '{node}' panicked: {message}")]
+    #[error("'{node}' (task {task}) panicked: {message}")]
     Panicked { node: String, task: u32, message: String },
     /// The task stopped because another task failed or the job was cancelled.
     #[error("cancelled")]

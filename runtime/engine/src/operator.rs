@@ -43,14 +43,6 @@ impl Emitter {
         &mut self.ports[0]
     }
 
-    pub(crate) fn drain(&mut self) -> impl Iterator<Item = (usize, RecordBatch)> + '_ {
-        self.ports
-            .iter_mut()
-            .enumerate()
-            .filter(|(_, b)| !b.is_empty())
-            .map(|(p, b)| (p, std::mem::take(b)))
-    }
-
     pub fn is_empty(&self) -> bool {
         self.ports.iter().all(RecordBatch::is_empty)
     }

@@ -56,6 +56,15 @@ impl SourceNames {
     }
 }
 
+/// Run a node's code; a panic in it fails the task with an error naming the node.
+fn guard<R>(ctx: &TaskContext, f: impl FnOnce() -> R) -> Result<R, EngineError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| EngineError::Panicked {
+        node: ctx.node.to_string(),
+        task: ctx.task_index,
+        message: crate::executor::panic_message(&*p),
+    })
+}
+
 pub(crate) struct Task {
     pub cancel: Arc<AtomicBool>,
     /// Chain members in topological order; `nodes[0]` is the head.
@@ -173,12 +182,12 @@ impl Task {
             match &mut node.imp {
                 NodeImpl::Source => {}
                 NodeImpl::Operator(op) => {
-                    let r = op.finish(&mut node.emitter);
+                    let r = guard(&node.ctx, || op.finish(&mut node.emitter))?;
                     r.map_err(|e| self.op_error(i, e))?;
                     self.route(i)?;
                 }
                 NodeImpl::Sink(sink) => {
-                    let r = sink.finish();
+                    let r = guard(&node.ctx, || sink.finish())?;
                     r.map_err(|e| self.sink_error(i, e, None))?;
                 }
             }
@@ -196,12 +205,12 @@ impl Task {
         match &mut node.imp {
             NodeImpl::Source => *node.emitter.main() = batch,
             NodeImpl::Operator(op) => {
-                let r = op.process(batch, &mut node.emitter);
+                let r = guard(&node.ctx, || op.process(batch, &mut node.emitter))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
                 r.map_err(|e| self.op_error(i, e))?;
             }
             NodeImpl::Sink(sink) => {
-                let r = sink.write(&batch);
+                let r = guard(&node.ctx, || sink.write(&batch))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
                 let origin = batch.origins.first().copied();
                 return r.map_err(|e| self.sink_error(i, e, origin));
@@ -212,16 +221,19 @@ impl Task {
 
     /// Hand node `i`'s emitted batches to their targets.
     fn route(&mut self, i: usize) -> Result<(), EngineError> {
-        let outputs: Vec<(usize, RecordBatch)> = self.nodes[i].emitter.drain().collect();
-        for (port, batch) in outputs {
-            let node = &self.nodes[i];
+        for port in 0..self.nodes[i].emitter.port_count() {
+            let node = &mut self.nodes[i];
+            if node.emitter.port(port).is_empty() {
+                continue;
+            }
+            let batch = std::mem::take(node.emitter.port(port));
             node.metrics.add_out(batch.len());
-            let Some(targets) = node.outputs.get(port) else { continue };
-            let targets = targets.clone();
+            let targets = node.outputs.get(port).map_or(0, Vec::len);
             let mut batch = Some(batch);
-            for (n, target) in targets.iter().enumerate() {
-                let b = if n + 1 == targets.len() { batch.take().expect("batch") } else { batch.clone().expect("batch") };
-                match *target {
+            for n in 0..targets {
+                let target = self.nodes[i].outputs[port][n];
+                let b = if n + 1 == targets { batch.take().expect("batch") } else { batch.clone().expect("batch") };
+                match target {
                     Target::Chained(c) => self.push(c, b)?,
                     Target::Exchange(x) => match self.exchanges[x].write(b, &self.cancel) {
                         Ok(()) => {}

@@ -346,7 +346,8 @@ fn a_panicking_operator_fails_the_job_not_the_process() {
         .unwrap();
     df.add_sink("out", 1, Arc::new(Collect::default()), vec![Edge::forward(op)]).unwrap();
     let err = df.start().unwrap().wait().unwrap_err();
-    assert!(matches!(&err, EngineError::Panicked { node, message, .. } if node == "src" && message == "operator bug"), "{err}");
+    assert!(matches!(&err, EngineError::Panicked { node, message, .. } if node == "bad" && message == "operator bug"), "{err}");
+    assert_eq!(err.to_string(), "'bad' (task 0) panicked: operator bug");
 }
 
 #[test]

@@ -44,14 +44,20 @@ fn with<T: Operator, R>(f: impl FnOnce(&mut T) -> R) -> R {
     })
 }
 
-pub fn process<T: Operator>(input: types::Batch) -> Result<types::Emitted, types::OperatorError> {
+/// Run `f` on each of `rows` input rows with the context scoped to it; the first
+/// error stops the call and names its row.
+fn each_row<T: Operator>(
+    rows: usize,
+    time: impl Fn(usize) -> i64,
+    mut f: impl FnMut(&mut T, &mut Context, usize) -> Result<(), crate::Error>,
+) -> Result<types::Emitted, types::OperatorError> {
     with::<T, _>(|op| {
-        let mut ctx = Context::new(input.key_ends.len());
-        for row in 0..input.key_ends.len() {
+        let mut ctx = Context::new(rows);
+        for row in 0..rows {
             ctx.row = row as u32;
-            ctx.timestamp = input.timestamps[row];
+            ctx.timestamp = time(row);
             ROW.set(Some(row as u32));
-            if let Err(e) = op.process(&mut ctx, Record { batch: &input, row }) {
+            if let Err(e) = f(op, &mut ctx, row) {
                 ROW.set(None);
                 return Err(types::OperatorError { row: Some(row as u32), message: e.to_string() });
             }
@@ -61,19 +67,14 @@ pub fn process<T: Operator>(input: types::Batch) -> Result<types::Emitted, types
     })
 }
 
+pub fn process<T: Operator>(input: types::Batch) -> Result<types::Emitted, types::OperatorError> {
+    each_row::<T>(input.key_ends.len(), |row| input.timestamps[row], |op, ctx, row| {
+        op.process(ctx, Record { batch: &input, row })
+    })
+}
+
 pub fn on_timer<T: Operator>(timers: types::FiredTimers) -> Result<types::Emitted, types::OperatorError> {
-    with::<T, _>(|op| {
-        let mut ctx = Context::new(timers.key_ends.len());
-        for row in 0..timers.key_ends.len() {
-            ctx.row = row as u32;
-            ctx.timestamp = timers.times[row];
-            ROW.set(Some(row as u32));
-            if let Err(e) = op.on_timer(&mut ctx, Timer { timers: &timers, row }) {
-                ROW.set(None);
-                return Err(types::OperatorError { row: Some(row as u32), message: e.to_string() });
-            }
-        }
-        ROW.set(None);
-        Ok(ctx.take_emitted())
+    each_row::<T>(timers.key_ends.len(), |row| timers.times[row], |op, ctx, row| {
+        op.on_timer(ctx, Timer { timers: &timers, row })
     })
 }
