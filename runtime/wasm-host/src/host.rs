@@ -41,6 +41,9 @@ pub(crate) struct HostState {
     /// Keys of the current call's input rows: the scopes of state and timer calls.
     pub scope_keys: Vec<u8>,
     pub scope_ends: Vec<u32>,
+    /// Per row of the current input, the first row with the same key (computed
+    /// on the first columnar state access of a call).
+    pub first_rows: Option<Vec<u32>>,
     /// Declarations are only allowed while `open` runs.
     pub opening: bool,
     /// Side outputs the guest declared; guest output `n` is `outputs[n - 1]`.
@@ -93,6 +96,20 @@ macro_rules! with_key {
     }};
 }
 
+fn first_rows(keys: &[u8], ends: &[u32]) -> Vec<u32> {
+    let mut seen: hashbrown::HashMap<&[u8], u32, foldhash::fast::RandomState> =
+        hashbrown::HashMap::with_capacity_and_hasher(ends.len(), Default::default());
+    let mut start = 0usize;
+    ends.iter()
+        .enumerate()
+        .map(|(i, &end)| {
+            let key = &keys[start..end as usize];
+            start = end as usize;
+            *seen.entry(key).or_insert(i as u32)
+        })
+        .collect()
+}
+
 impl types::Host for HostState {}
 
 impl state::Host for HostState {
@@ -120,6 +137,70 @@ impl state::Host for HostState {
 
     fn value_set(&mut self, s: u32, sc: u32, value: Vec<u8>) -> wasmtime::Result<()> {
         with_key!(self, sc, |k, st| st.value_set(s, k, &value))
+    }
+
+    fn value_get_column(&mut self, s: u32) -> wasmtime::Result<state::ValueColumn> {
+        let first_row = match &self.first_rows {
+            Some(f) => f.clone(),
+            None => {
+                let f = first_rows(&self.scope_keys, &self.scope_ends);
+                self.first_rows = Some(f.clone());
+                f
+            }
+        };
+        let n = first_row.len();
+        let mut col = state::ValueColumn {
+            first_row,
+            bytes: Vec::new(),
+            ends: Vec::with_capacity(n),
+            present: Vec::with_capacity(n),
+        };
+        for row in 0..n {
+            let mut present = false;
+            if col.first_row[row] as usize == row {
+                let key = scope(&self.scope_keys, &self.scope_ends, row as u32)?;
+                if let Some(v) = self.state.value_get(s, key).map_err(trap)? {
+                    col.bytes.extend_from_slice(&v);
+                    present = true;
+                }
+            }
+            col.ends.push(col.bytes.len() as u32);
+            col.present.push(present);
+        }
+        Ok(col)
+    }
+
+    fn value_set_rows(
+        &mut self,
+        s: u32,
+        rows: Vec<u32>,
+        bytes: Vec<u8>,
+        ends: Vec<u32>,
+        present: Vec<bool>,
+    ) -> wasmtime::Result<()> {
+        if ends.len() != rows.len() || present.len() != rows.len() {
+            return Err(wasmtime::Error::msg(format!(
+                "value-set-rows got {} rows, {} ends and {} present flags",
+                rows.len(),
+                ends.len(),
+                present.len()
+            )));
+        }
+        let mut start = 0usize;
+        for (i, &row) in rows.iter().enumerate() {
+            let end = ends[i] as usize;
+            if end < start || end > bytes.len() {
+                return Err(wasmtime::Error::msg(format!("value-set-rows: end {end} of entry {i} is out of order or range")));
+            }
+            let key = scope(&self.scope_keys, &self.scope_ends, row)?;
+            if present[i] {
+                self.state.value_set(s, key, &bytes[start..end]).map_err(trap)?;
+            } else {
+                self.state.clear(s, key).map_err(trap)?;
+            }
+            start = end;
+        }
+        Ok(())
     }
 
     fn map_get(&mut self, s: u32, sc: u32, map_key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {

@@ -80,6 +80,7 @@ impl Plugin {
             state: Box::new(HeapBackend::new()),
             scope_keys: Vec::new(),
             scope_ends: Vec::new(),
+            first_rows: None,
             opening: false,
             outputs: Vec::new(),
             counters: Vec::new(),
@@ -165,6 +166,7 @@ impl WasmOperator {
         d.scope_keys.extend_from_slice(keys);
         d.scope_ends.clear();
         d.scope_ends.extend_from_slice(ends);
+        d.first_rows = None;
         d.state.set_time(now_ms());
     }
 

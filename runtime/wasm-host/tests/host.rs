@@ -88,6 +88,22 @@ fn word_count_tokenizes_and_counts_across_batches() {
 }
 
 #[test]
+fn value_state_is_per_key_within_and_across_batches() {
+    let mut op = instance("misbehave", "m", &[], &[]).unwrap();
+    let rows = [("a", "count", 0), ("b", "count", 0), ("a", "count", 0), ("a", "reset", 0), ("b", "count", 0), ("a", "count", 0)];
+    let got: Vec<_> = port(&mut run(&mut op, &rows, 1).unwrap(), 0).into_iter().map(|(k, v, _)| (k, v)).collect();
+    let want = [("a", "1"), ("b", "1"), ("a", "2"), ("a", "reset"), ("b", "2"), ("a", "1")];
+    assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
+    // Written back at the end of the batch; a cleared key stays cleared.
+    let got: Vec<_> = port(&mut run(&mut op, &[("b", "count", 0), ("a", "count", 0), ("c", "reset", 0), ("c", "count", 0)], 1).unwrap(), 0)
+        .into_iter()
+        .map(|(k, v, _)| (k, v))
+        .collect();
+    let want = [("b", "3"), ("a", "2"), ("c", "reset"), ("c", "1")];
+    assert_eq!(got, want.map(|(k, v)| (k.to_string(), v.to_string())));
+}
+
+#[test]
 fn dedup_uses_map_state_a_side_output_and_a_counter() {
     let mut op = instance("dedup", "dedup", &[], &["duplicates"]).unwrap();
     let mut out = run(&mut op, &[("u1", "x", 0), ("u2", "x", 0), ("u1", "x", 0), ("u1", "y", 0), ("u1", "x", 0)], 2).unwrap();

@@ -1,10 +1,11 @@
+use std::cell::RefCell;
 use std::str::FromStr;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::state::{ListState, MapState, Reducer, ReducingState, StateOptions, ValueState};
-use crate::wit::weir::operator::{runtime, timers, types};
+use crate::wit::weir::operator::{runtime, state as wit_state, timers, types};
 use crate::Error;
 
 /// Event time of a record that has none.
@@ -153,6 +154,72 @@ pub struct Context {
     pub(crate) row: u32,
     pub(crate) timestamp: i64,
     pub(crate) out: Out,
+    /// Value states read in this call, by state id (see [`Column`]).
+    columns: RefCell<Vec<Option<Column>>>,
+}
+
+/// A value state's values for every row of the current call, fetched with one
+/// host call on first use, plus what this call wrote. Rows with the same key
+/// share the slot of their key's first row; writes go back in one host call
+/// when the call ends.
+pub(crate) struct Column {
+    first_row: Vec<u32>,
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    present: Vec<bool>,
+    /// Per first row: `Some(Some(v))` written, `Some(None)` cleared.
+    written: Vec<Option<Option<Vec<u8>>>>,
+    dirty: Vec<u32>,
+}
+
+impl Column {
+    fn fetch(state: u32) -> Self {
+        let c = wit_state::value_get_column(state);
+        let n = c.first_row.len();
+        Column { first_row: c.first_row, bytes: c.bytes, ends: c.ends, present: c.present, written: vec![None; n], dirty: Vec::new() }
+    }
+
+    /// The current value of `row`'s key.
+    #[inline]
+    pub(crate) fn get(&self, row: usize) -> Option<&[u8]> {
+        let first = self.first_row[row] as usize;
+        match &self.written[first] {
+            Some(w) => w.as_deref(),
+            None if self.present[first] => {
+                let start = if first == 0 { 0 } else { self.ends[first - 1] as usize };
+                Some(&self.bytes[start..self.ends[first] as usize])
+            }
+            None => None,
+        }
+    }
+
+    /// Set (`Some`) or clear (`None`) the value of `row`'s key.
+    #[inline]
+    pub(crate) fn put(&mut self, row: usize, value: Option<Vec<u8>>) {
+        let first = self.first_row[row];
+        let slot = &mut self.written[first as usize];
+        if slot.is_none() {
+            self.dirty.push(first);
+        }
+        *slot = Some(value);
+    }
+
+    fn flush(&mut self, state: u32) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let (mut bytes, mut ends, mut present) = (Vec::new(), Vec::with_capacity(self.dirty.len()), Vec::with_capacity(self.dirty.len()));
+        for &row in &self.dirty {
+            let v = self.written[row as usize].as_ref().and_then(|w| w.as_deref());
+            if let Some(v) = v {
+                bytes.extend_from_slice(v);
+            }
+            ends.push(bytes.len() as u32);
+            present.push(v.is_some());
+        }
+        wit_state::value_set_rows(state, &self.dirty, &bytes, &ends, &present);
+        self.dirty.clear();
+    }
 }
 
 impl Context {
@@ -167,7 +234,28 @@ impl Context {
             causes: Vec::with_capacity(rows),
             ..Out::default()
         };
-        Context { row: 0, timestamp: NO_TIMESTAMP, out }
+        Context { row: 0, timestamp: NO_TIMESTAMP, out, columns: RefCell::new(Vec::new()) }
+    }
+
+    /// Run `f` on value state `state`'s column and the current row.
+    #[inline]
+    pub(crate) fn with_column<R>(&self, state: u32, f: impl FnOnce(&mut Column, usize) -> R) -> R {
+        let mut cols = self.columns.borrow_mut();
+        let i = state as usize;
+        if cols.len() <= i {
+            cols.resize_with(i + 1, || None);
+        }
+        let col = cols[i].get_or_insert_with(|| Column::fetch(state));
+        f(col, self.row as usize)
+    }
+
+    /// Write back what value states were given in this call.
+    pub(crate) fn flush_states(&mut self) {
+        for (state, col) in self.columns.get_mut().iter_mut().enumerate() {
+            if let Some(col) = col {
+                col.flush(state as u32);
+            }
+        }
     }
 
     /// The row of the current input: the scope of state and timer calls.

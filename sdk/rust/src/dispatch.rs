@@ -63,6 +63,7 @@ fn each_row<T: Operator>(
             }
         }
         ROW.set(None);
+        ctx.flush_states();
         Ok(ctx.take_emitted())
     })
 }

@@ -67,7 +67,8 @@ fn decode<T: DeserializeOwned>(name: &str, bytes: &[u8]) -> Result<T, Error> {
     })
 }
 
-/// One `T` per key.
+/// One `T` per key. Reads fetch the values of all keys of the current batch in
+/// one host call; writes go back in one call when the batch is done.
 ///
 /// ```no_run
 /// # use weir_sdk::prelude::*;
@@ -90,17 +91,18 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
 
     #[inline]
     pub fn get(&self, ctx: &Context) -> Result<Option<T>, Error> {
-        wit::value_get(self.id, ctx.scope()).map(|b| decode(&self.name, &b)).transpose()
+        ctx.with_column(self.id, |col, row| col.get(row).map(|b| decode(&self.name, b)).transpose())
     }
 
     #[inline]
     pub fn set(&self, ctx: &Context, value: &T) -> Result<(), Error> {
-        wit::value_set(self.id, ctx.scope(), &encode(&self.name, value)?);
+        let v = encode(&self.name, value)?;
+        ctx.with_column(self.id, |col, row| col.put(row, Some(v)));
         Ok(())
     }
 
     pub fn clear(&self, ctx: &Context) {
-        wit::clear(self.id, ctx.scope());
+        ctx.with_column(self.id, |col, row| col.put(row, None));
     }
 }
 

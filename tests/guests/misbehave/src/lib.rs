@@ -43,6 +43,15 @@ impl Operator for Misbehave {
             b"panic" => panic!("bad record {}", record.key_str()?),
             b"error" => return Err(Error::msg(format!("cannot handle record {}", record.key_str()?))),
             b"timer" => ctx.register_event_time_timer(record.timestamp().unwrap_or(0) + 10),
+            b"count" => {
+                let n = self.state.get(ctx)?.unwrap_or(0) + 1;
+                self.state.set(ctx, &n)?;
+                ctx.emit(record.key(), n.to_string());
+            }
+            b"reset" => {
+                self.state.clear(ctx);
+                ctx.emit(record.key(), "reset");
+            }
             _ => {
                 let n = self.state.get(ctx)?.unwrap_or(0) + 1;
                 self.state.set(ctx, &n)?;
