@@ -51,7 +51,7 @@ impl Operator for Native {
                     main.push(r.key, &v[..n], r.timestamp, r.origin);
                 }
                 Native::Filter => {
-                    if r.value.last().is_some_and(|b| b.is_ascii_digit() && (b - b'0') % 2 == 0) {
+                    if r.value.last().is_some_and(|b| b.is_ascii_digit() && (b - b'0').is_multiple_of(2)) {
                         main.push(r.key, r.value, r.timestamp, r.origin);
                     }
                 }

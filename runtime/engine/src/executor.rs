@@ -88,6 +88,9 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// The sender into a task and, until the task takes it, its receiver.
+type Channel = (Sender<Message>, Option<Receiver<Message>>);
+
 pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
     let n = df.nodes.len();
     if !df.nodes.iter().any(|d| matches!(d.kind, NodeKind::Source(_))) {
@@ -104,9 +107,9 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
     let par = |i: usize| df.nodes[i].parallelism;
 
     // Channels into every task of every node that heads a task (other than sources).
-    let mut channels: HashMap<usize, Vec<(Sender<Message>, Option<Receiver<Message>>)>> = HashMap::new();
-    for i in 0..n {
-        if parent[i].is_none() && !df.nodes[i].inputs.is_empty() {
+    let mut channels: HashMap<usize, Vec<Channel>> = HashMap::new();
+    for (i, p) in parent.iter().enumerate() {
+        if p.is_none() && !df.nodes[i].inputs.is_empty() {
             let chans = (0..par(i))
                 .map(|_| {
                     let (tx, rx) = bounded(opts.channel_capacity);

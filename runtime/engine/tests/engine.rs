@@ -58,10 +58,13 @@ impl Source for RowsIter {
     }
 }
 
+type Received = (u32, String, String, String);
+
 /// Collects (task, thread, key, value) of everything it receives.
 #[derive(Clone, Default)]
 struct Collect {
-    got: Arc<Mutex<Vec<(u32, String, String, String)>>>,
+    /// (task, thread, key, value) of each record.
+    got: Arc<Mutex<Vec<Received>>>,
     delay_per_batch: Duration,
     consumed: Arc<AtomicU64>,
 }

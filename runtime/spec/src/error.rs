@@ -14,10 +14,10 @@ pub enum SpecError {
         line: usize,
         operator: String,
         #[source]
-        source: weir_wasm::WasmError,
+        source: Box<weir_wasm::WasmError>,
     },
     #[error("{file}: {0}", file = .1)]
-    Engine(weir_engine::EngineError, String),
+    Engine(Box<weir_engine::EngineError>, String),
 }
 
 impl SpecError {

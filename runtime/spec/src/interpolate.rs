@@ -11,7 +11,7 @@ pub(crate) fn node(node: &mut Node, env: &dyn Fn(&str) -> Option<String>) -> Res
             if s.as_str().contains('$') {
                 let marker = s.span().start().copied();
                 let value = string(s.as_str(), env).map_err(|m| (marker, m))?;
-                *s = MarkedScalarNode::new(s.span().clone(), value);
+                *s = MarkedScalarNode::new(*s.span(), value);
             }
         }
         Node::Mapping(m) => {

@@ -21,7 +21,7 @@ pub struct Planned {
 pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecError> {
     let file = &spec.file;
     let mut df = Dataflow::new(spec.engine.clone());
-    let engine_err = |e| SpecError::Engine(e, file.clone());
+    let engine_err = |e| SpecError::Engine(Box::new(e), file.clone());
 
     // Side outputs read anywhere, per operator, in order of first use: port i+1.
     let mut side: HashMap<&str, Vec<String>> = HashMap::new();
@@ -73,7 +73,7 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
                     file: file.clone(),
                     line: o.plugin.line,
                     operator: o.name.clone(),
-                    source,
+                    source: Box::new(source),
                 })?;
                 loaded.insert(o.plugin.path.clone(), p.clone());
                 p

@@ -210,15 +210,15 @@ fn source(cx: &Ctx, i: usize, s: &RawSource, max: u32) -> Result<SourceDef, Spec
             not_for(cx, &s.path, &format!("{f}.path"), "generator")?;
             not_for(cx, &s.format, &format!("{f}.format"), "generator")?;
             let d = GeneratorSpec::default();
-            if let Some(r) = &s.rate {
-                if !(**r > 0.0 && r.is_finite()) {
-                    return Err(cx.err(r, format!("{f}.rate: must be a positive number of events per second")));
-                }
+            if let Some(r) = &s.rate
+                && !(**r > 0.0 && r.is_finite())
+            {
+                return Err(cx.err(r, format!("{f}.rate: must be a positive number of events per second")));
             }
-            if let Some(k) = &s.keys {
-                if **k == 0 {
-                    return Err(cx.err(k, format!("{f}.keys: must be at least 1")));
-                }
+            if let Some(k) = &s.keys
+                && **k == 0
+            {
+                return Err(cx.err(k, format!("{f}.keys: must be at least 1")));
             }
             SourceKind::Generator(Arc::new(GeneratorSpec {
                 seed: s.seed.as_ref().map_or(d.seed, |v| **v),

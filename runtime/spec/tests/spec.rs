@@ -19,7 +19,7 @@ fn ok(text: &str) -> PipelineSpec {
 }
 
 fn err(text: &str) -> String {
-    parse(text, "p.yaml", &env).err().expect("an error").to_string()
+    parse(text, "p.yaml", &env).map(|_| ()).expect_err("an error").to_string()
 }
 
 const GOOD: &str = r#"
@@ -138,7 +138,7 @@ fn yaml_and_shape_errors() {
 fn plan_err(text: &str) -> SpecError {
     let spec = ok(text);
     let engine = PluginEngine::new(EngineConfig::default()).unwrap();
-    plan(&spec, &engine).err().expect("a planning error")
+    plan(&spec, &engine).map(|_| ()).expect_err("a planning error")
 }
 
 #[test]

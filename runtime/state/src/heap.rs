@@ -3,7 +3,7 @@
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 
-use crate::{KeyedStateBackend, StateDescriptor, StateError, StateId, StateKind};
+use crate::{KeyedStateBackend, MapEntries, StateDescriptor, StateError, StateId, StateKind};
 
 type Map<K, V> = HashMap<K, V, RandomState>;
 
@@ -50,10 +50,10 @@ impl HeapBackend {
     fn live<'a>(&'a mut self, id: StateId, used_as: &'static str, key: &[u8]) -> Result<Option<&'a mut Entry>, StateError> {
         let now = self.now_ms;
         let s = self.state(id, used_as)?;
-        if let Some(ttl) = s.ttl_ms {
-            if s.entries.get(key).is_some_and(|e| now.saturating_sub(e.written_at) >= ttl) {
-                s.entries.remove(key);
-            }
+        if let Some(ttl) = s.ttl_ms
+            && s.entries.get(key).is_some_and(|e| now.saturating_sub(e.written_at) >= ttl)
+        {
+            s.entries.remove(key);
         }
         Ok(s.entries.get_mut(key))
     }
@@ -75,10 +75,10 @@ impl HeapBackend {
             data: (init.take().expect("init once"))(),
             written_at: now,
         });
-        if let Some(init) = init.take() {
-            if ttl.is_some_and(|t| now.saturating_sub(e.written_at) >= t) {
-                e.data = init();
-            }
+        if let Some(init) = init.take()
+            && ttl.is_some_and(|t| now.saturating_sub(e.written_at) >= t)
+        {
+            e.data = init();
         }
         e.written_at = now;
         Ok(&mut e.data)
@@ -154,7 +154,7 @@ impl KeyedStateBackend for HeapBackend {
         Ok(removed)
     }
 
-    fn map_entries(&mut self, state: StateId, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError> {
+    fn map_entries(&mut self, state: StateId, key: &[u8]) -> Result<MapEntries, StateError> {
         Ok(match self.live(state, "map", key)? {
             Some(Entry { data: Data::Map(m), .. }) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             _ => Vec::new(),

@@ -10,6 +10,9 @@ mod heap;
 pub use descriptor::{Reducer, StateDescriptor, StateId, StateKind};
 pub use heap::HeapBackend;
 
+/// The entries of one key's map state: (map key, value) pairs.
+pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Errors of state declaration and access. Messages name the state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
@@ -40,7 +43,7 @@ pub trait KeyedStateBackend: Send {
     fn map_get(&mut self, state: StateId, key: &[u8], map_key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
     fn map_put(&mut self, state: StateId, key: &[u8], map_key: &[u8], value: &[u8]) -> Result<(), StateError>;
     fn map_remove(&mut self, state: StateId, key: &[u8], map_key: &[u8]) -> Result<bool, StateError>;
-    fn map_entries(&mut self, state: StateId, key: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StateError>;
+    fn map_entries(&mut self, state: StateId, key: &[u8]) -> Result<MapEntries, StateError>;
 
     fn list_add(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError>;
     fn list_get(&mut self, state: StateId, key: &[u8]) -> Result<Vec<Vec<u8>>, StateError>;

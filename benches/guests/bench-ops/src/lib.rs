@@ -42,7 +42,7 @@ impl Operator for Bench {
                 ctx.emit(record.key(), &v[..n]);
             }
             Bench::Filter => {
-                if record.value().last().is_some_and(|b| b.is_ascii_digit() && (b - b'0') % 2 == 0) {
+                if record.value().last().is_some_and(|b| b.is_ascii_digit() && (b - b'0').is_multiple_of(2)) {
                     ctx.emit(record.key(), record.value());
                 }
             }
