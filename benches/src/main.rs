@@ -6,6 +6,7 @@
 //! Reports events/s of wall time, events per CPU-second (getrusage), ns per
 //! event, and the Wasm/native throughput ratio.
 
+mod latency;
 mod native;
 
 use std::path::PathBuf;
@@ -44,6 +45,15 @@ struct Args {
     /// Also run the Wasm map with one record per call (the cost of not batching).
     #[arg(long)]
     per_record: bool,
+    /// Measure end-to-end latency at these input rates (events/s), e.g. 100000,1000000.
+    #[arg(long, value_delimiter = ',')]
+    latency: Vec<f64>,
+    /// Batch timeout of the latency cases, in microseconds (default: the engine's).
+    #[arg(long)]
+    batch_timeout_us: Option<u64>,
+    /// Seconds of input per latency case.
+    #[arg(long, default_value_t = 3.0)]
+    latency_seconds: f64,
 }
 
 /// Replays pre-generated batches.
@@ -200,6 +210,33 @@ fn main() -> anyhow::Result<()> {
             ns(wasm.cpu),
             rate(&wasm) / rate(&native)
         );
+    }
+    if !args.latency.is_empty() {
+        println!();
+        let timeout = args.batch_timeout_us.map_or(EngineOptions::default().batch_timeout, Duration::from_micros);
+        println!("End-to-end latency: paced source -> key_by -> Wasm identity (parallelism 2) -> sink; batch timeout {timeout:?}");
+        println!();
+        println!("| input rate ev/s | records | p50 µs | p99 µs | max µs |");
+        println!("|---:|---:|---:|---:|---:|");
+        for &rate in &args.latency {
+            let base = Instant::now();
+            let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let count = (rate * args.latency_seconds) as u64;
+            let mut df = Dataflow::new(EngineOptions {
+                pipeline: "latency".into(),
+                batch_size: args.batch,
+                batch_timeout: timeout,
+                ..Default::default()
+            });
+            let src = df.add_source("src", 1, Arc::new(latency::Paced { rate, count, keys: args.keys, base }))?;
+            let op = df.add_operator("op", 2, wasm_factory("identity"), vec![Edge::key_by(src, KeySelector::RecordKey)], vec![])?;
+            df.add_sink("sink", 2, Arc::new(latency::Latencies { base, samples: samples.clone() }), vec![Edge::forward(op)])?;
+            df.start()?.wait()?;
+            let samples = std::mem::take(&mut *samples.lock().expect("samples"));
+            anyhow::ensure!(samples.len() as u64 == count, "latency: {} of {count} records arrived", samples.len());
+            let (p50, p99, max) = latency::percentiles(samples);
+            println!("| {rate:.0} | {count} | {p50:.0} | {p99:.0} | {max:.0} |");
+        }
     }
     if args.per_record {
         let single = Arc::new(generate(args.records.min(200_000), args.keys, 1));
