@@ -102,10 +102,6 @@ impl Dataflow {
         Dataflow { options, nodes: Vec::new() }
     }
 
-    pub fn options(&self) -> &EngineOptions {
-        &self.options
-    }
-
     fn add(&mut self, def: NodeDef) -> Result<NodeId, EngineError> {
         if self.nodes.iter().any(|n| n.name == def.name) {
             return Err(EngineError::Plan(format!("two nodes are named '{}'", def.name)));

@@ -61,6 +61,7 @@ impl ExchangeWriter {
                 let n = self.senders.len() as u32;
                 let mut parts: Vec<RecordBatch> = (0..n).map(|_| RecordBatch::with_capacity(batch.len() / n as usize + 1)).collect();
                 let mut scratch = Vec::new();
+                let rekey = matches!(selector, KeySelector::JsonField(_));
                 for i in 0..batch.len() {
                     let key: &[u8] = match selector {
                         KeySelector::RecordKey => batch.key(i),
@@ -73,8 +74,7 @@ impl ExchangeWriter {
                         }
                     };
                     let t = task_for_key_group(key_group(key, self.max_parallelism), self.max_parallelism, n);
-                    let rekey = matches!(selector, KeySelector::JsonField(_)).then_some(key);
-                    parts[t as usize].push_row_from(&batch, i, rekey);
+                    parts[t as usize].push_row_from(&batch, i, rekey.then_some(key));
                 }
                 for (t, part) in parts.into_iter().enumerate() {
                     if !part.is_empty() {

@@ -53,10 +53,6 @@ impl Job {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
-    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
-        self.cancel.clone()
-    }
-
     /// Wait for every task. The first task failure cancels the others and is
     /// returned.
     pub fn wait(self) -> Result<JobReport, EngineError> {

@@ -42,10 +42,6 @@ impl Emitter {
     pub fn main(&mut self) -> &mut RecordBatch {
         &mut self.ports[0]
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.ports.iter().all(RecordBatch::is_empty)
-    }
 }
 
 /// A stream operator instance (one per parallel task).

@@ -212,8 +212,7 @@ impl Task {
             NodeImpl::Sink(sink) => {
                 let r = guard(&node.ctx, || sink.write(&batch))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
-                let origin = batch.origins.first().copied();
-                return r.map_err(|e| self.sink_error(i, e, origin));
+                return r.map_err(|e| self.sink_error(i, e, batch.origins.first().copied()));
             }
         }
         self.route(i)
