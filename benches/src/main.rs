@@ -8,6 +8,7 @@
 
 mod latency;
 mod native;
+mod state;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -54,6 +55,13 @@ struct Args {
     /// Seconds of input per latency case.
     #[arg(long, default_value_t = 3.0)]
     latency_seconds: f64,
+    /// Run the state and checkpoint benchmarks instead (keyed count with
+    /// `--keys` distinct keys on heap vs RocksDB, checkpoints, recovery).
+    #[arg(long)]
+    state: bool,
+    /// Keys of the large RocksDB state in the checkpoint benchmark (1 KiB each).
+    #[arg(long, default_value_t = 1_000_000)]
+    big_state_keys: u64,
 }
 
 /// Replays pre-generated batches.
@@ -81,7 +89,7 @@ impl Source for ReplayIter {
 }
 
 /// Counts what reaches it.
-struct Null(Arc<AtomicU64>);
+pub(crate) struct Null(pub Arc<AtomicU64>);
 
 impl SinkFactory for Null {
     fn create(&self, _: &TaskContext) -> Result<Box<dyn Sink>, SinkError> {
@@ -96,14 +104,14 @@ impl Sink for Null {
     }
 }
 
-fn splitmix64(mut x: u64) -> u64 {
+pub(crate) fn splitmix64(mut x: u64) -> u64 {
     x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
     x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     x ^ (x >> 31)
 }
 
-fn generate(records: usize, keys: u64, batch: usize) -> Vec<RecordBatch> {
+pub(crate) fn generate(records: usize, keys: u64, batch: usize) -> Vec<RecordBatch> {
     let mut out = Vec::new();
     let mut b = RecordBatch::with_capacity(batch);
     for n in 0..records as u64 {
@@ -121,7 +129,7 @@ fn generate(records: usize, keys: u64, batch: usize) -> Vec<RecordBatch> {
     out
 }
 
-fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     // SAFETY: getrusage only writes the struct we pass.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
@@ -164,6 +172,9 @@ fn main() -> anyhow::Result<()> {
     let plugin = engine
         .load_file(&args.plugin)
         .with_context(|| format!("build it first: make plugins ({})", args.plugin.display()))?;
+    if args.state {
+        return state::run(&plugin, args.records, args.keys, args.batch, args.big_state_keys);
+    }
     let input = Arc::new(generate(args.records, args.keys, args.batch));
     let n = args.records as f64;
     println!(
@@ -179,6 +190,7 @@ fn main() -> anyhow::Result<()> {
             settings: OperatorSettings {
                 config: vec![("op".into(), op.into())],
                 limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60) },
+                ..Default::default()
             },
         })
     };

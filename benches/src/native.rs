@@ -16,7 +16,7 @@ pub enum Native {
 impl Native {
     pub fn new(op: &str) -> Self {
         let state = |kind| {
-            let mut b = HeapBackend::new();
+            let mut b = HeapBackend::new(weir_state::KeyGroups::all(weir_engine::DEFAULT_MAX_PARALLELISM));
             b.declare(StateDescriptor { name: "count".into(), kind, ttl: None }).expect("declare");
             b
         };

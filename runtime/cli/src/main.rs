@@ -3,6 +3,7 @@
 mod build;
 mod new;
 mod run;
+mod savepoint;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ enum Command {
         #[command(flatten)]
         cache: run::CacheArgs,
     },
+    /// Take a named savepoint of a pipeline: of the running job (through its
+    /// state directory), or else from its latest complete checkpoint.
+    Savepoint(savepoint::SavepointArgs),
     /// Build the plugin in DIR to a WebAssembly component.
     Build(build::BuildArgs),
     /// Create a new Rust plugin that builds as is.
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate { spec, cache } => run::validate(&spec, &cache),
+        Command::Savepoint(args) => savepoint::savepoint(args),
         Command::Build(args) => build::build(args).map(|_| ()),
         Command::New(args) => new::new(args),
     };

@@ -28,6 +28,13 @@ pub struct RunArgs {
     /// Interval of progress lines on stderr (e.g. 1s, 500ms); 0 turns them off.
     #[arg(long, default_value = "1s")]
     progress: String,
+    /// Start afresh: ignore and delete the pipeline's checkpoints.
+    #[arg(long, conflicts_with = "from_savepoint")]
+    fresh: bool,
+    /// Start from this savepoint (see `weir savepoint`); operators may have
+    /// another parallelism than when it was taken.
+    #[arg(long)]
+    from_savepoint: Option<String>,
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -44,7 +51,7 @@ fn cache_dir(args: &CacheArgs) -> Option<PathBuf> {
         .or_else(|| env("HOME").map(|h| h.join(".cache").join("weir")))
 }
 
-fn prepare(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<(weir_spec::PipelineSpec, weir_spec::Planned)> {
+pub(crate) fn prepare(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<(weir_spec::PipelineSpec, weir_spec::Planned)> {
     let spec = weir_spec::load_file(spec_path)?;
     let engine = PluginEngine::new(EngineConfig { cache_dir: cache_dir(cache) })?;
     let planned = weir_spec::plan(&spec, &engine)?;
@@ -76,7 +83,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     for (op, meta) in &planned.plugins {
         tracing::info!("operator '{op}' runs plugin {meta}");
     }
-    let job = planned.dataflow.start().with_context(|| format!("pipeline '{}' failed to start", spec.name))?;
+    let opts = weir_spec::LaunchOptions { fresh: args.fresh, from_savepoint: args.from_savepoint.clone() };
+    let launch = weir_spec::launch(&spec, planned, &opts)?;
+    match (&launch.resumed, &launch.storage) {
+        (Some(r), Some(s)) => {
+            tracing::info!("resuming from {} ({} bytes of state) in {}", r.name, r.bytes, s.location())
+        }
+        (None, Some(s)) => tracing::info!("starting afresh; checkpoints go to {}", s.location()),
+        _ => {}
+    }
+    let job = launch.planned.dataflow.start().with_context(|| format!("pipeline '{}' failed to start", spec.name))?;
     let done = Arc::new(AtomicBool::new(false));
     let reporter = interval.map(|every| {
         let (metrics, done) = (job.metrics(), done.clone());

@@ -1,49 +1,22 @@
 //! `weir` end to end, as a user runs it.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use weir_test_support::{fixture, plugin_dir, root};
-
-fn weir(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
-    cmd.args(args).current_dir(root()).env("WEIR_PLUGINS", plugin_dir()).env("WEIR_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("weir runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// All lines of all part files in `dir`, per part file.
-fn parts(dir: &Path) -> Vec<Vec<String>> {
-    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    files.iter().map(|f| std::fs::read_to_string(f).unwrap().lines().map(str::to_string).collect()).collect()
-}
-
-/// Word count as the issue defines it, written independently of the plugin.
-fn reference_counts(text: &str) -> Vec<String> {
-    let mut counts: HashMap<String, u64> = HashMap::new();
-    let mut out = Vec::new();
-    for word in text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
-        let w = word.to_ascii_lowercase();
-        let n = counts.entry(w.clone()).or_default();
-        *n += 1;
-        out.push(format!(r#"{{"word":"{w}","count":{n}}}"#));
-    }
-    out.sort();
-    out
-}
+use common::{parts, reference_counts, stderr, weir, words_text};
+use weir_test_support::{fixture, root};
 
 #[test]
 fn wordcount_example_matches_its_golden_output() {
     let out = tempfile::tempdir().unwrap();
-    let o = weir(&["run", "examples/wordcount/pipeline.yaml"], &[("WEIR_OUTPUT", out.path().to_str().unwrap())]);
+    let state = tempfile::tempdir().unwrap();
+    let o = weir(
+        &["run", "examples/wordcount/pipeline.yaml"],
+        &[("WEIR_OUTPUT", out.path().to_str().unwrap()), ("WEIR_STATE", state.path().to_str().unwrap())],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let files = parts(out.path());
     assert_eq!(files.len(), 2, "one part per parallel count task");
@@ -60,26 +33,17 @@ fn every_running_count_appears_exactly_once_on_a_large_input() {
     // 30k lines, ~300k words over a skewed vocabulary, with punctuation and case.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("big.txt");
-    let mut text = String::new();
-    let mut x: u64 = 42;
-    for line in 0..30_000 {
-        for w in 0..10 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let id = (x >> 33) % (1 + (x >> 20) % 5000);
-            text.push_str(if w % 3 == 0 { "Word" } else { "w" });
-            text.push_str(&id.to_string());
-            text.push_str(if w % 4 == 0 { ", " } else { " " });
-        }
-        if line % 7 == 0 {
-            text.push_str("-- ÄÖ!");
-        }
-        text.push('\n');
-    }
+    let text = words_text(30_000, 42);
     std::fs::write(&input, &text).unwrap();
     let out = dir.path().join("out");
     let o = weir(
         &["run", "examples/wordcount/pipeline.yaml", "--progress", "0"],
-        &[("WEIR_INPUT", input.to_str().unwrap()), ("WEIR_OUTPUT", out.to_str().unwrap())],
+        &[
+            ("WEIR_INPUT", input.to_str().unwrap()),
+            ("WEIR_OUTPUT", out.to_str().unwrap()),
+            ("WEIR_STATE", dir.path().join("state").to_str().unwrap()),
+            ("WEIR_CHECKPOINT_INTERVAL", "50ms"),
+        ],
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let files = parts(&out);

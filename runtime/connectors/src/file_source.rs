@@ -126,6 +126,7 @@ mod tests {
             parallelism: 1,
             max_parallelism: 128,
             side_outputs: Arc::new([]),
+            restore: None,
         }
     }
 

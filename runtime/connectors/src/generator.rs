@@ -133,6 +133,7 @@ mod tests {
             parallelism: par,
             max_parallelism: 128,
             side_outputs: Arc::new([]),
+            restore: None,
         }
     }
 

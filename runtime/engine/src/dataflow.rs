@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::checkpoint::{CheckpointConfig, RestorePlan};
 use crate::executor::{self, Job};
 use crate::{EngineError, OperatorFactory, SinkFactory, SourceFactory, DEFAULT_MAX_PARALLELISM};
 
@@ -95,11 +96,40 @@ pub(crate) struct NodeDef {
 pub struct Dataflow {
     pub(crate) options: EngineOptions,
     pub(crate) nodes: Vec<NodeDef>,
+    pub(crate) checkpoint: Option<CheckpointConfig>,
+    pub(crate) restore: Option<RestorePlan>,
 }
 
 impl Dataflow {
     pub fn new(options: EngineOptions) -> Self {
-        Dataflow { options, nodes: Vec::new() }
+        Dataflow { options, nodes: Vec::new(), checkpoint: None, restore: None }
+    }
+
+    /// Take checkpoints (and a final one at the end of a bounded run); sinks
+    /// then publish output only for complete checkpoints.
+    pub fn set_checkpointing(&mut self, config: CheckpointConfig) {
+        self.checkpoint = Some(config);
+    }
+
+    /// Resume from a checkpoint: sources seek, operators restore their key
+    /// groups, sinks publish what it covers and discard the rest.
+    pub fn set_restore(&mut self, plan: RestorePlan) {
+        self.restore = Some(plan);
+    }
+
+    /// The nodes' names and kinds ("source", "operator", "sink"), in order.
+    pub fn node_names(&self) -> Vec<(&str, &'static str, u32)> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let kind = match n.kind {
+                    NodeKind::Source(_) => "source",
+                    NodeKind::Operator(_) => "operator",
+                    NodeKind::Sink(_) => "sink",
+                };
+                (n.name.as_str(), kind, n.parallelism)
+            })
+            .collect()
     }
 
     fn add(&mut self, def: NodeDef) -> Result<NodeId, EngineError> {

@@ -103,6 +103,9 @@ pub enum EngineError {
     },
     #[error("'{node}' (task {task}) panicked: {message}")]
     Panicked { node: String, task: u32, message: String },
+    /// Checkpointing failed in a way the job cannot go on from.
+    #[error("checkpoint: {0}")]
+    Checkpoint(String),
     /// The task stopped because another task failed or the job was cancelled.
     #[error("cancelled")]
     Cancelled,

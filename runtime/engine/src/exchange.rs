@@ -9,11 +9,20 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 use crate::batch::RecordBatch;
 use crate::dataflow::{KeySelector, Partitioning};
 use crate::error::EngineError;
-use crate::keys::{key_group, task_for_key_group};
+use weir_state::keys::{key_group, task_for_key_group};
 
-pub(crate) enum Message {
+/// What travels on a channel, tagged with the producer it came from (producers
+/// of one channel are numbered from 0; barrier alignment needs to know them).
+pub(crate) struct Message {
+    pub from: u32,
+    pub body: Body,
+}
+
+pub(crate) enum Body {
     Data(RecordBatch),
-    /// One producer of the channel has ended.
+    /// Everything the producer sent before belongs to checkpoint `epoch`.
+    Barrier(u64),
+    /// The producer has ended.
     End,
 }
 
@@ -42,6 +51,8 @@ pub(crate) struct ExchangeWriter {
     pub senders: Vec<Sender<Message>>,
     pub max_parallelism: u32,
     pub next: usize,
+    /// This writer's producer number at its consumers.
+    pub from: u32,
 }
 
 impl ExchangeWriter {
@@ -50,12 +61,12 @@ impl ExchangeWriter {
     pub fn write(&mut self, batch: RecordBatch, cancel: &AtomicBool) -> Result<(), ExchangeFailure> {
         match &self.partitioning {
             Partitioning::Forward | Partitioning::Rebalance if self.senders.len() == 1 => {
-                send(&self.senders[0], Message::Data(batch), cancel).map_err(ExchangeFailure::Engine)
+                send(&self.senders[0], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
             }
             Partitioning::Forward | Partitioning::Rebalance => {
                 let i = self.next % self.senders.len();
                 self.next = self.next.wrapping_add(1);
-                send(&self.senders[i], Message::Data(batch), cancel).map_err(ExchangeFailure::Engine)
+                send(&self.senders[i], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
             }
             Partitioning::KeyBy(selector) => {
                 let n = self.senders.len() as u32;
@@ -78,7 +89,7 @@ impl ExchangeWriter {
                 }
                 for (t, part) in parts.into_iter().enumerate() {
                     if !part.is_empty() {
-                        send(&self.senders[t], Message::Data(part), cancel).map_err(ExchangeFailure::Engine)?;
+                        send(&self.senders[t], self.msg(Body::Data(part)), cancel).map_err(ExchangeFailure::Engine)?;
                     }
                 }
                 Ok(())
@@ -86,9 +97,21 @@ impl ExchangeWriter {
         }
     }
 
+    fn msg(&self, body: Body) -> Message {
+        Message { from: self.from, body }
+    }
+
+    /// Send a barrier to every consumer task.
+    pub fn barrier(&self, epoch: u64, cancel: &AtomicBool) -> Result<(), EngineError> {
+        for tx in &self.senders {
+            send(tx, self.msg(Body::Barrier(epoch)), cancel)?;
+        }
+        Ok(())
+    }
+
     pub fn end(&self, cancel: &AtomicBool) -> Result<(), EngineError> {
         for tx in &self.senders {
-            send(tx, Message::End, cancel)?;
+            send(tx, self.msg(Body::End), cancel)?;
         }
         Ok(())
     }

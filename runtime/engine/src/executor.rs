@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
+use crate::coordinator::{Coordinator, TaskCheckpointing};
 use crate::dataflow::{Dataflow, NodeKind, Partitioning};
 use crate::exchange::{ExchangeWriter, Message};
 use crate::metrics::{NodeMetrics, NodeSnapshot};
@@ -125,12 +126,33 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
         }
     }
     let sources = Arc::new(SourceNames(sources));
+    let restore = df.restore.as_ref();
+    // Sinks publish what the restored checkpoint covers and drop the rest.
+    for d in &df.nodes {
+        if let NodeKind::Sink(f) = &d.kind {
+            f.recover(restore.map(|r| (r.epoch, r.finished))).map_err(|source| EngineError::Sink {
+                node: d.name.clone(),
+                task: 0,
+                parallelism: d.parallelism,
+                at: String::new(),
+                source,
+            })?;
+        }
+    }
+    let node_restore: Vec<Option<Arc<crate::NodeRestore>>> =
+        df.nodes.iter().map(|d| restore.and_then(|r| r.nodes.get(&d.name)).map(|n| Arc::new(n.clone()))).collect();
+    // Producer numbers at each consumer: its input edges' tasks, in order.
+    let producer_base = |consumer: usize, edge: usize| -> u32 {
+        df.nodes[consumer].inputs[..edge].iter().map(|e| par(e.from.0)).sum()
+    };
     let metrics: Vec<Vec<Arc<NodeMetrics>>> =
         df.nodes.iter().map(|d| (0..d.parallelism).map(|_| Arc::default()).collect()).collect();
     let cancel = Arc::new(AtomicBool::new(false));
     let pipeline: Arc<str> = opts.pipeline.as_str().into();
 
     let mut tasks = Vec::new();
+    let (ack_tx, ack_rx) = unbounded();
+    let (mut triggers, mut completed) = (Vec::new(), Vec::new());
     for r in (0..n).filter(|&i| parent[i].is_none()) {
         let members: Vec<usize> = (0..n).filter(|&i| root(i) == r).collect();
         let local: HashMap<usize, usize> = members.iter().enumerate().map(|(l, &g)| (g, l)).collect();
@@ -143,7 +165,7 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                 let ports = 1 + def.side_outputs.len();
                 let mut outputs: Vec<Vec<Target>> = vec![Vec::new(); ports];
                 for (c, cdef) in df.nodes.iter().enumerate() {
-                    for e in cdef.inputs.iter().filter(|e| e.from.0 == m) {
+                    for (ei, e) in cdef.inputs.iter().enumerate().filter(|(_, e)| e.from.0 == m) {
                         let target = if parent[c] == Some(m) {
                             Target::Chained(local[&c])
                         } else {
@@ -165,6 +187,7 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                                 senders,
                                 max_parallelism: opts.max_parallelism,
                                 next,
+                                from: producer_base(c, ei) + t,
                             });
                             Target::Exchange(exchanges.len() - 1)
                         };
@@ -178,15 +201,28 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                     parallelism: def.parallelism,
                     max_parallelism: opts.max_parallelism,
                     side_outputs: def.side_outputs.clone().into(),
+                    restore: node_restore[m].clone(),
                 };
                 let imp = match &def.kind {
                     NodeKind::Source(f) => {
-                        let source = f.create(&ctx).map_err(|source| EngineError::Source {
+                        let fail = |source| EngineError::Source {
                             node: def.name.clone(),
                             task: t,
                             parallelism: def.parallelism,
                             source,
-                        })?;
+                        };
+                        let mut source = f.create(&ctx).map_err(fail)?;
+                        if let Some(r) = &node_restore[m] {
+                            if r.parallelism != def.parallelism {
+                                return Err(fail(crate::SourceError::msg(format!(
+                                    "the checkpoint was taken with this source at parallelism {}; a source must keep its parallelism (keyed operators may change theirs)",
+                                    r.parallelism
+                                ))));
+                            }
+                            if let Some(Some(position)) = r.positions.get(t as usize) {
+                                source.seek(position).map_err(fail)?;
+                            }
+                        }
                         input = Some(TaskInput::Source { source, index: source_index[&m] });
                         NodeImpl::Source
                     }
@@ -221,6 +257,23 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                 });
             }
             let name = format!("{}-{}", df.nodes[r].name, t);
+            let input = input.expect("task input");
+            let checkpointing = df.checkpoint.as_ref().map(|c| {
+                let (trigger_tx, trigger_rx) = unbounded();
+                let (done_tx, done_rx) = unbounded();
+                let is_source = matches!(input, TaskInput::Source { .. });
+                if is_source {
+                    triggers.push(trigger_tx);
+                }
+                completed.push(done_tx);
+                TaskCheckpointing {
+                    task: tasks.len(),
+                    acks: ack_tx.clone(),
+                    completed: done_rx,
+                    triggers: is_source.then_some(trigger_rx),
+                    staging: c.staging_dir.clone(),
+                }
+            });
             let task = Task {
                 cancel: cancel.clone(),
                 nodes,
@@ -228,15 +281,39 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                 batch_size: opts.batch_size.max(1),
                 batch_timeout: opts.batch_timeout,
                 sources: sources.clone(),
+                name: name.clone(),
+                checkpointing,
             };
-            tasks.push((name, task, input.expect("task input")));
+            tasks.push((name, task, input));
         }
     }
     // Only the exchange writers hold senders now: a task that exits disconnects.
     drop(channels);
+    drop(ack_tx);
+    let coordinator = df.checkpoint.clone().map(|config| Coordinator {
+        config,
+        tasks: tasks.len(),
+        acks: ack_rx,
+        triggers,
+        completed,
+        cancel: cancel.clone(),
+    });
 
-    let (done_tx, done) = bounded(tasks.len());
+    let (done_tx, done) = bounded(tasks.len() + 1);
     let mut handles = Vec::new();
+    if let Some(c) = coordinator {
+        let done_tx = done_tx.clone();
+        let h = std::thread::Builder::new()
+            .name("checkpoint-coordinator".into())
+            .spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.run())).unwrap_or_else(|p| {
+                    Err(EngineError::Panicked { node: "checkpoint coordinator".into(), task: 0, message: panic_message(&*p) })
+                });
+                let _ = done_tx.send(r);
+            })
+            .map_err(|e| EngineError::Plan(format!("cannot start the checkpoint coordinator: {e}")))?;
+        handles.push(h);
+    }
     for (name, task, input) in tasks {
         let done_tx = done_tx.clone();
         let (node, index) = (task.nodes[0].ctx.node.to_string(), task.nodes[0].ctx.task_index);

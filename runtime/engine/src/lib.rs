@@ -8,11 +8,12 @@
 //! sources close at `batch_size` records or `batch_timeout`, whichever comes first.
 
 mod batch;
+mod checkpoint;
+mod coordinator;
 mod dataflow;
 mod error;
 mod exchange;
 mod executor;
-mod keys;
 mod metrics;
 mod operator;
 mod sink;
@@ -20,10 +21,11 @@ mod source;
 mod task;
 
 pub use batch::{Header, Origin, RecordBatch, RecordRef, NO_TIMESTAMP};
+pub use checkpoint::{CheckpointConfig, CheckpointStore, NodeRestore, RestoreFiles, RestorePlan, SnapshotFile, TaskState, FINAL_EPOCH};
 pub use dataflow::{Dataflow, Edge, EngineOptions, KeySelector, NodeId, Partitioning};
 pub use error::{EngineError, OperatorError, SinkError, SourceError};
 pub use executor::{Job, JobMetrics, JobReport};
-pub use keys::{key_group, key_group_range, key_hash, task_for_key_group, DEFAULT_MAX_PARALLELISM};
+pub use weir_state::keys::{key_group, key_group_range, key_hash, task_for_key_group, DEFAULT_MAX_PARALLELISM};
 pub use metrics::{NodeMetrics, NodeSnapshot};
 pub use operator::{Emitter, Operator, OperatorFactory, TaskContext};
 pub use sink::{Sink, SinkFactory};

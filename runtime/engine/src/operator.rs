@@ -1,8 +1,10 @@
 //! The operator trait: one required method, defaults for the rest.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use crate::batch::RecordBatch;
+use crate::checkpoint::{NodeRestore, SnapshotFile};
 use crate::error::OperatorError;
 
 /// Where a parallel instance of a node runs.
@@ -16,6 +18,26 @@ pub struct TaskContext {
     /// Names of the node's side outputs that the dataflow consumes; side output
     /// `side_outputs[i]` is output port `i + 1` (port 0 is the main output).
     pub side_outputs: Arc<[String]>,
+    /// The node's state in the checkpoint the job resumes from (every task's
+    /// part, whatever the parallelism was): an operator takes the key groups it
+    /// owns now. `None` on a fresh start.
+    pub restore: Option<Arc<NodeRestore>>,
+}
+
+impl TaskContext {
+    /// The context of task `task_index` of `parallelism` of a node, with 128 key
+    /// groups, no side outputs and nothing to restore.
+    pub fn new(pipeline: &str, node: &str, task_index: u32, parallelism: u32) -> Self {
+        TaskContext {
+            pipeline: pipeline.into(),
+            node: node.into(),
+            task_index,
+            parallelism,
+            max_parallelism: crate::DEFAULT_MAX_PARALLELISM,
+            side_outputs: Arc::new([]),
+            restore: None,
+        }
+    }
 }
 
 /// Output ports of one operator call: port 0 is the main output, port `n` the
@@ -53,6 +75,14 @@ pub trait Operator: Send {
     /// still holds back.
     fn finish(&mut self, _out: &mut Emitter) -> Result<(), OperatorError> {
         Ok(())
+    }
+
+    /// Write the operator's state for a checkpoint into files under `dir` (an
+    /// empty directory), returned for storage. Stateless operators keep the
+    /// default. State is restored through [`TaskContext::restore`] when the
+    /// factory creates the operator.
+    fn snapshot(&mut self, _dir: &Path) -> Result<Vec<SnapshotFile>, OperatorError> {
+        Ok(Vec::new())
     }
 }
 

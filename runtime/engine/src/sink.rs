@@ -15,17 +15,22 @@ pub trait Sink: Send {
         Ok(())
     }
 
-    /// Stage everything written up to checkpoint `epoch` (two-phase commit, first phase).
+    /// Stage everything written since the last checkpoint under checkpoint
+    /// `epoch` (two-phase commit, first phase). Called when the task snapshots
+    /// for `epoch`, and with [`FINAL_EPOCH`](crate::FINAL_EPOCH) when the input
+    /// has ended and checkpointing is on.
     fn pre_commit(&mut self, _epoch: u64) -> Result<(), SinkError> {
         self.flush()
     }
 
-    /// Publish what `pre_commit(epoch)` staged, once the checkpoint is complete.
+    /// Checkpoint `epoch` is complete: publish everything staged under epochs up
+    /// to `epoch` (second phase).
     fn commit(&mut self, _epoch: u64) -> Result<(), SinkError> {
         Ok(())
     }
 
-    /// The input has ended: write out and publish everything.
+    /// The input has ended and checkpointing is off: write out and publish
+    /// everything.
     fn finish(&mut self) -> Result<(), SinkError> {
         self.flush()
     }
@@ -34,4 +39,13 @@ pub trait Sink: Send {
 /// Creates the parallel instances of a sink node.
 pub trait SinkFactory: Send + Sync {
     fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Sink>, SinkError>;
+
+    /// Called once before any task is created. `restored` is the epoch of the
+    /// checkpoint the job resumes from (and whether it was the final one of a
+    /// completed run), `None` on a fresh start. An exactly-once sink publishes
+    /// what it staged up to that checkpoint and discards the rest: output of a
+    /// failed attempt must never become visible.
+    fn recover(&self, _restored: Option<(u64, bool)>) -> Result<(), SinkError> {
+        Ok(())
+    }
 }

@@ -1,13 +1,16 @@
 //! One parallel task: a chain of nodes fed by a source or by a channel.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 
 use crate::batch::{Origin, RecordBatch};
-use crate::exchange::{ExchangeFailure, ExchangeWriter, Message};
+use crate::checkpoint::{TaskState, FINAL_EPOCH};
+use crate::coordinator::{Ack, TaskCheckpointing};
+use crate::exchange::{Body, ExchangeFailure, ExchangeWriter, Message};
 use crate::metrics::NodeMetrics;
 use crate::operator::{Emitter, Operator, TaskContext};
 use crate::{EngineError, OperatorError, Sink, Source, SourceFactory, SourcePoll};
@@ -73,29 +76,143 @@ pub(crate) struct Task {
     pub batch_size: usize,
     pub batch_timeout: Duration,
     pub sources: Arc<SourceNames>,
+    /// The task's name ("node-index"), for staging directories.
+    pub name: String,
+    pub checkpointing: Option<TaskCheckpointing>,
 }
 
 impl Task {
     pub fn run(mut self, input: TaskInput) -> Result<(), EngineError> {
-        match input {
+        let position = match input {
             TaskInput::Source { source, index } => self.run_source(source, index)?,
-            TaskInput::Channel { rx, producers } => self.run_channel(rx, producers)?,
+            TaskInput::Channel { rx, producers } => {
+                self.run_channel(rx, producers)?;
+                None
+            }
+        };
+        self.finish(position)
+    }
+
+    /// A checkpoint barrier the coordinator asked this source task to inject.
+    fn triggered(&self) -> Option<u64> {
+        self.checkpointing.as_ref()?.triggers.as_ref()?.try_recv().ok()
+    }
+
+    /// Commit sinks for the checkpoints completed since the last look.
+    fn poll_completed(&mut self) -> Result<(), EngineError> {
+        let Some(ck) = &self.checkpointing else { return Ok(()) };
+        let epochs: Vec<u64> = ck.completed.try_iter().collect();
+        for e in epochs {
+            self.commit(e)?;
         }
-        self.finish()
+        Ok(())
+    }
+
+    fn commit(&mut self, epoch: u64) -> Result<(), EngineError> {
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if let NodeImpl::Sink(sink) = &mut node.imp {
+                let r = guard(&node.ctx, || sink.commit(epoch))?;
+                r.map_err(|e| self.sink_error(i, e, None))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Snapshot every node of the chain for checkpoint `epoch` (`None`: the
+    /// final snapshot after the input ended), pass the barrier on and
+    /// acknowledge.
+    fn checkpoint(&mut self, epoch: Option<u64>, position: Option<Vec<u8>>) -> Result<(), EngineError> {
+        let Some(ck) = &self.checkpointing else { return Ok(()) };
+        let staging = ck.staging.join(epoch.map_or("final".into(), |e| e.to_string())).join(&self.name);
+        let mut states = Vec::with_capacity(self.nodes.len());
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            let ctx = &node.ctx;
+            let mut state = TaskState {
+                node: ctx.node.to_string(),
+                task: ctx.task_index,
+                parallelism: ctx.parallelism,
+                position: None,
+                files: Vec::new(),
+            };
+            match &mut node.imp {
+                NodeImpl::Source => state.position = position.clone(),
+                NodeImpl::Operator(op) => {
+                    let dir = staging.join(&*ctx.node);
+                    std::fs::create_dir_all(&dir).map_err(|e| {
+                        EngineError::Checkpoint(format!("cannot create staging directory {}: {e}", dir.display()))
+                    })?;
+                    let r = guard(ctx, || op.snapshot(&dir))?;
+                    state.files = r.map_err(|e| self.op_error(i, e))?;
+                }
+                NodeImpl::Sink(sink) => {
+                    let r = guard(ctx, || sink.pre_commit(epoch.unwrap_or(FINAL_EPOCH)))?;
+                    r.map_err(|e| self.sink_error(i, e, None))?;
+                }
+            }
+            states.push(state);
+        }
+        if let Some(e) = epoch {
+            for x in &self.exchanges {
+                x.barrier(e, &self.cancel)?;
+            }
+        }
+        let ck = self.checkpointing.as_ref().expect("checked above");
+        let ack = Ack { task: ck.task, epoch, states, staging: Some(staging) };
+        ck.acks.send(ack).map_err(|_| EngineError::Cancelled)
+    }
+
+    /// After the final snapshot: a task with sinks waits until the final
+    /// checkpoint is complete and publishes its output.
+    fn await_final_commit(&mut self) -> Result<(), EngineError> {
+        if !self.nodes.iter().any(|n| matches!(n.imp, NodeImpl::Sink(_))) {
+            return Ok(());
+        }
+        loop {
+            self.cancelled()?;
+            let Some(ck) = &self.checkpointing else { return Ok(()) };
+            match ck.completed.recv_timeout(POLL) {
+                Ok(e) => {
+                    self.commit(e)?;
+                    if e == FINAL_EPOCH {
+                        return Ok(());
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(EngineError::Checkpoint(
+                        "the final checkpoint did not complete, so the output of this run stays unpublished".into(),
+                    ));
+                }
+            }
+        }
     }
 
     fn cancelled(&self) -> Result<(), EngineError> {
         if self.cancel.load(Ordering::Relaxed) { Err(EngineError::Cancelled) } else { Ok(()) }
     }
 
-    fn run_source(&mut self, mut source: Box<dyn Source>, index: u16) -> Result<(), EngineError> {
+    /// Returns the source's position after its last record.
+    fn run_source(&mut self, mut source: Box<dyn Source>, index: u16) -> Result<Option<Vec<u8>>, EngineError> {
+        if self.checkpointing.is_some() && source.position().is_none() {
+            let ctx = &self.nodes[0].ctx;
+            let source = crate::SourceError::msg("this source cannot be replayed, so it cannot take part in checkpoints");
+            return Err(EngineError::Source { node: ctx.node.to_string(), task: ctx.task_index, parallelism: ctx.parallelism, source });
+        }
         let bs = self.batch_size;
         let mut exhausted = false;
         while !exhausted {
             self.cancelled()?;
+            self.poll_completed()?;
             let mut batch = RecordBatch::with_capacity(bs);
             let mut first: Option<Instant> = None;
+            let mut barrier = None;
             loop {
+                if let Some(epoch) = self.triggered() {
+                    barrier = Some(epoch);
+                    break;
+                }
                 let before = batch.len();
                 let t0 = Instant::now();
                 let room = bs - batch.len();
@@ -131,35 +248,85 @@ impl Task {
                 }
                 self.push(0, batch)?;
             }
+            if let Some(epoch) = barrier {
+                self.checkpoint(Some(epoch), source.position())?;
+            }
         }
-        Ok(())
+        Ok(source.position())
     }
 
+    /// Process the channel until every producer has ended, aligning
+    /// checkpoint barriers: after a producer's barrier `n`, its messages wait
+    /// until every live producer has sent barrier `n` and the chain has
+    /// snapshotted.
     fn run_channel(&mut self, rx: Receiver<Message>, producers: usize) -> Result<(), EngineError> {
-        let mut ended = 0;
-        while ended < producers {
-            let msg = match rx.recv_timeout(POLL) {
-                Ok(m) => m,
-                Err(RecvTimeoutError::Timeout) => {
-                    self.cancelled()?;
-                    self.idle()?;
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => return Err(EngineError::Cancelled),
+        let mut live = producers;
+        let mut ended = vec![false; producers];
+        let mut blocked = vec![false; producers];
+        let mut aligning: Option<u64> = None;
+        // Messages of blocked producers, and those to handle before reading on.
+        let mut held: VecDeque<Message> = VecDeque::new();
+        let mut replay: VecDeque<Message> = VecDeque::new();
+        while live > 0 {
+            let msg = match replay.pop_front() {
+                Some(m) => m,
+                None => match rx.recv_timeout(POLL) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.cancelled()?;
+                        self.poll_completed()?;
+                        self.idle()?;
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => return Err(EngineError::Cancelled),
+                },
             };
-            match msg {
-                Message::End => ended += 1,
-                Message::Data(mut batch) => {
-                    // Coalesce what is already queued, up to a full batch.
-                    while batch.len() < self.batch_size {
-                        match rx.try_recv() {
-                            Ok(Message::Data(more)) => batch.append(&more),
-                            Ok(Message::End) => ended += 1,
-                            Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+            let from = msg.from as usize;
+            if blocked[from] {
+                held.push_back(msg);
+                continue;
+            }
+            match msg.body {
+                Body::Data(mut batch) => {
+                    if aligning.is_none() && replay.is_empty() {
+                        // Coalesce what is already queued, up to a full batch.
+                        while batch.len() < self.batch_size {
+                            match rx.try_recv() {
+                                Ok(Message { body: Body::Data(more), .. }) => batch.append(&more),
+                                Ok(other) => {
+                                    replay.push_back(other);
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
                         }
                     }
                     self.push(0, batch)?;
                 }
+                Body::Barrier(epoch) => {
+                    match aligning {
+                        Some(a) if a != epoch => {
+                            return Err(EngineError::Checkpoint(format!("barrier {epoch} arrived while aligning barrier {a}")));
+                        }
+                        _ => aligning = Some(epoch),
+                    }
+                    blocked[from] = true;
+                }
+                Body::End => {
+                    ended[from] = true;
+                    live -= 1;
+                }
+            }
+            if let Some(epoch) = aligning
+                && (0..producers).all(|p| blocked[p] || ended[p])
+            {
+                self.checkpoint(Some(epoch), None)?;
+                aligning = None;
+                blocked.fill(false);
+                while let Some(m) = held.pop_back() {
+                    replay.push_front(m);
+                }
+                self.poll_completed()?;
             }
         }
         Ok(())
@@ -176,7 +343,10 @@ impl Task {
         Ok(())
     }
 
-    fn finish(&mut self) -> Result<(), EngineError> {
+    /// Every input has ended: operators emit what they hold back, then (with
+    /// checkpointing) the task takes its final snapshot, and the end is passed on.
+    fn finish(&mut self, position: Option<Vec<u8>>) -> Result<(), EngineError> {
+        let checkpointing = self.checkpointing.is_some();
         for i in 0..self.nodes.len() {
             let node = &mut self.nodes[i];
             match &mut node.imp {
@@ -186,14 +356,19 @@ impl Task {
                     r.map_err(|e| self.op_error(i, e))?;
                     self.route(i)?;
                 }
+                NodeImpl::Sink(_) if checkpointing => {}
                 NodeImpl::Sink(sink) => {
                     let r = guard(&node.ctx, || sink.finish())?;
                     r.map_err(|e| self.sink_error(i, e, None))?;
                 }
             }
         }
+        self.checkpoint(None, position)?;
         for x in &self.exchanges {
             x.end(&self.cancel)?;
+        }
+        if checkpointing {
+            self.await_final_commit()?;
         }
         Ok(())
     }

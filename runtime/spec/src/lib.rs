@@ -27,16 +27,19 @@
 
 mod error;
 mod interpolate;
+mod launch;
 mod model;
 mod plan;
 mod units;
 mod validate;
 
 pub use error::SpecError;
+pub use launch::{launch, lock_path, open_storage, savepoint_requests_dir, Launch, LaunchOptions, Resumed};
 pub use plan::{plan, Planned};
 pub use units::{parse_bytes, parse_duration};
 pub use validate::{
-    InputRef, OperatorDef, PipelineSpec, PluginRef, SinkDef, SinkKind, SourceDef, SourceKind,
+    Backend, CheckpointDef, InputRef, OperatorDef, PipelineSpec, PluginRef, SinkDef, SinkKind, SourceDef, SourceKind,
+    StateDef,
 };
 
 use std::path::Path;

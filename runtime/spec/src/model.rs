@@ -13,6 +13,8 @@ pub(crate) struct RawSpec {
     pub name: S,
     pub batch: Option<RawBatch>,
     pub max_parallelism: Option<Spanned<u32>>,
+    pub state: Option<RawState>,
+    pub checkpoint: Option<RawCheckpoint>,
     #[serde(default)]
     pub sources: Vec<RawSource>,
     #[serde(default)]
@@ -26,6 +28,21 @@ pub(crate) struct RawSpec {
 pub(crate) struct RawBatch {
     pub size: Option<Spanned<usize>>,
     pub timeout: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawState {
+    pub backend: Option<S>,
+    pub dir: Option<S>,
+    pub local_dir: Option<S>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCheckpoint {
+    pub interval: Option<S>,
+    pub retain: Option<Spanned<usize>>,
 }
 
 #[derive(Deserialize)]

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use weir_connectors::{FileSink, FileSource, GeneratorSource, StdoutSink};
 use weir_engine::{Dataflow, Edge, NodeId, Partitioning, SinkFactory, SourceFactory};
-use weir_wasm::{OperatorSettings, Plugin, PluginEngine, PluginMeta, WasmOperatorFactory};
+use weir_wasm::{OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmOperatorFactory};
 
-use crate::validate::{InputRef, PipelineSpec, SinkKind, SourceKind};
+use crate::validate::{Backend, InputRef, PipelineSpec, SinkKind, SourceKind};
 use crate::SpecError;
 
 /// A dataflow ready to start, and the plugin each operator runs.
@@ -82,7 +82,14 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
         plugins.push((o.name.clone(), plugin.meta().clone()));
         let factory = WasmOperatorFactory {
             plugin,
-            settings: OperatorSettings { config: o.config.clone(), limits: o.limits.clone() },
+            settings: OperatorSettings {
+                config: o.config.clone(),
+                limits: o.limits.clone(),
+                state: match spec.state.backend {
+                    Backend::Heap => StateBackendKind::Heap,
+                    Backend::RocksDb => StateBackendKind::RocksDb { dir: spec.local_dir().join("rocksdb") },
+                },
+            },
         };
         let side_outputs = side.get(o.name.as_str()).cloned().unwrap_or_default();
         let id = df
@@ -94,7 +101,7 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
 
     for s in &spec.sinks {
         let factory: Arc<dyn SinkFactory> = match &s.kind {
-            SinkKind::File { dir } => Arc::new(FileSink { dir: dir.clone() }),
+            SinkKind::File { dir } => Arc::new(FileSink { dir: dir.clone(), exactly_once: spec.checkpoint.is_some() }),
             SinkKind::Stdout => Arc::new(StdoutSink),
         };
         // By default a sink runs beside its input (and chains to it).

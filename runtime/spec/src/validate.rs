@@ -23,6 +23,47 @@ pub struct PipelineSpec {
     pub sources: Vec<SourceDef>,
     pub operators: Vec<OperatorDef>,
     pub sinks: Vec<SinkDef>,
+    pub state: StateDef,
+    /// `None`: no checkpoints (sinks are at-least-once).
+    pub checkpoint: Option<CheckpointDef>,
+}
+
+/// Where keyed state lives and where checkpoints go.
+#[derive(Clone, Debug, Default)]
+pub struct StateDef {
+    pub backend: Backend,
+    /// Checkpoint storage: a directory or an `s3://` URL.
+    pub dir: Option<String>,
+    /// Local scratch space (RocksDB working files, snapshot staging); by
+    /// default `<dir>/local` for a local `dir`, else under the temp directory.
+    pub local_dir: Option<PathBuf>,
+}
+
+impl PipelineSpec {
+    /// Local scratch space of the pipeline: `state.local_dir`, else
+    /// `<state.dir>/local` for a local `state.dir`, else `weir-<name>` in the
+    /// temp directory.
+    pub fn local_dir(&self) -> PathBuf {
+        self.state.local_dir.clone().unwrap_or_else(|| match &self.state.dir {
+            Some(d) if !d.contains("://") => PathBuf::from(d).join("local"),
+            _ => std::env::temp_dir().join(format!("weir-{}", self.name)),
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    #[default]
+    Heap,
+    RocksDb,
+}
+
+#[derive(Clone, Debug)]
+pub struct CheckpointDef {
+    /// `None`: only the final checkpoint of a bounded run.
+    pub interval: Option<std::time::Duration>,
+    /// Complete checkpoints kept.
+    pub retain: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -153,7 +194,51 @@ pub(crate) fn validate(raw: RawSpec, file: &str) -> Result<PipelineSpec, SpecErr
         .collect::<Result<Vec<_>, _>>()?;
     let sinks = raw.sinks.iter().enumerate().map(|(i, s)| sink(&cx, i, s, &names, engine.max_parallelism)).collect::<Result<Vec<_>, _>>()?;
     operators = topo_sort(&cx, operators, &raw.operators)?;
-    Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks })
+    let (state, checkpoint) = state_and_checkpoint(&cx, &raw)?;
+    Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks, state, checkpoint })
+}
+
+fn state_and_checkpoint(cx: &Ctx, raw: &RawSpec) -> Result<(StateDef, Option<CheckpointDef>), SpecError> {
+    let mut state = StateDef::default();
+    if let Some(s) = &raw.state {
+        if let Some(b) = &s.backend {
+            state.backend = match b.as_str() {
+                "heap" => Backend::Heap,
+                "rocksdb" => Backend::RocksDb,
+                other => return Err(cx.err(b, format!("state.backend: unknown backend '{other}' (expected heap or rocksdb)"))),
+            };
+        }
+        if let Some(d) = &s.dir {
+            if d.is_empty() {
+                return Err(cx.err(d, "state.dir: must not be empty"));
+            }
+            state.dir = Some(d.to_string());
+        }
+        state.local_dir = s.local_dir.as_ref().map(|d| PathBuf::from(d.as_str()));
+    }
+    let Some(c) = &raw.checkpoint else { return Ok((state, None)) };
+    let mut def = CheckpointDef { interval: None, retain: 3 };
+    if let Some(i) = &c.interval {
+        let d = parse_duration(i).map_err(|m| cx.err(i, format!("checkpoint.interval: {m}")))?;
+        if d < std::time::Duration::from_millis(10) {
+            return Err(cx.err(i, "checkpoint.interval: must be at least 10ms"));
+        }
+        def.interval = Some(d);
+    }
+    if let Some(r) = &c.retain {
+        if **r == 0 {
+            return Err(cx.err(r, "checkpoint.retain: must be at least 1"));
+        }
+        def.retain = **r;
+    }
+    if state.dir.is_none() {
+        let msg = "checkpoint: checkpoints need a place to go: set state.dir (a directory or an s3:// URL)";
+        return Err(match &c.interval {
+            Some(i) => cx.err(i, msg),
+            None => SpecError::File { file: cx.file.into(), message: msg.into() },
+        });
+    }
+    Ok((state, Some(def)))
 }
 
 fn check_name(cx: &Ctx, name: &Spanned<String>, field: &str) -> Result<(), SpecError> {

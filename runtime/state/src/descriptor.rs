@@ -5,7 +5,7 @@ use std::time::Duration;
 pub type StateId = u32;
 
 /// How a reducing state combines values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Reducer {
     Sum,
     Min,
@@ -22,7 +22,7 @@ impl Reducer {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum StateKind {
     Value,
     Map,
@@ -42,7 +42,7 @@ impl StateKind {
 }
 
 /// A named state of an operator.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StateDescriptor {
     pub name: String,
     pub kind: StateKind,

@@ -1,9 +1,14 @@
 //! In-memory keyed state.
 
+use std::io::Write;
+use std::path::Path;
+
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
 
-use crate::{KeyedStateBackend, MapEntries, StateDescriptor, StateError, StateId, StateKind};
+use crate::keys::key_group;
+use crate::{KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, StateDescriptor, StateError, StateId, StateKind};
 
 type Map<K, V> = HashMap<K, V, RandomState>;
 
@@ -27,15 +32,108 @@ struct State {
 }
 
 /// Keyed state on the heap: one hash map per declared state.
-#[derive(Default)]
 pub struct HeapBackend {
     states: Vec<State>,
     now_ms: i64,
+    key_groups: KeyGroups,
+}
+
+/// The name of a heap snapshot's one file.
+const SNAPSHOT_FILE: &str = "heap.state";
+const MAGIC: &[u8; 8] = b"WEIRHEAP";
+const FORMAT: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotHeader {
+    max_parallelism: u32,
+    states: Vec<StateDescriptor>,
+}
+
+/// One key's entry of one state, as written (borrowing) ...
+#[derive(Serialize)]
+struct EntryOut<'a> {
+    state: u32,
+    key_group: u32,
+    key: &'a [u8],
+    written_at: i64,
+    data: DataOut<'a>,
+}
+
+#[derive(Serialize)]
+enum DataOut<'a> {
+    Value(&'a [u8]),
+    Map(Vec<(&'a [u8], &'a [u8])>),
+    List(&'a [Vec<u8>]),
+    Reducing(i64),
+}
+
+/// ... and as read.
+#[derive(Deserialize)]
+struct EntryIn {
+    state: u32,
+    key_group: u32,
+    key: Vec<u8>,
+    written_at: i64,
+    data: DataIn,
+}
+
+#[derive(Deserialize)]
+enum DataIn {
+    Value(Vec<u8>),
+    Map(Vec<(Vec<u8>, Vec<u8>)>),
+    List(Vec<Vec<u8>>),
+    Reducing(i64),
 }
 
 impl HeapBackend {
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty backend owning `key_groups`.
+    pub fn new(key_groups: KeyGroups) -> Self {
+        HeapBackend { states: Vec::new(), now_ms: 0, key_groups }
+    }
+
+    fn expired(&self, ttl_ms: Option<i64>, e: &Entry) -> bool {
+        ttl_ms.is_some_and(|ttl| self.now_ms.saturating_sub(e.written_at) >= ttl)
+    }
+
+    fn restore_one(&mut self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
+        let bad = |message: String| StateError::Restore { file: name.to_string(), message };
+        let rest = bytes
+            .strip_prefix(MAGIC.as_slice())
+            .ok_or_else(|| bad("not a heap state snapshot (bad magic)".into()))?;
+        let (format, rest) = rest.split_at_checked(4).ok_or_else(|| bad("truncated header".into()))?;
+        let format = u32::from_le_bytes(format.try_into().expect("4 bytes"));
+        if format != FORMAT {
+            return Err(bad(format!("snapshot format {format}; this version reads format {FORMAT}")));
+        }
+        let (header, mut rest): (SnapshotHeader, _) =
+            postcard::take_from_bytes(rest).map_err(|e| bad(format!("bad header: {e}")))?;
+        if header.max_parallelism != self.key_groups.max_parallelism {
+            return Err(bad(format!(
+                "it was taken with max_parallelism {} (key groups); this pipeline has {}; the number of key groups cannot change",
+                header.max_parallelism, self.key_groups.max_parallelism
+            )));
+        }
+        // Map the snapshot's state ids onto ours, declaring what is new.
+        let mut ids = Vec::with_capacity(header.states.len());
+        for d in header.states {
+            ids.push(self.declare(d)?);
+        }
+        while !rest.is_empty() {
+            let (e, r): (EntryIn, _) = postcard::take_from_bytes(rest).map_err(|e| bad(format!("bad entry: {e}")))?;
+            rest = r;
+            if !self.key_groups.contains(e.key_group) {
+                continue;
+            }
+            let id = *ids.get(e.state as usize).ok_or_else(|| bad(format!("entry of unknown state {}", e.state)))?;
+            let data = match e.data {
+                DataIn::Value(v) => Data::Value(v),
+                DataIn::Map(m) => Data::Map(m.into_iter().collect()),
+                DataIn::List(l) => Data::List(l),
+                DataIn::Reducing(r) => Data::Reducing(r),
+            };
+            self.states[id as usize].entries.insert(e.key.into_boxed_slice(), Entry { data, written_at: e.written_at });
+        }
+        Ok(())
     }
 
     fn state(&mut self, id: StateId, used_as: &'static str) -> Result<&mut State, StateError> {
@@ -212,12 +310,63 @@ impl KeyedStateBackend for HeapBackend {
         Ok(())
     }
 
-    fn len(&self, state: StateId) -> Result<usize, StateError> {
+    fn len(&mut self, state: StateId) -> Result<usize, StateError> {
         let s = self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
         Ok(match s.ttl_ms {
-            Some(ttl) => s.entries.values().filter(|e| self.now_ms.saturating_sub(e.written_at) < ttl).count(),
+            Some(_) => s.entries.values().filter(|e| !self.expired(s.ttl_ms, e)).count(),
             None => s.entries.len(),
         })
+    }
+
+    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, StateError> {
+        let path = dir.join(SNAPSHOT_FILE);
+        let io = |e: std::io::Error| StateError::storage(format!("writing {}", path.display()), e);
+        let file = std::fs::File::create(&path).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        w.write_all(MAGIC).map_err(io)?;
+        w.write_all(&FORMAT.to_le_bytes()).map_err(io)?;
+        let header = SnapshotHeader { max_parallelism: self.key_groups.max_parallelism, states: self.descriptors() };
+        let enc = |e: postcard::Error| StateError::storage("encoding a state snapshot", e);
+        w.write_all(&postcard::to_allocvec(&header).map_err(enc)?).map_err(io)?;
+        let mut buf = Vec::new();
+        let max_par = self.key_groups.max_parallelism;
+        for (id, s) in self.states.iter().enumerate() {
+            for (key, e) in &s.entries {
+                if self.expired(s.ttl_ms, e) {
+                    continue;
+                }
+                let data = match &e.data {
+                    Data::Value(v) => DataOut::Value(v),
+                    Data::Map(m) => DataOut::Map(m.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect()),
+                    Data::List(l) => DataOut::List(l),
+                    Data::Reducing(r) => DataOut::Reducing(*r),
+                };
+                let entry = EntryOut { state: id as u32, key_group: key_group(key, max_par), key, written_at: e.written_at, data };
+                buf.clear();
+                buf = postcard::to_extend(&entry, buf).map_err(enc)?;
+                w.write_all(&buf).map_err(io)?;
+            }
+        }
+        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
+        file.sync_all().map_err(io)?;
+        Ok(vec![SnapshotFile { path, name: SNAPSHOT_FILE.into(), shared: false }])
+    }
+
+    fn restore(&mut self, snapshots: &[RestoreFiles]) -> Result<(), StateError> {
+        for files in snapshots {
+            for (name, path) in files {
+                let file = path.display().to_string();
+                if name != SNAPSHOT_FILE {
+                    let message = format!(
+                        "'{name}' is not a file of a heap-backend snapshot (was the state checkpointed with another state.backend?)"
+                    );
+                    return Err(StateError::Restore { file, message });
+                }
+                let bytes = std::fs::read(path).map_err(|e| StateError::Restore { file: file.clone(), message: e.to_string() })?;
+                self.restore_one(&file, &bytes)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -233,7 +382,7 @@ mod tests {
 
     #[test]
     fn value_state_is_per_key() {
-        let mut b = HeapBackend::new();
+        let mut b = HeapBackend::new(KeyGroups::all(128));
         let s = b.declare(desc("count", StateKind::Value)).unwrap();
         assert_eq!(b.value_get(s, b"a").unwrap(), None);
         b.value_set(s, b"a", b"1").unwrap();
@@ -248,7 +397,7 @@ mod tests {
 
     #[test]
     fn map_list_and_reducing_state() {
-        let mut b = HeapBackend::new();
+        let mut b = HeapBackend::new(KeyGroups::all(128));
         let m = b.declare(desc("seen", StateKind::Map)).unwrap();
         let l = b.declare(desc("events", StateKind::List)).unwrap();
         let r = b.declare(desc("max", StateKind::Reducing(Reducer::Max))).unwrap();
@@ -278,7 +427,7 @@ mod tests {
 
     #[test]
     fn ttl_hides_and_purges_entries_not_written_in_time() {
-        let mut b = HeapBackend::new();
+        let mut b = HeapBackend::new(KeyGroups::all(128));
         let s = b
             .declare(StateDescriptor { name: "s".into(), kind: StateKind::Reducing(Reducer::Sum), ttl: Some(Duration::from_millis(100)) })
             .unwrap();
@@ -296,7 +445,7 @@ mod tests {
 
     #[test]
     fn declaring_errors_name_the_state() {
-        let mut b = HeapBackend::new();
+        let mut b = HeapBackend::new(KeyGroups::all(128));
         let a = b.declare(desc("a", StateKind::Value)).unwrap();
         assert_eq!(b.declare(desc("a", StateKind::Value)).unwrap(), a);
         let err = b.declare(desc("a", StateKind::List)).unwrap_err().to_string();

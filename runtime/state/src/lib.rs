@@ -1,19 +1,29 @@
 //! Keyed state for Weir operators.
 //!
 //! An operator declares named states ([`StateDescriptor`]) when it opens; every
-//! access is then scoped to one key. Backends implement [`KeyedStateBackend`];
-//! [`HeapBackend`] keeps everything in memory.
+//! access is then scoped to one key. Backends implement [`KeyedStateBackend`]:
+//! [`HeapBackend`] keeps everything in memory, [`RocksBackend`] in RocksDB (state
+//! larger than memory). Both snapshot into files for checkpoints and restore from
+//! snapshots taken at any parallelism: state is organised by key group
+//! ([`keys`]), and a backend owns a contiguous range of key groups ([`KeyGroups`]).
 
 mod descriptor;
 mod heap;
+pub mod keys;
+mod rocks;
+
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 
 pub use descriptor::{Reducer, StateDescriptor, StateId, StateKind};
 pub use heap::HeapBackend;
+pub use rocks::{RocksBackend, RocksOptions};
 
 /// The entries of one key's map state: (map key, value) pairs.
 pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Errors of state declaration and access. Messages name the state.
+/// Errors of state declaration, access, snapshots and restores. Messages name
+/// the state or the file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateError {
     #[error("state '{name}' is already declared as {existing}; it cannot be declared again as {requested}")]
@@ -24,13 +34,66 @@ pub enum StateError {
     UnknownState(StateId),
     #[error("state '{name}' is a {kind} state; it cannot be used as a {used_as} state")]
     WrongKind { name: String, kind: &'static str, used_as: &'static str },
+    /// Reading or writing the backend's storage failed.
+    #[error("state storage: {0}")]
+    Storage(String),
+    /// A snapshot cannot be restored (corrupt, other format or key-group count).
+    #[error("cannot restore state from {file}: {message}")]
+    Restore { file: String, message: String },
 }
+
+impl StateError {
+    pub(crate) fn storage(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
+        StateError::Storage(format!("{context}: {e}"))
+    }
+}
+
+/// The key groups a backend instance owns (see [`keys::key_group_range`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyGroups {
+    pub range: Range<u32>,
+    pub max_parallelism: u32,
+}
+
+impl KeyGroups {
+    /// Every key group (a backend of a task with parallelism 1).
+    pub fn all(max_parallelism: u32) -> Self {
+        KeyGroups { range: 0..max_parallelism, max_parallelism }
+    }
+
+    /// The key groups of parallel task `task` of `parallelism`.
+    pub fn of_task(task: u32, parallelism: u32, max_parallelism: u32) -> Self {
+        KeyGroups { range: keys::key_group_range(task, parallelism, max_parallelism), max_parallelism }
+    }
+
+    pub fn contains(&self, key_group: u32) -> bool {
+        self.range.contains(&key_group)
+    }
+}
+
+/// One file of a state snapshot, written by [`KeyedStateBackend::snapshot`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotFile {
+    /// Where the file is now, inside the directory given to `snapshot`.
+    pub path: PathBuf,
+    /// The name to store it under, unique within the snapshot (or, when
+    /// `shared`, within every snapshot of the same backend instance).
+    pub name: String,
+    /// An immutable file that later snapshots may reference again (a RocksDB SST
+    /// file): stored once, shared by the checkpoints that name it (incremental
+    /// checkpoints).
+    pub shared: bool,
+}
+
+/// A snapshot to restore from: one task's files, by the names they were
+/// stored under, at local paths.
+pub type RestoreFiles = Vec<(String, PathBuf)>;
 
 /// Keyed state of one parallel operator instance.
 ///
-/// Every method but `declare` takes the key the access is scoped to. Expired
-/// entries (see [`StateDescriptor::ttl`]) are never returned; `set_time` tells the
-/// backend the current processing time used for TTL.
+/// Every access method takes the key it is scoped to. Expired entries (see
+/// [`StateDescriptor::ttl`]) are never returned; `set_time` tells the backend the
+/// current processing time that TTL uses.
 pub trait KeyedStateBackend: Send {
     fn declare(&mut self, descriptor: StateDescriptor) -> Result<StateId, StateError>;
     fn descriptors(&self) -> Vec<StateDescriptor>;
@@ -54,6 +117,18 @@ pub trait KeyedStateBackend: Send {
 
     fn clear(&mut self, state: StateId, key: &[u8]) -> Result<(), StateError>;
 
-    /// Number of live (unexpired) entries of a state, over all keys.
-    fn len(&self, state: StateId) -> Result<usize, StateError>;
+    /// Number of live (unexpired) entries (keys) of a state, over all keys.
+    fn len(&mut self, state: StateId) -> Result<usize, StateError>;
+
+    /// Write a snapshot of every live entry into new files under `dir` (an
+    /// empty directory the caller created) and return them. The files must not
+    /// change after this returns: the caller uploads them while processing goes
+    /// on. Expired entries are left out (purged).
+    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, StateError>;
+
+    /// Load this backend's key groups from snapshots taken by tasks of any
+    /// parallelism (one [`RestoreFiles`] per task). Called on an empty backend
+    /// before any `declare`: restored states keep their descriptors, and a later
+    /// `declare` of the same name must match.
+    fn restore(&mut self, snapshots: &[RestoreFiles]) -> Result<(), StateError>;
 }

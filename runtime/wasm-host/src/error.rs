@@ -35,6 +35,8 @@ pub enum WasmError {
     Trap { plugin: String, operator: String, task: u32, panic: String, message: String },
     #[error("plugin {plugin} in operator '{operator}' (task {task}) broke the operator contract: {message}")]
     Contract { plugin: String, operator: String, task: u32, message: String },
+    #[error("keyed state of operator '{operator}' (plugin {plugin}, task {task}): {message}")]
+    State { plugin: String, operator: String, task: u32, message: String },
     #[error("cannot set up the Wasm engine: {0}")]
     Engine(String),
 }

@@ -21,7 +21,7 @@ mod timers;
 
 pub use engine::{EngineConfig, Plugin, PluginEngine, PluginMeta};
 pub use error::WasmError;
-pub use operator::{Limits, OperatorSettings, WasmOperator, WasmOperatorFactory};
+pub use operator::{Limits, OperatorSettings, StateBackendKind, WasmOperator, WasmOperatorFactory};
 
 /// The WIT world every operator component implements.
 pub const WORLD: &str = "weir:operator/operator@0.1.0";

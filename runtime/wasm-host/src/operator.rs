@@ -6,8 +6,10 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
-use weir_engine::{Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, TaskContext};
-use weir_state::HeapBackend;
+use std::path::{Path, PathBuf};
+
+use weir_engine::{Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, SnapshotFile, TaskContext};
+use weir_state::{HeapBackend, KeyGroups, KeyedStateBackend, RestoreFiles, RocksBackend, RocksOptions};
 
 use crate::bindings::{self, runtime, types};
 use crate::engine::{Plugin, Shared, EPOCH_TICK};
@@ -31,13 +33,28 @@ impl Default for Limits {
     }
 }
 
+/// Where an operator keeps its keyed state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StateBackendKind {
+    /// On the heap.
+    #[default]
+    Heap,
+    /// In RocksDB; each task's database lives in `dir/<operator>-<task>`
+    /// (scratch space: durability comes from checkpoints).
+    RocksDb { dir: PathBuf },
+}
+
 /// How an operator uses its plugin.
 #[derive(Clone, Debug, Default)]
 pub struct OperatorSettings {
     /// The `config` map given to the guest's `open`.
     pub config: Vec<(String, String)>,
     pub limits: Limits,
+    pub state: StateBackendKind,
 }
+
+/// The name of the timers file in an operator's snapshot.
+const TIMERS_FILE: &str = "timers.bin";
 
 /// Origin of records emitted from timers (they have no source record).
 const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
@@ -77,7 +94,7 @@ impl Plugin {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter { limit: settings.limits.memory, hit: None },
-            state: Box::new(HeapBackend::new()),
+            state: self.backend(ctx, settings)?,
             scope_keys: Vec::new(),
             scope_ends: Vec::new(),
             first_rows: None,
@@ -120,8 +137,27 @@ impl Plugin {
             unconsumed: 0,
             _shared: self.shared.clone(),
         };
+        if let Some(r) = &ctx.restore {
+            op.restore(&r.files, KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism))?;
+        }
         op.open(&settings.config, &ctx.side_outputs)?;
         Ok(op)
+    }
+
+    fn backend(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<Box<dyn KeyedStateBackend>, WasmError> {
+        let groups = KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism);
+        Ok(match &settings.state {
+            StateBackendKind::Heap => Box::new(HeapBackend::new(groups)),
+            StateBackendKind::RocksDb { dir } => {
+                let dir = dir.join(format!("{}-{}", ctx.node, ctx.task_index));
+                Box::new(RocksBackend::open(RocksOptions::new(dir), groups).map_err(|e| WasmError::State {
+                    plugin: self.meta.to_string(),
+                    operator: ctx.node.to_string(),
+                    task: ctx.task_index,
+                    message: e.to_string(),
+                })?)
+            }
+        })
     }
 }
 
@@ -149,6 +185,26 @@ impl WasmOperator {
         }
         self.port_map = declared.iter().map(|d| wanted.iter().position(|w| w == d).map(|p| p + 1)).collect();
         Ok(())
+    }
+
+    fn state_error(&self, message: String) -> WasmError {
+        WasmError::State { plugin: self.plugin.clone(), operator: self.operator.clone(), task: self.task, message }
+    }
+
+    /// Load state and timers of this task's key groups from every task's snapshot.
+    fn restore(&mut self, snapshots: &[RestoreFiles], groups: KeyGroups) -> Result<(), WasmError> {
+        let mut state = Vec::with_capacity(snapshots.len());
+        for files in snapshots {
+            let (timers, rest): (Vec<_>, Vec<_>) = files.iter().cloned().partition(|(n, _)| n == TIMERS_FILE);
+            for (_, path) in timers {
+                let bytes = std::fs::read(&path).map_err(|e| self.state_error(format!("cannot read {}: {e}", path.display())))?;
+                let d = self.store.data_mut();
+                d.timers.restore(&bytes, &groups).map_err(|e| self.state_error(format!("{}: {e}", path.display())))?;
+            }
+            state.push(rest);
+        }
+        let r = self.store.data_mut().state.restore(&state);
+        r.map_err(|e| self.state_error(e.to_string()))
     }
 
     fn open_error(&self, message: String) -> WasmError {
@@ -297,6 +353,18 @@ impl WasmOperator {
 }
 
 impl Operator for WasmOperator {
+    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, OperatorError> {
+        let d = self.store.data_mut();
+        d.state.set_time(now_ms());
+        let mut files = d.state.snapshot(dir).map_err(|e| OperatorError::new(self.state_error(e.to_string())))?;
+        let timers = self.store.data().timers.snapshot();
+        let path = dir.join(TIMERS_FILE);
+        std::fs::write(&path, timers)
+            .map_err(|e| OperatorError::new(self.state_error(format!("cannot write {}: {e}", path.display()))))?;
+        files.push(SnapshotFile { path, name: TIMERS_FILE.into(), shared: false });
+        Ok(files)
+    }
+
     fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {
         let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins } = input;
         self.set_scopes(&keys, &key_ends);

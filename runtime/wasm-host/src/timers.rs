@@ -2,6 +2,9 @@
 
 use std::collections::BTreeSet;
 
+use weir_state::keys::key_group;
+use weir_state::KeyGroups;
+
 #[derive(Default)]
 pub(crate) struct TimerService {
     event: BTreeSet<(i64, Vec<u8>)>,
@@ -28,6 +31,22 @@ impl TimerService {
 
     pub fn delete(&mut self, d: Domain, time: i64, key: &[u8]) {
         self.set(d).remove(&(time, key.to_vec()));
+    }
+
+    /// Every timer, encoded for a checkpoint.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let sets = (&self.event, &self.processing);
+        postcard::to_allocvec(&sets).expect("timers encode")
+    }
+
+    /// Add the timers of the key groups in `groups` from a snapshot.
+    pub fn restore(&mut self, bytes: &[u8], groups: &KeyGroups) -> Result<(), String> {
+        let (event, processing): (Vec<(i64, Vec<u8>)>, Vec<(i64, Vec<u8>)>) =
+            postcard::from_bytes(bytes).map_err(|e| format!("unreadable timers: {e}"))?;
+        let mine = |(_, key): &(i64, Vec<u8>)| groups.contains(key_group(key, groups.max_parallelism));
+        self.event.extend(event.into_iter().filter(mine));
+        self.processing.extend(processing.into_iter().filter(mine));
+        Ok(())
     }
 
     /// Remove and return up to `max` timers of domain `d` due at `now`, in time order.
@@ -62,5 +81,25 @@ mod tests {
         assert_eq!(t.due(Domain::Event, i64::MAX, 100), vec![]);
         assert_eq!(t.due(Domain::Processing, 4, 100), vec![]);
         assert_eq!(t.due(Domain::Processing, 5, 100), vec![(5, b"p".to_vec())]);
+    }
+
+    #[test]
+    fn timers_restore_only_the_key_groups_of_the_task() {
+        let mut t = TimerService::default();
+        let keys: Vec<Vec<u8>> = (0..200).map(|i| format!("k{i}").into_bytes()).collect();
+        for (i, k) in keys.iter().enumerate() {
+            t.register(Domain::Event, i as i64, k);
+        }
+        let snap = t.snapshot();
+        let mut total = 0;
+        for task in 0..3 {
+            let groups = KeyGroups::of_task(task, 3, 128);
+            let mut r = TimerService::default();
+            r.restore(&snap, &groups).unwrap();
+            let due = r.due(Domain::Event, i64::MAX, 1000);
+            assert!(due.iter().all(|(_, k)| groups.contains(key_group(k, 128))));
+            total += due.len();
+        }
+        assert_eq!(total, 200);
     }
 }

@@ -20,6 +20,7 @@ fn ctx(node: &str, side_outputs: &[&str]) -> TaskContext {
         parallelism: 1,
         max_parallelism: 128,
         side_outputs: side_outputs.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
+        restore: None,
     }
 }
 
@@ -27,6 +28,7 @@ fn settings(config: &[(&str, &str)]) -> OperatorSettings {
     OperatorSettings {
         config: config.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         limits: Limits { memory: 32 << 20, call_timeout: Duration::from_millis(300) },
+        ..Default::default()
     }
 }
 

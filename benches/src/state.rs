@@ -1,0 +1,228 @@
+//! State and checkpoint benchmarks (`weir-bench --state`): keyed count on the
+//! heap vs RocksDB, checkpoint time and size of a large RocksDB state (full,
+//! then incremental), recovery time, and throughput with checkpoints running
+//! vs without.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weir_checkpoint::{NodeInfo, Storage};
+use weir_engine::*;
+use weir_state::{KeyGroups, KeyedStateBackend, RocksBackend, RocksOptions, StateDescriptor, StateKind};
+use weir_wasm::{Limits, OperatorSettings, Plugin, StateBackendKind, WasmOperatorFactory};
+
+use crate::{cpu_time, generate, Null};
+
+/// Replays batches; its position is the next batch's index (replayable).
+struct Replayable(Arc<Vec<RecordBatch>>);
+
+impl SourceFactory for Replayable {
+    fn create(&self, _: &TaskContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(ReplayAt(self.0.clone(), 0)))
+    }
+}
+
+struct ReplayAt(Arc<Vec<RecordBatch>>, usize);
+
+impl Source for ReplayAt {
+    fn poll(&mut self, out: &mut RecordBatch, _max: usize) -> Result<SourcePoll, SourceError> {
+        match self.0.get(self.1) {
+            Some(b) => {
+                out.append(b);
+                self.1 += 1;
+                Ok(SourcePoll::Ready)
+            }
+            None => Ok(SourcePoll::Exhausted),
+        }
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        Some((self.1 as u64).to_le_bytes().to_vec())
+    }
+}
+
+fn dir_size(p: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(p) else { return 0 };
+    rd.flatten()
+        .map(|e| {
+            let m = e.metadata().expect("metadata");
+            if m.is_dir() { dir_size(&e.path()) } else { m.len() }
+        })
+        .sum()
+}
+
+fn count_factory(plugin: &Plugin, state: StateBackendKind) -> Arc<dyn OperatorFactory> {
+    Arc::new(WasmOperatorFactory {
+        plugin: plugin.clone(),
+        settings: OperatorSettings {
+            config: vec![("op".into(), "count".into())],
+            limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60) },
+            state,
+        },
+    })
+}
+
+/// Replay -> key_by -> Wasm count -> null sink; returns (wall, cpu, checkpoints).
+fn run_count(
+    input: &Arc<Vec<RecordBatch>>,
+    batch: usize,
+    op: Arc<dyn OperatorFactory>,
+    checkpoint: Option<(Duration, &Path)>,
+) -> anyhow::Result<(Duration, Duration, usize)> {
+    let count = Arc::new(AtomicU64::new(0));
+    let mut df = Dataflow::new(EngineOptions { pipeline: "state-bench".into(), batch_size: batch, ..Default::default() });
+    let src = df.add_source("src", 1, Arc::new(Replayable(input.clone())))?;
+    let op = df.add_operator("count", 1, op, vec![Edge::key_by(src, KeySelector::RecordKey)], vec![])?;
+    df.add_sink("null", 1, Arc::new(Null(count.clone())), vec![Edge::forward(op)])?;
+    let mut store_dir = None;
+    if let Some((interval, dir)) = checkpoint {
+        let nodes = df
+            .node_names()
+            .into_iter()
+            .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.into(), parallelism: p, plugin: None, plugin_sha256: None })
+            .collect();
+        let storage = Arc::new(Storage::open(dir.join("store").to_str().expect("utf-8"), "state-bench", nodes, 2)?);
+        df.set_checkpointing(CheckpointConfig {
+            interval: Some(interval),
+            store: storage,
+            staging_dir: dir.join("staging"),
+            first_epoch: 1,
+            savepoints: None,
+        });
+        store_dir = Some(dir.join("store/checkpoints"));
+    }
+    let job = df.start()?;
+    let (t0, c0) = (Instant::now(), cpu_time());
+    job.wait()?;
+    let (wall, cpu) = (t0.elapsed(), cpu_time() - c0);
+    let n: usize = input.iter().map(RecordBatch::len).sum();
+    anyhow::ensure!(count.load(Ordering::Relaxed) as usize == n, "count emitted {} of {n}", count.load(Ordering::Relaxed));
+    let checkpoints = store_dir.map_or(0, |d| {
+        std::fs::read_dir(d)
+            .map(|r| r.flatten().filter(|e| e.path().join("_manifest.json").exists()).count())
+            .unwrap_or(0)
+    });
+    Ok((wall, cpu, checkpoints))
+}
+
+pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u64) -> anyhow::Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let input = Arc::new(generate(records, keys, batch));
+    let n = records as f64;
+    println!("Keyed count (Wasm, ValueState) over {records} records with {keys} distinct keys, parallelism 1:");
+    println!();
+    println!("| backend | M ev/s | CPU ns/ev | vs heap |");
+    println!("|---|---:|---:|---:|");
+    let (heap_wall, heap_cpu, _) = run_count(&input, batch, count_factory(plugin, StateBackendKind::Heap), None)?;
+    let rocks = StateBackendKind::RocksDb { dir: tmp.path().join("rocks-count") };
+    let (rocks_wall, rocks_cpu, _) = run_count(&input, batch, count_factory(plugin, rocks), None)?;
+    let rate = |d: Duration| n / d.as_secs_f64() / 1e6;
+    let ns = |d: Duration| d.as_nanos() as f64 / n;
+    println!("| heap | {:.2} | {:.0} | 1.00 |", rate(heap_wall), ns(heap_cpu));
+    println!("| rocksdb | {:.2} | {:.0} | {:.2} |", rate(rocks_wall), ns(rocks_cpu), rate(rocks_wall) / rate(heap_wall));
+
+    println!();
+    println!("Throughput with a checkpoint every second vs none (same keyed count, heap and RocksDB):");
+    println!();
+    println!("| backend | no checkpoints M ev/s | checkpointing M ev/s | checkpoints taken | ratio |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, wall_without) in [("heap", heap_wall), ("rocksdb", rocks_wall)] {
+        let dir = tmp.path().join(format!("ck-{name}"));
+        let kind = match name {
+            "heap" => StateBackendKind::Heap,
+            _ => StateBackendKind::RocksDb { dir: dir.join("rocks") },
+        };
+        let (wall, _, taken) = run_count(&input, batch, count_factory(plugin, kind), Some((Duration::from_secs(1), &dir)))?;
+        println!(
+            "| {name} | {:.2} | {:.2} | {taken} | {:.2} |",
+            rate(wall_without),
+            rate(wall),
+            rate(wall) / rate(wall_without)
+        );
+    }
+
+    big_rocksdb_checkpoint(tmp.path(), big_keys)?;
+    Ok(())
+}
+
+/// A large RocksDB state: write it, checkpoint it (full), change 1% of it,
+/// checkpoint again (incremental), then restore it.
+fn big_rocksdb_checkpoint(tmp: &Path, keys: u64) -> anyhow::Result<()> {
+    const VALUE: usize = 1024;
+    let groups = KeyGroups::all(128);
+    let mut db = RocksBackend::open(RocksOptions::new(tmp.join("big")), groups.clone())?;
+    let s = db.declare(StateDescriptor { name: "blob".into(), kind: StateKind::Value, ttl: None })?;
+    let mut value = vec![0u8; VALUE];
+    let t = Instant::now();
+    for k in 0..keys {
+        let x = crate::splitmix64(k);
+        value[..8].copy_from_slice(&x.to_le_bytes());
+        value[VALUE - 8..].copy_from_slice(&k.to_le_bytes());
+        for (i, b) in value[8..VALUE - 8].iter_mut().enumerate() {
+            *b = (x >> (i % 57)) as u8 ^ i as u8;
+        }
+        db.value_set(s, &k.to_be_bytes(), &value)?;
+    }
+    db.len(s)?; // writes the cache back
+    let write = t.elapsed();
+    let logical = keys * (VALUE as u64 + 8);
+    let nodes = vec![NodeInfo { name: "big".into(), kind: "operator".into(), parallelism: 1, plugin: None, plugin_sha256: None }];
+    let store_dir = tmp.join("big-store");
+    let storage = Storage::open(store_dir.to_str().expect("utf-8"), "big", nodes, 2)?;
+    let checkpoint = |epoch: u64, db: &mut RocksBackend| -> anyhow::Result<(Duration, Duration, u64)> {
+        let before = dir_size(&store_dir);
+        let staging = tmp.join(format!("big-staging-{epoch}"));
+        std::fs::create_dir_all(&staging)?;
+        let t = Instant::now();
+        let files = db.snapshot(&staging)?;
+        let sync = t.elapsed();
+        let state = TaskState { node: "big".into(), task: 0, parallelism: 1, position: None, files };
+        storage.store_task(epoch, &[state]).map_err(anyhow::Error::msg)?;
+        storage.complete(epoch, false).map_err(anyhow::Error::msg)?;
+        let total = t.elapsed();
+        std::fs::remove_dir_all(&staging)?;
+        Ok((sync, total, dir_size(&store_dir).saturating_sub(before)))
+    };
+    let (sync1, total1, bytes1) = checkpoint(1, &mut db)?;
+    for k in (0..keys).step_by(100) {
+        value[VALUE - 8..].copy_from_slice(&(k + 1).to_le_bytes());
+        db.value_set(s, &k.to_be_bytes(), &value)?;
+    }
+    let (sync2, total2, bytes2) = checkpoint(2, &mut db)?;
+    drop(db);
+    let t = Instant::now();
+    let loaded = storage.latest(&tmp.join("big-restore"))?.expect("a checkpoint");
+    let download = t.elapsed();
+    let files = loaded.plan.nodes["big"].files.clone();
+    let mut restored = RocksBackend::open(RocksOptions::new(tmp.join("big-restored")), groups)?;
+    restored.restore(&files)?;
+    let s2 = restored.declare(StateDescriptor { name: "blob".into(), kind: StateKind::Value, ttl: None })?;
+    let restore = t.elapsed();
+    anyhow::ensure!(restored.len(s2)? as u64 == keys, "restored {} of {keys} keys", restored.len(s2)?);
+    let gib = |b: u64| b as f64 / (1u64 << 30) as f64;
+    println!();
+    println!(
+        "RocksDB state of {keys} keys x {VALUE} B ({:.2} GiB logical), written in {:.1} s; checkpoints into a local directory:",
+        gib(logical),
+        write.as_secs_f64()
+    );
+    println!();
+    println!("| checkpoint | snapshot (task pauses) | snapshot + store | bytes stored |");
+    println!("|---|---:|---:|---:|");
+    println!("| 1: full | {:.0} ms | {:.1} s | {:.2} GiB |", sync1.as_secs_f64() * 1e3, total1.as_secs_f64(), gib(bytes1));
+    println!(
+        "| 2: incremental, after changing 1% of keys | {:.0} ms | {:.1} s | {:.3} GiB |",
+        sync2.as_secs_f64() * 1e3,
+        total2.as_secs_f64(),
+        gib(bytes2)
+    );
+    println!();
+    println!(
+        "Recovery of checkpoint 2: download and verify {:.1} s, restore into a new RocksDB: {:.1} s in all",
+        download.as_secs_f64(),
+        restore.as_secs_f64()
+    );
+    Ok(())
+}

@@ -1,0 +1,474 @@
+//! Checkpoint storage for Weir, through the `object_store` crate: a local
+//! directory by default, or an `s3://bucket/prefix` URL (credentials and
+//! endpoint from the usual `AWS_*` environment variables).
+//!
+//! Layout under the root:
+//! - `checkpoints/chk-<epoch>/<node>/<task>/<file>`: a checkpoint's own files;
+//! - `checkpoints/chk-<epoch>/_manifest.json`: written last; names every file
+//!   with its size and SHA-256, each source's position, and the pipeline's nodes;
+//! - `shared/<node>/<file>`: immutable files (RocksDB SST files) stored once
+//!   and named by every checkpoint that includes them (incremental checkpoints);
+//! - `savepoints/<name>/...`: self-contained copies kept until deleted.
+//!
+//! The last `retain` complete checkpoints are kept; shared files no kept
+//! checkpoint names are deleted. Loading takes the newest complete checkpoint
+//! whose files are all present with the recorded checksums, warning about (and
+//! skipping) any that is not.
+
+mod manifest;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use futures_util::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, PutPayload};
+use sha2::{Digest, Sha256};
+use weir_engine::{CheckpointStore, NodeRestore, RestorePlan, TaskState};
+
+pub use manifest::NodeInfo;
+use manifest::{describe_nodes, FileEntry, Manifest, TaskEntry, FORMAT, MANIFEST};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint storage {location}: {message}")]
+    Storage { location: String, message: String },
+    /// The stored checkpoints belong to another pipeline.
+    #[error("{0}")]
+    Incompatible(String),
+    #[error("no savepoint '{name}' in {location}")]
+    NoSavepoint { name: String, location: String },
+}
+
+/// A checkpoint loaded for recovery, its files downloaded and verified.
+#[derive(Debug)]
+pub struct Loaded {
+    pub epoch: u64,
+    /// The last checkpoint of a run that completed.
+    pub finished: bool,
+    /// Where it came from, for messages ("chk-0000000007", "savepoint 'v1'").
+    pub name: String,
+    pub plan: RestorePlan,
+    pub nodes: Vec<NodeInfo>,
+    pub bytes: u64,
+}
+
+/// A pipeline's checkpoint storage.
+pub struct Storage {
+    store: Arc<dyn ObjectStore>,
+    root: Path,
+    rt: tokio::runtime::Runtime,
+    location: String,
+    pipeline: String,
+    nodes: Vec<NodeInfo>,
+    retain: usize,
+    /// Tasks stored for checkpoints not yet complete.
+    staged: Mutex<BTreeMap<u64, Vec<TaskEntry>>>,
+    /// Shared files already stored, by storage path.
+    shared: Mutex<HashMap<String, FileEntry>>,
+}
+
+fn chk_dir(epoch: u64) -> String {
+    format!("checkpoints/chk-{epoch:010}")
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl Storage {
+    /// Open the storage at `location`: a directory (created if missing) or an
+    /// `s3://` / `file://` URL, for pipeline `pipeline` made of `nodes`.
+    pub fn open(location: &str, pipeline: &str, nodes: Vec<NodeInfo>, retain: usize) -> Result<Self, CheckpointError> {
+        let err = |message: String| CheckpointError::Storage { location: location.to_string(), message };
+        let (store, root): (Arc<dyn ObjectStore>, Path) = if location.contains("://") {
+            let url = url::Url::parse(location).map_err(|e| err(format!("not a valid URL: {e}")))?;
+            let (store, root) = object_store::parse_url_opts(&url, std::env::vars().filter(|(k, _)| k.starts_with("AWS_")))
+                .map_err(|e| err(e.to_string()))?;
+            (Arc::from(store), root)
+        } else {
+            std::fs::create_dir_all(location).map_err(|e| err(format!("cannot create the directory: {e}")))?;
+            let fs = LocalFileSystem::new_with_prefix(location).map_err(|e| err(e.to_string()))?;
+            (Arc::new(fs), Path::default())
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| err(format!("cannot start an I/O runtime: {e}")))?;
+        Ok(Storage {
+            store,
+            root,
+            rt,
+            location: location.to_string(),
+            pipeline: pipeline.to_string(),
+            nodes,
+            retain: retain.max(1),
+            staged: Mutex::default(),
+            shared: Mutex::default(),
+        })
+    }
+
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn path(&self, rel: &str) -> Path {
+        rel.split('/').fold(self.root.clone(), |p, part| p.child(part))
+    }
+
+    fn err(&self, message: impl std::fmt::Display) -> CheckpointError {
+        CheckpointError::Storage { location: self.location.clone(), message: message.to_string() }
+    }
+
+    fn put(&self, rel: &str, bytes: Vec<u8>) -> Result<(), CheckpointError> {
+        let path = self.path(rel);
+        self.rt
+            .block_on(self.store.put(&path, PutPayload::from(bytes)))
+            .map(drop)
+            .map_err(|e| self.err(format!("cannot write {rel}: {e}")))
+    }
+
+    fn get(&self, rel: &str) -> Result<Option<bytes::Bytes>, CheckpointError> {
+        let path = self.path(rel);
+        let r = self.rt.block_on(async { self.store.get(&path).await?.bytes().await });
+        match r {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err(format!("cannot read {rel}: {e}"))),
+        }
+    }
+
+    /// Paths (relative to the root) of every object under `prefix`.
+    fn list(&self, prefix: &str) -> Result<Vec<String>, CheckpointError> {
+        let p = self.path(prefix);
+        let metas: Vec<_> = self
+            .rt
+            .block_on(self.store.list(Some(&p)).try_collect())
+            .map_err(|e| self.err(format!("cannot list {prefix}: {e}")))?;
+        let root = self.root.as_ref();
+        Ok(metas
+            .into_iter()
+            .map(|m| {
+                let s = m.location.as_ref();
+                s.strip_prefix(root).map(|r| r.trim_start_matches('/')).unwrap_or(s).to_string()
+            })
+            .collect())
+    }
+
+    fn delete_prefix(&self, prefix: &str) -> Result<(), CheckpointError> {
+        for rel in self.list(prefix)? {
+            self.delete(&rel)?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, rel: &str) -> Result<(), CheckpointError> {
+        match self.rt.block_on(self.store.delete(&self.path(rel))) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err(format!("cannot delete {rel}: {e}"))),
+        }
+    }
+
+    /// Epochs of stored checkpoint directories, newest first.
+    fn epochs(&self) -> Result<Vec<u64>, CheckpointError> {
+        let mut epochs: Vec<u64> = self
+            .list("checkpoints")?
+            .iter()
+            .filter_map(|rel| rel.strip_prefix("checkpoints/chk-")?.split('/').next()?.parse().ok())
+            .collect::<HashSet<u64>>()
+            .into_iter()
+            .collect();
+        epochs.sort_unstable_by(|a, b| b.cmp(a));
+        Ok(epochs)
+    }
+
+    fn read_manifest(&self, dir: &str) -> Result<Option<Manifest>, String> {
+        let Some(bytes) = self.get(&format!("{dir}/{MANIFEST}")).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| format!("unreadable manifest: {e}"))?;
+        if m.format != FORMAT {
+            return Err(format!("manifest format {} (this version reads {FORMAT})", m.format));
+        }
+        Ok(Some(m))
+    }
+
+    /// Delete every checkpoint (not savepoints): a fresh start.
+    pub fn clear(&self) -> Result<(), CheckpointError> {
+        self.delete_prefix("checkpoints")?;
+        self.delete_prefix("shared")?;
+        self.shared.lock().expect("lock").clear();
+        Ok(())
+    }
+
+    /// The newest complete, intact checkpoint, downloaded under `local`.
+    /// Incomplete or damaged ones are skipped with a warning naming them; a
+    /// checkpoint of another pipeline is an error.
+    pub fn latest(&self, local: &FsPath) -> Result<Option<Loaded>, CheckpointError> {
+        for epoch in self.epochs()? {
+            let dir = chk_dir(epoch);
+            let name = format!("chk-{epoch:010}");
+            let manifest = match self.read_manifest(&dir) {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    tracing::warn!("skipping checkpoint {name} in {}: incomplete (no manifest)", self.location);
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!("skipping checkpoint {name} in {}: {e}", self.location);
+                    continue;
+                }
+            };
+            self.check_compatible(&manifest, &name)?;
+            match self.download(&manifest, &local.join(&name)) {
+                Ok(plan) => {
+                    self.remember_shared(&manifest);
+                    return Ok(Some(self.loaded(manifest, name, plan)));
+                }
+                Err(e) => tracing::warn!("skipping checkpoint {name} in {}: {e}; trying an older one", self.location),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Savepoint `name`, downloaded under `local`.
+    pub fn savepoint(&self, name: &str, local: &FsPath) -> Result<Loaded, CheckpointError> {
+        let dir = format!("savepoints/{name}");
+        let no = || CheckpointError::NoSavepoint { name: name.to_string(), location: self.location.clone() };
+        let manifest = self.read_manifest(&dir).map_err(|e| self.err(format!("savepoint '{name}': {e}")))?.ok_or_else(no)?;
+        let label = format!("savepoint '{name}'");
+        self.check_compatible(&manifest, &label)?;
+        let plan = self.download(&manifest, &local.join("savepoint")).map_err(|e| self.err(format!("{label}: {e}")))?;
+        Ok(self.loaded(manifest, label, plan))
+    }
+
+    /// Names of the stored savepoints.
+    pub fn savepoints(&self) -> Result<Vec<String>, CheckpointError> {
+        let mut names: Vec<String> = self
+            .list("savepoints")?
+            .iter()
+            .filter_map(|rel| rel.strip_prefix("savepoints/")?.strip_suffix(&format!("/{MANIFEST}")).map(String::from))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Keep the newest complete checkpoint as savepoint `name` (for a pipeline
+    /// that is not running).
+    pub fn savepoint_from_latest(&self, name: &str) -> Result<u64, CheckpointError> {
+        for epoch in self.epochs()? {
+            if let Ok(Some(m)) = self.read_manifest(&chk_dir(epoch)) {
+                self.copy_to_savepoint(m, name)?;
+                return Ok(epoch);
+            }
+        }
+        Err(self.err("there is no complete checkpoint to take a savepoint from"))
+    }
+
+    fn loaded(&self, m: Manifest, name: String, plan: RestorePlan) -> Loaded {
+        Loaded { epoch: m.epoch, finished: m.finished, name, plan, bytes: m.total_bytes(), nodes: m.nodes }
+    }
+
+    fn check_compatible(&self, m: &Manifest, name: &str) -> Result<(), CheckpointError> {
+        let shape = |n: &[NodeInfo]| n.iter().map(|n| (n.name.clone(), n.kind.clone())).collect::<Vec<_>>();
+        if m.pipeline != self.pipeline || shape(&m.nodes) != shape(&self.nodes) {
+            return Err(CheckpointError::Incompatible(format!(
+                "{} holds {name} of pipeline '{}' with nodes [{}], but this is pipeline '{}' with nodes [{}]; \
+                 refusing to mix their state: use another state directory, or delete this one to start afresh",
+                self.location,
+                m.pipeline,
+                describe_nodes(&m.nodes),
+                self.pipeline,
+                describe_nodes(&self.nodes)
+            )));
+        }
+        for (old, new) in m.nodes.iter().zip(&self.nodes) {
+            if old.plugin_sha256 != new.plugin_sha256 && old.plugin_sha256.is_some() {
+                tracing::info!(
+                    "operator '{}' restores state written by plugin {} (sha256 {}) into {} (sha256 {})",
+                    new.name,
+                    old.plugin.as_deref().unwrap_or("?"),
+                    old.plugin_sha256.as_deref().unwrap_or("?"),
+                    new.plugin.as_deref().unwrap_or("?"),
+                    new.plugin_sha256.as_deref().unwrap_or("?"),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetch and verify every file of a manifest into `local`.
+    fn download(&self, m: &Manifest, local: &FsPath) -> Result<RestorePlan, String> {
+        let _ = std::fs::remove_dir_all(local);
+        let mut nodes: HashMap<String, NodeRestore> = HashMap::new();
+        for t in &m.tasks {
+            let node = nodes.entry(t.node.clone()).or_default();
+            node.parallelism = t.parallelism;
+            let i = t.task as usize;
+            if node.positions.len() <= i {
+                node.positions.resize(i + 1, None);
+                node.files.resize(i + 1, Vec::new());
+            }
+            node.positions[i] = match &t.position {
+                Some(p) => Some(hex::decode(p).map_err(|e| format!("bad position of {} task {}: {e}", t.node, t.task))?),
+                None => None,
+            };
+            let dir = local.join(&t.node).join(t.task.to_string());
+            std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            for f in &t.files {
+                let bytes = self.get(&f.path).map_err(|e| e.to_string())?.ok_or_else(|| format!("file {} is missing", f.path))?;
+                if bytes.len() as u64 != f.size || sha256_hex(&bytes) != f.sha256 {
+                    return Err(format!(
+                        "file {} is damaged ({} bytes, checksum {}; the manifest says {} bytes, checksum {})",
+                        f.path,
+                        bytes.len(),
+                        sha256_hex(&bytes),
+                        f.size,
+                        f.sha256
+                    ));
+                }
+                let to = dir.join(&f.name);
+                std::fs::write(&to, &bytes).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+                node.files[i].push((f.name.clone(), to));
+            }
+        }
+        Ok(RestorePlan { epoch: m.epoch, finished: m.finished, nodes })
+    }
+
+    fn remember_shared(&self, m: &Manifest) {
+        let mut shared = self.shared.lock().expect("lock");
+        for f in m.tasks.iter().flat_map(|t| &t.files).filter(|f| f.shared) {
+            shared.insert(f.path.clone(), f.clone());
+        }
+    }
+
+    fn copy_to_savepoint(&self, mut m: Manifest, name: &str) -> Result<(), CheckpointError> {
+        let dir = format!("savepoints/{name}");
+        self.delete_prefix(&dir)?;
+        for t in &mut m.tasks {
+            for f in &mut t.files {
+                let to = format!("{dir}/{}/{}/{}", t.node, t.task, f.name);
+                self.rt
+                    .block_on(self.store.copy(&self.path(&f.path), &self.path(&to)))
+                    .map_err(|e| self.err(format!("cannot copy {} to {to}: {e}", f.path)))?;
+                f.path = to;
+                f.shared = false;
+            }
+        }
+        let json = serde_json::to_vec_pretty(&m).map_err(|e| self.err(e))?;
+        self.put(&format!("{dir}/{MANIFEST}"), json)
+    }
+
+    /// Keep the newest `retain` complete checkpoints; drop older ones, failed
+    /// attempts, and shared files no kept checkpoint names.
+    fn retain(&self, newest: u64) -> Result<(), CheckpointError> {
+        let mut kept = 0;
+        let mut referenced = HashSet::new();
+        for epoch in self.epochs()? {
+            let dir = chk_dir(epoch);
+            if epoch > newest {
+                continue;
+            }
+            let manifest = self.read_manifest(&dir).ok().flatten();
+            match manifest {
+                Some(m) if kept < self.retain => {
+                    kept += 1;
+                    referenced.extend(m.tasks.iter().flat_map(|t| &t.files).filter(|f| f.shared).map(|f| f.path.clone()));
+                }
+                _ => self.delete_prefix(&dir)?,
+            }
+        }
+        for rel in self.list("shared")? {
+            if !referenced.contains(&rel) {
+                self.delete(&rel)?;
+                self.shared.lock().expect("lock").remove(&rel);
+            }
+        }
+        Ok(())
+    }
+
+    fn store_file(&self, dir: &str, state: &TaskState, file: &weir_engine::SnapshotFile) -> Result<FileEntry, CheckpointError> {
+        let rel = if file.shared {
+            format!("shared/{}/{}", state.node, file.name)
+        } else {
+            format!("{dir}/{}/{}/{}", state.node, state.task, file.name)
+        };
+        if file.shared
+            && let Some(known) = self.shared.lock().expect("lock").get(&rel)
+        {
+            return Ok(known.clone());
+        }
+        let bytes = std::fs::read(&file.path).map_err(|e| self.err(format!("cannot read {}: {e}", file.path.display())))?;
+        let entry = FileEntry {
+            name: file.name.clone(),
+            path: rel.clone(),
+            size: bytes.len() as u64,
+            sha256: sha256_hex(&bytes),
+            shared: file.shared,
+        };
+        self.put(&rel, bytes)?;
+        if file.shared {
+            self.shared.lock().expect("lock").insert(rel, entry.clone());
+        }
+        Ok(entry)
+    }
+}
+
+impl CheckpointStore for Storage {
+    fn store_task(&self, epoch: u64, states: &[TaskState]) -> Result<(), String> {
+        let dir = chk_dir(epoch);
+        let mut entries = Vec::with_capacity(states.len());
+        for s in states {
+            let files = s.files.iter().map(|f| self.store_file(&dir, s, f)).collect::<Result<Vec<_>, _>>();
+            entries.push(TaskEntry {
+                node: s.node.clone(),
+                task: s.task,
+                parallelism: s.parallelism,
+                position: s.position.as_ref().map(hex::encode),
+                files: files.map_err(|e| e.to_string())?,
+            });
+        }
+        self.staged.lock().expect("lock").entry(epoch).or_default().extend(entries);
+        Ok(())
+    }
+
+    fn complete(&self, epoch: u64, finished: bool) -> Result<(), String> {
+        let mut tasks = self.staged.lock().expect("lock").remove(&epoch).unwrap_or_default();
+        tasks.sort_by(|a, b| (&a.node, a.task).cmp(&(&b.node, b.task)));
+        let created_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let m = Manifest {
+            format: FORMAT,
+            pipeline: self.pipeline.clone(),
+            epoch,
+            finished,
+            created_ms,
+            nodes: self.nodes.clone(),
+            tasks,
+        };
+        let json = serde_json::to_vec_pretty(&m).map_err(|e| e.to_string())?;
+        self.put(&format!("{}/{MANIFEST}", chk_dir(epoch)), json).map_err(|e| e.to_string())?;
+        if let Err(e) = self.retain(epoch) {
+            tracing::warn!("cannot delete old checkpoints: {e}");
+        }
+        Ok(())
+    }
+
+    fn abort(&self, epoch: u64) {
+        self.staged.lock().expect("lock").remove(&epoch);
+        let _ = self.delete_prefix(&chk_dir(epoch));
+    }
+
+    fn keep_as_savepoint(&self, epoch: u64, name: &str) -> Result<(), String> {
+        let m = self.read_manifest(&chk_dir(epoch))?.ok_or("the checkpoint has no manifest")?;
+        self.copy_to_savepoint(m, name).map_err(|e| e.to_string())
+    }
+}
+
+/// The staging and restore directories of a job under a local work directory.
+pub fn local_dirs(work: &FsPath) -> (PathBuf, PathBuf) {
+    (work.join("staging"), work.join("restore"))
+}

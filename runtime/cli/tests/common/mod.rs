@@ -1,0 +1,83 @@
+//! Helpers shared by the CLI's integration test binaries.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use weir_test_support::{plugin_dir, root};
+
+/// A `weir` command run from the repository root, with the test plugins.
+pub fn weir_cmd(args: &[&str], env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weir"));
+    cmd.args(args).current_dir(root()).env("WEIR_PLUGINS", plugin_dir()).env("WEIR_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+pub fn weir(args: &[&str], env: &[(&str, &str)]) -> Output {
+    weir_cmd(args, env).output().expect("weir runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The lines of the published part files in `dir`, per sink task (a task's
+/// parts `part-<task>-<epoch>.jsonl` concatenated in name order).
+pub fn parts(dir: &Path) -> Vec<Vec<String>> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("part-"))
+        .collect();
+    files.sort();
+    let mut tasks: Vec<(String, Vec<String>)> = Vec::new();
+    for f in files {
+        let task = f[..9].to_string();
+        let lines = std::fs::read_to_string(dir.join(&f)).unwrap().lines().map(str::to_string).collect::<Vec<_>>();
+        match tasks.last_mut() {
+            Some((t, v)) if *t == task => v.extend(lines),
+            _ => tasks.push((task, lines)),
+        }
+    }
+    tasks.into_iter().map(|(_, v)| v).collect()
+}
+
+/// Word count as the issue defines it, written independently of the plugin.
+pub fn reference_counts(text: &str) -> Vec<String> {
+    let mut counts: HashMap<String, u64> = HashMap::new();
+    let mut out = Vec::new();
+    for word in text.split(|c: char| !c.is_ascii_alphanumeric()).filter(|w| !w.is_empty()) {
+        let w = word.to_ascii_lowercase();
+        let n = counts.entry(w.clone()).or_default();
+        *n += 1;
+        out.push(format!(r#"{{"word":"{w}","count":{n}}}"#));
+    }
+    out.sort();
+    out
+}
+
+
+/// `lines` lines of ten words each over a skewed vocabulary, with punctuation
+/// and case, seeded.
+pub fn words_text(lines: usize, seed: u64) -> String {
+    let mut text = String::new();
+    let mut x: u64 = seed;
+    for line in 0..lines {
+        for w in 0..10 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            let id = (x >> 33) % (1 + (x >> 20) % 5000);
+            text.push_str(if w % 3 == 0 { "Word" } else { "w" });
+            text.push_str(&id.to_string());
+            text.push_str(if w % 4 == 0 { ", " } else { " " });
+        }
+        if line % 7 == 0 {
+            text.push_str("-- ÄÖ!");
+        }
+        text.push('\n');
+    }
+    text
+}

@@ -1,0 +1,409 @@
+//! Keyed state in RocksDB, after Flink's RocksDB state backend: one column
+//! family per state, rows keyed by key group (see [`format`]), no WAL
+//! (durability comes from checkpoints), native RocksDB checkpoints as
+//! incremental snapshots, TTL purged by a compaction filter. A bounded record
+//! cache ([`cache`]) in front of RocksDB absorbs repeated access to hot keys.
+
+mod cache;
+mod format;
+mod map;
+mod options;
+mod snapshot;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use foldhash::fast::RandomState;
+use hashbrown::HashMap;
+use rocksdb::{Cache, ColumnFamily, LogLevel, Options, ReadOptions, WriteOptions, DB};
+
+pub use self::options::RocksOptions;
+
+use self::cache::Slot;
+use self::format::{cf_name, expired, key_prefix, value_time, Data};
+use self::map::{MapKey, MapRow, MapScan};
+use self::options::{cf_options, ttl_filter};
+use crate::keys::key_group;
+use crate::{KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, StateDescriptor, StateError, StateId, StateKind};
+
+type Map<K, V> = HashMap<K, V, RandomState>;
+
+struct State {
+    descriptor: StateDescriptor,
+    ttl_ms: Option<i64>,
+    cf: String,
+    /// Record cache of value, list and reducing states (maps go to RocksDB).
+    cache: Map<Box<[u8]>, Slot>,
+    /// Some cached entry is dirty.
+    dirty: bool,
+    /// The column family's options: they own its compaction filter, which
+    /// RocksDB uses until the DB is closed (`states` drops after `db`).
+    _options: Options,
+}
+
+/// The working directory, deleted on drop (after the DB closed: it is the
+/// backend's last field).
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create(dir: PathBuf) -> Result<Self, StateError> {
+        let err = |e: std::io::Error| StateError::storage(format_args!("preparing RocksDB directory {}", dir.display()), e);
+        match std::fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+            _ => {}
+        }
+        std::fs::create_dir_all(dir.join("db")).map_err(err)?;
+        Ok(WorkDir(dir))
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("db")
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Keyed state in RocksDB (state larger than memory), after Flink's RocksDB
+/// backend: a column family per state, rows keyed by `key group | key`, no WAL,
+/// incremental snapshots (native checkpoints whose SST files are `shared`),
+/// TTL purged by compaction. Value, list and reducing entries go through a
+/// bounded in-memory record cache ([`RocksOptions::cache_entries`]); map
+/// entries are read and written directly.
+pub struct RocksBackend {
+    // Fields drop in order: the DB first.
+    db: DB,
+    states: Vec<State>,
+    key_groups: KeyGroups,
+    now_ms: i64,
+    /// `now_ms` for the TTL compaction filters (RocksDB threads).
+    shared_now: Arc<AtomicI64>,
+    cache_entries: usize,
+    /// Entries in the record cache, over every state.
+    cached: usize,
+    block_cache: Cache,
+    /// Prefix of the names of this instance's shared snapshot files.
+    instance_id: String,
+    read_opts: ReadOptions,
+    write_opts: WriteOptions,
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+    /// Restores done (names their scratch directories).
+    restores: u32,
+    work_dir: WorkDir,
+}
+
+fn column_family<'a>(db: &'a DB, s: &State) -> Result<&'a ColumnFamily, StateError> {
+    db.cf_handle(&s.cf)
+        .ok_or_else(|| StateError::Storage(format!("state '{}' has no column family '{}'", s.descriptor.name, s.cf)))
+}
+
+/// The state `id`, checked to be of kind `used_as`.
+fn checked<'a>(states: &'a mut [State], id: StateId, used_as: &'static str) -> Result<&'a mut State, StateError> {
+    let s = states.get_mut(id as usize).ok_or(StateError::UnknownState(id))?;
+    if s.descriptor.kind.name() != used_as {
+        return Err(StateError::WrongKind { name: s.descriptor.name.clone(), kind: s.descriptor.kind.name(), used_as });
+    }
+    Ok(s)
+}
+
+/// Which rows of one state's column family are live, scanning in key order.
+struct RowScan {
+    map: Option<MapScan>,
+    ttl_ms: Option<i64>,
+    now: i64,
+}
+
+impl RowScan {
+    fn new(kind: StateKind, ttl_ms: Option<i64>, now: i64) -> Self {
+        RowScan { map: (kind == StateKind::Map).then(|| MapScan::new(ttl_ms, now)), ttl_ms, now }
+    }
+
+    /// `None` if the row is dead, else whether it is the row that counts its key.
+    fn live(&mut self, key: &[u8], value: &[u8]) -> Option<bool> {
+        if let Some(m) = &mut self.map {
+            return match m.classify(key, value) {
+                MapRow::Live { counts } => Some(counts),
+                MapRow::Dead => None,
+            };
+        }
+        if self.ttl_ms.is_some() && value_time(value).is_none_or(|t| expired(self.ttl_ms, t, self.now)) {
+            return None;
+        }
+        Some(true)
+    }
+}
+
+impl RocksBackend {
+    /// A backend owning `key_groups`, with an empty RocksDB in `options.dir`
+    /// (whatever was there is deleted).
+    pub fn open(options: RocksOptions, key_groups: KeyGroups) -> Result<RocksBackend, StateError> {
+        let max = key_groups.max_parallelism;
+        if !(1..=1 << 16).contains(&max) {
+            return Err(StateError::Storage(format!(
+                "the RocksDB state backend supports 1 to 65536 key groups (max_parallelism), not {max}"
+            )));
+        }
+        let work_dir = WorkDir::create(options.dir)?;
+        let mut db_opts = cf_options(&options.block_cache);
+        db_opts.create_if_missing(true);
+        db_opts.set_log_level(LogLevel::Warn);
+        db_opts.set_keep_log_file_num(1);
+        db_opts.set_max_log_file_size(1 << 20);
+        let path = work_dir.db();
+        let db = DB::open(&db_opts, &path)
+            .map_err(|e| StateError::storage(format_args!("opening RocksDB in {}", path.display()), e))?;
+        let mut write_opts = WriteOptions::default();
+        write_opts.disable_wal(true);
+        Ok(RocksBackend {
+            db,
+            states: Vec::new(),
+            key_groups,
+            now_ms: 0,
+            shared_now: Arc::new(AtomicI64::new(0)),
+            cache_entries: options.cache_entries,
+            cached: 0,
+            block_cache: options.block_cache,
+            instance_id: snapshot::instance_id(&work_dir.0),
+            read_opts: ReadOptions::default(),
+            write_opts,
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
+            restores: 0,
+            work_dir,
+        })
+    }
+
+    /// Access to one key of map state `id`.
+    fn map_key(&mut self, id: StateId, key: &[u8]) -> Result<MapKey<'_>, StateError> {
+        checked(&mut self.states, id, "map")?;
+        key_prefix(&mut self.key_buf, key_group(key, self.key_groups.max_parallelism), key);
+        let s = &self.states[id as usize];
+        Ok(MapKey {
+            db: &self.db,
+            cf: column_family(&self.db, s)?,
+            name: &s.descriptor.name,
+            ttl_ms: s.ttl_ms,
+            now: self.now_ms,
+            write_opts: &self.write_opts,
+            prefix: &self.key_buf,
+        })
+    }
+}
+
+impl KeyedStateBackend for RocksBackend {
+    fn declare(&mut self, descriptor: StateDescriptor) -> Result<StateId, StateError> {
+        if descriptor.name.is_empty() {
+            return Err(StateError::EmptyName);
+        }
+        if let Some(i) = self.states.iter().position(|s| s.descriptor.name == descriptor.name) {
+            let existing = &self.states[i].descriptor;
+            if *existing != descriptor {
+                return Err(StateError::Conflict {
+                    name: descriptor.name.clone(),
+                    existing: existing.to_string(),
+                    requested: descriptor.to_string(),
+                });
+            }
+            return Ok(i as StateId);
+        }
+        let ttl_ms = descriptor.ttl.map(|t| t.as_millis().min(i64::MAX as u128) as i64);
+        let cf = cf_name(&descriptor.name);
+        let mut opts = cf_options(&self.block_cache);
+        if let Some(ttl) = ttl_ms {
+            opts.set_compaction_filter("weir-ttl", ttl_filter(self.shared_now.clone(), ttl, descriptor.kind == StateKind::Map));
+        }
+        self.db
+            .create_cf(&cf, &opts)
+            .map_err(|e| StateError::storage(format_args!("creating state '{}'", descriptor.name), e))?;
+        self.states.push(State { descriptor, ttl_ms, cf, cache: Map::default(), dirty: false, _options: opts });
+        Ok((self.states.len() - 1) as StateId)
+    }
+
+    fn descriptors(&self) -> Vec<StateDescriptor> {
+        self.states.iter().map(|s| s.descriptor.clone()).collect()
+    }
+
+    fn set_time(&mut self, now_ms: i64) {
+        self.now_ms = now_ms;
+        self.shared_now.store(now_ms, Ordering::Relaxed);
+    }
+
+    fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.with_slot(state, "value", key, true, |slot, ttl, now| match slot.live(ttl, now) {
+            Some(Data::Value(v)) => Some(v.clone()),
+            _ => None,
+        })
+    }
+
+    fn value_set(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.with_slot(state, "value", key, false, |slot, ttl, now| match slot.write(ttl, now) {
+            Some(Data::Value(v)) => {
+                v.clear();
+                v.extend_from_slice(value);
+            }
+            data => *data = Some(Data::Value(value.to_vec())),
+        })
+    }
+
+    fn map_get(&mut self, state: StateId, key: &[u8], map_key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        self.map_key(state, key)?.get(map_key)
+    }
+
+    fn map_put(&mut self, state: StateId, key: &[u8], map_key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.map_key(state, key)?.put(map_key, value)
+    }
+
+    fn map_remove(&mut self, state: StateId, key: &[u8], map_key: &[u8]) -> Result<bool, StateError> {
+        self.map_key(state, key)?.remove(map_key)
+    }
+
+    fn map_entries(&mut self, state: StateId, key: &[u8]) -> Result<MapEntries, StateError> {
+        self.map_key(state, key)?.entries()
+    }
+
+    fn list_add(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
+        self.with_slot(state, "list", key, true, |slot, ttl, now| match slot.write(ttl, now) {
+            Some(Data::List(l)) => l.push(value.to_vec()),
+            data => *data = Some(Data::List(vec![value.to_vec()])),
+        })
+    }
+
+    fn list_get(&mut self, state: StateId, key: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
+        self.with_slot(state, "list", key, true, |slot, ttl, now| match slot.live(ttl, now) {
+            Some(Data::List(l)) => l.clone(),
+            _ => Vec::new(),
+        })
+    }
+
+    fn list_update(&mut self, state: StateId, key: &[u8], values: Vec<Vec<u8>>) -> Result<(), StateError> {
+        if values.is_empty() {
+            checked(&mut self.states, state, "list")?;
+            return self.clear(state, key);
+        }
+        self.with_slot(state, "list", key, false, |slot, ttl, now| *slot.write(ttl, now) = Some(Data::List(values)))
+    }
+
+    fn reducing_add(&mut self, state: StateId, key: &[u8], value: i64) -> Result<i64, StateError> {
+        let StateKind::Reducing(reducer) = checked(&mut self.states, state, "reducing")?.descriptor.kind else {
+            unreachable!("checked() checked the kind")
+        };
+        self.with_slot(state, "reducing", key, true, |slot, ttl, now| match slot.write(ttl, now) {
+            Some(Data::Reducing(acc)) => {
+                *acc = reducer.apply(*acc, value);
+                *acc
+            }
+            data => {
+                *data = Some(Data::Reducing(value));
+                value
+            }
+        })
+    }
+
+    fn reducing_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<i64>, StateError> {
+        self.with_slot(state, "reducing", key, true, |slot, ttl, now| match slot.live(ttl, now) {
+            Some(Data::Reducing(r)) => Some(*r),
+            _ => None,
+        })
+    }
+
+    fn clear(&mut self, state: StateId, key: &[u8]) -> Result<(), StateError> {
+        let kind = self.states.get(state as usize).ok_or(StateError::UnknownState(state))?.descriptor.kind;
+        match kind {
+            StateKind::Map => self.map_key(state, key)?.clear(),
+            kind => self.with_slot(state, kind.name(), key, false, |slot, _, _| slot.clear()),
+        }
+    }
+
+    fn len(&mut self, state: StateId) -> Result<usize, StateError> {
+        self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
+        self.write_back()?;
+        let s = &self.states[state as usize];
+        let mut opts = ReadOptions::default();
+        opts.fill_cache(false);
+        let mut it = self.db.raw_iterator_cf_opt(column_family(&self.db, s)?, opts);
+        it.seek_to_first();
+        let mut scan = RowScan::new(s.descriptor.kind, s.ttl_ms, self.now_ms);
+        let mut n = 0;
+        while let Some((k, v)) = it.item() {
+            if scan.live(k, v) == Some(true) {
+                n += 1;
+            }
+            it.next();
+        }
+        it.status().map_err(|e| StateError::storage(format_args!("counting state '{}'", s.descriptor.name), e))?;
+        Ok(n)
+    }
+
+    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, StateError> {
+        self.write_back()?;
+        self.snapshot_to(dir)
+    }
+
+    fn restore(&mut self, snapshots: &[RestoreFiles]) -> Result<(), StateError> {
+        self.drop_cache()?;
+        for files in snapshots {
+            self.restore_one(files)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn ttl(name: &str, kind: StateKind) -> StateDescriptor {
+        StateDescriptor { name: name.into(), kind, ttl: Some(Duration::from_millis(100)) }
+    }
+
+    /// Rows in the column family of state `id`.
+    fn rows(b: &RocksBackend, id: StateId) -> usize {
+        let cf = column_family(&b.db, &b.states[id as usize]).unwrap();
+        b.db.iterator_cf(cf, rocksdb::IteratorMode::Start).count()
+    }
+
+    fn compact(b: &RocksBackend, id: StateId) {
+        let cf = column_family(&b.db, &b.states[id as usize]).unwrap();
+        b.db.flush_cf(cf).unwrap();
+        b.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    }
+
+    #[test]
+    fn compaction_purges_expired_entries_and_orphans_stay_invisible() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mut b = RocksBackend::open(RocksOptions::new(dir.path().join("w")), KeyGroups::all(128)).unwrap();
+        let v = b.declare(ttl("v", StateKind::Value)).unwrap();
+        let m = b.declare(ttl("m", StateKind::Map)).unwrap();
+        b.set_time(1_000);
+        for k in [&b"a"[..], b"b"] {
+            b.value_set(v, k, b"1").unwrap();
+            b.map_put(m, k, b"x", b"1").unwrap();
+            b.map_put(m, k, b"", b"2").unwrap();
+        }
+        b.set_time(1_050);
+        b.value_set(v, b"b", b"2").unwrap();
+        b.map_put(m, b"b", b"y", b"3").unwrap();
+        b.write_back().unwrap();
+        assert_eq!((rows(&b, v), rows(&b, m)), (2, 2 * 3 + 1));
+
+        b.set_time(1_120); // "a" expired, "b" live
+        compact(&b, v);
+        compact(&b, m);
+        assert_eq!(rows(&b, v), 1, "the expired value is purged");
+        assert_eq!(rows(&b, m), 2 + 4, "the expired header is purged, its entries are orphans");
+        assert_eq!(b.map_entries(m, b"a").unwrap(), Vec::new());
+        assert_eq!(b.map_get(m, b"a", b"x").unwrap(), None);
+        assert_eq!(b.len(m).unwrap(), 1);
+        assert_eq!(b.map_entries(m, b"b").unwrap().len(), 3);
+        b.map_put(m, b"a", b"z", b"4").unwrap();
+        assert_eq!(b.map_entries(m, b"a").unwrap(), vec![(b"z".to_vec(), b"4".to_vec())], "orphans are deleted on write");
+        assert_eq!(rows(&b, m), 2 + 4);
+    }
+}
