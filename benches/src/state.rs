@@ -176,8 +176,9 @@ fn big_rocksdb_checkpoint(tmp: &Path, keys: u64) -> anyhow::Result<()> {
         let staging = tmp.join(format!("big-staging-{epoch}"));
         std::fs::create_dir_all(&staging)?;
         let t = Instant::now();
-        let files = db.snapshot(&staging)?;
+        let writer = db.snapshot(&staging)?;
         let sync = t.elapsed();
+        let files = writer()?;
         let state = TaskState { node: "big".into(), task: 0, parallelism: 1, position: None, files };
         storage.store_task(epoch, &[state]).map_err(anyhow::Error::msg)?;
         storage.complete(epoch, false).map_err(anyhow::Error::msg)?;

@@ -22,6 +22,10 @@ pub use weir_state::{RestoreFiles, SnapshotFile};
 /// `Sink::commit(FINAL_EPOCH)` publishes everything.
 pub const FINAL_EPOCH: u64 = u64::MAX;
 
+/// Writes an operator's snapshot files; runs on the coordinator's thread, so
+/// the task goes on processing meanwhile.
+pub type SnapshotWriter = Box<dyn FnOnce() -> Result<Vec<SnapshotFile>, String> + Send>;
+
 /// One parallel task's part of a checkpoint, for one node of its chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskState {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::checkpoint::{CheckpointConfig, TaskState, FINAL_EPOCH};
+use crate::checkpoint::{CheckpointConfig, SnapshotWriter, TaskState, FINAL_EPOCH};
 use crate::EngineError;
 
 /// A task's message to the coordinator.
@@ -20,8 +20,21 @@ pub(crate) struct Ack {
     /// stands for it in every later checkpoint.
     pub epoch: Option<u64>,
     pub states: Vec<TaskState>,
+    /// Writers of `states[i].files`, run here before storing.
+    pub writers: Vec<(usize, SnapshotWriter)>,
     /// The staging directory holding the snapshot's files.
     pub staging: Option<PathBuf>,
+}
+
+impl Ack {
+    /// The task's states with their files written.
+    fn written(mut self) -> Result<Vec<TaskState>, String> {
+        for (i, w) in self.writers {
+            let s = &mut self.states[i];
+            s.files = w().map_err(|e| format!("snapshot of '{}' (task {}): {e}", s.node, s.task))?;
+        }
+        Ok(self.states)
+    }
 }
 
 /// A task's end of the checkpoint protocol.
@@ -90,21 +103,32 @@ impl Coordinator {
             }
             let wait = next_trigger.map_or(POLL, |t| t.saturating_duration_since(now)).min(POLL);
             match self.acks.recv_timeout(wait) {
-                Ok(ack) => match ack.epoch {
-                    Some(e) => {
-                        match pending.as_mut() {
-                            Some(p) if p.epoch == e => self.store(p, ack.task, &ack.states),
-                            _ => tracing::warn!(epoch = e, "acknowledgement of no pending checkpoint"),
+                Ok(ack) => {
+                    let (task, epoch, staging) = (ack.task, ack.epoch, ack.staging.clone());
+                    let states = ack.written();
+                    match (epoch, states) {
+                        (Some(e), states) => {
+                            match (pending.as_mut(), states) {
+                                (Some(p), Ok(states)) if p.epoch == e => self.store(p, task, &states),
+                                (Some(p), Err(err)) if p.epoch == e => {
+                                    p.acked.insert(task);
+                                    p.failed.get_or_insert(err);
+                                }
+                                _ => tracing::warn!(epoch = e, "acknowledgement of no pending checkpoint"),
+                            }
+                            remove_staging(staging.as_ref());
                         }
-                        remove_staging(ack.staging.as_ref());
-                    }
-                    None => {
-                        if let Some(p) = pending.as_mut() {
-                            self.store(p, ack.task, &ack.states);
+                        (None, Ok(states)) => {
+                            if let Some(p) = pending.as_mut() {
+                                self.store(p, task, &states);
+                            }
+                            finished.insert(task, (states, staging));
                         }
-                        finished.insert(ack.task, (ack.states, ack.staging));
+                        (None, Err(err)) => {
+                            break Err(EngineError::Checkpoint(format!("the final snapshot failed: {err}")));
+                        }
                     }
-                },
+                }
                 Err(RecvTimeoutError::Timeout) => {}
                 // Every task has exited.
                 Err(RecvTimeoutError::Disconnected) => break Ok(()),
@@ -179,5 +203,9 @@ impl Coordinator {
 fn remove_staging(dir: Option<&PathBuf>) {
     if let Some(d) = dir {
         let _ = std::fs::remove_dir_all(d);
+        // The epoch's directory, once its last task's is gone.
+        if let Some(parent) = d.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }

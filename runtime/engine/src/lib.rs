@@ -21,7 +21,7 @@ mod source;
 mod task;
 
 pub use batch::{Header, Origin, RecordBatch, RecordRef, NO_TIMESTAMP};
-pub use checkpoint::{CheckpointConfig, CheckpointStore, NodeRestore, RestoreFiles, RestorePlan, SnapshotFile, TaskState, FINAL_EPOCH};
+pub use checkpoint::{CheckpointConfig, CheckpointStore, NodeRestore, RestoreFiles, RestorePlan, SnapshotFile, SnapshotWriter, TaskState, FINAL_EPOCH};
 pub use dataflow::{Dataflow, Edge, EngineOptions, KeySelector, NodeId, Partitioning};
 pub use error::{EngineError, OperatorError, SinkError, SourceError};
 pub use executor::{Job, JobMetrics, JobReport};

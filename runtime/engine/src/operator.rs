@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::batch::RecordBatch;
-use crate::checkpoint::{NodeRestore, SnapshotFile};
+use crate::checkpoint::{NodeRestore, SnapshotWriter};
 use crate::error::OperatorError;
 
 /// Where a parallel instance of a node runs.
@@ -77,12 +77,14 @@ pub trait Operator: Send {
         Ok(())
     }
 
-    /// Write the operator's state for a checkpoint into files under `dir` (an
-    /// empty directory), returned for storage. Stateless operators keep the
-    /// default. State is restored through [`TaskContext::restore`] when the
-    /// factory creates the operator.
-    fn snapshot(&mut self, _dir: &Path) -> Result<Vec<SnapshotFile>, OperatorError> {
-        Ok(Vec::new())
+    /// Snapshot the operator's state for a checkpoint: capture it now (the
+    /// task waits for this part) and return a writer that puts it into files
+    /// under `dir` (an empty directory) later, on another thread, while the task
+    /// goes on. Stateless operators keep the default (no files). State comes
+    /// back through [`TaskContext::restore`] when the factory creates the
+    /// operator.
+    fn snapshot(&mut self, _dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
+        Ok(None)
     }
 }
 

@@ -126,6 +126,7 @@ impl Task {
         let Some(ck) = &self.checkpointing else { return Ok(()) };
         let staging = ck.staging.join(epoch.map_or("final".into(), |e| e.to_string())).join(&self.name);
         let mut states = Vec::with_capacity(self.nodes.len());
+        let mut writers = Vec::new();
         for i in 0..self.nodes.len() {
             let node = &mut self.nodes[i];
             let ctx = &node.ctx;
@@ -144,7 +145,9 @@ impl Task {
                         EngineError::Checkpoint(format!("cannot create staging directory {}: {e}", dir.display()))
                     })?;
                     let r = guard(ctx, || op.snapshot(&dir))?;
-                    state.files = r.map_err(|e| self.op_error(i, e))?;
+                    if let Some(w) = r.map_err(|e| self.op_error(i, e))? {
+                        writers.push((i, w));
+                    }
                 }
                 NodeImpl::Sink(sink) => {
                     let r = guard(ctx, || sink.pre_commit(epoch.unwrap_or(FINAL_EPOCH)))?;
@@ -159,7 +162,7 @@ impl Task {
             }
         }
         let ck = self.checkpointing.as_ref().expect("checked above");
-        let ack = Ack { task: ck.task, epoch, states, staging: Some(staging) };
+        let ack = Ack { task: ck.task, epoch, states, writers, staging: Some(staging) };
         ck.acks.send(ack).map_err(|_| EngineError::Cancelled)
     }
 

@@ -1,17 +1,31 @@
 //! In-memory keyed state.
+//!
+//! Each state's entries are split by key group into maps behind `Arc`s. A
+//! snapshot only clones those `Arc`s (no pause proportional to the state) and
+//! serialises the maps on another thread, dropping each map's `Arc` once it is
+//! written; a write to a key group whose map the snapshot still holds copies
+//! that one map first (copy-on-write per key group, as Flink's heap backend
+//! does per state-map version).
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::keys::key_group;
-use crate::{KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, StateDescriptor, StateError, StateId, StateKind};
+use crate::{
+    KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, SnapshotWriter, StateDescriptor, StateError,
+    StateId, StateKind,
+};
 
 type Map<K, V> = HashMap<K, V, RandomState>;
+/// One key group's entries of one state.
+type Group = Map<Box<[u8]>, Entry>;
 
+#[derive(Clone)]
 enum Data {
     Value(Vec<u8>),
     Map(Map<Vec<u8>, Vec<u8>>),
@@ -19,6 +33,7 @@ enum Data {
     Reducing(i64),
 }
 
+#[derive(Clone)]
 struct Entry {
     data: Data,
     /// Processing time of the last write (for TTL).
@@ -28,10 +43,11 @@ struct Entry {
 struct State {
     descriptor: StateDescriptor,
     ttl_ms: Option<i64>,
-    entries: Map<Box<[u8]>, Entry>,
+    /// Per key group of the backend's range, then one for keys outside it.
+    groups: Vec<Arc<Group>>,
 }
 
-/// Keyed state on the heap: one hash map per declared state.
+/// Keyed state on the heap: per declared state, one hash map per key group.
 pub struct HeapBackend {
     states: Vec<State>,
     now_ms: i64,
@@ -85,14 +101,72 @@ enum DataIn {
     Reducing(i64),
 }
 
+fn expired(ttl_ms: Option<i64>, now: i64, e: &Entry) -> bool {
+    ttl_ms.is_some_and(|ttl| now.saturating_sub(e.written_at) >= ttl)
+}
+
+/// What a snapshot's writer needs: the states' descriptors and their groups.
+struct Frozen {
+    path: PathBuf,
+    max_parallelism: u32,
+    now_ms: i64,
+    states: Vec<(StateDescriptor, Option<i64>, Vec<Arc<Group>>)>,
+}
+
+impl Frozen {
+    fn write(self) -> Result<Vec<SnapshotFile>, StateError> {
+        let path = self.path;
+        let io = |e: std::io::Error| StateError::storage(format!("writing {}", path.display()), e);
+        let file = std::fs::File::create(&path).map_err(io)?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        w.write_all(MAGIC).map_err(io)?;
+        w.write_all(&FORMAT.to_le_bytes()).map_err(io)?;
+        let descriptors = self.states.iter().map(|(d, _, _)| d.clone()).collect();
+        let header = SnapshotHeader { max_parallelism: self.max_parallelism, states: descriptors };
+        let enc = |e: postcard::Error| StateError::storage("encoding a state snapshot", e);
+        w.write_all(&postcard::to_allocvec(&header).map_err(enc)?).map_err(io)?;
+        let mut buf = Vec::new();
+        for (id, (_, ttl_ms, groups)) in self.states.into_iter().enumerate() {
+            // Each group's Arc is dropped once written: later writes to it
+            // no longer copy it.
+            for group in groups {
+                for (key, e) in group.iter() {
+                    if expired(ttl_ms, self.now_ms, e) {
+                        continue;
+                    }
+                    let data = match &e.data {
+                        Data::Value(v) => DataOut::Value(v),
+                        Data::Map(m) => DataOut::Map(m.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect()),
+                        Data::List(l) => DataOut::List(l),
+                        Data::Reducing(r) => DataOut::Reducing(*r),
+                    };
+                    let key_group = key_group(key, self.max_parallelism);
+                    let entry = EntryOut { state: id as u32, key_group, key, written_at: e.written_at, data };
+                    buf.clear();
+                    buf = postcard::to_extend(&entry, buf).map_err(enc)?;
+                    w.write_all(&buf).map_err(io)?;
+                }
+            }
+        }
+        // No fsync: a staged snapshot is read back at once to be stored;
+        // durability is the checkpoint storage's business.
+        w.into_inner().map_err(|e| io(e.into_error()))?;
+        Ok(vec![SnapshotFile { path, name: SNAPSHOT_FILE.into(), shared: false }])
+    }
+}
+
 impl HeapBackend {
     /// An empty backend owning `key_groups`.
     pub fn new(key_groups: KeyGroups) -> Self {
         HeapBackend { states: Vec::new(), now_ms: 0, key_groups }
     }
 
-    fn expired(&self, ttl_ms: Option<i64>, e: &Entry) -> bool {
-        ttl_ms.is_some_and(|ttl| self.now_ms.saturating_sub(e.written_at) >= ttl)
+    /// The index of `key`'s group in a state's `groups`.
+    #[inline]
+    fn slot(&self, key: &[u8]) -> usize {
+        let range = &self.key_groups.range;
+        let kg = key_group(key, self.key_groups.max_parallelism);
+        if range.contains(&kg) { (kg - range.start) as usize } else { range.len() }
     }
 
     fn restore_one(&mut self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
@@ -131,29 +205,34 @@ impl HeapBackend {
                 DataIn::List(l) => Data::List(l),
                 DataIn::Reducing(r) => Data::Reducing(r),
             };
-            self.states[id as usize].entries.insert(e.key.into_boxed_slice(), Entry { data, written_at: e.written_at });
+            let slot = self.slot(&e.key);
+            let group = Arc::make_mut(&mut self.states[id as usize].groups[slot]);
+            group.insert(e.key.into_boxed_slice(), Entry { data, written_at: e.written_at });
         }
         Ok(())
     }
 
-    fn state(&mut self, id: StateId, used_as: &'static str) -> Result<&mut State, StateError> {
-        let s = self.states.get_mut(id as usize).ok_or(StateError::UnknownState(id))?;
+    fn checked(&self, id: StateId, used_as: &'static str) -> Result<&State, StateError> {
+        let s = self.states.get(id as usize).ok_or(StateError::UnknownState(id))?;
         if s.descriptor.kind.name() != used_as {
             return Err(StateError::WrongKind { name: s.descriptor.name.clone(), kind: s.descriptor.kind.name(), used_as });
         }
         Ok(s)
     }
 
-    /// The live entry of `key`, after dropping it if it expired.
-    fn live<'a>(&'a mut self, id: StateId, used_as: &'static str, key: &[u8]) -> Result<Option<&'a mut Entry>, StateError> {
-        let now = self.now_ms;
-        let s = self.state(id, used_as)?;
-        if let Some(ttl) = s.ttl_ms
-            && s.entries.get(key).is_some_and(|e| now.saturating_sub(e.written_at) >= ttl)
-        {
-            s.entries.remove(key);
-        }
-        Ok(s.entries.get_mut(key))
+    /// The live entry of `key`, if any (reads never copy a group).
+    fn live(&self, id: StateId, used_as: &'static str, key: &[u8]) -> Result<Option<&Entry>, StateError> {
+        let s = self.checked(id, used_as)?;
+        let e = s.groups[self.slot(key)].get(key);
+        Ok(e.filter(|e| !expired(s.ttl_ms, self.now_ms, e)))
+    }
+
+    /// `key`'s group of state `id`, for writing.
+    fn group_mut(&mut self, id: StateId, used_as: &'static str, key: &[u8]) -> Result<(&mut Group, Option<i64>), StateError> {
+        self.checked(id, used_as)?;
+        let slot = self.slot(key);
+        let s = &mut self.states[id as usize];
+        Ok((Arc::make_mut(&mut s.groups[slot]), s.ttl_ms))
     }
 
     /// The entry of `key` for writing (one hash lookup), created by `init` if
@@ -166,10 +245,9 @@ impl HeapBackend {
         init: impl FnOnce() -> Data,
     ) -> Result<&'a mut Data, StateError> {
         let now = self.now_ms;
-        let s = self.state(id, used_as)?;
-        let ttl = s.ttl_ms;
+        let (group, ttl) = self.group_mut(id, used_as, key)?;
         let mut init = Some(init);
-        let e = s.entries.entry_ref(key).or_insert_with(|| Entry {
+        let e = group.entry_ref(key).or_insert_with(|| Entry {
             data: (init.take().expect("init once"))(),
             written_at: now,
         });
@@ -200,7 +278,8 @@ impl KeyedStateBackend for HeapBackend {
             return Ok(i as StateId);
         }
         let ttl_ms = descriptor.ttl.map(|t| t.as_millis().min(i64::MAX as u128) as i64);
-        self.states.push(State { descriptor, ttl_ms, entries: Map::default() });
+        let groups = (0..=self.key_groups.range.len()).map(|_| Arc::default()).collect();
+        self.states.push(State { descriptor, ttl_ms, groups });
         Ok((self.states.len() - 1) as StateId)
     }
 
@@ -242,14 +321,18 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn map_remove(&mut self, state: StateId, key: &[u8], map_key: &[u8]) -> Result<bool, StateError> {
-        let removed = match self.live(state, "map", key)? {
-            Some(Entry { data: Data::Map(m), .. }) => m.remove(map_key).is_some(),
-            _ => false,
-        };
-        if removed && matches!(self.live(state, "map", key)?, Some(Entry { data: Data::Map(m), .. }) if m.is_empty()) {
-            self.states[state as usize].entries.remove(key);
+        let live = matches!(self.live(state, "map", key)?, Some(Entry { data: Data::Map(m), .. }) if m.contains_key(map_key));
+        if !live {
+            return Ok(false);
         }
-        Ok(removed)
+        let (group, _) = self.group_mut(state, "map", key)?;
+        if let Some(Entry { data: Data::Map(m), .. }) = group.get_mut(key) {
+            m.remove(map_key);
+            if m.is_empty() {
+                group.remove(key);
+            }
+        }
+        Ok(true)
     }
 
     fn map_entries(&mut self, state: StateId, key: &[u8]) -> Result<MapEntries, StateError> {
@@ -258,7 +341,6 @@ impl KeyedStateBackend for HeapBackend {
             _ => Vec::new(),
         })
     }
-
     fn list_add(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         if let Data::List(l) = self.write(state, "list", key, || Data::List(Vec::new()))? {
             l.push(value.to_vec());
@@ -282,8 +364,8 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn reducing_add(&mut self, state: StateId, key: &[u8], value: i64) -> Result<i64, StateError> {
-        let StateKind::Reducing(reducer) = self.state(state, "reducing")?.descriptor.kind else {
-            unreachable!("state() checked the kind")
+        let StateKind::Reducing(reducer) = self.checked(state, "reducing")?.descriptor.kind else {
+            unreachable!("checked() checked the kind")
         };
         let mut fresh = false;
         let data = self.write(state, "reducing", key, || {
@@ -305,51 +387,28 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn clear(&mut self, state: StateId, key: &[u8]) -> Result<(), StateError> {
-        let s = self.states.get_mut(state as usize).ok_or(StateError::UnknownState(state))?;
-        s.entries.remove(key);
+        let s = self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
+        let slot = self.slot(key);
+        if s.groups[slot].contains_key(key) {
+            Arc::make_mut(&mut self.states[state as usize].groups[slot]).remove(key);
+        }
         Ok(())
     }
 
     fn len(&mut self, state: StateId) -> Result<usize, StateError> {
         let s = self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
-        Ok(match s.ttl_ms {
-            Some(_) => s.entries.values().filter(|e| !self.expired(s.ttl_ms, e)).count(),
-            None => s.entries.len(),
-        })
+        let now = self.now_ms;
+        Ok(s.groups.iter().map(|g| g.values().filter(|e| !expired(s.ttl_ms, now, e)).count()).sum())
     }
 
-    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, StateError> {
-        let path = dir.join(SNAPSHOT_FILE);
-        let io = |e: std::io::Error| StateError::storage(format!("writing {}", path.display()), e);
-        let file = std::fs::File::create(&path).map_err(io)?;
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        w.write_all(MAGIC).map_err(io)?;
-        w.write_all(&FORMAT.to_le_bytes()).map_err(io)?;
-        let header = SnapshotHeader { max_parallelism: self.key_groups.max_parallelism, states: self.descriptors() };
-        let enc = |e: postcard::Error| StateError::storage("encoding a state snapshot", e);
-        w.write_all(&postcard::to_allocvec(&header).map_err(enc)?).map_err(io)?;
-        let mut buf = Vec::new();
-        let max_par = self.key_groups.max_parallelism;
-        for (id, s) in self.states.iter().enumerate() {
-            for (key, e) in &s.entries {
-                if self.expired(s.ttl_ms, e) {
-                    continue;
-                }
-                let data = match &e.data {
-                    Data::Value(v) => DataOut::Value(v),
-                    Data::Map(m) => DataOut::Map(m.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect()),
-                    Data::List(l) => DataOut::List(l),
-                    Data::Reducing(r) => DataOut::Reducing(*r),
-                };
-                let entry = EntryOut { state: id as u32, key_group: key_group(key, max_par), key, written_at: e.written_at, data };
-                buf.clear();
-                buf = postcard::to_extend(&entry, buf).map_err(enc)?;
-                w.write_all(&buf).map_err(io)?;
-            }
-        }
-        let file = w.into_inner().map_err(|e| io(e.into_error()))?;
-        file.sync_all().map_err(io)?;
-        Ok(vec![SnapshotFile { path, name: SNAPSHOT_FILE.into(), shared: false }])
+    fn snapshot(&mut self, dir: &Path) -> Result<SnapshotWriter, StateError> {
+        let frozen = Frozen {
+            path: dir.join(SNAPSHOT_FILE),
+            max_parallelism: self.key_groups.max_parallelism,
+            now_ms: self.now_ms,
+            states: self.states.iter().map(|s| (s.descriptor.clone(), s.ttl_ms, s.groups.clone())).collect(),
+        };
+        Ok(Box::new(move || frozen.write()))
     }
 
     fn restore(&mut self, snapshots: &[RestoreFiles]) -> Result<(), StateError> {
@@ -454,5 +513,31 @@ mod tests {
         assert_eq!(err, "state 'a' is a value state; it cannot be used as a list state");
         assert_eq!(b.value_get(7, b"k").unwrap_err(), StateError::UnknownState(7));
         assert_eq!(b.declare(desc("", StateKind::Value)).unwrap_err(), StateError::EmptyName);
+    }
+}
+
+#[cfg(test)]
+mod cow_tests {
+    use super::*;
+
+    #[test]
+    fn writes_during_a_snapshot_do_not_change_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = HeapBackend::new(KeyGroups::all(128));
+        let s = b.declare(StateDescriptor { name: "v".into(), kind: StateKind::Value, ttl: None }).unwrap();
+        for i in 0..1000u32 {
+            b.value_set(s, &i.to_be_bytes(), b"before").unwrap();
+        }
+        let writer = b.snapshot(dir.path()).unwrap();
+        for i in 0..1000u32 {
+            b.value_set(s, &i.to_be_bytes(), b"after").unwrap();
+        }
+        b.value_set(s, b"new", b"after").unwrap();
+        let files = writer().unwrap();
+        let mut r = HeapBackend::new(KeyGroups::all(128));
+        r.restore(&[files.into_iter().map(|f| (f.name, f.path)).collect()]).unwrap();
+        assert_eq!(r.len(s).unwrap(), 1000);
+        assert_eq!(r.value_get(s, &7u32.to_be_bytes()).unwrap().as_deref(), Some(&b"before"[..]));
+        assert_eq!(b.value_get(s, &7u32.to_be_bytes()).unwrap().as_deref(), Some(&b"after"[..]));
     }
 }

@@ -85,6 +85,10 @@ pub struct SnapshotFile {
     pub shared: bool,
 }
 
+/// The part of a snapshot that may run on another thread while the task goes
+/// on: it writes the files (see [`KeyedStateBackend::snapshot`]).
+pub type SnapshotWriter = Box<dyn FnOnce() -> Result<Vec<SnapshotFile>, StateError> + Send>;
+
 /// A snapshot to restore from: one task's files, by the names they were
 /// stored under, at local paths.
 pub type RestoreFiles = Vec<(String, PathBuf)>;
@@ -120,11 +124,12 @@ pub trait KeyedStateBackend: Send {
     /// Number of live (unexpired) entries (keys) of a state, over all keys.
     fn len(&mut self, state: StateId) -> Result<usize, StateError>;
 
-    /// Write a snapshot of every live entry into new files under `dir` (an
-    /// empty directory the caller created) and return them. The files must not
-    /// change after this returns: the caller uploads them while processing goes
-    /// on. Expired entries are left out (purged).
-    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, StateError>;
+    /// Snapshot every live entry into new files under `dir` (an empty
+    /// directory the caller created). Returns quickly with a writer that the
+    /// caller runs, possibly on another thread while processing goes on, to get
+    /// the files; they must not change afterwards. The snapshot holds the state
+    /// as it was when `snapshot` was called. Expired entries may be left out.
+    fn snapshot(&mut self, dir: &Path) -> Result<SnapshotWriter, StateError>;
 
     /// Load this backend's key groups from snapshots taken by tasks of any
     /// parallelism (one [`RestoreFiles`] per task). Called on an empty backend

@@ -25,7 +25,7 @@ use self::format::{cf_name, expired, key_prefix, value_time, Data};
 use self::map::{MapKey, MapRow, MapScan};
 use self::options::{cf_options, ttl_filter};
 use crate::keys::key_group;
-use crate::{KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, StateDescriptor, StateError, StateId, StateKind};
+use crate::{KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotWriter, StateDescriptor, StateError, StateId, StateKind};
 
 type Map<K, V> = HashMap<K, V, RandomState>;
 
@@ -339,9 +339,12 @@ impl KeyedStateBackend for RocksBackend {
         Ok(n)
     }
 
-    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, StateError> {
+    /// The native checkpoint (hard links) is made here; the writer has
+    /// nothing left to do.
+    fn snapshot(&mut self, dir: &Path) -> Result<SnapshotWriter, StateError> {
         self.write_back()?;
-        self.snapshot_to(dir)
+        let files = self.snapshot_to(dir)?;
+        Ok(Box::new(move || Ok(files)))
     }
 
     fn restore(&mut self, snapshots: &[RestoreFiles]) -> Result<(), StateError> {

@@ -75,7 +75,7 @@ impl Store {
         self.snapshots += 1;
         let dir = self.dir.path().join(format!("local-{}", self.snapshots));
         std::fs::create_dir(&dir).unwrap();
-        b.snapshot(&dir).unwrap()
+        b.snapshot(&dir).unwrap()().unwrap()
     }
 
     /// Copy the files to the store under their names (shared files in one

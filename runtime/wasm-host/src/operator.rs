@@ -8,7 +8,9 @@ use wasmtime::{Store, Trap};
 use wasmtime_wasi::WasiCtxBuilder;
 use std::path::{Path, PathBuf};
 
-use weir_engine::{Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, SnapshotFile, TaskContext};
+use weir_engine::{
+    Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, SnapshotFile, SnapshotWriter, TaskContext,
+};
 use weir_state::{HeapBackend, KeyGroups, KeyedStateBackend, RestoreFiles, RocksBackend, RocksOptions};
 
 use crate::bindings::{self, runtime, types};
@@ -353,16 +355,18 @@ impl WasmOperator {
 }
 
 impl Operator for WasmOperator {
-    fn snapshot(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, OperatorError> {
+    fn snapshot(&mut self, dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
         let d = self.store.data_mut();
         d.state.set_time(now_ms());
-        let mut files = d.state.snapshot(dir).map_err(|e| OperatorError::new(self.state_error(e.to_string())))?;
+        let state = d.state.snapshot(dir).map_err(|e| OperatorError::new(self.state_error(e.to_string())))?;
         let timers = self.store.data().timers.snapshot();
         let path = dir.join(TIMERS_FILE);
-        std::fs::write(&path, timers)
-            .map_err(|e| OperatorError::new(self.state_error(format!("cannot write {}: {e}", path.display()))))?;
-        files.push(SnapshotFile { path, name: TIMERS_FILE.into(), shared: false });
-        Ok(files)
+        Ok(Some(Box::new(move || {
+            let mut files = state().map_err(|e| e.to_string())?;
+            std::fs::write(&path, timers).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            files.push(SnapshotFile { path, name: TIMERS_FILE.into(), shared: false });
+            Ok(files)
+        })))
     }
 
     fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {

@@ -41,8 +41,8 @@ impl TimerService {
 
     /// Add the timers of the key groups in `groups` from a snapshot.
     pub fn restore(&mut self, bytes: &[u8], groups: &KeyGroups) -> Result<(), String> {
-        let (event, processing): (Vec<(i64, Vec<u8>)>, Vec<(i64, Vec<u8>)>) =
-            postcard::from_bytes(bytes).map_err(|e| format!("unreadable timers: {e}"))?;
+        type Timers = Vec<(i64, Vec<u8>)>;
+        let (event, processing): (Timers, Timers) = postcard::from_bytes(bytes).map_err(|e| format!("unreadable timers: {e}"))?;
         let mine = |(_, key): &(i64, Vec<u8>)| groups.contains(key_group(key, groups.max_parallelism));
         self.event.extend(event.into_iter().filter(mine));
         self.processing.extend(processing.into_iter().filter(mine));
