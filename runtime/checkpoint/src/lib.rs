@@ -5,14 +5,15 @@
 //! Layout under the root:
 //! - `checkpoints/chk-<epoch>/<node>/<task>/<file>`: a checkpoint's own files;
 //! - `checkpoints/chk-<epoch>/_manifest.json`: written last; names every file
-//!   with its size and SHA-256, each source's position, and the pipeline's nodes;
+//!   with its size and checksum (xxh3-128), each source's position, and the
+//!   pipeline's nodes;
 //! - `shared/<node>/<file>`: immutable files (RocksDB SST files) stored once
 //!   and named by every checkpoint that includes them (incremental checkpoints);
 //! - `savepoints/<name>/...`: self-contained copies kept until deleted.
 //!
 //! The last `retain` complete checkpoints are kept; shared files no kept
 //! checkpoint names are deleted. Loading takes the newest complete checkpoint
-//! whose files are all present with the recorded checksums, warning about (and
+//! whose files are all present with the recorded sizes and checksums, warning about (and
 //! skipping) any that is not.
 
 mod manifest;
@@ -25,7 +26,6 @@ use futures_util::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
-use sha2::{Digest, Sha256};
 use weir_engine::{CheckpointStore, NodeRestore, RestorePlan, TaskState};
 
 pub use manifest::NodeInfo;
@@ -59,6 +59,8 @@ pub struct Loaded {
 pub struct Storage {
     store: Arc<dyn ObjectStore>,
     root: Path,
+    /// The root directory, when the store is a local directory.
+    local_root: Option<PathBuf>,
     rt: tokio::runtime::Runtime,
     location: String,
     pipeline: String,
@@ -74,8 +76,10 @@ fn chk_dir(epoch: u64) -> String {
     format!("checkpoints/chk-{epoch:010}")
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+/// A file's checksum in the manifest: xxh3-128, hex (fast enough to check
+/// every byte of every checkpoint; it detects damage, not tampering).
+fn checksum(bytes: &[u8]) -> String {
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
 impl Storage {
@@ -83,6 +87,7 @@ impl Storage {
     /// `s3://` / `file://` URL, for pipeline `pipeline` made of `nodes`.
     pub fn open(location: &str, pipeline: &str, nodes: Vec<NodeInfo>, retain: usize) -> Result<Self, CheckpointError> {
         let err = |message: String| CheckpointError::Storage { location: location.to_string(), message };
+        let local_root = (!location.contains("://")).then(|| PathBuf::from(location));
         let (store, root): (Arc<dyn ObjectStore>, Path) = if location.contains("://") {
             let url = url::Url::parse(location).map_err(|e| err(format!("not a valid URL: {e}")))?;
             let (store, root) = object_store::parse_url_opts(&url, std::env::vars().filter(|(k, _)| k.starts_with("AWS_")))
@@ -100,6 +105,7 @@ impl Storage {
         Ok(Storage {
             store,
             root,
+            local_root,
             rt,
             location: location.to_string(),
             pipeline: pipeline.to_string(),
@@ -319,14 +325,14 @@ impl Storage {
             std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             for f in &t.files {
                 let bytes = self.get(&f.path).map_err(|e| e.to_string())?.ok_or_else(|| format!("file {} is missing", f.path))?;
-                if bytes.len() as u64 != f.size || sha256_hex(&bytes) != f.sha256 {
+                if bytes.len() as u64 != f.size || checksum(&bytes) != f.checksum {
                     return Err(format!(
                         "file {} is damaged ({} bytes, checksum {}; the manifest says {} bytes, checksum {})",
                         f.path,
                         bytes.len(),
-                        sha256_hex(&bytes),
+                        checksum(&bytes),
                         f.size,
-                        f.sha256
+                        f.checksum
                     ));
                 }
                 let to = dir.join(&f.name);
@@ -405,10 +411,19 @@ impl Storage {
             name: file.name.clone(),
             path: rel.clone(),
             size: bytes.len() as u64,
-            sha256: sha256_hex(&bytes),
+            checksum: checksum(&bytes),
             shared: file.shared,
         };
-        self.put(&rel, bytes)?;
+        // A local store takes a hard link to the staged file (no copy).
+        let linked = self.local_root.as_ref().is_some_and(|root| {
+            let to = root.join(&rel);
+            to.parent().is_some_and(|p| std::fs::create_dir_all(p).is_ok())
+                && (std::fs::hard_link(&file.path, &to).is_ok()
+                    || std::fs::remove_file(&to).is_ok() && std::fs::hard_link(&file.path, &to).is_ok())
+        });
+        if !linked {
+            self.put(&rel, bytes)?;
+        }
         if file.shared {
             self.shared.lock().expect("lock").insert(rel, entry.clone());
         }

@@ -1,5 +1,5 @@
 //! The manifest: the last object written for a checkpoint, naming every file
-//! with its size and SHA-256. A checkpoint without a manifest is incomplete.
+//! with its size and checksum. A checkpoint without a manifest is incomplete.
 
 use serde::{Deserialize, Serialize};
 
@@ -27,7 +27,8 @@ pub(crate) struct FileEntry {
     /// Where it is stored, relative to the storage root.
     pub path: String,
     pub size: u64,
-    pub sha256: String,
+    /// xxh3-128 of the contents, hex.
+    pub checksum: String,
     #[serde(default)]
     pub shared: bool,
 }

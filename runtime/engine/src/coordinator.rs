@@ -177,6 +177,8 @@ impl Coordinator {
     }
 
     fn complete(&self, p: Pending) {
+        // Every task has acknowledged: the epoch's staging directory is done.
+        let _ = std::fs::remove_dir_all(self.config.staging_dir.join(p.epoch.to_string()));
         let store = &self.config.store;
         if let Some(e) = p.failed {
             tracing::warn!(epoch = p.epoch, "checkpoint {} failed: {e}", p.epoch);
@@ -203,9 +205,5 @@ impl Coordinator {
 fn remove_staging(dir: Option<&PathBuf>) {
     if let Some(d) = dir {
         let _ = std::fs::remove_dir_all(d);
-        // The epoch's directory, once its last task's is gone.
-        if let Some(parent) = d.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
     }
 }
