@@ -109,6 +109,8 @@ fn expired(ttl_ms: Option<i64>, now: i64, e: &Entry) -> bool {
 struct Frozen {
     path: PathBuf,
     max_parallelism: u32,
+    /// The first key group of the backend's range (group `i` is `first + i`).
+    first: u32,
     now_ms: i64,
     states: Vec<(StateDescriptor, Option<i64>, Vec<Arc<Group>>)>,
 }
@@ -129,7 +131,8 @@ impl Frozen {
         for (id, (_, ttl_ms, groups)) in self.states.into_iter().enumerate() {
             // Each group's Arc is dropped once written: later writes to it
             // no longer copy it.
-            for group in groups {
+            let out_of_range = groups.len() - 1;
+            for (slot, group) in groups.into_iter().enumerate() {
                 for (key, e) in group.iter() {
                     if expired(ttl_ms, self.now_ms, e) {
                         continue;
@@ -140,7 +143,11 @@ impl Frozen {
                         Data::List(l) => DataOut::List(l),
                         Data::Reducing(r) => DataOut::Reducing(*r),
                     };
-                    let key_group = key_group(key, self.max_parallelism);
+                    let key_group = if slot == out_of_range {
+                        key_group(key, self.max_parallelism)
+                    } else {
+                        self.first + slot as u32
+                    };
                     let entry = EntryOut { state: id as u32, key_group, key, written_at: e.written_at, data };
                     buf.clear();
                     buf = postcard::to_extend(&entry, buf).map_err(enc)?;
@@ -405,6 +412,7 @@ impl KeyedStateBackend for HeapBackend {
         let frozen = Frozen {
             path: dir.join(SNAPSHOT_FILE),
             max_parallelism: self.key_groups.max_parallelism,
+            first: self.key_groups.range.start,
             now_ms: self.now_ms,
             states: self.states.iter().map(|s| (s.descriptor.clone(), s.ttl_ms, s.groups.clone())).collect(),
         };
