@@ -185,7 +185,7 @@ fn big_rocksdb_checkpoint(tmp: &Path, keys: u64) -> anyhow::Result<()> {
         let writer = db.snapshot(&staging)?;
         let sync = t.elapsed();
         let files = writer()?;
-        let state = TaskState { node: "big".into(), task: 0, parallelism: 1, position: None, files };
+        let state = TaskState { node: "big".into(), task: 0, parallelism: 1, position: None, watermark: None, files };
         storage.store_task(epoch, &[state]).map_err(anyhow::Error::msg)?;
         storage.complete(epoch, false).map_err(anyhow::Error::msg)?;
         let total = t.elapsed();

@@ -315,8 +315,10 @@ impl Storage {
             let i = t.task as usize;
             if node.positions.len() <= i {
                 node.positions.resize(i + 1, None);
+                node.watermarks.resize(i + 1, None);
                 node.files.resize(i + 1, Vec::new());
             }
+            node.watermarks[i] = t.watermark;
             node.positions[i] = match &t.position {
                 Some(p) => Some(hex::decode(p).map_err(|e| format!("bad position of {} task {}: {e}", t.node, t.task))?),
                 None => None,
@@ -442,6 +444,7 @@ impl CheckpointStore for Storage {
                 task: s.task,
                 parallelism: s.parallelism,
                 position: s.position.as_ref().map(hex::encode),
+                watermark: s.watermark,
                 files: files.map_err(|e| e.to_string())?,
             });
         }

@@ -41,6 +41,9 @@ pub(crate) struct TaskEntry {
     /// A source's position, hex.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,
+    /// A source's greatest event timestamp so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<i64>,
     #[serde(default)]
     pub files: Vec<FileEntry>,
 }

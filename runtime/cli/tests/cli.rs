@@ -95,6 +95,52 @@ fn a_panicking_plugin_fails_the_run_with_plugin_operator_and_record() {
 }
 
 #[test]
+fn event_time_timers_fire_at_the_watermark_and_a_record_without_a_timestamp_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("events.jsonl");
+    // Out of order by up to 50 ms; each "timer" record asks for a timer 10 ms after it.
+    let events = [(100, "timer"), (150, "fine"), (120, "fine"), (400, "fine"), (380, "timer"), (700, "fine")];
+    let text: String = events.iter().map(|(t, c)| format!("{{\"ts\":{t},\"cmd\":\"{c}\"}}\n")).collect();
+    std::fs::write(&input, &text).unwrap();
+    let spec = |path: &Path| {
+        write_spec(
+            dir.path(),
+            &format!(
+                "name: et\nbatch: {{size: 1}}\nsources:\n  - {{name: in, type: file, format: json_lines, path: {}, timestamp: $.ts, watermark: {{out_of_orderness: 50ms}}}}\noperators: [{{name: m, plugin: {}, input: in}}]\nsinks: [{{name: out, type: stdout, input: m}}]\n",
+                path.display(),
+                fixture("misbehave").display()
+            ),
+        )
+    };
+    // The misbehave guest takes "cmd" as its command: "timer" registers an
+    // event-time timer 10 ms later; others are counted and passed on.
+    let o = weir(&["run", &spec(&input)], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let expected = [
+        r#"{"ts":150,"cmd":"fine"}"#,
+        r#"{"ts":120,"cmd":"fine"}"#,
+        r#"{"ts":400,"cmd":"fine"}"#, // the watermark moves to 400 - 50 - 1 = 349 > 110
+        "timer 110 n=3",
+        r#"{"ts":700,"cmd":"fine"}"#, // 649 > 390
+        "timer 390 n=4",
+    ];
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), expected, "{}", stderr(&o));
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"ts\":1}\n{\"at\":2}\n").unwrap();
+    let o = weir(&["run", &spec(&bad)], &[]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        stderr(&o).trim(),
+        format!(
+            "error: pipeline 'et' failed: source 'in' (task 0 of 1) failed: cannot take the event time on the record from source 'in' at line 2 of {}: value has no timestamp field 'ts'",
+            bad.display()
+        )
+    );
+}
+
+#[test]
 fn an_endless_loop_is_stopped_by_the_call_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.txt");

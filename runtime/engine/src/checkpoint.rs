@@ -34,6 +34,8 @@ pub struct TaskState {
     pub parallelism: u32,
     /// A source's replay position.
     pub position: Option<Vec<u8>>,
+    /// A source's greatest event timestamp so far (its watermark's basis).
+    pub watermark: Option<i64>,
     /// An operator's state files, in the task's local staging directory until
     /// stored.
     pub files: Vec<SnapshotFile>,
@@ -90,8 +92,10 @@ impl std::fmt::Debug for CheckpointConfig {
 pub struct NodeRestore {
     /// The node's parallelism when the checkpoint was taken.
     pub parallelism: u32,
-    /// Per task of that parallelism: the source position...
+    /// Per task of that parallelism: the source position and greatest event
+    /// timestamp...
     pub positions: Vec<Option<Vec<u8>>>,
+    pub watermarks: Vec<Option<i64>>,
     /// ...and the operator's state files, downloaded to local paths.
     pub files: Vec<RestoreFiles>,
 }
@@ -104,4 +108,9 @@ pub struct RestorePlan {
     pub finished: bool,
     /// By node name.
     pub nodes: HashMap<String, NodeRestore>,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

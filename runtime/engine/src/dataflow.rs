@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::checkpoint::{CheckpointConfig, RestorePlan};
+use crate::event_time::EventTime;
 use crate::executor::{self, Job};
 use crate::{EngineError, OperatorFactory, SinkFactory, SourceFactory, DEFAULT_MAX_PARALLELISM};
 
@@ -89,6 +90,8 @@ pub(crate) struct NodeDef {
     pub inputs: Vec<Edge>,
     /// Consumed side outputs, port `i + 1` each.
     pub side_outputs: Vec<String>,
+    /// A source's event time and watermarks.
+    pub event_time: Option<EventTime>,
 }
 
 /// A dataflow under construction. Nodes must be added after their inputs, which
@@ -109,6 +112,16 @@ impl Dataflow {
     /// then publish output only for complete checkpoints.
     pub fn set_checkpointing(&mut self, config: CheckpointConfig) {
         self.checkpoint = Some(config);
+    }
+
+    /// Give source `source` event time: timestamps and watermarks.
+    pub fn set_event_time(&mut self, source: NodeId, event_time: EventTime) -> Result<(), EngineError> {
+        let node = self.nodes.get_mut(source.0).ok_or_else(|| EngineError::Plan("no such node".into()))?;
+        if !matches!(node.kind, NodeKind::Source(_)) {
+            return Err(EngineError::Plan(format!("'{}' is not a source; only sources have event time", node.name)));
+        }
+        node.event_time = Some(event_time);
+        Ok(())
     }
 
     /// Resume from a checkpoint: sources seek, operators restore their key
@@ -175,6 +188,7 @@ impl Dataflow {
             kind: NodeKind::Source(factory),
             inputs: vec![],
             side_outputs: vec![],
+            event_time: None,
         })
     }
 
@@ -189,7 +203,7 @@ impl Dataflow {
         if inputs.is_empty() {
             return Err(EngineError::Plan(format!("operator '{name}' has no input")));
         }
-        self.add(NodeDef { name: name.into(), parallelism, kind: NodeKind::Operator(factory), inputs, side_outputs })
+        self.add(NodeDef { name: name.into(), parallelism, kind: NodeKind::Operator(factory), inputs, side_outputs, event_time: None })
     }
 
     pub fn add_sink(
@@ -202,7 +216,14 @@ impl Dataflow {
         if inputs.is_empty() {
             return Err(EngineError::Plan(format!("sink '{name}' has no input")));
         }
-        self.add(NodeDef { name: name.into(), parallelism, kind: NodeKind::Sink(factory), inputs, side_outputs: vec![] })
+        self.add(NodeDef {
+            name: name.into(),
+            parallelism,
+            kind: NodeKind::Sink(factory),
+            inputs,
+            side_outputs: vec![],
+            event_time: None,
+        })
     }
 
     /// Instantiate every task (operators' `open` runs here, so a failing plugin

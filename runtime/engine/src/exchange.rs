@@ -22,6 +22,10 @@ pub(crate) enum Body {
     Data(RecordBatch),
     /// Everything the producer sent before belongs to checkpoint `epoch`.
     Barrier(u64),
+    /// The producer's event-time watermark.
+    Watermark(i64),
+    /// The producer is idle (or active again): leave it out of the watermark.
+    Idle(bool),
     /// The producer has ended.
     End,
 }
@@ -101,17 +105,11 @@ impl ExchangeWriter {
         Message { from: self.from, body }
     }
 
-    /// Send a barrier to every consumer task.
-    pub fn barrier(&self, epoch: u64, cancel: &AtomicBool) -> Result<(), EngineError> {
+    /// Send a control message (barrier, watermark, idleness, end) to every
+    /// consumer task.
+    pub fn broadcast(&self, body: impl Fn() -> Body, cancel: &AtomicBool) -> Result<(), EngineError> {
         for tx in &self.senders {
-            send(tx, self.msg(Body::Barrier(epoch)), cancel)?;
-        }
-        Ok(())
-    }
-
-    pub fn end(&self, cancel: &AtomicBool) -> Result<(), EngineError> {
-        for tx in &self.senders {
-            send(tx, self.msg(Body::End), cancel)?;
+            send(tx, self.msg(body()), cancel)?;
         }
         Ok(())
     }

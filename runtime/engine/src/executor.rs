@@ -10,6 +10,7 @@ use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
 use crate::coordinator::{Coordinator, TaskCheckpointing};
 use crate::dataflow::{Dataflow, NodeKind, Partitioning};
+use crate::event_time::WatermarkGenerator;
 use crate::exchange::{ExchangeWriter, Message};
 use crate::metrics::{NodeMetrics, NodeSnapshot};
 use crate::operator::{Emitter, TaskContext};
@@ -223,7 +224,9 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                                 source.seek(position).map_err(fail)?;
                             }
                         }
-                        input = Some(TaskInput::Source { source, index: source_index[&m] });
+                        let restored_max = node_restore[m].as_ref().and_then(|r| r.watermarks.get(t as usize).copied().flatten());
+                        let watermarks = def.event_time.clone().map(|e| WatermarkGenerator::new(e, restored_max));
+                        input = Some(TaskInput::Source { source, index: source_index[&m], watermarks });
                         NodeImpl::Source
                     }
                     NodeKind::Operator(f) => {
@@ -283,6 +286,8 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                 sources: sources.clone(),
                 name: name.clone(),
                 checkpointing,
+                watermarks: None,
+                last_tick: Instant::now(),
             };
             tasks.push((name, task, input));
         }

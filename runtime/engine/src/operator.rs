@@ -77,6 +77,18 @@ pub trait Operator: Send {
         Ok(())
     }
 
+    /// The event-time watermark advanced to `watermark`: no record older than
+    /// it is expected any more (event-time timers up to it fire).
+    fn on_watermark(&mut self, _watermark: i64, _out: &mut Emitter) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    /// Called regularly with the processing time (ms since the Unix epoch):
+    /// processing-time timers up to it fire.
+    fn on_processing_time(&mut self, _now_ms: i64, _out: &mut Emitter) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
     /// Snapshot the operator's state for a checkpoint: capture it now (the
     /// task waits for this part) and return a writer that puts it into files
     /// under `dir` (an empty directory) later, on another thread, while the task

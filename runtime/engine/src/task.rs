@@ -10,6 +10,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use crate::batch::{Origin, RecordBatch};
 use crate::checkpoint::{TaskState, FINAL_EPOCH};
 use crate::coordinator::{Ack, TaskCheckpointing};
+use crate::event_time::{WatermarkEvent, WatermarkGenerator, WatermarkTracker};
 use crate::exchange::{Body, ExchangeFailure, ExchangeWriter, Message};
 use crate::metrics::NodeMetrics;
 use crate::operator::{Emitter, Operator, TaskContext};
@@ -43,7 +44,7 @@ pub(crate) struct TaskNode {
 }
 
 pub(crate) enum TaskInput {
-    Source { source: Box<dyn Source>, index: u16 },
+    Source { source: Box<dyn Source>, index: u16, watermarks: Option<WatermarkGenerator> },
     Channel { rx: Receiver<Message>, producers: usize },
 }
 
@@ -79,12 +80,23 @@ pub(crate) struct Task {
     /// The task's name ("node-index"), for staging directories.
     pub name: String,
     pub checkpointing: Option<TaskCheckpointing>,
+    /// A source task's watermark generator.
+    pub watermarks: Option<WatermarkGenerator>,
+    /// When operators last saw the processing time.
+    pub last_tick: Instant,
 }
+
+/// How often operators see the processing time (their processing-time timers'
+/// resolution).
+const TICK: Duration = Duration::from_millis(10);
 
 impl Task {
     pub fn run(mut self, input: TaskInput) -> Result<(), EngineError> {
         let position = match input {
-            TaskInput::Source { source, index } => self.run_source(source, index)?,
+            TaskInput::Source { source, index, watermarks } => {
+                self.watermarks = watermarks;
+                self.run_source(source, index)?
+            }
             TaskInput::Channel { rx, producers } => {
                 self.run_channel(rx, producers)?;
                 None
@@ -135,10 +147,14 @@ impl Task {
                 task: ctx.task_index,
                 parallelism: ctx.parallelism,
                 position: None,
+                watermark: None,
                 files: Vec::new(),
             };
             match &mut node.imp {
-                NodeImpl::Source => state.position = position.clone(),
+                NodeImpl::Source => {
+                    state.position = position.clone();
+                    state.watermark = self.watermarks.as_ref().map(|w| w.max_ts).filter(|&t| t != crate::NO_TIMESTAMP);
+                }
                 NodeImpl::Operator(op) => {
                     let dir = staging.join(&*ctx.node);
                     std::fs::create_dir_all(&dir).map_err(|e| {
@@ -158,7 +174,7 @@ impl Task {
         }
         if let Some(e) = epoch {
             for x in &self.exchanges {
-                x.barrier(e, &self.cancel)?;
+                x.broadcast(|| Body::Barrier(e), &self.cancel)?;
             }
         }
         let ck = self.checkpointing.as_ref().expect("checked above");
@@ -240,22 +256,84 @@ impl Task {
                     SourcePoll::Pending(wait) => {
                         std::thread::sleep(wait.min(left.unwrap_or(POLL)));
                         if first.is_none() {
-                            self.cancelled()?;
+                            // Nothing at all: go round the outer loop (idleness,
+                            // timers, cancellation, completed checkpoints).
+                            break;
                         }
                     }
                 }
             }
-            if !batch.is_empty() {
-                for o in &mut batch.origins {
-                    o.source = index;
+            for o in &mut batch.origins {
+                o.source = index;
+            }
+            let mut events = Vec::new();
+            if let Some(g) = &mut self.watermarks {
+                if let Err((row, message)) = g.assign(&mut batch) {
+                    let ctx = &self.nodes[0].ctx;
+                    let at = self.sources.describe(batch.origins.get(row).copied());
+                    let source = crate::SourceError::msg(format!("cannot take the event time{at}: {message}"));
+                    return Err(EngineError::Source { node: ctx.node.to_string(), task: ctx.task_index, parallelism: ctx.parallelism, source });
                 }
+                g.after_batch(&batch, &mut events);
+            }
+            if !batch.is_empty() {
                 self.push(0, batch)?;
             }
+            for e in events {
+                match e {
+                    WatermarkEvent::Watermark(wm) => self.advance_watermark(wm)?,
+                    WatermarkEvent::Idle(idle) => {
+                        for x in &self.exchanges {
+                            x.broadcast(|| Body::Idle(idle), &self.cancel)?;
+                        }
+                    }
+                }
+            }
+            self.tick()?;
             if let Some(epoch) = barrier {
                 self.checkpoint(Some(epoch), source.position())?;
             }
         }
+        if self.watermarks.is_some() {
+            // The end of input: every event-time timer is due.
+            self.advance_watermark(i64::MAX)?;
+        }
         Ok(source.position())
+    }
+
+    /// The task's watermark advanced: operators of the chain see it in order
+    /// (what they emit goes on first), then it goes downstream.
+    fn advance_watermark(&mut self, wm: i64) -> Result<(), EngineError> {
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if let NodeImpl::Operator(op) = &mut node.imp {
+                let r = guard(&node.ctx, || op.on_watermark(wm, &mut node.emitter))?;
+                r.map_err(|e| self.op_error(i, e))?;
+                self.route(i)?;
+            }
+        }
+        for x in &self.exchanges {
+            x.broadcast(|| Body::Watermark(wm), &self.cancel)?;
+        }
+        Ok(())
+    }
+
+    /// Let operators see the processing time, at most every [`TICK`].
+    fn tick(&mut self) -> Result<(), EngineError> {
+        if self.last_tick.elapsed() < TICK {
+            return Ok(());
+        }
+        self.last_tick = Instant::now();
+        let now = crate::checkpoint::now_ms();
+        for i in 0..self.nodes.len() {
+            let node = &mut self.nodes[i];
+            if let NodeImpl::Operator(op) = &mut node.imp {
+                let r = guard(&node.ctx, || op.on_processing_time(now, &mut node.emitter))?;
+                r.map_err(|e| self.op_error(i, e))?;
+                self.route(i)?;
+            }
+        }
+        Ok(())
     }
 
     /// Process the channel until every producer has ended, aligning
@@ -270,6 +348,7 @@ impl Task {
         // Messages of blocked producers, and those to handle before reading on.
         let mut held: VecDeque<Message> = VecDeque::new();
         let mut replay: VecDeque<Message> = VecDeque::new();
+        let mut watermarks = WatermarkTracker::new(producers);
         while live > 0 {
             let msg = match replay.pop_front() {
                 Some(m) => m,
@@ -278,6 +357,7 @@ impl Task {
                     Err(RecvTimeoutError::Timeout) => {
                         self.cancelled()?;
                         self.poll_completed()?;
+                        self.tick()?;
                         self.idle()?;
                         continue;
                     }
@@ -305,6 +385,17 @@ impl Task {
                         }
                     }
                     self.push(0, batch)?;
+                    self.tick()?;
+                }
+                Body::Watermark(wm) => {
+                    if let Some(wm) = watermarks.watermark(from, wm) {
+                        self.advance_watermark(wm)?;
+                    }
+                }
+                Body::Idle(idle) => {
+                    if let Some(wm) = watermarks.idle(from, idle) {
+                        self.advance_watermark(wm)?;
+                    }
                 }
                 Body::Barrier(epoch) => {
                     match aligning {
@@ -318,6 +409,9 @@ impl Task {
                 Body::End => {
                     ended[from] = true;
                     live -= 1;
+                    if let Some(wm) = watermarks.ended(from) {
+                        self.advance_watermark(wm)?;
+                    }
                 }
             }
             if let Some(epoch) = aligning
@@ -368,7 +462,7 @@ impl Task {
         }
         self.checkpoint(None, position)?;
         for x in &self.exchanges {
-            x.end(&self.cancel)?;
+            x.broadcast(|| Body::End, &self.cancel)?;
         }
         if checkpointing {
             self.await_final_commit()?;

@@ -369,3 +369,93 @@ fn invalid_dataflows_are_refused() {
     let empty = Dataflow::new(opts(2));
     assert!(empty.start().is_err());
 }
+
+/// Records with given timestamps, then (optionally) nothing for a while before
+/// ending; sets `ended` when it is exhausted.
+struct Timed {
+    ts: Vec<i64>,
+    quiet: Duration,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SourceFactory for Timed {
+    fn create(&self, _: &TaskContext) -> Result<Box<dyn Source>, SourceError> {
+        Ok(Box::new(TimedIter { ts: self.ts.clone(), next: 0, quiet_until: None, quiet: self.quiet, ended: self.ended.clone() }))
+    }
+}
+
+struct TimedIter {
+    ts: Vec<i64>,
+    next: usize,
+    quiet_until: Option<Instant>,
+    quiet: Duration,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Source for TimedIter {
+    fn poll(&mut self, out: &mut RecordBatch, max: usize) -> Result<SourcePoll, SourceError> {
+        while self.next < self.ts.len() && out.len() < max {
+            out.push(b"k", b"v", self.ts[self.next], Origin { source: 0, offset: self.next as u64 });
+            self.next += 1;
+        }
+        if self.next < self.ts.len() {
+            return Ok(SourcePoll::Ready);
+        }
+        let until = *self.quiet_until.get_or_insert_with(|| Instant::now() + self.quiet);
+        if Instant::now() < until {
+            return Ok(SourcePoll::Pending(Duration::from_millis(5)));
+        }
+        self.ended.store(true, Ordering::Relaxed);
+        Ok(SourcePoll::Exhausted)
+    }
+
+    fn position(&self) -> Option<Vec<u8>> {
+        Some((self.next as u64).to_le_bytes().to_vec())
+    }
+}
+
+/// Records the watermarks it sees, and whether the quiet source had ended.
+struct WatermarkLog(Arc<Mutex<Vec<(i64, bool)>>>, Arc<std::sync::atomic::AtomicBool>);
+
+impl Operator for WatermarkLog {
+    fn process(&mut self, _input: RecordBatch, _out: &mut Emitter) -> Result<(), OperatorError> {
+        Ok(())
+    }
+
+    fn on_watermark(&mut self, wm: i64, _out: &mut Emitter) -> Result<(), OperatorError> {
+        self.0.lock().unwrap().push((wm, self.1.load(Ordering::Relaxed)));
+        Ok(())
+    }
+}
+
+#[test]
+fn watermarks_are_the_minimum_of_the_inputs_and_an_idle_input_is_left_out() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let quiet_ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut df = Dataflow::new(opts(4));
+    let busy = Timed { ts: (0..40).map(|i| i * 100).collect(), quiet: Duration::ZERO, ended: Arc::default() };
+    let quiet = Timed { ts: vec![500], quiet: Duration::from_millis(600), ended: quiet_ended.clone() };
+    let a = df.add_source("busy", 1, Arc::new(busy)).unwrap();
+    let b = df.add_source("quiet", 1, Arc::new(quiet)).unwrap();
+    let ooo = Duration::from_millis(50);
+    df.set_event_time(a, EventTime { field: None, out_of_orderness: ooo, idle_timeout: None }).unwrap();
+    df.set_event_time(b, EventTime { field: None, out_of_orderness: ooo, idle_timeout: Some(Duration::from_millis(100)) }).unwrap();
+    let (l, e) = (log.clone(), quiet_ended.clone());
+    let op = df
+        .add_operator(
+            "log",
+            1,
+            Arc::new(move |_: &TaskContext| Ok(Box::new(WatermarkLog(l.clone(), e.clone())) as Box<dyn Operator>)),
+            vec![Edge::forward(a), Edge::forward(b)],
+            vec![],
+        )
+        .unwrap();
+    df.add_sink("out", 1, Arc::new(Collect::default()), vec![Edge::forward(op)]).unwrap();
+    df.start().unwrap().wait().unwrap();
+    let log = log.lock().unwrap().clone();
+    assert!(log.windows(2).all(|w| w[0].0 < w[1].0), "watermarks only advance: {log:?}");
+    // While the quiet source was active, its 500 - 50 - 1 held the watermark
+    // back; once it was idle (long before it ended), the busy one's went through.
+    assert_eq!(log.first(), Some(&(449, false)), "{log:?}");
+    assert!(log.iter().any(|&(wm, ended)| wm > 449 && !ended), "the idle input was not left out: {log:?}");
+}

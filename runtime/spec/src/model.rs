@@ -61,6 +61,16 @@ pub(crate) struct RawSource {
     pub rate: Option<Spanned<f64>>,
     pub keys: Option<Spanned<u64>>,
     pub start_ms: Option<Spanned<i64>>,
+    // event time
+    pub timestamp: Option<S>,
+    pub watermark: Option<RawWatermark>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWatermark {
+    pub out_of_orderness: Option<S>,
+    pub idle_timeout: Option<S>,
 }
 
 #[derive(Deserialize)]

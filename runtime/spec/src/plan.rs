@@ -42,7 +42,11 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
             SourceKind::File { path, format } => Arc::new(FileSource { path: path.clone(), format: *format }),
             SourceKind::Generator(g) => Arc::new(GeneratorSource(g.clone())),
         };
-        ids.insert(&s.name, df.add_source(&s.name, s.parallelism, factory).map_err(engine_err)?);
+        let id = df.add_source(&s.name, s.parallelism, factory).map_err(engine_err)?;
+        if let Some(et) = &s.event_time {
+            df.set_event_time(id, et.clone()).map_err(engine_err)?;
+        }
+        ids.insert(&s.name, id);
         par.insert(&s.name, s.parallelism);
     }
 

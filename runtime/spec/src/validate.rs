@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use marked_yaml::Spanned;
 use weir_connectors::{FileFormat, GeneratorSpec};
-use weir_engine::{EngineOptions, KeySelector, DEFAULT_MAX_PARALLELISM};
+use weir_engine::{EngineOptions, EventTime, KeySelector, DEFAULT_MAX_PARALLELISM};
 use weir_wasm::Limits;
 
 use crate::model::{RawLimits, RawOperator, RawSink, RawSource, RawSpec};
@@ -72,6 +72,8 @@ pub struct SourceDef {
     pub line: usize,
     pub parallelism: u32,
     pub kind: SourceKind,
+    /// Timestamps and watermarks, when the source has `timestamp` or `watermark`.
+    pub event_time: Option<EventTime>,
 }
 
 #[derive(Clone, Debug)]
@@ -315,7 +317,34 @@ fn source(cx: &Ctx, i: usize, s: &RawSource, max: u32) -> Result<SourceDef, Spec
         }
         other => return Err(cx.err(&s.kind, format!("{f}.type: '{other}' is not a source type (file, generator)"))),
     };
-    Ok(SourceDef { name: s.name.to_string(), line: line(&s.name), parallelism: par.unwrap_or(1), kind })
+    let event_time = event_time(cx, &f, s)?;
+    Ok(SourceDef { name: s.name.to_string(), line: line(&s.name), parallelism: par.unwrap_or(1), kind, event_time })
+}
+
+/// `timestamp: $.field.path` and `watermark: {out_of_orderness, idle_timeout}`.
+fn event_time(cx: &Ctx, f: &str, s: &RawSource) -> Result<Option<EventTime>, SpecError> {
+    if s.timestamp.is_none() && s.watermark.is_none() {
+        return Ok(None);
+    }
+    let mut et = EventTime::default();
+    if let Some(t) = &s.timestamp {
+        let parts: Option<Vec<String>> = t
+            .strip_prefix("$.")
+            .map(|p| p.split('.').map(str::to_string).collect::<Vec<_>>())
+            .filter(|parts| parts.iter().all(|p| !p.is_empty()));
+        et.field = Some(parts.ok_or_else(|| {
+            cx.err(t, format!("{f}.timestamp: '{}' is not a JSON field: use '$.field.path' (milliseconds or an RFC 3339 string)", **t))
+        })?);
+    }
+    if let Some(w) = &s.watermark {
+        if let Some(o) = &w.out_of_orderness {
+            et.out_of_orderness = parse_duration(o).map_err(|m| cx.err(o, format!("{f}.watermark.out_of_orderness: {m}")))?;
+        }
+        if let Some(i) = &w.idle_timeout {
+            et.idle_timeout = Some(parse_duration(i).map_err(|m| cx.err(i, format!("{f}.watermark.idle_timeout: {m}")))?);
+        }
+    }
+    Ok(Some(et))
 }
 
 fn inputs(

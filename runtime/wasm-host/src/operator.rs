@@ -354,6 +354,25 @@ impl WasmOperator {
     }
 }
 
+impl WasmOperator {
+    /// Fire the timers of `domain` due at `time`, including those that firing
+    /// timers register for times already due.
+    fn fire_due(&mut self, domain: Domain, time: i64, out: &mut Emitter) -> Result<(), OperatorError> {
+        let mut rounds = 0u32;
+        loop {
+            let due = self.store.data_mut().timers.due(domain, time, TIMER_BATCH);
+            if due.is_empty() {
+                return Ok(());
+            }
+            rounds += 1;
+            if rounds > 1_000_000 {
+                return Err(self.contract("its timers kept registering new timers that were already due".into()));
+            }
+            self.fire(due, domain, out)?;
+        }
+    }
+}
+
 impl Operator for WasmOperator {
     fn snapshot(&mut self, dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
         let d = self.store.data_mut();
@@ -385,22 +404,21 @@ impl Operator for WasmOperator {
         self.handle(r, &origins, "process", out)
     }
 
+    /// Event-time timers up to the watermark fire, in time order.
+    fn on_watermark(&mut self, watermark: i64, out: &mut Emitter) -> Result<(), OperatorError> {
+        let d = self.store.data_mut();
+        d.watermark = d.watermark.max(watermark);
+        self.fire_due(Domain::Event, watermark, out)
+    }
+
+    fn on_processing_time(&mut self, now_ms: i64, out: &mut Emitter) -> Result<(), OperatorError> {
+        self.fire_due(Domain::Processing, now_ms, out)
+    }
+
     /// End of input: the watermark jumps to the end of time, so every
     /// event-time timer fires (in time order), as in Flink.
     fn finish(&mut self, out: &mut Emitter) -> Result<(), OperatorError> {
-        self.store.data_mut().watermark = i64::MAX;
-        let mut rounds = 0u32;
-        loop {
-            let due = self.store.data_mut().timers.due(Domain::Event, i64::MAX, TIMER_BATCH);
-            if due.is_empty() {
-                return Ok(());
-            }
-            rounds += 1;
-            if rounds > 1_000_000 {
-                return Err(self.contract("its timers kept registering new timers at the end of input".into()));
-            }
-            self.fire(due, Domain::Event, out)?;
-        }
+        self.on_watermark(i64::MAX, out)
     }
 }
 

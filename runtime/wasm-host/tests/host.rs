@@ -244,6 +244,26 @@ fn event_time_timers_fire_in_order_at_the_end_of_input() {
 }
 
 #[test]
+fn event_time_timers_fire_when_the_watermark_passes_them() {
+    let mut op = instance("misbehave", "m", &[], &[]).unwrap();
+    run(&mut op, &[("b", "timer", 200), ("a", "timer", 100)], 1).unwrap();
+    let fired = |op: &mut WasmOperator, wm: i64| {
+        let mut out = Emitter::new(1);
+        op.on_watermark(wm, &mut out).unwrap();
+        out.port(0).rows().map(|r| String::from_utf8_lossy(r.value).into_owned()).collect::<Vec<_>>()
+    };
+    assert_eq!(fired(&mut op, 109), Vec::<String>::new(), "a's timer is at 110");
+    assert_eq!(fired(&mut op, 110), vec!["timer 110 n=0"]);
+    assert_eq!(fired(&mut op, 150), Vec::<String>::new(), "each timer fires once");
+    run(&mut op, &[("c", "timer", 120)], 1).unwrap(); // 130: already due at the next watermark
+    assert_eq!(fired(&mut op, 151), vec!["timer 130 n=0"]);
+    assert_eq!(fired(&mut op, 1000), vec!["timer 210 n=0"]);
+    let mut out = Emitter::new(1);
+    op.finish(&mut out).unwrap();
+    assert!(out.port(0).is_empty(), "nothing left for the end of input");
+}
+
+#[test]
 fn loading_refuses_what_is_not_an_operator_component() {
     let e = engine();
     let err = e.load("junk", Some("1.0"), b"definitely not wasm").err().unwrap().to_string();

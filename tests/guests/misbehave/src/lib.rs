@@ -26,7 +26,7 @@ impl Operator for Misbehave {
     }
 
     fn process(&mut self, ctx: &mut Context, record: Record<'_>) -> Result<(), Error> {
-        match record.value() {
+        match command(record.value()) {
             b"loop" => {
                 let mut x: u64 = 1;
                 loop {
@@ -69,3 +69,13 @@ impl Operator for Misbehave {
 }
 
 weir_sdk::export_operator!(Misbehave);
+
+/// The command: the value, or a JSON value's `"cmd"` field.
+fn command(value: &[u8]) -> &[u8] {
+    const CMD: &[u8] = b"\"cmd\":\"";
+    let Some(at) = value.windows(CMD.len()).position(|w| w == CMD).filter(|_| value.first() == Some(&b'{')) else {
+        return value;
+    };
+    let rest = &value[at + CMD.len()..];
+    &rest[..rest.iter().position(|&b| b == b'"').unwrap_or(rest.len())]
+}
