@@ -263,3 +263,69 @@ fn a_running_job_takes_a_savepoint_on_request() {
         assert!(counts.iter().enumerate().all(|(i, &c)| c == i as u64 + 1), "key {k}: {counts:?}");
     }
 }
+
+#[test]
+fn event_time_timers_survive_kill_9_and_fire_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).display().to_string();
+    // A million events, 10 ms apart, in small batches; each asks for a timer
+    // 10 ms after it (the misbehave guest's "timer" command). The watermark
+    // lags 50 s behind, so every checkpoint holds ~5000 pending timers.
+    let n = 1_000_000u64;
+    let text: String = (0..n).map(|i| format!("{{\"ts\":{},\"cmd\":\"timer\"}}\n", i * 10)).collect();
+    std::fs::write(d("events.jsonl"), text).unwrap();
+    let spec = dir.path().join("timers.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: timers\nbatch: {{size: 128}}\nstate: {{dir: {}}}\ncheckpoint: {{interval: 100ms}}\nsources:\n  - {{name: in, type: file, format: json_lines, path: {}, timestamp: $.ts, watermark: {{out_of_orderness: 50s}}}}\noperators: [{{name: t, plugin: {}, input: in}}]\nsinks: [{{name: out, type: file, path: {}, input: t}}]\n",
+            d("state"),
+            d("events.jsonl"),
+            weir_test_support::fixture("misbehave").display(),
+            d("out")
+        ),
+    )
+    .unwrap();
+    let spec = spec.to_str().unwrap();
+    let checkpoints = || {
+        std::fs::read_dir(d("state/checkpoints"))
+            .map(|r| r.flatten().filter(|e| e.path().join("_manifest.json").exists()).count())
+            .unwrap_or(0)
+    };
+    let (mut kills, mut resumed, mut seed) = (0, 0, 0x9e37_79b9_u64);
+    loop {
+        let mut child = weir_cmd(&["run", spec, "--progress", "0"], &[("WEIR_LOG", "info")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let before = checkpoints();
+        let start = Instant::now();
+        while child.try_wait().unwrap().is_none() && checkpoints() <= before && start.elapsed() < Duration::from_secs(60) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(next(&mut seed) % 200));
+        if kills == 3 || child.try_wait().unwrap().is_some() {
+            resumed += usize::from(finish(child).contains("resuming from chk-"));
+            break;
+        }
+        resumed += usize::from(kill(child).contains("resuming from chk-"));
+        kills += 1;
+    }
+    assert!(kills >= 2, "only {kills} runs were killed mid-run");
+    assert!(resumed >= 2, "only {resumed} runs resumed from a checkpoint");
+    let mut fired: Vec<u64> = parts(Path::new(&d("out")))
+        .concat()
+        .iter()
+        .map(|l| {
+            let t = l.trim_matches('"').strip_prefix("timer ").and_then(|r| r.split(' ').next()).unwrap_or_else(|| panic!("{l}"));
+            t.parse().unwrap()
+        })
+        .collect();
+    fired.sort_unstable();
+    let expected: Vec<u64> = (0..n).map(|i| i * 10 + 10).collect();
+    let dups = fired.windows(2).filter(|w| w[0] == w[1]).count();
+    assert_eq!(dups, 0, "timers fired twice");
+    assert_eq!(fired.len(), expected.len(), "timers fired vs registered");
+    assert!(fired == expected);
+}
