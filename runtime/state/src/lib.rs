@@ -121,6 +121,12 @@ pub trait KeyedStateBackend: Send {
 
     fn clear(&mut self, state: StateId, key: &[u8]) -> Result<(), StateError>;
 
+    /// A hint that the entries of `keys` in value or reducing state `state`
+    /// are about to be read: a backend on disk loads them in one batched read.
+    fn prefetch(&mut self, _state: StateId, _keys: &[&[u8]]) -> Result<(), StateError> {
+        Ok(())
+    }
+
     /// Number of live (unexpired) entries (keys) of a state, over all keys.
     fn len(&mut self, state: StateId) -> Result<usize, StateError>;
 

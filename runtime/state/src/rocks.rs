@@ -233,6 +233,10 @@ impl KeyedStateBackend for RocksBackend {
         self.shared_now.store(now_ms, Ordering::Relaxed);
     }
 
+    fn prefetch(&mut self, state: StateId, keys: &[&[u8]]) -> Result<(), StateError> {
+        self.prefetch_slots(state, keys)
+    }
+
     fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         self.with_slot(state, "value", key, true, |slot, ttl, now| match slot.live(ttl, now) {
             Some(Data::Value(v)) => Some(v.clone()),

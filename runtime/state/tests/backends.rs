@@ -134,6 +134,25 @@ fn value_state_is_per_key(make: Make) {
     assert_eq!(b.len(s).unwrap(), 2);
 }
 
+fn prefetched_values_read_the_same(make: Make) {
+    let mut b = make(KeyGroups::all(128));
+    let s = b.declare(desc("v", StateKind::Value)).unwrap();
+    for i in 0..5000u32 {
+        b.value_set(s, &i.to_be_bytes(), &(i * 2).to_le_bytes()).unwrap();
+    }
+    b.len(s).unwrap(); // a disk backend writes its cache back
+    let keys: Vec<[u8; 4]> = (4990..5010u32).map(|i| i.to_be_bytes()).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    b.prefetch(s, &refs).unwrap();
+    for i in 4990..5010u32 {
+        let want = (i < 5000).then(|| (i * 2).to_le_bytes().to_vec());
+        assert_eq!(b.value_get(s, &i.to_be_bytes()).unwrap(), want, "key {i}");
+    }
+    b.value_set(s, &5005u32.to_be_bytes(), b"new").unwrap();
+    assert_eq!(b.value_get(s, &5005u32.to_be_bytes()).unwrap().as_deref(), Some(&b"new"[..]));
+    assert_eq!(b.len(s).unwrap(), 5001);
+}
+
 fn map_list_and_reducing_state(make: Make) {
     let mut b = make(KeyGroups::all(128));
     let m = b.declare(desc("seen", StateKind::Map)).unwrap();
@@ -475,6 +494,7 @@ macro_rules! conformance {
     ($($backend:ident),*) => {$(
         mod $backend {
             #[test] fn value_state_is_per_key() { super::value_state_is_per_key(super::$backend) }
+            #[test] fn prefetched_values_read_the_same() { super::prefetched_values_read_the_same(super::$backend) }
             #[test] fn map_list_and_reducing_state() { super::map_list_and_reducing_state(super::$backend) }
             #[test] fn reducers_and_clear() { super::reducers_and_clear(super::$backend) }
             #[test] fn declaring_errors_name_the_state() { super::declaring_errors_name_the_state(super::$backend) }

@@ -149,6 +149,11 @@ impl state::Host for HostState {
             }
         };
         let n = first_row.len();
+        let keys: Vec<&[u8]> = (0..n)
+            .filter(|&row| first_row[row] as usize == row)
+            .map(|row| scope(&self.scope_keys, &self.scope_ends, row as u32))
+            .collect::<Result<_, _>>()?;
+        self.state.prefetch(s, &keys).map_err(trap)?;
         let mut col = state::ValueColumn {
             first_row,
             bytes: Vec::new(),

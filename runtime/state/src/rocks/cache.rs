@@ -97,6 +97,48 @@ impl RocksBackend {
         Ok(r)
     }
 
+    /// Load the entries of `keys` missing from the cache with one batched
+    /// multi-get (marked used, so the next eviction keeps them).
+    pub(super) fn prefetch_slots(&mut self, id: StateId, keys: &[&[u8]]) -> Result<(), StateError> {
+        let max = self.key_groups.max_parallelism;
+        let s = self.states.get(id as usize).ok_or(StateError::UnknownState(id))?;
+        let missing: Vec<&[u8]> = keys.iter().copied().filter(|k| !s.cache.contains_key(*k)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let mut stored_keys = Vec::with_capacity(missing.len());
+        for k in &missing {
+            key_prefix(&mut self.key_buf, key_group(k, max), k);
+            stored_keys.push(self.key_buf.clone());
+        }
+        let cf = column_family(&self.db, s)?;
+        let got = self.db.batched_multi_get_cf_opt(cf, &stored_keys, false, &self.read_opts);
+        let (kind, ttl) = (s.descriptor.kind, s.ttl_ms);
+        let mut slots = Vec::with_capacity(missing.len());
+        for r in got {
+            let read = |e| StateError::storage(format_args!("reading state '{}'", s.descriptor.name), e);
+            slots.push(match r.map_err(read)? {
+                None => Slot::absent(),
+                Some(stored) => {
+                    let (t, data) = Data::decode(kind, ttl.is_some(), &stored).ok_or_else(|| {
+                        StateError::Storage(format!("reading state '{}': malformed stored value", s.descriptor.name))
+                    })?;
+                    Slot::loaded(t, data)
+                }
+            });
+        }
+        let s = &mut self.states[id as usize];
+        for (k, mut slot) in missing.into_iter().zip(slots) {
+            slot.hot = true;
+            s.cache.entry_ref(k).or_insert(slot);
+            self.cached += 1;
+        }
+        if self.cached > self.cache_entries {
+            self.evict()?;
+        }
+        Ok(())
+    }
+
     /// Write every dirty cached entry to RocksDB in one batch.
     pub(super) fn write_back(&mut self) -> Result<(), StateError> {
         let now = self.now_ms;
@@ -106,14 +148,22 @@ impl RocksBackend {
         for s in self.states.iter().filter(|s| s.dirty) {
             let cf = column_family(&self.db, s)?;
             names.push(format!("'{}'", s.descriptor.name));
+            // In key order: the memtable's skip list inserts a sorted run
+            // cheaply (each insert starts from the previous one's position).
+            let mut rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
             for (key, slot) in s.cache.iter().filter(|(_, slot)| slot.dirty) {
                 key_prefix(&mut self.key_buf, key_group(key, max), key);
-                match slot.live(s.ttl_ms, now) {
-                    None => batch.delete_cf(cf, &self.key_buf),
-                    Some(data) => {
-                        data.encode(&mut self.value_buf, s.ttl_ms.is_some(), slot.written_at);
-                        batch.put_cf(cf, &self.key_buf, &self.value_buf);
-                    }
+                let value = slot.live(s.ttl_ms, now).map(|data| {
+                    data.encode(&mut self.value_buf, s.ttl_ms.is_some(), slot.written_at);
+                    self.value_buf.clone()
+                });
+                rows.push((self.key_buf.clone(), value));
+            }
+            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+            for (key, value) in &rows {
+                match value {
+                    None => batch.delete_cf(cf, key),
+                    Some(v) => batch.put_cf(cf, key, v),
                 }
             }
         }

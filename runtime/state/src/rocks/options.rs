@@ -86,6 +86,12 @@ pub(super) fn cf_options(cache: &Cache) -> Options {
     let mut opts = Options::default();
     opts.set_block_based_table_factory(&table);
     opts.set_compression_type(DBCompressionType::Lz4);
+    // Most reads of a keyed operator ask for keys seen recently or never: a
+    // bloom filter over the memtable answers "never" without a skip-list
+    // search, and a smaller memtable keeps the searches that remain short.
+    opts.set_memtable_whole_key_filtering(true);
+    opts.set_memtable_prefix_bloom_ratio(0.1);
+    opts.set_write_buffer_size(16 << 20);
     opts
 }
 
