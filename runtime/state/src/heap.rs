@@ -101,6 +101,35 @@ enum DataIn {
     Reducing(i64),
 }
 
+/// What an access uses a state as (compared without touching strings).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Value,
+    Map,
+    List,
+    Reducing,
+}
+
+impl Use {
+    fn of(kind: StateKind) -> Use {
+        match kind {
+            StateKind::Value => Use::Value,
+            StateKind::Map => Use::Map,
+            StateKind::List => Use::List,
+            StateKind::Reducing(_) => Use::Reducing,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Use::Value => "value",
+            Use::Map => "map",
+            Use::List => "list",
+            Use::Reducing => "reducing",
+        }
+    }
+}
+
 fn expired(ttl_ms: Option<i64>, now: i64, e: &Entry) -> bool {
     ttl_ms.is_some_and(|ttl| now.saturating_sub(e.written_at) >= ttl)
 }
@@ -219,23 +248,24 @@ impl HeapBackend {
         Ok(())
     }
 
-    fn checked(&self, id: StateId, used_as: &'static str) -> Result<&State, StateError> {
+    fn checked(&self, id: StateId, used_as: Use) -> Result<&State, StateError> {
         let s = self.states.get(id as usize).ok_or(StateError::UnknownState(id))?;
-        if s.descriptor.kind.name() != used_as {
-            return Err(StateError::WrongKind { name: s.descriptor.name.clone(), kind: s.descriptor.kind.name(), used_as });
+        if Use::of(s.descriptor.kind) != used_as {
+            let (kind, used_as) = (s.descriptor.kind.name(), used_as.name());
+            return Err(StateError::WrongKind { name: s.descriptor.name.clone(), kind, used_as });
         }
         Ok(s)
     }
 
     /// The live entry of `key`, if any (reads never copy a group).
-    fn live(&self, id: StateId, used_as: &'static str, key: &[u8]) -> Result<Option<&Entry>, StateError> {
+    fn live(&self, id: StateId, used_as: Use, key: &[u8]) -> Result<Option<&Entry>, StateError> {
         let s = self.checked(id, used_as)?;
         let e = s.groups[self.slot(key)].get(key);
         Ok(e.filter(|e| !expired(s.ttl_ms, self.now_ms, e)))
     }
 
     /// `key`'s group of state `id`, for writing.
-    fn group_mut(&mut self, id: StateId, used_as: &'static str, key: &[u8]) -> Result<(&mut Group, Option<i64>), StateError> {
+    fn group_mut(&mut self, id: StateId, used_as: Use, key: &[u8]) -> Result<(&mut Group, Option<i64>), StateError> {
         self.checked(id, used_as)?;
         let slot = self.slot(key);
         let s = &mut self.states[id as usize];
@@ -247,7 +277,7 @@ impl HeapBackend {
     fn write<'a>(
         &'a mut self,
         id: StateId,
-        used_as: &'static str,
+        used_as: Use,
         key: &[u8],
         init: impl FnOnce() -> Data,
     ) -> Result<&'a mut Data, StateError> {
@@ -299,14 +329,14 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(match self.live(state, "value", key)? {
+        Ok(match self.live(state, Use::Value, key)? {
             Some(Entry { data: Data::Value(v), .. }) => Some(v.clone()),
             _ => None,
         })
     }
 
     fn value_set(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        if let Data::Value(v) = self.write(state, "value", key, || Data::Value(Vec::new()))? {
+        if let Data::Value(v) = self.write(state, Use::Value, key, || Data::Value(Vec::new()))? {
             v.clear();
             v.extend_from_slice(value);
         }
@@ -314,25 +344,25 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn map_get(&mut self, state: StateId, key: &[u8], map_key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(match self.live(state, "map", key)? {
+        Ok(match self.live(state, Use::Map, key)? {
             Some(Entry { data: Data::Map(m), .. }) => m.get(map_key).cloned(),
             _ => None,
         })
     }
 
     fn map_put(&mut self, state: StateId, key: &[u8], map_key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        if let Data::Map(m) = self.write(state, "map", key, || Data::Map(Map::default()))? {
+        if let Data::Map(m) = self.write(state, Use::Map, key, || Data::Map(Map::default()))? {
             m.insert(map_key.to_vec(), value.to_vec());
         }
         Ok(())
     }
 
     fn map_remove(&mut self, state: StateId, key: &[u8], map_key: &[u8]) -> Result<bool, StateError> {
-        let live = matches!(self.live(state, "map", key)?, Some(Entry { data: Data::Map(m), .. }) if m.contains_key(map_key));
+        let live = matches!(self.live(state, Use::Map, key)?, Some(Entry { data: Data::Map(m), .. }) if m.contains_key(map_key));
         if !live {
             return Ok(false);
         }
-        let (group, _) = self.group_mut(state, "map", key)?;
+        let (group, _) = self.group_mut(state, Use::Map, key)?;
         if let Some(Entry { data: Data::Map(m), .. }) = group.get_mut(key) {
             m.remove(map_key);
             if m.is_empty() {
@@ -343,20 +373,20 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn map_entries(&mut self, state: StateId, key: &[u8]) -> Result<MapEntries, StateError> {
-        Ok(match self.live(state, "map", key)? {
+        Ok(match self.live(state, Use::Map, key)? {
             Some(Entry { data: Data::Map(m), .. }) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             _ => Vec::new(),
         })
     }
     fn list_add(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        if let Data::List(l) = self.write(state, "list", key, || Data::List(Vec::new()))? {
+        if let Data::List(l) = self.write(state, Use::List, key, || Data::List(Vec::new()))? {
             l.push(value.to_vec());
         }
         Ok(())
     }
 
     fn list_get(&mut self, state: StateId, key: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
-        Ok(match self.live(state, "list", key)? {
+        Ok(match self.live(state, Use::List, key)? {
             Some(Entry { data: Data::List(l), .. }) => l.clone(),
             _ => Vec::new(),
         })
@@ -366,16 +396,16 @@ impl KeyedStateBackend for HeapBackend {
         if values.is_empty() {
             return self.clear(state, key);
         }
-        *self.write(state, "list", key, || Data::List(Vec::new()))? = Data::List(values);
+        *self.write(state, Use::List, key, || Data::List(Vec::new()))? = Data::List(values);
         Ok(())
     }
 
     fn reducing_add(&mut self, state: StateId, key: &[u8], value: i64) -> Result<i64, StateError> {
-        let StateKind::Reducing(reducer) = self.checked(state, "reducing")?.descriptor.kind else {
+        let StateKind::Reducing(reducer) = self.checked(state, Use::Reducing)?.descriptor.kind else {
             unreachable!("checked() checked the kind")
         };
         let mut fresh = false;
-        let data = self.write(state, "reducing", key, || {
+        let data = self.write(state, Use::Reducing, key, || {
             fresh = true;
             Data::Reducing(value)
         })?;
@@ -387,7 +417,7 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn reducing_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<i64>, StateError> {
-        Ok(match self.live(state, "reducing", key)? {
+        Ok(match self.live(state, Use::Reducing, key)? {
             Some(Entry { data: Data::Reducing(v), .. }) => Some(*v),
             _ => None,
         })
