@@ -14,6 +14,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::keys::key_group;
 use crate::{
@@ -22,12 +23,16 @@ use crate::{
 };
 
 type Map<K, V> = HashMap<K, V, RandomState>;
+/// A key, inline when short (no pointer to chase on lookups).
+type Key = SmallVec<[u8; 24]>;
+/// A value state's value, inline when short.
+type Value = SmallVec<[u8; 16]>;
 /// One key group's entries of one state.
-type Group = Map<Box<[u8]>, Entry>;
+type Group = Map<Key, Entry>;
 
 #[derive(Clone)]
 enum Data {
-    Value(Vec<u8>),
+    Value(Value),
     Map(Map<Vec<u8>, Vec<u8>>),
     List(Vec<Vec<u8>>),
     Reducing(i64),
@@ -236,14 +241,14 @@ impl HeapBackend {
             }
             let id = *ids.get(e.state as usize).ok_or_else(|| bad(format!("entry of unknown state {}", e.state)))?;
             let data = match e.data {
-                DataIn::Value(v) => Data::Value(v),
+                DataIn::Value(v) => Data::Value(Value::from_vec(v)),
                 DataIn::Map(m) => Data::Map(m.into_iter().collect()),
                 DataIn::List(l) => Data::List(l),
                 DataIn::Reducing(r) => Data::Reducing(r),
             };
             let slot = self.slot(&e.key);
             let group = Arc::make_mut(&mut self.states[id as usize].groups[slot]);
-            group.insert(e.key.into_boxed_slice(), Entry { data, written_at: e.written_at });
+            group.insert(Key::from_vec(e.key), Entry { data, written_at: e.written_at });
         }
         Ok(())
     }
@@ -330,13 +335,13 @@ impl KeyedStateBackend for HeapBackend {
 
     fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         Ok(match self.live(state, Use::Value, key)? {
-            Some(Entry { data: Data::Value(v), .. }) => Some(v.clone()),
+            Some(Entry { data: Data::Value(v), .. }) => Some(v.to_vec()),
             _ => None,
         })
     }
 
     fn value_set(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
-        if let Data::Value(v) = self.write(state, Use::Value, key, || Data::Value(Vec::new()))? {
+        if let Data::Value(v) = self.write(state, Use::Value, key, || Data::Value(Value::new()))? {
             v.clear();
             v.extend_from_slice(value);
         }
