@@ -1,4 +1,9 @@
-//! `weir build`: a plugin directory to a checked WebAssembly component.
+//! `weir build`: a plugin directory to a checked WebAssembly component. The
+//! language is detected: `Cargo.toml` (Rust, cargo), `pyproject.toml` or
+//! `app.py` (Python, componentize-py), `package.json` (JavaScript,
+//! componentize-js).
+
+mod componentize;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -23,10 +28,18 @@ pub fn build(args: BuildArgs) -> anyhow::Result<PathBuf> {
     let dir = &args.dir;
     let manifest = dir.join("Cargo.toml");
     if !manifest.exists() {
-        bail!(
-            "{} has no Cargo.toml: `weir build` builds Rust plugins (create one with `weir new NAME`)",
-            dir.display()
-        );
+        let wasm = if dir.join("pyproject.toml").exists() || dir.join("app.py").exists() {
+            componentize::python(dir)?
+        } else if dir.join("package.json").exists() {
+            componentize::js(dir)?
+        } else {
+            bail!(
+                "{} has no Cargo.toml, pyproject.toml, app.py or package.json: `weir build` builds Rust, Python \
+                 and JavaScript plugins (create one with `weir new NAME [--lang python|js]`)",
+                dir.display()
+            );
+        };
+        return check(wasm);
     }
     check_target()?;
     let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
@@ -49,7 +62,12 @@ pub fn build(args: BuildArgs) -> anyhow::Result<PathBuf> {
     let Some(wasm) = wasm else {
         bail!("cargo built no .wasm for {}: is it a `cdylib` crate (crate-type = [\"cdylib\"])?", manifest.display());
     };
-    // Check what a pipeline would check: a component of the operator world.
+    check(wasm)
+}
+
+/// Check what a pipeline would check, a component of the operator world, and
+/// print its path.
+fn check(wasm: PathBuf) -> anyhow::Result<PathBuf> {
     let engine = PluginEngine::new(EngineConfig::default())?;
     let plugin = engine.load_file(&wasm)?;
     println!("{}", wasm.display());

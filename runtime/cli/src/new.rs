@@ -1,4 +1,4 @@
-//! `weir new`: scaffold a Rust plugin that builds as is.
+//! `weir new`: scaffold a plugin (Rust, Python or JavaScript) that builds as is.
 
 use std::path::PathBuf;
 
@@ -8,15 +8,29 @@ use anyhow::{bail, Context as _};
 pub struct NewArgs {
     /// The plugin's name; also the directory created.
     name: String,
-    /// Path of the Weir Rust SDK [default: $WEIR_SDK_PATH, else the SDK of the
-    /// source tree this `weir` was built from].
+    /// The plugin's language.
+    #[arg(long, value_enum, default_value_t = Lang::Rust)]
+    lang: Lang,
+    /// Path of the Weir SDK for the language [default: $WEIR_SDK_PATH, else
+    /// sdk/rust, sdk/python or sdk/js of the source tree this `weir` was built from].
     #[arg(long, env = "WEIR_SDK_PATH")]
     sdk_path: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+    Js,
 }
 
 const CARGO_TOML: &str = include_str!("../template/Cargo.toml.tmpl");
 const LIB_RS: &str = include_str!("../template/lib.rs.tmpl");
 const CARGO_CONFIG: &str = include_str!("../template/cargo-config.toml.tmpl");
+const APP_PY: &str = include_str!("templates/app.py.tmpl");
+const PYPROJECT_TOML: &str = include_str!("templates/pyproject.toml.tmpl");
+const APP_JS: &str = include_str!("templates/app.js.tmpl");
+const PACKAGE_JSON: &str = include_str!("templates/package.json.tmpl");
 
 pub fn new(args: NewArgs) -> anyhow::Result<()> {
     let dir = PathBuf::from(&args.name);
@@ -30,23 +44,54 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     if dir.exists() {
         bail!("{} already exists", dir.display());
     }
+    let (sdk_dir, what, marker) = match args.lang {
+        Lang::Rust => ("rust", "Rust", "Cargo.toml"),
+        Lang::Python => ("python", "Python", "weir_sdk/__init__.py"),
+        Lang::Js => ("js", "JavaScript", "src/index.js"),
+    };
     let sdk = match args.sdk_path {
         Some(p) => p,
-        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sdk/rust")),
+        None => PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../sdk")).join(sdk_dir),
     };
     let sdk = sdk
         .canonicalize()
-        .with_context(|| format!("cannot find the Weir Rust SDK at {} (pass --sdk-path)", sdk.display()))?;
-    if !sdk.join("Cargo.toml").exists() {
-        bail!("{} is not the Weir Rust SDK (no Cargo.toml)", sdk.display());
+        .with_context(|| format!("cannot find the Weir {what} SDK at {} (pass --sdk-path)", sdk.display()))?;
+    if !sdk.join(marker).exists() {
+        bail!("{} is not the Weir {what} SDK (no {marker})", sdk.display());
     }
-    let fill = |t: &str| t.replace("{{name}}", &name).replace("{{sdk}}", &sdk.display().to_string());
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
-    std::fs::write(dir.join("Cargo.toml"), fill(CARGO_TOML))?;
-    std::fs::write(dir.join("src/lib.rs"), fill(LIB_RS))?;
-    std::fs::create_dir_all(dir.join(".cargo"))?;
-    std::fs::write(dir.join(".cargo/config.toml"), CARGO_CONFIG)?;
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let fill = |t: &str, sdk: &str| t.replace("{{name}}", &name).replace("{{sdk}}", sdk);
+    match args.lang {
+        Lang::Rust => {
+            let sdk = sdk.display().to_string();
+            std::fs::create_dir_all(dir.join("src"))?;
+            std::fs::write(dir.join("Cargo.toml"), fill(CARGO_TOML, &sdk))?;
+            std::fs::write(dir.join("src/lib.rs"), fill(LIB_RS, &sdk))?;
+            std::fs::create_dir_all(dir.join(".cargo"))?;
+            std::fs::write(dir.join(".cargo/config.toml"), CARGO_CONFIG)?;
+        }
+        Lang::Python => {
+            // TOML basic strings escape backslashes and quotes like JSON.
+            let sdk = serde_json::to_string(&sdk.display().to_string())?;
+            std::fs::write(dir.join("pyproject.toml"), fill(PYPROJECT_TOML, sdk.trim_matches('"')))?;
+            std::fs::write(dir.join("app.py"), fill(APP_PY, ""))?;
+        }
+        Lang::Js => {
+            // componentize-js resolves imports within the plugin's directory
+            // only: the plugin gets a copy of the SDK's modules.
+            std::fs::create_dir_all(dir.join("weir-sdk"))?;
+            for entry in std::fs::read_dir(sdk.join("src"))? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "js") {
+                    std::fs::copy(&path, dir.join("weir-sdk").join(path.file_name().unwrap()))?;
+                }
+            }
+            std::fs::write(dir.join("package.json"), fill(PACKAGE_JSON, ""))?;
+            std::fs::write(dir.join("app.js"), fill(APP_JS, "./weir-sdk/index.js"))?;
+        }
+    }
     std::fs::write(dir.join(".gitignore"), "/target\n")?;
     eprintln!("created plugin '{name}' in {}; build it with `weir build {}`", dir.display(), dir.display());
     Ok(())
 }
+

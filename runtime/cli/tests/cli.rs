@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{parts, reference_counts, stderr, weir, words_text};
+use common::{parts, reference_counts, run_scaffolded_counter, stderr, weir, words_text};
 use weir_test_support::{fixture, root};
 
 #[test]
@@ -222,24 +222,7 @@ fn new_build_run_a_scaffolded_plugin() {
     assert!(wasm.ends_with("wasm32-wasip2/release/hello_op.wasm"), "{wasm}");
     assert!(stderr(&o).contains("implementing weir:operator/operator@0.1.0"), "{}", stderr(&o));
 
-    let spec = write_spec(
-        dir.path(),
-        &format!(
-            "name: hello\nsources: [{{name: gen, type: generator, count: 1000, keys: 10, seed: 3}}]\noperators: [{{name: hello, plugin: {wasm}, input: gen, key_by: key, parallelism: 2}}]\nsinks: [{{name: out, type: file, path: {}, input: hello}}]\n",
-            dir.path().join("out").display()
-        ),
-    );
-    let o = weir(&["run", &spec], &[]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let lines = parts(&dir.path().join("out")).concat();
-    assert_eq!(lines.len(), 1000);
-    let mut max: HashMap<String, u64> = HashMap::new();
-    for l in &lines {
-        let v: serde_json::Value = serde_json::from_str(l).unwrap();
-        let e = max.entry(v["key"].as_str().unwrap().to_string()).or_default();
-        *e = (*e).max(v["count"].as_u64().unwrap());
-    }
-    assert_eq!(max.values().sum::<u64>(), 1000, "final counts add up to every record");
+    run_scaffolded_counter(dir.path(), &wasm);
 
     let o = Command::new(env!("CARGO_BIN_EXE_weir")).args(["new", "hello-op"]).current_dir(dir.path()).output().unwrap();
     assert!(stderr(&o).contains("hello-op already exists"), "{}", stderr(&o));

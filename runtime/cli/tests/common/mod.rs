@@ -81,3 +81,29 @@ pub fn words_text(lines: usize, seed: u64) -> String {
     }
     text
 }
+
+/// Run a scaffolded counting plugin (`weir new`'s template) at `wasm` over
+/// 1000 generated records of 10 keys with parallelism 2, and check that the
+/// final count per key adds up to every record.
+pub fn run_scaffolded_counter(dir: &Path, wasm: &str) {
+    let spec = dir.join("hello.yaml");
+    std::fs::write(
+        &spec,
+        format!(
+            "name: hello\nsources: [{{name: gen, type: generator, count: 1000, keys: 10, seed: 3}}]\noperators: [{{name: hello, plugin: '{wasm}', input: gen, key_by: key, parallelism: 2}}]\nsinks: [{{name: out, type: file, path: '{}', input: hello}}]\n",
+            dir.join("out").display()
+        ),
+    )
+    .unwrap();
+    let o = weir(&["run", "--progress", "0", spec.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines = parts(&dir.join("out")).concat();
+    assert_eq!(lines.len(), 1000);
+    let mut max: HashMap<String, u64> = HashMap::new();
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let e = max.entry(v["key"].as_str().unwrap().to_string()).or_default();
+        *e = (*e).max(v["count"].as_u64().unwrap());
+    }
+    assert_eq!(max.values().sum::<u64>(), 1000, "final counts add up to every record");
+}
