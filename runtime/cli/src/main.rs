@@ -4,6 +4,7 @@ mod build;
 mod new;
 mod run;
 mod savepoint;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,13 @@ enum Command {
     /// Take a named savepoint of a pipeline: of the running job (through its
     /// state directory), or else from its latest complete checkpoint.
     Savepoint(savepoint::SavepointArgs),
+    /// Run a node: the REST API under /api/v1 (plugin registry), /metrics.
+    Serve(serve::ServeArgs),
+    /// Plugins in a node's registry.
+    Plugin {
+        #[command(subcommand)]
+        command: serve::PluginCommand,
+    },
     /// Build the plugin in DIR to a WebAssembly component.
     Build(build::BuildArgs),
     /// Create a new Rust plugin that builds as is.
@@ -52,6 +60,8 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Validate { spec, cache } => run::validate(&spec, &cache),
         Command::Savepoint(args) => savepoint::savepoint(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Plugin { command } => serve::plugin(command),
         Command::Build(args) => build::build(args).map(|_| ()),
         Command::New(args) => new::new(args),
     };

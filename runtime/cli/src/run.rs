@@ -39,7 +39,7 @@ pub struct RunArgs {
     cache: CacheArgs,
 }
 
-fn cache_dir(args: &CacheArgs) -> Option<PathBuf> {
+pub(crate) fn cache_dir(args: &CacheArgs) -> Option<PathBuf> {
     if args.no_cache {
         return None;
     }
