@@ -65,7 +65,7 @@ struct Args {
 }
 
 /// Replays pre-generated batches.
-struct Replay(Arc<Vec<RecordBatch>>);
+pub(crate) struct Replay(pub Arc<Vec<RecordBatch>>);
 
 impl SourceFactory for Replay {
     fn create(&self, _: &TaskContext) -> Result<Box<dyn Source>, SourceError> {
@@ -85,6 +85,10 @@ impl Source for ReplayIter {
             }
             None => Ok(SourcePoll::Exhausted),
         }
+    }
+    /// The next batch's index: replayable, so checkpoints can include it.
+    fn position(&self) -> Option<Vec<u8>> {
+        Some((self.1 as u64).to_le_bytes().to_vec())
     }
 }
 

@@ -13,35 +13,7 @@ use weir_engine::*;
 use weir_state::{KeyGroups, KeyedStateBackend, RocksBackend, RocksOptions, StateDescriptor, StateKind};
 use weir_wasm::{Limits, OperatorSettings, Plugin, StateBackendKind, WasmOperatorFactory};
 
-use crate::{cpu_time, generate, Null};
-
-/// Replays batches; its position is the next batch's index (replayable).
-struct Replayable(Arc<Vec<RecordBatch>>);
-
-impl SourceFactory for Replayable {
-    fn create(&self, _: &TaskContext) -> Result<Box<dyn Source>, SourceError> {
-        Ok(Box::new(ReplayAt(self.0.clone(), 0)))
-    }
-}
-
-struct ReplayAt(Arc<Vec<RecordBatch>>, usize);
-
-impl Source for ReplayAt {
-    fn poll(&mut self, out: &mut RecordBatch, _max: usize) -> Result<SourcePoll, SourceError> {
-        match self.0.get(self.1) {
-            Some(b) => {
-                out.append(b);
-                self.1 += 1;
-                Ok(SourcePoll::Ready)
-            }
-            None => Ok(SourcePoll::Exhausted),
-        }
-    }
-
-    fn position(&self) -> Option<Vec<u8>> {
-        Some((self.1 as u64).to_le_bytes().to_vec())
-    }
-}
+use crate::{cpu_time, generate, Null, Replay};
 
 fn dir_size(p: &Path) -> u64 {
     let Ok(rd) = std::fs::read_dir(p) else { return 0 };
@@ -75,7 +47,7 @@ fn run_count(
 ) -> anyhow::Result<(Duration, Duration, usize)> {
     let count = Arc::new(AtomicU64::new(0));
     let mut df = Dataflow::new(EngineOptions { pipeline: "state-bench".into(), batch_size: batch, ..Default::default() });
-    let src = df.add_source("src", 1, Arc::new(Replayable(input.clone())))?;
+    let src = df.add_source("src", 1, Arc::new(Replay(input.clone())))?;
     let op = df.add_operator("count", 1, op, vec![Edge::key_by(src, KeySelector::RecordKey)], vec![])?;
     df.add_sink("null", 1, Arc::new(Null(count.clone())), vec![Edge::forward(op)])?;
     let mut store_dir = None;

@@ -62,3 +62,31 @@ impl fmt::Display for StateDescriptor {
         }
     }
 }
+
+impl StateDescriptor {
+    /// The TTL in milliseconds.
+    pub fn ttl_ms(&self) -> Option<i64> {
+        self.ttl.map(|t| t.as_millis().min(i64::MAX as u128) as i64)
+    }
+
+    /// Check a declaration against the states declared so far: `Ok(Some(id))`
+    /// if it is already declared (identically), `Ok(None)` if it is new.
+    pub fn find_in<'a>(&self, declared: impl Iterator<Item = &'a StateDescriptor>) -> Result<Option<StateId>, crate::StateError> {
+        if self.name.is_empty() {
+            return Err(crate::StateError::EmptyName);
+        }
+        for (i, existing) in declared.enumerate() {
+            if existing.name == self.name {
+                if *existing != *self {
+                    return Err(crate::StateError::Conflict {
+                        name: self.name.clone(),
+                        existing: existing.to_string(),
+                        requested: self.to_string(),
+                    });
+                }
+                return Ok(Some(i as StateId));
+            }
+        }
+        Ok(None)
+    }
+}

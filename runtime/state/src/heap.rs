@@ -305,21 +305,10 @@ impl HeapBackend {
 
 impl KeyedStateBackend for HeapBackend {
     fn declare(&mut self, descriptor: StateDescriptor) -> Result<StateId, StateError> {
-        if descriptor.name.is_empty() {
-            return Err(StateError::EmptyName);
+        if let Some(id) = descriptor.find_in(self.states.iter().map(|s| &s.descriptor))? {
+            return Ok(id);
         }
-        if let Some(i) = self.states.iter().position(|s| s.descriptor.name == descriptor.name) {
-            let existing = &self.states[i].descriptor;
-            if *existing != descriptor {
-                return Err(StateError::Conflict {
-                    name: descriptor.name.clone(),
-                    existing: existing.to_string(),
-                    requested: descriptor.to_string(),
-                });
-            }
-            return Ok(i as StateId);
-        }
-        let ttl_ms = descriptor.ttl.map(|t| t.as_millis().min(i64::MAX as u128) as i64);
+        let ttl_ms = descriptor.ttl_ms();
         let groups = (0..=self.key_groups.range.len()).map(|_| Arc::default()).collect();
         self.states.push(State { descriptor, ttl_ms, groups });
         Ok((self.states.len() - 1) as StateId)

@@ -197,21 +197,10 @@ impl RocksBackend {
 
 impl KeyedStateBackend for RocksBackend {
     fn declare(&mut self, descriptor: StateDescriptor) -> Result<StateId, StateError> {
-        if descriptor.name.is_empty() {
-            return Err(StateError::EmptyName);
+        if let Some(id) = descriptor.find_in(self.states.iter().map(|s| &s.descriptor))? {
+            return Ok(id);
         }
-        if let Some(i) = self.states.iter().position(|s| s.descriptor.name == descriptor.name) {
-            let existing = &self.states[i].descriptor;
-            if *existing != descriptor {
-                return Err(StateError::Conflict {
-                    name: descriptor.name.clone(),
-                    existing: existing.to_string(),
-                    requested: descriptor.to_string(),
-                });
-            }
-            return Ok(i as StateId);
-        }
-        let ttl_ms = descriptor.ttl.map(|t| t.as_millis().min(i64::MAX as u128) as i64);
+        let ttl_ms = descriptor.ttl_ms();
         let cf = cf_name(&descriptor.name);
         let mut opts = cf_options(&self.block_cache);
         if let Some(ttl) = ttl_ms {
