@@ -1,14 +1,20 @@
 //! The control plane of `weir serve`: a REST API under `/api/v1` (axum), its
 //! OpenAPI document at `/api/v1/openapi.json`, and Prometheus metrics at
-//! `/metrics`. This first part is the plugin registry: components uploaded
-//! over HTTP, validated before they are stored, content-addressed.
+//! `/metrics`: the plugin registry (components uploaded over HTTP, validated
+//! before they are stored, content-addressed) and the node's pipelines (run,
+//! stopped with a savepoint, started again, resumed when the node restarts,
+//! and operators hot-swapped to new plugin versions while they run).
 //!
 //! With a token set, every mutating request needs `Authorization: Bearer
 //! <token>` (401 otherwise). Every error is `{"error": "..."}` with its status.
 
 mod error;
+mod metrics;
 mod openapi;
+mod pipelines;
 mod registry;
+mod supervisor;
+mod swap;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,11 +25,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use weir_wasm::PluginEngine;
 
 pub use error::ApiError;
+pub use pipelines::{Pipelines, SwapInfo};
 pub use registry::{PluginVersion, Registry};
 
 /// Settings of a node.
@@ -38,15 +45,17 @@ pub struct ApiConfig {
 
 pub struct AppState {
     config: ApiConfig,
-    registry: Registry,
+    registry: Arc<Registry>,
+    pipelines: Arc<Pipelines>,
     uploads: AtomicU64,
     rejected: AtomicU64,
 }
 
 impl AppState {
     pub fn new(config: ApiConfig, engine: PluginEngine) -> Result<Arc<AppState>, ApiError> {
-        let registry = Registry::open(&config.data_dir, engine)?;
-        Ok(Arc::new(AppState { config, registry, uploads: AtomicU64::new(0), rejected: AtomicU64::new(0) }))
+        let registry = Arc::new(Registry::open(&config.data_dir, engine)?);
+        let pipelines = Pipelines::open(&config.data_dir, registry.clone())?;
+        Ok(Arc::new(AppState { config, registry, pipelines, uploads: AtomicU64::new(0), rejected: AtomicU64::new(0) }))
     }
 
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
@@ -68,6 +77,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/plugins", get(list_plugins).post(upload_plugin))
         .route("/api/v1/plugins/{name}", get(plugin_versions))
         .route("/api/v1/plugins/{name}/{version}", delete(delete_plugin))
+        .route("/api/v1/pipelines", get(list_pipelines).post(create_pipeline))
+        .route("/api/v1/pipelines/{id}", get(show_pipeline).delete(delete_pipeline))
+        .route("/api/v1/pipelines/{id}/stop", post(stop_pipeline))
+        .route("/api/v1/pipelines/{id}/start", post(start_pipeline))
+        .route("/api/v1/pipelines/{id}/checkpoints", get(pipeline_checkpoints))
+        .route("/api/v1/pipelines/{id}/operators/{op}/swap", post(swap_operator))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -127,11 +142,101 @@ async fn delete_plugin(
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<PluginVersion>, ApiError> {
     state.authorize(&headers)?;
+    let users = state.pipelines.using(&name, &version);
+    if !users.is_empty() {
+        return Err(ApiError::conflict(format!(
+            "plugin {name}@{version} is used by pipeline(s) {}; swap or delete them first",
+            users.join(", ")
+        )));
+    }
     state.registry.delete(&name, &version).map(Json)
 }
 
+/// Run blocking control-plane work (job start and stop, compiling plugins) off
+/// the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, ApiError> + Send + 'static) -> Result<Json<T>, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("the request failed: {e}")))?.map(Json)
+}
+
+type Answer = Result<Json<serde_json::Value>, ApiError>;
+
+async fn list_pipelines(State(state): State<Arc<AppState>>) -> Json<Vec<serde_json::Value>> {
+    Json(state.pipelines.list())
+}
+
+async fn create_pipeline(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<String, axum::extract::rejection::StringRejection>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    state.authorize(&headers)?;
+    let text = body.map_err(|e| ApiError::bad_request(format!("cannot read the spec: {e}")))?;
+    if text.trim().is_empty() {
+        return Err(ApiError::bad_request("the request body is empty: send the pipeline spec (YAML or JSON)"));
+    }
+    let p = state.pipelines.clone();
+    blocking(move || p.create(&text)).await.map(|j| (StatusCode::CREATED, j))
+}
+
+async fn show_pipeline(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    let e = state.pipelines.get(&id)?;
+    Ok(Json(state.pipelines.describe(&e)))
+}
+
+async fn delete_pipeline(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    state.authorize(&headers)?;
+    let p = state.pipelines.clone();
+    blocking(move || p.delete(&id)).await
+}
+
+async fn stop_pipeline(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    state.authorize(&headers)?;
+    let p = state.pipelines.clone();
+    blocking(move || p.stop(&id)).await
+}
+
+async fn start_pipeline(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
+    state.authorize(&headers)?;
+    let p = state.pipelines.clone();
+    blocking(move || p.start(&id)).await
+}
+
+async fn pipeline_checkpoints(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
+    let p = state.pipelines.clone();
+    blocking(move || p.checkpoints(&id)).await
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SwapRequest {
+    /// `name@version` of a plugin in the registry.
+    plugin: String,
+    /// How long at least the new version runs before the checkpoint that
+    /// confirms it (e.g. "5s"); a failure before that rolls it back.
+    probation: Option<String>,
+}
+
+async fn swap_operator(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path((id, op)): Path<(String, String)>,
+    body: Result<Json<SwapRequest>, axum::extract::rejection::JsonRejection>,
+) -> Answer {
+    state.authorize(&headers)?;
+    let Json(req) = body.map_err(|e| ApiError::bad_request(format!("swap request: {} (send {{\"plugin\": \"NAME@VERSION\"}})", e.body_text())))?;
+    let probation = match &req.probation {
+        Some(p) => weir_spec::parse_duration(p).map_err(|e| ApiError::bad_request(format!("probation: {e}")))?,
+        None => DEFAULT_PROBATION,
+    };
+    let p = state.pipelines.clone();
+    blocking(move || p.swap(&id, &op, &req.plugin, probation)).await
+}
+
+/// A swapped version runs at least this long before the checkpoint that confirms it.
+const DEFAULT_PROBATION: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
-    let body = format!(
+    let mut body = format!(
         "# HELP weir_plugins Plugin versions in the registry.\n# TYPE weir_plugins gauge\nweir_plugins {}\n\
          # HELP weir_plugin_uploads_total Plugin uploads accepted.\n# TYPE weir_plugin_uploads_total counter\nweir_plugin_uploads_total {}\n\
          # HELP weir_plugin_upload_rejections_total Plugin uploads refused.\n# TYPE weir_plugin_upload_rejections_total counter\nweir_plugin_upload_rejections_total {}\n",
@@ -139,5 +244,6 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         state.uploads.load(Ordering::Relaxed),
         state.rejected.load(Ordering::Relaxed),
     );
+    state.pipelines.metrics(&mut body);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
 }

@@ -150,6 +150,29 @@ impl Registry {
         Ok(removed)
     }
 
+    /// The stored `name@version`, if any.
+    pub fn get(&self, name: &str, version: &str) -> Option<PluginVersion> {
+        self.index.lock().expect("index lock").get(name)?.get(version).cloned()
+    }
+
+    /// What `name` has, for messages: "versions 1, 2" or "no versions".
+    pub fn describe_versions(&self, name: &str) -> String {
+        match self.index.lock().expect("index lock").get(name) {
+            Some(v) => format!("versions {}", v.keys().cloned().collect::<Vec<_>>().join(", ")),
+            None => "no versions".into(),
+        }
+    }
+
+    /// Load `name@version` (compiled, or from the compile cache).
+    pub fn load(&self, name: &str, version: &str) -> Result<weir_wasm::Plugin, ApiError> {
+        let v = self.get(name, version).ok_or_else(|| {
+            ApiError::not_found(format!("plugin {name}@{version} is not in this node's registry ({})", self.describe_versions(name)))
+        })?;
+        let bytes = std::fs::read(self.blob(&v.digest))
+            .map_err(|e| ApiError::internal(format!("cannot read the component of {name}@{version}: {e}")))?;
+        self.engine.load(name, Some(version), &bytes).map_err(|e| ApiError::internal(e.to_string()))
+    }
+
     pub fn count(&self) -> usize {
         self.index.lock().expect("index lock").values().map(BTreeMap::len).sum()
     }

@@ -43,6 +43,24 @@ pub enum CheckpointError {
 }
 
 /// A checkpoint loaded for recovery, its files downloaded and verified.
+/// A stored checkpoint, as [`Storage::checkpoints`] lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CheckpointInfo {
+    pub name: String,
+    pub epoch: u64,
+    /// It has its manifest.
+    pub complete: bool,
+    /// The last checkpoint of a bounded run that completed.
+    pub finished: bool,
+    pub created_ms: Option<i64>,
+    pub bytes: u64,
+    /// Operator -> plugin (`name@version`) that wrote its state.
+    pub plugins: Vec<(String, String)>,
+    /// Why it is not usable, if it is not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
 #[derive(Debug)]
 pub struct Loaded {
     pub epoch: u64,
@@ -64,7 +82,7 @@ pub struct Storage {
     rt: tokio::runtime::Runtime,
     location: String,
     pipeline: String,
-    nodes: Vec<NodeInfo>,
+    nodes: Mutex<Vec<NodeInfo>>,
     retain: usize,
     /// Tasks stored for checkpoints not yet complete.
     staged: Mutex<BTreeMap<u64, Vec<TaskEntry>>>,
@@ -109,7 +127,7 @@ impl Storage {
             rt,
             location: location.to_string(),
             pipeline: pipeline.to_string(),
-            nodes,
+            nodes: Mutex::new(nodes),
             retain: retain.max(1),
             staged: Mutex::default(),
             shared: Mutex::default(),
@@ -250,6 +268,51 @@ impl Storage {
         Ok(self.loaded(manifest, label, plan))
     }
 
+    /// The stored checkpoints, newest first, as their manifests describe them
+    /// (incomplete ones say so).
+    pub fn checkpoints(&self) -> Result<Vec<CheckpointInfo>, CheckpointError> {
+        let mut out = Vec::new();
+        for epoch in self.epochs()? {
+            let name = format!("chk-{epoch:010}");
+            out.push(match self.read_manifest(&chk_dir(epoch)) {
+                Ok(Some(m)) => CheckpointInfo {
+                    name,
+                    epoch,
+                    complete: true,
+                    finished: m.finished,
+                    created_ms: Some(m.created_ms),
+                    bytes: m.total_bytes(),
+                    plugins: m.nodes.iter().filter_map(|n| Some((n.name.clone(), n.plugin.clone()?))).collect(),
+                    problem: None,
+                },
+                other => CheckpointInfo {
+                    name,
+                    epoch,
+                    complete: false,
+                    finished: false,
+                    created_ms: None,
+                    bytes: 0,
+                    plugins: Vec::new(),
+                    problem: Some(match other {
+                        Err(e) => e,
+                        _ => "incomplete (no manifest)".into(),
+                    }),
+                },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Record that operator `node` now runs `plugin` (hot swap): later
+    /// manifests name it.
+    pub fn set_plugin(&self, node: &str, plugin: &str, sha256: &str) {
+        let mut nodes = self.nodes.lock().expect("lock");
+        if let Some(n) = nodes.iter_mut().find(|n| n.name == node) {
+            n.plugin = Some(plugin.to_string());
+            n.plugin_sha256 = Some(sha256.to_string());
+        }
+    }
+
     /// Names of the stored savepoints.
     pub fn savepoints(&self) -> Result<Vec<String>, CheckpointError> {
         let mut names: Vec<String> = self
@@ -279,7 +342,8 @@ impl Storage {
 
     fn check_compatible(&self, m: &Manifest, name: &str) -> Result<(), CheckpointError> {
         let shape = |n: &[NodeInfo]| n.iter().map(|n| (n.name.clone(), n.kind.clone())).collect::<Vec<_>>();
-        if m.pipeline != self.pipeline || shape(&m.nodes) != shape(&self.nodes) {
+        let nodes = self.nodes.lock().expect("lock").clone();
+        if m.pipeline != self.pipeline || shape(&m.nodes) != shape(&nodes) {
             return Err(CheckpointError::Incompatible(format!(
                 "{} holds {name} of pipeline '{}' with nodes [{}], but this is pipeline '{}' with nodes [{}]; \
                  refusing to mix their state: use another state directory, or delete this one to start afresh",
@@ -287,10 +351,10 @@ impl Storage {
                 m.pipeline,
                 describe_nodes(&m.nodes),
                 self.pipeline,
-                describe_nodes(&self.nodes)
+                describe_nodes(&nodes)
             )));
         }
-        for (old, new) in m.nodes.iter().zip(&self.nodes) {
+        for (old, new) in m.nodes.iter().zip(&nodes) {
             if old.plugin_sha256 != new.plugin_sha256 && old.plugin_sha256.is_some() {
                 tracing::info!(
                     "operator '{}' restores state written by plugin {} (sha256 {}) into {} (sha256 {})",
@@ -464,7 +528,7 @@ impl CheckpointStore for Storage {
             epoch,
             finished,
             created_ms,
-            nodes: self.nodes.clone(),
+            nodes: self.nodes.lock().expect("lock").clone(),
             tasks,
         };
         let json = serde_json::to_vec_pretty(&m).map_err(|e| e.to_string())?;

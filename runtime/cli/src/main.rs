@@ -2,6 +2,7 @@
 
 mod build;
 mod new;
+mod pipeline;
 mod run;
 mod savepoint;
 mod serve;
@@ -42,6 +43,13 @@ enum Command {
         #[command(subcommand)]
         command: serve::PluginCommand,
     },
+    /// Pipelines on a node.
+    Pipeline {
+        #[command(subcommand)]
+        command: pipeline::PipelineCommand,
+    },
+    /// Hot swap: replace an operator's plugin in a running pipeline, keeping its state.
+    Swap(pipeline::SwapArgs),
     /// Build the plugin in DIR to a WebAssembly component.
     Build(build::BuildArgs),
     /// Create a new Rust plugin that builds as is.
@@ -62,6 +70,8 @@ fn main() -> ExitCode {
         Command::Savepoint(args) => savepoint::savepoint(args),
         Command::Serve(args) => serve::serve(args),
         Command::Plugin { command } => serve::plugin(command),
+        Command::Pipeline { command } => pipeline::pipeline(command),
+        Command::Swap(args) => pipeline::swap(args),
         Command::Build(args) => build::build(args).map(|_| ()),
         Command::New(args) => new::new(args),
     };

@@ -48,7 +48,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 #[derive(clap::Args)]
-pub struct Client {
+pub(crate) struct Client {
     /// The node.
     #[arg(long, env = "WEIR_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
@@ -87,7 +87,11 @@ pub enum PluginCommand {
 }
 
 impl Client {
-    fn send(&self, req: reqwest::blocking::RequestBuilder) -> anyhow::Result<serde_json::Value> {
+    pub(crate) fn json(&self) -> bool {
+        self.output == "json"
+    }
+
+    pub(crate) fn send(&self, req: reqwest::blocking::RequestBuilder) -> anyhow::Result<serde_json::Value> {
         let req = match &self.token {
             Some(t) => req.bearer_auth(t),
             None => req,
@@ -103,7 +107,7 @@ impl Client {
         Ok(body)
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{path}", self.server.trim_end_matches('/'))
     }
 }

@@ -12,20 +12,69 @@ use weir_test_support::fixture;
 struct Node {
     child: Child,
     url: String,
-    dir: tempfile::TempDir,
+    dir: std::sync::Arc<tempfile::TempDir>,
 }
 
 impl Node {
     fn start(extra: &[&str]) -> Node {
-        let dir = tempfile::tempdir().unwrap();
+        Node::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), extra)
+    }
+
+    /// A node with its data in `dir/data` and its log in `dir/node-<n>.log`.
+    fn start_in(dir: std::sync::Arc<tempfile::TempDir>, extra: &[&str]) -> Node {
         let data = dir.path().join("data");
+        let logs = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log")).count();
+        let log = std::fs::File::create(dir.path().join(format!("node-{logs}.log"))).unwrap();
         let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let mut child = common::weir_cmd(&args, &[]).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = common::weir_cmd(&args, &[("RUST_LOG", "info")]).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
         let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("{line}")).to_string();
         Node { child, url, dir }
+    }
+
+    fn log(&self) -> String {
+        let mut out = String::new();
+        for e in std::fs::read_dir(self.dir.path()).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "log") {
+                out += &format!("--- {}\n{}", p.display(), std::fs::read_to_string(&p).unwrap_or_default());
+            }
+        }
+        out
+    }
+
+    fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, serde_json::Value) {
+        let resp = req.send().unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+    }
+
+    fn post(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> (u16, serde_json::Value) {
+        self.send(self.http().post(format!("{}{path}", self.url)).body(body))
+    }
+
+    fn json(&self, path: &str) -> serde_json::Value {
+        let (status, text) = self.get(path);
+        assert_eq!(status, 200, "{path}: {text}");
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Poll `path` until `done` holds for its JSON (at most 60 s).
+    fn wait_for(&self, path: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let v = self.json(path);
+            if done(&v) {
+                return v;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("timed out waiting for {what}: {v:#}\n{}", self.log());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     fn http(&self) -> reqwest::blocking::Client {
@@ -147,4 +196,171 @@ fn a_token_guards_every_mutation_and_the_api_describes_itself() {
     for path in ["/api/v1/plugins", "/api/v1/plugins/{name}", "/api/v1/plugins/{name}/{version}", "/metrics"] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
+}
+
+/// A counting pipeline over an unbounded generator into an exactly-once file sink.
+fn counting_spec(name: &str, plugin: &str, out: &std::path::Path, rate: u32) -> String {
+    format!(
+        "name: {name}\n\
+         checkpoint:\n  interval: 200ms\n\
+         sources:\n  - name: events\n    type: generator\n    seed: 7\n    rate: {rate}\n    keys: 20\n\
+         operators:\n  - name: count\n    plugin: {plugin}\n    input: events\n    key_by: key\n    parallelism: 2\n\
+         sinks:\n  - name: out\n    type: file\n    path: {}\n    input: count\n",
+        out.display()
+    )
+}
+
+/// What a counting pipeline published: per key, (n, version) in count order;
+/// every input id exactly once (ids 0..N, no gap, no duplicate); per key the
+/// counts 1..=n without gap or duplicate; versions never going back. Returns
+/// the versions seen and the number of records.
+fn check_counts(out: &std::path::Path) -> (std::collections::BTreeSet<u64>, usize) {
+    let mut ids = Vec::new();
+    let mut per_key: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
+    for line in common::parts(out).into_iter().flatten() {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
+        ids.push(v["id"].as_u64().unwrap());
+        per_key.entry(v["key"].as_str().unwrap().to_string()).or_default().push((v["n"].as_u64().unwrap(), v["v"].as_u64().unwrap()));
+    }
+    ids.sort_unstable();
+    let n = ids.len();
+    assert!(n > 0, "nothing published in {}", out.display());
+    let expected: Vec<u64> = (0..n as u64).collect();
+    if ids != expected {
+        let dup = ids.windows(2).find(|w| w[0] == w[1]);
+        let gap = ids.iter().enumerate().find(|(i, id)| **id != *i as u64);
+        panic!("every input exactly once: {n} records, first duplicate {dup:?}, first gap {gap:?}");
+    }
+    let mut versions = std::collections::BTreeSet::new();
+    for (key, mut seen) in per_key {
+        seen.sort_unstable();
+        for (i, (c, v)) in seen.iter().enumerate() {
+            assert_eq!(*c, i as u64 + 1, "key {key}: counts go on without gap or duplicate");
+            versions.insert(*v);
+            if i > 0 {
+                assert!(*v >= seen[i - 1].1, "key {key}: version {v} after {} at count {c}", seen[i - 1].1);
+            }
+        }
+    }
+    (versions, n)
+}
+
+#[test]
+fn pipelines_run_swap_with_state_roll_back_a_broken_version_and_resume_after_a_node_restart() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    let server = node.url.clone();
+    for (v, guest) in [("1", "counter_v1"), ("2", "counter_v2"), ("3", "counter_trap"), ("4", "counter_bad_open")] {
+        assert_eq!(node.upload("counter", v, wasm(guest), None).0, 201);
+    }
+    let counts_out = dir.path().join("counts-out");
+    let other_out = dir.path().join("other-out");
+
+    // Bad specs: a plugin that is not in the registry, a plugin file path.
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "counter@9", &counts_out, 1000));
+    assert_eq!(status, 400);
+    assert_eq!(
+        body["error"],
+        "spec:12: operators[0].plugin: plugin counter@9 is not in this node's registry (versions 1, 2, 3, 4); upload it first: POST /api/v1/plugins?name=counter&version=9"
+    );
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "/tmp/x.wasm", &counts_out, 1000));
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("'/tmp/x.wasm' is not a plugin of the registry"), "{body}");
+    let (status, body) = node.post("/api/v1/pipelines", "name: x\nsources: 3\n");
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().starts_with("spec:2"), "names the line: {body}");
+    assert_eq!(node.json("/api/v1/pipelines"), serde_json::json!([]), "nothing half-stored");
+
+    // Two pipelines; the second must run on untouched by what happens to the first.
+    let spec_file = dir.path().join("counts.yaml");
+    std::fs::write(&spec_file, counting_spec("counts", "counter@1", &counts_out, 20_000)).unwrap();
+    let o = weir(&["pipeline", "create", spec_file.to_str().unwrap(), "--server", &server, "--output", "json"], &[]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), node.log());
+    let created: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(created["status"], "running");
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("other", "counter@1", &other_out, 5_000));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("other", "counter@1", &other_out, 5_000));
+    assert_eq!(status, 409, "{body}");
+
+    let records = |v: &serde_json::Value| v["nodes"].as_array().map_or(0, |n| n.iter().find(|n| n["name"] == "count").unwrap()["records_out"].as_u64().unwrap());
+    node.wait_for("/api/v1/pipelines/counts", "v1 to count", |v| records(v) > 5_000 && v["checkpoints"]["completed"].as_u64() > Some(1));
+    let other_before = records(&node.json("/api/v1/pipelines/other"));
+
+    // Swap to v2 under load.
+    let o = weir(&["swap", "counts", "count", "counter@2", "--probation", "500ms", "--server", &server, "--output", "json"], &[]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), node.log());
+    let swapped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(swapped["swap"]["status"], "switched", "{swapped:#}");
+    assert_eq!((swapped["swap"]["from"].as_str(), swapped["swap"]["to"].as_str()), (Some("counter@1"), Some("counter@2")));
+    let v = node.wait_for("/api/v1/pipelines/counts", "the swap's confirmation", |v| v["swap"]["status"] == "confirmed");
+    assert_eq!(v["plugins"]["count"], "counter@2");
+    assert_eq!(v["restarts"], 0);
+
+    // A version whose open fails is refused before anything changes.
+    let swap = |plugin: &str| node.send(node.http().post(format!("{}/api/v1/pipelines/counts/operators/count/swap", node.url)).header("content-type", "application/json").body(serde_json::json!({"plugin": plugin, "probation": "10s"}).to_string()));
+    let (status, body) = swap("counter@4");
+    assert_eq!(status, 422, "{body}");
+    let e = body["error"].as_str().unwrap();
+    assert!(e.starts_with("counter@4 cannot replace counter@2 in operator 'count': plugin counter@4 failed to open operator 'count'") && e.contains("counter v4 refuses to open") && e.ends_with("nothing changed"), "{e}");
+    assert_eq!(swap("counter@9").0, 404);
+    assert_eq!(swap("counter@2").0, 409, "already runs it");
+    let (status, body) = node.send(node.http().post(format!("{}/api/v1/pipelines/counts/operators/nope/swap", node.url)).header("content-type", "application/json").body(serde_json::json!({"plugin": "counter@1"}).to_string()));
+    assert_eq!((status, body["error"].as_str().unwrap()), (404, "pipeline 'counts' has no operator 'nope' (operators: count)"));
+
+    // A version that traps in its probation is rolled back from the swap's checkpoint.
+    let (status, body) = swap("counter@3");
+    assert_eq!(status, 200, "{body}");
+    let v = node.wait_for("/api/v1/pipelines/counts", "the rollback", |v| v["swap"]["status"] == "rolled-back" && v["status"] == "running");
+    let reason = v["swap"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("counter@3 was rolled back to counter@2: ") && reason.contains("counter v3 is broken"), "{reason}");
+    assert_eq!(v["plugins"]["count"], "counter@2");
+    node.wait_for("/api/v1/pipelines/counts", "v2 to count again", |v| records(v) > 2_000);
+
+    // A plugin a pipeline runs cannot be deleted.
+    let resp = node.http().delete(format!("{}/api/v1/plugins/counter/2", node.url)).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    assert!(resp.text().unwrap().contains("plugin counter@2 is used by pipeline(s) counts"));
+
+    // Stop with a savepoint; everything published so far is exactly once.
+    let o = weir(&["pipeline", "stop", "counts", "--server", &server, "--output", "json"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stopped: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(stopped["status"], "stopped");
+    assert!(stopped["savepoint"].as_str().unwrap().starts_with("stop-"), "{stopped:#}");
+    let (versions, n1) = check_counts(&counts_out);
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1, 2], "v3's output was never published");
+    let v = node.json("/api/v1/pipelines/other");
+    assert_eq!((v["status"].as_str(), v["restarts"].as_u64()), (Some("running"), Some(0)), "{v:#}");
+    assert!(records(&v) > other_before, "the other pipeline went on");
+    let ck = node.json("/api/v1/pipelines/counts/checkpoints");
+    assert!(ck["savepoints"].as_array().unwrap().iter().any(|s| s == &stopped["savepoint"]), "{ck:#}");
+    assert!(ck["checkpoints"][0]["plugins"].as_array().unwrap().iter().any(|p| p == &serde_json::json!(["count", "counter@2"])), "{ck:#}");
+
+    // Kill the node; a new one resumes what was running and keeps what was stopped.
+    drop(node);
+    let node = Node::start_in(dir.clone(), &[]);
+    let server = node.url.clone();
+    node.wait_for("/api/v1/pipelines/other", "other to resume", |v| v["status"] == "running" && records(v) > 0);
+    assert!(node.json("/api/v1/pipelines/other")["resumed_from"].as_str().unwrap().starts_with("chk-"));
+    assert_eq!(node.json("/api/v1/pipelines/counts")["status"], "stopped");
+    let o = weir(&["pipeline", "start", "counts", "--server", &server], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    node.wait_for("/api/v1/pipelines/counts", "counts to go on", |v| records(v) > 2_000 && v["checkpoints"]["completed"].as_u64() > Some(1));
+    let o = weir(&["pipeline", "stop", "counts", "--server", &server], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (versions, n2) = check_counts(&counts_out);
+    eprintln!("published exactly once: {n1} records before the node restart, {n2} after");
+    assert!(n2 > n1, "counts went on from its savepoint ({n1} -> {n2})");
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1, 2]);
+    let o = weir(&["pipeline", "stop", "other", "--server", &server], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    check_counts(&other_out);
+
+    let (_, metrics) = node.get("/metrics");
+    assert!(metrics.contains("weir_operator_plugin_info{pipeline=\"counts\",operator=\"count\",plugin=\"counter@2\"} 1"), "{metrics}");
+    let o = weir(&["pipeline", "delete", "counts", "--server", &server], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(node.get("/api/v1/pipelines/counts").0, 404);
+    assert!(!dir.path().join("data/pipelines/counts").exists());
 }

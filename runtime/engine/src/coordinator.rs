@@ -5,13 +5,39 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::checkpoint::{CheckpointConfig, SnapshotWriter, TaskState, FINAL_EPOCH};
+use crate::swap::SwapBoard;
 use crate::EngineError;
+
+/// What a running job's checkpoints did, readable from any thread.
+#[derive(Debug, Default)]
+pub struct CheckpointStats {
+    inner: Mutex<CheckpointSummary>,
+}
+
+/// See [`CheckpointStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckpointSummary {
+    pub completed: u64,
+    pub failed: u64,
+    /// The latest completed checkpoint: epoch, when (ms since the Unix epoch)
+    /// and how long it took from trigger to completion.
+    pub last_epoch: Option<u64>,
+    pub last_completed_ms: Option<i64>,
+    pub last_duration_ms: Option<u64>,
+}
+
+impl CheckpointStats {
+    pub fn summary(&self) -> CheckpointSummary {
+        self.inner.lock().unwrap().clone()
+    }
+}
 
 /// A task's message to the coordinator.
 pub(crate) struct Ack {
@@ -57,6 +83,10 @@ pub(crate) struct Coordinator {
     /// Per task.
     pub completed: Vec<Sender<u64>>,
     pub cancel: Arc<AtomicBool>,
+    pub swaps: Arc<SwapBoard>,
+    /// Parallelism by node name (how many tasks switch at a swap).
+    pub parallelism: HashMap<String, u32>,
+    pub stats: Arc<CheckpointStats>,
 }
 
 struct Pending {
@@ -85,9 +115,12 @@ impl Coordinator {
                 savepoints.extend(poll());
             }
             let now = Instant::now();
-            let due = next_trigger.is_some_and(|t| now >= t) || !savepoints.is_empty();
+            let due = next_trigger.is_some_and(|t| now >= t) || !savepoints.is_empty() || self.swaps.has_requests();
             if pending.is_none() && due && finished.len() < self.tasks {
                 let savepoint = (!savepoints.is_empty()).then(|| savepoints.remove(0));
+                // Swaps happen at this checkpoint's barrier; the next one waits
+                // for their probation.
+                let probation = self.swaps.schedule(epoch, |n| self.parallelism.get(n).copied().unwrap_or(0));
                 tracing::debug!(epoch, "triggering checkpoint");
                 for t in &self.triggers {
                     let _ = t.send(epoch);
@@ -99,7 +132,10 @@ impl Coordinator {
                 }
                 pending = Some(p);
                 epoch += 1;
-                next_trigger = self.config.interval.map(|i| now + i);
+                next_trigger = match (self.config.interval, probation) {
+                    (Some(i), Some(p)) => Some(now + i.max(p)),
+                    (i, _) => i.map(|i| now + i),
+                };
             }
             let wait = next_trigger.map_or(POLL, |t| t.saturating_duration_since(now)).min(POLL);
             match self.acks.recv_timeout(wait) {
@@ -159,6 +195,7 @@ impl Coordinator {
         for (_, staging) in finished.values() {
             remove_staging(staging.as_ref());
         }
+        self.swaps.abandon("the job stopped before every task of the operator reached the swap's checkpoint barrier");
         result
     }
 
@@ -183,11 +220,20 @@ impl Coordinator {
         if let Some(e) = p.failed {
             tracing::warn!(epoch = p.epoch, "checkpoint {} failed: {e}", p.epoch);
             store.abort(p.epoch);
+            self.stats.inner.lock().unwrap().failed += 1;
             return;
         }
         if let Err(e) = store.complete(p.epoch, false) {
             tracing::warn!(epoch = p.epoch, "cannot complete checkpoint {}: {e}", p.epoch);
+            self.stats.inner.lock().unwrap().failed += 1;
             return;
+        }
+        {
+            let mut s = self.stats.inner.lock().unwrap();
+            s.completed += 1;
+            s.last_epoch = Some(p.epoch);
+            s.last_completed_ms = Some(crate::checkpoint::now_ms());
+            s.last_duration_ms = Some(p.started.elapsed().as_millis() as u64);
         }
         if let Some(name) = &p.savepoint {
             match store.keep_as_savepoint(p.epoch, name) {

@@ -106,6 +106,10 @@ pub enum EngineError {
     /// Checkpointing failed in a way the job cannot go on from.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// A task could not switch to an operator's new logic at a checkpoint
+    /// barrier (hot swap); checkpoint `epoch` holds the state before it.
+    #[error("operator '{node}' (task {task}) could not swap its logic at checkpoint {epoch}: {message}")]
+    Swap { node: String, task: u32, epoch: u64, message: String },
     /// The task stopped because another task failed or the job was cancelled.
     #[error("cancelled")]
     Cancelled,

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::coordinator::{Coordinator, TaskCheckpointing};
+use crate::coordinator::{CheckpointStats, CheckpointSummary, Coordinator, TaskCheckpointing};
+use crate::swap::{Replacement, SwapBoard, Ticket};
 use crate::dataflow::{Dataflow, NodeKind, Partitioning};
 use crate::event_time::WatermarkGenerator;
 use crate::exchange::{ExchangeWriter, Message};
@@ -38,14 +39,24 @@ pub struct JobReport {
 
 /// A running dataflow.
 pub struct Job {
-    cancel: Arc<AtomicBool>,
     done: Receiver<Result<(), EngineError>>,
     handles: Vec<JoinHandle<()>>,
-    metrics: JobMetrics,
+    control: JobControl,
     started: Instant,
 }
 
-impl Job {
+/// Controls a running job from any thread: metrics, cancel, swaps, checkpoints.
+#[derive(Clone)]
+pub struct JobControl {
+    cancel: Arc<AtomicBool>,
+    metrics: JobMetrics,
+    checkpointing: bool,
+    operators: Arc<[String]>,
+    swaps: Arc<SwapBoard>,
+    stats: Arc<CheckpointStats>,
+}
+
+impl JobControl {
     pub fn metrics(&self) -> JobMetrics {
         self.metrics.clone()
     }
@@ -55,6 +66,45 @@ impl Job {
         self.cancel.store(true, Ordering::Relaxed);
     }
 
+    /// Hot swap: from the next checkpoint's barrier on, operator `node` runs
+    /// `replacement` (which its operators' [`Operator::swap`](crate::Operator::swap)
+    /// understands) instead of its logic, keeping its state. The next
+    /// checkpoint starts at once; the one after waits at least `probation`.
+    /// The job must checkpoint.
+    pub fn swap(&self, node: &str, replacement: Replacement, probation: Duration) -> Result<Arc<Ticket>, EngineError> {
+        if !self.checkpointing {
+            return Err(EngineError::Plan("a swap happens at a checkpoint barrier, but this job does not checkpoint".into()));
+        }
+        if !self.operators.iter().any(|o| o == node) {
+            return Err(EngineError::Plan(format!(
+                "the job has no operator '{node}' (operators: {})",
+                self.operators.join(", ")
+            )));
+        }
+        Ok(self.swaps.request(node, replacement, probation))
+    }
+
+    /// The job's checkpoints so far.
+    pub fn checkpoints(&self) -> CheckpointSummary {
+        self.stats.summary()
+    }
+}
+
+impl Job {
+    pub fn metrics(&self) -> JobMetrics {
+        self.control.metrics()
+    }
+
+    /// Ask every task to stop; `wait` then returns [`EngineError::Cancelled`].
+    pub fn cancel(&self) {
+        self.control.cancel()
+    }
+
+    /// A handle to control the job while another thread waits for it.
+    pub fn control(&self) -> JobControl {
+        self.control.clone()
+    }
+
     /// Wait for every task. The first task failure cancels the others and is
     /// returned.
     pub fn wait(self) -> Result<JobReport, EngineError> {
@@ -62,7 +112,7 @@ impl Job {
         for _ in 0..self.handles.len() {
             let r = self.done.recv().unwrap_or(Err(EngineError::Cancelled));
             if let Err(e) = r {
-                self.cancel.store(true, Ordering::Relaxed);
+                self.control.cancel();
                 match (&first, &e) {
                     (None, _) | (Some(EngineError::Cancelled), _) => first = Some(e),
                     _ => {}
@@ -74,7 +124,7 @@ impl Job {
         }
         match first {
             Some(e) => Err(e),
-            None => Ok(JobReport { elapsed: self.started.elapsed(), nodes: self.metrics.snapshot() }),
+            None => Ok(JobReport { elapsed: self.started.elapsed(), nodes: self.control.metrics.snapshot() }),
         }
     }
 }
@@ -288,6 +338,7 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
                 checkpointing,
                 watermarks: None,
                 last_tick: Instant::now(),
+                swaps: Default::default(),
             };
             tasks.push((name, task, input));
         }
@@ -295,6 +346,11 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
     // Only the exchange writers hold senders now: a task that exits disconnects.
     drop(channels);
     drop(ack_tx);
+    let swaps = Arc::new(SwapBoard::default());
+    let stats = Arc::new(CheckpointStats::default());
+    for (_, task, _) in &mut tasks {
+        task.swaps = swaps.clone();
+    }
     let coordinator = df.checkpoint.clone().map(|config| Coordinator {
         config,
         tasks: tasks.len(),
@@ -302,6 +358,9 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
         triggers,
         completed,
         cancel: cancel.clone(),
+        swaps: swaps.clone(),
+        parallelism: df.nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
+        stats: stats.clone(),
     });
 
     let (done_tx, done) = bounded(tasks.len() + 1);
@@ -333,11 +392,18 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
         handles.push(h);
     }
     let names = df.nodes.iter().map(|d| d.name.clone());
-    Ok(Job {
+    let control = JobControl {
         cancel,
-        done,
-        handles,
         metrics: JobMetrics { nodes: Arc::new(names.zip(metrics).collect()) },
-        started: Instant::now(),
-    })
+        checkpointing: df.checkpoint.is_some(),
+        operators: df
+            .nodes
+            .iter()
+            .filter(|n| matches!(n.kind, NodeKind::Operator(_)))
+            .map(|n| n.name.clone())
+            .collect(),
+        swaps,
+        stats,
+    };
+    Ok(Job { done, handles, control, started: Instant::now() })
 }

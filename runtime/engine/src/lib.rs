@@ -19,6 +19,7 @@ mod metrics;
 mod operator;
 mod sink;
 mod source;
+mod swap;
 mod task;
 
 pub use batch::{Header, Origin, RecordBatch, RecordRef, NO_TIMESTAMP};
@@ -26,7 +27,9 @@ pub use checkpoint::{CheckpointConfig, CheckpointStore, NodeRestore, RestoreFile
 pub use dataflow::{Dataflow, Edge, EngineOptions, KeySelector, NodeId, Partitioning};
 pub use event_time::EventTime;
 pub use error::{EngineError, OperatorError, SinkError, SourceError};
-pub use executor::{Job, JobMetrics, JobReport};
+pub use coordinator::CheckpointSummary;
+pub use executor::{Job, JobControl, JobMetrics, JobReport};
+pub use swap::{Replacement, SwapState, Ticket};
 pub use weir_state::keys::{key_group, key_group_range, key_hash, task_for_key_group, DEFAULT_MAX_PARALLELISM};
 pub use metrics::{NodeMetrics, NodeSnapshot};
 pub use operator::{Emitter, Operator, OperatorFactory, TaskContext};

@@ -98,6 +98,14 @@ pub trait Operator: Send {
     fn snapshot(&mut self, _dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
         Ok(None)
     }
+
+    /// Hot swap: go on with the logic of `replacement` (see [`crate::Job::swap`]),
+    /// keeping this task's state and timers. Called right after a checkpoint's
+    /// snapshot, between two records. On an error the operator must be as
+    /// before. Operators that cannot swap keep the default.
+    fn swap(&mut self, _replacement: &(dyn std::any::Any + Send + Sync)) -> Result<(), OperatorError> {
+        Err(OperatorError::new("this operator cannot swap its logic"))
+    }
 }
 
 /// Creates the parallel instances of an operator node.

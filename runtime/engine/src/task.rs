@@ -84,6 +84,8 @@ pub(crate) struct Task {
     pub watermarks: Option<WatermarkGenerator>,
     /// When operators last saw the processing time.
     pub last_tick: Instant,
+    /// Hot swaps due at checkpoint barriers.
+    pub swaps: Arc<crate::swap::SwapBoard>,
 }
 
 /// How often operators see the processing time (their processing-time timers'
@@ -150,6 +152,7 @@ impl Task {
                 watermark: None,
                 files: Vec::new(),
             };
+            let mut swap_to = None;
             match &mut node.imp {
                 NodeImpl::Source => {
                     state.position = position.clone();
@@ -160,6 +163,7 @@ impl Task {
                     std::fs::create_dir_all(&dir).map_err(|e| {
                         EngineError::Checkpoint(format!("cannot create staging directory {}: {e}", dir.display()))
                     })?;
+                    swap_to = epoch.and_then(|e| self.swaps.due(&ctx.node, e));
                     let r = guard(ctx, || op.snapshot(&dir))?;
                     if let Some(w) = r.map_err(|e| self.op_error(i, e))? {
                         writers.push((i, w));
@@ -171,6 +175,9 @@ impl Task {
                 }
             }
             states.push(state);
+            if let (Some(next), Some(e)) = (swap_to, epoch) {
+                self.swap(i, e, &*next)?;
+            }
         }
         if let Some(e) = epoch {
             for x in &self.exchanges {
@@ -180,6 +187,24 @@ impl Task {
         let ck = self.checkpointing.as_ref().expect("checked above");
         let ack = Ack { task: ck.task, epoch, states, writers, staging: Some(staging) };
         ck.acks.send(ack).map_err(|_| EngineError::Cancelled)
+    }
+
+    /// Switch node `i` to new logic at the barrier of `epoch` (hot swap).
+    fn swap(&mut self, i: usize, epoch: u64, next: &(dyn std::any::Any + Send + Sync)) -> Result<(), EngineError> {
+        let node = &mut self.nodes[i];
+        let NodeImpl::Operator(op) = &mut node.imp else { return Ok(()) };
+        let ctx = &node.ctx;
+        let r = guard(ctx, || op.swap(next)).and_then(|r| r.map_err(|e| EngineError::Swap {
+            node: ctx.node.to_string(),
+            task: ctx.task_index,
+            epoch,
+            message: format!("{e:#}"),
+        }));
+        self.swaps.report(&ctx.node, epoch, r.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        if r.is_ok() {
+            tracing::info!(node = &*ctx.node, task = ctx.task_index, epoch, "operator switched to its new logic");
+        }
+        r
     }
 
     /// After the final snapshot: a task with sinks waits until the final

@@ -35,7 +35,7 @@ mod validate;
 
 pub use error::SpecError;
 pub use launch::{launch, lock_path, open_storage, savepoint_requests_dir, Launch, LaunchOptions, Resumed};
-pub use plan::{plan, Planned};
+pub use plan::{plan, plan_with, Planned, PlannedOperator};
 pub use units::{parse_bytes, parse_duration};
 pub use validate::{
     Backend, CheckpointDef, InputRef, OperatorDef, PipelineSpec, PluginRef, SinkDef, SinkKind, SourceDef, SourceKind,
@@ -53,6 +53,23 @@ pub fn load_file(path: &Path) -> Result<PipelineSpec, SpecError> {
 
 /// Parse a spec from text; `file` names it in errors, `env` resolves `${VAR}`.
 pub fn parse(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<PipelineSpec, SpecError> {
+    parse_in(text, file, env, None)
+}
+
+/// Parse a spec sent to a node whose pipelines live in `pipelines_dir`: no
+/// environment, state in `<pipelines_dir>/<name>/state` unless `state.dir`
+/// says otherwise, and checkpoints every second unless `checkpoint` says
+/// otherwise.
+pub fn parse_on_node(text: &str, file: &str, pipelines_dir: &Path) -> Result<PipelineSpec, SpecError> {
+    parse_in(text, file, &|_| None, Some(pipelines_dir))
+}
+
+fn parse_in(
+    text: &str,
+    file: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    node_dir: Option<&Path>,
+) -> Result<PipelineSpec, SpecError> {
     let mut node = marked_yaml::parse_yaml_with_options(
         0,
         text,
@@ -61,5 +78,5 @@ pub fn parse(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Re
     .map_err(|e| SpecError::from_load(file, e))?;
     interpolate::node(&mut node, env).map_err(|(marker, message)| SpecError::at(file, marker.as_ref(), message))?;
     let raw: model::RawSpec = marked_yaml::from_node(&node).map_err(|e| SpecError::from_serde(file, e))?;
-    validate::validate(raw, file)
+    validate::validate(raw, file, node_dir)
 }

@@ -7,18 +7,38 @@ use std::sync::Arc;
 
 use weir_connectors::{FileSink, FileSource, GeneratorSource, StdoutSink};
 use weir_engine::{Dataflow, Edge, NodeId, Partitioning, SinkFactory, SourceFactory};
-use weir_wasm::{OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmOperatorFactory};
+use weir_wasm::{OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmError, WasmOperatorFactory};
 
-use crate::validate::{Backend, InputRef, PipelineSpec, SinkKind, SourceKind};
+use crate::validate::{Backend, InputRef, OperatorDef, PipelineSpec, SinkKind, SourceKind};
 use crate::SpecError;
 
 /// A dataflow ready to start, and the plugin each operator runs.
 pub struct Planned {
     pub dataflow: Dataflow,
     pub plugins: Vec<(String, PluginMeta)>,
+    /// How each operator runs its plugin, by operator.
+    pub operators: Vec<PlannedOperator>,
 }
 
+/// An operator as planned: what a replacement of its plugin (hot swap) needs.
+#[derive(Clone, Debug)]
+pub struct PlannedOperator {
+    pub name: String,
+    pub parallelism: u32,
+    pub settings: OperatorSettings,
+    /// The side outputs the dataflow reads from it.
+    pub side_outputs: Vec<String>,
+}
+
+/// Plan a spec whose operators name plugin files.
 pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecError> {
+    plan_with(spec, &|o: &OperatorDef| engine.load_file(&o.plugin.path))
+}
+
+/// Plan a spec, loading each operator's plugin with `load` (a node resolves
+/// `name@version` from its registry). Operators naming the same plugin share
+/// one load.
+pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plugin, WasmError>) -> Result<Planned, SpecError> {
     let file = &spec.file;
     let mut df = Dataflow::new(spec.engine.clone());
     let engine_err = |e| SpecError::Engine(Box::new(e), file.clone());
@@ -69,11 +89,12 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
 
     let mut loaded: HashMap<PathBuf, Plugin> = HashMap::new();
     let mut plugins = Vec::new();
+    let mut operators = Vec::new();
     for o in &spec.operators {
         let plugin = match loaded.get(&o.plugin.path) {
             Some(p) => p.clone(),
             None => {
-                let p = engine.load_file(&o.plugin.path).map_err(|source| SpecError::Plugin {
+                let p = load(o).map_err(|source| SpecError::Plugin {
                     file: file.clone(),
                     line: o.plugin.line,
                     operator: o.name.clone(),
@@ -84,18 +105,22 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
             }
         };
         plugins.push((o.name.clone(), plugin.meta().clone()));
-        let factory = WasmOperatorFactory {
-            plugin,
-            settings: OperatorSettings {
-                config: o.config.clone(),
-                limits: o.limits.clone(),
-                state: match spec.state.backend {
-                    Backend::Heap => StateBackendKind::Heap,
-                    Backend::RocksDb => StateBackendKind::RocksDb { dir: spec.local_dir().join("rocksdb") },
-                },
+        let settings = OperatorSettings {
+            config: o.config.clone(),
+            limits: o.limits.clone(),
+            state: match spec.state.backend {
+                Backend::Heap => StateBackendKind::Heap,
+                Backend::RocksDb => StateBackendKind::RocksDb { dir: spec.local_dir().join("rocksdb") },
             },
         };
         let side_outputs = side.get(o.name.as_str()).cloned().unwrap_or_default();
+        operators.push(PlannedOperator {
+            name: o.name.clone(),
+            parallelism: o.parallelism,
+            settings: settings.clone(),
+            side_outputs: side_outputs.clone(),
+        });
+        let factory = WasmOperatorFactory { plugin, settings };
         let id = df
             .add_operator(&o.name, o.parallelism, Arc::new(factory), edges(&o.inputs, &o.key_by, &ids), side_outputs)
             .map_err(engine_err)?;
@@ -115,5 +140,5 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
         });
         df.add_sink(&s.name, parallelism, factory, edges(&s.inputs, &s.key_by, &ids)).map_err(engine_err)?;
     }
-    Ok(Planned { dataflow: df, plugins })
+    Ok(Planned { dataflow: df, plugins, operators })
 }

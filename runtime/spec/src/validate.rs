@@ -127,6 +127,9 @@ pub enum SinkKind {
 
 struct Ctx<'a> {
     file: &'a str,
+    /// For a spec sent to a node: its pipelines directory (default state
+    /// directory `<dir>/<name>/state`, checkpoints every second by default).
+    node_dir: Option<&'a std::path::Path>,
 }
 
 impl Ctx<'_> {
@@ -139,8 +142,8 @@ fn line<T>(s: &Spanned<T>) -> usize {
     s.span().start().map(|m| m.line()).unwrap_or(0)
 }
 
-pub(crate) fn validate(raw: RawSpec, file: &str) -> Result<PipelineSpec, SpecError> {
-    let cx = Ctx { file };
+pub(crate) fn validate(raw: RawSpec, file: &str, node_dir: Option<&std::path::Path>) -> Result<PipelineSpec, SpecError> {
+    let cx = Ctx { file, node_dir };
     let mut engine = EngineOptions { pipeline: raw.name.to_string(), ..Default::default() };
     check_name(&cx, &raw.name, "name")?;
     if let Some(mp) = &raw.max_parallelism {
@@ -217,6 +220,14 @@ fn state_and_checkpoint(cx: &Ctx, raw: &RawSpec) -> Result<(StateDef, Option<Che
             state.dir = Some(d.to_string());
         }
         state.local_dir = s.local_dir.as_ref().map(|d| PathBuf::from(d.as_str()));
+    }
+    if let Some(dir) = cx.node_dir {
+        if state.dir.is_none() {
+            state.dir = Some(dir.join(raw.name.as_str()).join("state").to_string_lossy().into_owned());
+        }
+        if raw.checkpoint.is_none() {
+            return Ok((state, Some(CheckpointDef { interval: Some(std::time::Duration::from_secs(1)), retain: 3 })));
+        }
     }
     let Some(c) = &raw.checkpoint else { return Ok((state, None)) };
     let mut def = CheckpointDef { interval: None, retain: 3 };

@@ -75,6 +75,8 @@ pub struct WasmOperator {
     port_map: Vec<Option<usize>>,
     /// Records emitted to side outputs that the dataflow does not read.
     pub unconsumed: u64,
+    /// Where it runs (without the restore data).
+    ctx: TaskContext,
     /// Keeps the engine's epoch ticker (CPU deadlines) running while this lives.
     _shared: Arc<Shared>,
 }
@@ -82,6 +84,23 @@ pub struct WasmOperator {
 impl Plugin {
     /// Instantiate the plugin for one task and run its `open`.
     pub fn instantiate(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<WasmOperator, WasmError> {
+        let state = self.backend(ctx, settings)?;
+        let mut op = self.start(ctx, settings, state).map_err(|(e, _)| e)?;
+        if let Some(r) = &ctx.restore {
+            op.restore(&r.files, KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism))?;
+        }
+        op.open(&settings.config, &ctx.side_outputs)?;
+        Ok(op)
+    }
+
+    /// A new instance of the plugin for one task over `state`, not opened yet.
+    /// On failure the state comes back with the error.
+    fn start(
+        &self,
+        ctx: &TaskContext,
+        settings: &OperatorSettings,
+        state: Box<dyn KeyedStateBackend>,
+    ) -> Result<WasmOperator, (WasmError, Box<dyn KeyedStateBackend>)> {
         let plugin = self.meta.to_string();
         let tag: Arc<str> = format!("{plugin}/{}[{}]", ctx.node, ctx.task_index).into();
         // No preopened directories, environment, arguments or network.
@@ -96,7 +115,7 @@ impl Plugin {
             wasi,
             table: ResourceTable::new(),
             limiter: MemoryLimiter { limit: settings.limits.memory, hit: None },
-            state: self.backend(ctx, settings)?,
+            state,
             scope_keys: Vec::new(),
             scope_ends: Vec::new(),
             first_rows: None,
@@ -116,20 +135,16 @@ impl Plugin {
         };
         let mut store = Store::new(&self.shared.engine, host);
         store.limiter(|s| &mut s.limiter);
-        let mut op = WasmOperator {
-            bindings: {
-                store.set_epoch_deadline(ticks(settings.limits.call_timeout));
-                match self.pre.instantiate(&mut store) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        return Err(WasmError::Instantiate {
-                            plugin,
-                            operator: ctx.node.to_string(),
-                            message: format!("{e:#}"),
-                        })
-                    }
-                }
-            },
+        store.set_epoch_deadline(ticks(settings.limits.call_timeout));
+        let bindings = match self.pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(e) => {
+                let err = WasmError::Instantiate { plugin, operator: ctx.node.to_string(), message: format!("{e:#}") };
+                return Err((err, store.into_data().state));
+            }
+        };
+        Ok(WasmOperator {
+            bindings,
             store,
             plugin,
             operator: ctx.node.to_string(),
@@ -137,13 +152,9 @@ impl Plugin {
             deadline: settings.limits.call_timeout,
             port_map: Vec::new(),
             unconsumed: 0,
+            ctx: TaskContext { restore: None, ..ctx.clone() },
             _shared: self.shared.clone(),
-        };
-        if let Some(r) = &ctx.restore {
-            op.restore(&r.files, KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism))?;
-        }
-        op.open(&settings.config, &ctx.side_outputs)?;
-        Ok(op)
+        })
     }
 
     fn backend(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<Box<dyn KeyedStateBackend>, WasmError> {
@@ -373,7 +384,65 @@ impl WasmOperator {
     }
 }
 
+impl WasmOperator {
+    /// The plugin (`name@version`) this instance runs.
+    pub fn plugin(&self) -> &str {
+        &self.plugin
+    }
+
+    /// Hand this instance's state, timers and watermark over (it keeps an empty
+    /// placeholder).
+    fn take_state(&mut self) -> (Box<dyn KeyedStateBackend>, crate::timers::TimerService, i64) {
+        let groups = KeyGroups::of_task(self.ctx.task_index, self.ctx.parallelism, self.ctx.max_parallelism);
+        let d = self.store.data_mut();
+        let state = std::mem::replace(&mut d.state, Box::new(HeapBackend::new(groups)));
+        (state, std::mem::take(&mut d.timers), d.watermark)
+    }
+
+    fn put_state(&mut self, (state, timers, watermark): (Box<dyn KeyedStateBackend>, crate::timers::TimerService, i64)) {
+        let d = self.store.data_mut();
+        d.state = state;
+        d.timers = timers;
+        d.watermark = watermark;
+    }
+
+    /// Hot swap to `next`: a new instance over this one's state, timers and
+    /// watermark, opened with `next`'s settings. On failure nothing changed.
+    pub fn swap_to(&mut self, next: &WasmOperatorFactory) -> Result<(), WasmError> {
+        let (state, timers, watermark) = self.take_state();
+        let mut op = match next.plugin.start(&self.ctx, &next.settings, state) {
+            Ok(op) => op,
+            Err((e, state)) => {
+                self.put_state((state, timers, watermark));
+                return Err(e);
+            }
+        };
+        let d = op.store.data_mut();
+        d.timers = timers;
+        d.watermark = watermark;
+        let wanted = self.ctx.side_outputs.clone();
+        if let Err(e) = op.open(&next.settings.config, &wanted) {
+            let taken = op.take_state();
+            self.put_state(taken);
+            return Err(e);
+        }
+        tracing::info!(operator = self.operator, task = self.task, from = self.plugin, to = op.plugin, "swapped");
+        *self = op;
+        Ok(())
+    }
+}
+
 impl Operator for WasmOperator {
+    fn swap(&mut self, replacement: &(dyn std::any::Any + Send + Sync)) -> Result<(), OperatorError> {
+        let Some(next) = replacement.downcast_ref::<WasmOperatorFactory>() else {
+            return Err(OperatorError::new(format!(
+                "operator '{}' runs a Wasm plugin and can only swap to another Wasm plugin",
+                self.operator
+            )));
+        };
+        self.swap_to(next).map_err(OperatorError::new)
+    }
+
     fn snapshot(&mut self, dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
         let d = self.store.data_mut();
         d.state.set_time(now_ms());

@@ -1,0 +1,101 @@
+//! `POST /api/v1/pipelines/{id}/operators/{op}/swap`: the new version is
+//! loaded (compiled or from the cache) and tried out off the hot path (an
+//! instance is created and opened on scratch state); only then does the job
+//! switch, at the next checkpoint barrier (see `weir_engine::Job` swaps and
+//! `supervisor.rs` for probation and rollback).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use weir_engine::{SwapState, TaskContext};
+use weir_wasm::{StateBackendKind, WasmOperatorFactory};
+
+use crate::error::ApiError;
+use crate::pipelines::{count_swap, now_ms, plugin_ref, ActiveSwap, Entry, Pipelines, SwapInfo};
+
+/// How long the request waits for every task to switch.
+const SWITCH_WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: Duration) -> Result<(), ApiError> {
+    let (name, version) = plugin_ref(plugin)
+        .ok_or_else(|| ApiError::bad_request(format!("plugin: '{plugin}' is not NAME@VERSION of a plugin in the registry")))?;
+    let stored = p.registry.get(name, version).ok_or_else(|| {
+        ApiError::not_found(format!("plugin {plugin} is not in this node's registry ({})", p.registry.describe_versions(name)))
+    })?;
+    let from = {
+        let r = e.record.lock().unwrap();
+        match r.plugins.get(op) {
+            Some(f) => f.clone(),
+            None => {
+                let ops: Vec<_> = r.plugins.keys().cloned().collect();
+                return Err(ApiError::not_found(format!("pipeline '{}' has no operator '{op}' (operators: {})", e.id, ops.join(", "))));
+            }
+        }
+    };
+    let (control, planned, pipeline) = {
+        let l = e.live.lock().unwrap();
+        let Some(run) = &l.running else {
+            return Err(ApiError::conflict(format!("pipeline '{}' is {}; a swap needs it running", e.id, l.status)));
+        };
+        if let Some(s) = l.swap.as_ref().filter(|s| s.ticket.is_some()) {
+            return Err(ApiError::conflict(format!(
+                "operator '{}' of pipeline '{}' is being swapped to {} ({}); wait until it is confirmed or rolled back",
+                s.info.operator, e.id, s.info.to, s.info.status
+            )));
+        }
+        let planned = run.operators.iter().find(|o| o.name == op).cloned().expect("every operator is planned");
+        (run.control.clone(), planned, run.spec.name.clone())
+    };
+    if from == plugin {
+        return Err(ApiError::conflict(format!("operator '{op}' of pipeline '{}' already runs {plugin}", e.id)));
+    }
+    let mut info = SwapInfo {
+        operator: op.to_string(),
+        from: from.clone(),
+        to: plugin.to_string(),
+        status: "pending".into(),
+        epoch: None,
+        requested_ms: now_ms(),
+        switch_ms: None,
+        reason: None,
+    };
+    let refuse = |info: &mut SwapInfo, why: String| {
+        info.status = "refused".into();
+        info.reason = Some(why.clone());
+        let mut l = e.live.lock().unwrap();
+        l.swap = Some(ActiveSwap { info: info.clone(), ticket: None, digest: stored.digest.clone() });
+        count_swap(&mut l, "refused");
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why)
+    };
+    // Off the hot path: compile (or fetch from the cache) and try it out.
+    let loaded = p.registry.load(name, version)?;
+    let factory = WasmOperatorFactory { plugin: loaded, settings: planned.settings.clone() };
+    let mut trial = planned.settings.clone();
+    trial.state = StateBackendKind::Heap;
+    let mut ctx = TaskContext::new(&pipeline, op, 0, planned.parallelism);
+    ctx.side_outputs = planned.side_outputs.clone().into();
+    if let Err(err) = factory.plugin.instantiate(&ctx, &trial) {
+        return Err(refuse(&mut info, format!("{plugin} cannot replace {from} in operator '{op}': {err}; nothing changed")));
+    }
+    let ticket = control
+        .swap(op, Arc::new(factory), probation)
+        .map_err(|err| refuse(&mut info, format!("cannot swap operator '{op}': {err}")))?;
+    e.live.lock().unwrap().swap = Some(ActiveSwap { info, ticket: Some(ticket.clone()), digest: stored.digest.clone() });
+    tracing::info!("pipeline '{}': swapping operator '{op}' from {from} to {plugin}", e.id);
+    match ticket.wait(SWITCH_WAIT) {
+        SwapState::Switched { epoch } => {
+            let mut l = e.live.lock().unwrap();
+            if let Some(s) = l.swap.as_mut().filter(|s| s.info.status == "pending") {
+                s.info.status = "switched".into();
+                s.info.epoch = Some(epoch);
+                s.info.switch_ms = ticket.switched_at().map(|t| t.duration_since(ticket.requested).as_secs_f64() * 1e3);
+            }
+            Ok(())
+        }
+        SwapState::Failed { epoch, message } => Err(ApiError::conflict(format!(
+            "operator '{op}' could not switch to {plugin} at checkpoint {epoch}: {message}; the pipeline goes back to {from}"
+        ))),
+        SwapState::Pending => Ok(()),
+    }
+}
