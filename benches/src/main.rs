@@ -9,6 +9,7 @@
 mod latency;
 mod native;
 mod state;
+mod swap;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,6 +60,18 @@ struct Args {
     /// `--keys` distinct keys on heap vs RocksDB, checkpoints, recovery).
     #[arg(long)]
     state: bool,
+    /// Run the hot-swap benchmark instead: swap a counting operator between
+    /// two versions while it runs (see benches/README.md).
+    #[arg(long)]
+    swap: bool,
+    /// The two versions the swap benchmark alternates between.
+    #[arg(long, default_value = "target/wasm32-wasip2/release/counter_v1.wasm")]
+    swap_v1: PathBuf,
+    #[arg(long, default_value = "target/wasm32-wasip2/release/counter_v2.wasm")]
+    swap_v2: PathBuf,
+    /// Swaps in the swap benchmark.
+    #[arg(long, default_value_t = 4)]
+    swaps: usize,
     /// Keys of the large RocksDB state in the checkpoint benchmark (1 KiB each).
     #[arg(long, default_value_t = 1_000_000)]
     big_state_keys: u64,
@@ -173,6 +186,9 @@ fn best(runs: usize, mut f: impl FnMut() -> anyhow::Result<Measured>) -> anyhow:
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let engine = PluginEngine::new(EngineConfig::default())?;
+    if args.swap {
+        return swap::run(&engine, &args.swap_v1, &args.swap_v2, args.swaps);
+    }
     let plugin = engine
         .load_file(&args.plugin)
         .with_context(|| format!("build it first: make plugins ({})", args.plugin.display()))?;

@@ -92,30 +92,80 @@ async fn upload_plugin(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
-    body: Result<Bytes, BytesRejection>,
+    request: axum::extract::Request,
 ) -> Result<(StatusCode, Json<PluginVersion>), ApiError> {
-    let r = upload(&state, &headers, &params, body).await;
+    let r = upload(&state, &headers, params, request).await;
     let counter = if r.is_ok() { &state.uploads } else { &state.rejected };
     counter.fetch_add(1, Ordering::Relaxed);
     r.map(|v| (StatusCode::CREATED, Json(v)))
 }
 
+fn too_large(state: &AppState) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("the upload is larger than this node's limit of {} bytes (weir serve --max-upload)", state.config.max_upload),
+    )
+}
+
+/// A multipart upload: fields `name` and `version` (or the query
+/// parameters) and `file` with the component.
+async fn read_multipart(
+    state: &AppState,
+    request: axum::extract::Request,
+    params: &mut HashMap<String, String>,
+) -> Result<Bytes, ApiError> {
+    use axum::extract::FromRequest;
+    let err = |e: axum::extract::multipart::MultipartError| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => too_large(state),
+        status => ApiError::new(status, format!("cannot read the multipart upload: {}", e.body_text())),
+    };
+    let mut form = axum::extract::Multipart::from_request(request, &())
+        .await
+        .map_err(|e| ApiError::bad_request(format!("cannot read the multipart upload: {}", e.body_text())))?;
+    let mut file = None;
+    while let Some(field) = form.next_field().await.map_err(err)? {
+        match field.name().unwrap_or_default().to_string().as_str() {
+            k @ ("name" | "version") => {
+                let v = field.text().await.map_err(err)?;
+                params.insert(k.to_string(), v);
+            }
+            "file" => file = Some(field.bytes().await.map_err(err)?),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "multipart upload: unknown field '{other}' (expected 'file', 'name' and 'version')"
+                )))
+            }
+        }
+    }
+    file.ok_or_else(|| ApiError::bad_request("multipart upload: no 'file' field with the component"))
+}
+
 async fn upload(
     state: &Arc<AppState>,
     headers: &HeaderMap,
-    params: &HashMap<String, String>,
-    body: Result<Bytes, BytesRejection>,
+    mut params: HashMap<String, String>,
+    request: axum::extract::Request,
 ) -> Result<PluginVersion, ApiError> {
+    use axum::extract::FromRequest;
     state.authorize(headers)?;
-    let body = body.map_err(|e| match e.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the upload is larger than this node's limit of {} bytes (weir serve --max-upload)", state.config.max_upload),
-        ),
-        status => ApiError::new(status, format!("cannot read the upload: {e}")),
-    })?;
+    let multipart = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let body = if multipart {
+        read_multipart(state, request, &mut params).await?
+    } else {
+        Bytes::from_request(request, &()).await.map_err(|e: BytesRejection| match e.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => too_large(state),
+            status => ApiError::new(status, format!("cannot read the upload: {e}")),
+        })?
+    };
     let param = |k: &str| {
-        params.get(k).cloned().ok_or_else(|| ApiError::bad_request(format!("missing query parameter '{k}' (POST /api/v1/plugins?name=N&version=V)")))
+        params.get(k).cloned().ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "missing query parameter '{k}' (POST /api/v1/plugins?name=N&version=V, or multipart fields name, version and file)"
+            ))
+        })
     };
     let (name, version) = (param("name")?, param("version")?);
     if body.is_empty() {

@@ -127,6 +127,20 @@ fn plugins_are_uploaded_listed_and_deleted_over_http_and_the_cli() {
     assert!(up("1.1.0").status.success());
     assert_eq!(node.stored_blobs(), 1, "content-addressed: one component for both versions");
 
+    // A multipart form works as well.
+    let mut form = Vec::new();
+    for (field, value) in [("name", "word-count"), ("version", "1.2.0")] {
+        form.extend(format!("--XyZ\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n").as_bytes());
+    }
+    form.extend(b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"wc.wasm\"\r\nContent-Type: application/wasm\r\n\r\n");
+    form.extend(std::fs::read(&file).unwrap());
+    form.extend(b"\r\n--XyZ--\r\n");
+    let (status, body) = node.send(
+        node.http().post(format!("{}/api/v1/plugins", node.url)).header("content-type", "multipart/form-data; boundary=XyZ").body(form),
+    );
+    assert_eq!((status, body["version"].as_str()), (201, Some("1.2.0")), "{body}");
+    assert!(weir(&["plugin", "delete", "word-count", "1.2.0", "--server", &server], &[]).status.success());
+
     let o = weir(&["plugin", "list", "--server", &server, "--output", "json"], &[]);
     let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let versions: Vec<&str> = list.as_array().unwrap().iter().map(|v| v["version"].as_str().unwrap()).collect();
@@ -193,7 +207,18 @@ fn a_token_guards_every_mutation_and_the_api_describes_itself() {
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/api/v1/plugins", "/api/v1/plugins/{name}", "/api/v1/plugins/{name}/{version}", "/metrics"] {
+    for path in [
+        "/api/v1/plugins",
+        "/api/v1/plugins/{name}",
+        "/api/v1/plugins/{name}/{version}",
+        "/api/v1/pipelines",
+        "/api/v1/pipelines/{id}",
+        "/api/v1/pipelines/{id}/stop",
+        "/api/v1/pipelines/{id}/start",
+        "/api/v1/pipelines/{id}/checkpoints",
+        "/api/v1/pipelines/{id}/operators/{op}/swap",
+        "/metrics",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
 }
