@@ -18,6 +18,9 @@ pub(crate) fn pipelines(p: &Pipelines, out: &mut String) {
     let mut records_in = String::new();
     let mut records_out = String::new();
     let mut busy = String::new();
+    let mut bytes_in = String::new();
+    let mut bytes_out = String::new();
+    let mut batches = String::new();
     let mut plugin = String::new();
     let mut ckpt = String::new();
     let mut ckpt_failed = String::new();
@@ -37,11 +40,16 @@ pub(crate) fn pipelines(p: &Pipelines, out: &mut String) {
             let _ = writeln!(swaps, "weir_swaps_total{{pipeline=\"{id}\",result=\"{result}\"}} {n}");
         }
         if let Some(run) = &l.running {
-            for n in run.control.metrics().snapshot() {
-                let labels = format!("pipeline=\"{id}\",node=\"{}\"", esc(&n.node));
-                let _ = writeln!(records_in, "weir_node_records_in_total{{{labels}}} {}", n.records_in);
-                let _ = writeln!(records_out, "weir_node_records_out_total{{{labels}}} {}", n.records_out);
-                let _ = writeln!(busy, "weir_node_busy_seconds_total{{{labels}}} {}", n.busy_nanos as f64 / 1e9);
+            for tasks in run.control.metrics().tasks() {
+                for (t, n) in tasks.iter().enumerate() {
+                    let labels = format!("pipeline=\"{id}\",node=\"{}\",task=\"{t}\"", esc(&n.node));
+                    let _ = writeln!(records_in, "weir_node_records_in_total{{{labels}}} {}", n.records_in);
+                    let _ = writeln!(records_out, "weir_node_records_out_total{{{labels}}} {}", n.records_out);
+                    let _ = writeln!(bytes_in, "weir_node_bytes_in_total{{{labels}}} {}", n.bytes_in);
+                    let _ = writeln!(bytes_out, "weir_node_bytes_out_total{{{labels}}} {}", n.bytes_out);
+                    let _ = writeln!(batches, "weir_node_batches_in_total{{{labels}}} {}", n.batches_in);
+                    let _ = writeln!(busy, "weir_node_busy_seconds_total{{{labels}}} {}", n.busy_nanos as f64 / 1e9);
+                }
             }
             let c = run.control.checkpoints();
             let _ = writeln!(ckpt, "weir_checkpoints_completed_total{{pipeline=\"{id}\"}} {}", c.completed);
@@ -53,11 +61,14 @@ pub(crate) fn pipelines(p: &Pipelines, out: &mut String) {
     }
     let families = [
         ("weir_pipeline_up", "gauge", "1 while the pipeline's job runs, by status.", status),
-        ("weir_pipeline_restarts_total", "counter", "Restarts of the pipeline's job after failures.", restarts),
+        ("weir_pipeline_restarts_total", "counter", "Restarts of the pipeline's job after failures (traps, deadlines, memory limits, I/O).", restarts),
         ("weir_operator_plugin_info", "gauge", "The plugin version each operator runs.", plugin),
         ("weir_node_records_in_total", "counter", "Records into a node (since the job started).", records_in),
         ("weir_node_records_out_total", "counter", "Records out of a node (since the job started).", records_out),
-        ("weir_node_busy_seconds_total", "counter", "Time spent in a node's code (operator calls incl. Wasm, sink writes, source polls).", busy),
+        ("weir_node_bytes_in_total", "counter", "Key and value bytes into a node.", bytes_in),
+        ("weir_node_bytes_out_total", "counter", "Key and value bytes out of a node.", bytes_out),
+        ("weir_node_batches_in_total", "counter", "Batches into a node (records_in / batches_in is the mean batch size).", batches),
+        ("weir_node_busy_seconds_total", "counter", "Time spent in a node's code: for a Wasm operator, the time in guest calls and the host calls they make.", busy),
         ("weir_checkpoints_completed_total", "counter", "Completed checkpoints (since the job started).", ckpt),
         ("weir_checkpoints_failed_total", "counter", "Failed checkpoints (since the job started).", ckpt_failed),
         ("weir_checkpoint_last_duration_seconds", "gauge", "From trigger to completion of the last checkpoint.", ckpt_ms),

@@ -284,6 +284,9 @@ impl Pipelines {
                         "parallelism": n.parallelism,
                         "records_in": n.records_in,
                         "records_out": n.records_out,
+                        "bytes_in": n.bytes_in,
+                        "bytes_out": n.bytes_out,
+                        "backlog": backlog(&run.spec, &nodes, &n.node),
                         "busy_s": n.busy_nanos as f64 / 1e9,
                         "plugin": plugins.get(&n.node),
                     })
@@ -435,6 +438,26 @@ impl Pipelines {
     pub fn metrics(&self, out: &mut String) {
         crate::metrics::pipelines(self, out)
     }
+}
+
+/// Records sent to `node` that it has not taken yet (in its input channels),
+/// where that is known: every input is the main output of a node that feeds
+/// only `node`.
+fn backlog(spec: &PipelineSpec, nodes: &[weir_engine::NodeSnapshot], node: &str) -> Option<u64> {
+    let inputs = |n: &str| {
+        spec.operators.iter().find(|o| o.name == n).map(|o| &o.inputs).or_else(|| spec.sinks.iter().find(|s| s.name == n).map(|s| &s.inputs))
+    };
+    let all_inputs: Vec<&weir_spec::InputRef> = spec.operators.iter().flat_map(|o| &o.inputs).chain(spec.sinks.iter().flat_map(|s| &s.inputs)).collect();
+    let mut sent = 0;
+    for i in inputs(node)? {
+        let consumers = all_inputs.iter().filter(|j| j.node == i.node).count();
+        if i.output.is_some() || consumers != 1 {
+            return None;
+        }
+        sent += nodes.iter().find(|n| n.node == i.node)?.records_out;
+    }
+    let taken = nodes.iter().find(|n| n.node == node)?.records_in;
+    Some(sent.saturating_sub(taken))
 }
 
 /// Counts a swap result.

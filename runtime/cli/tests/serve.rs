@@ -378,14 +378,47 @@ fn pipelines_run_swap_with_state_roll_back_a_broken_version_and_resume_after_a_n
     eprintln!("published exactly once: {n1} records before the node restart, {n2} after");
     assert!(n2 > n1, "counts went on from its savepoint ({n1} -> {n2})");
     assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1, 2]);
+    let (_, metrics) = node.get("/metrics");
+    assert!(metrics.contains("weir_operator_plugin_info{pipeline=\"counts\",operator=\"count\",plugin=\"counter@2\"} 1"), "{metrics}");
+    for family in ["weir_node_records_in_total", "weir_node_bytes_out_total", "weir_node_batches_in_total", "weir_node_busy_seconds_total"] {
+        assert!(metrics.contains(&format!("{family}{{pipeline=\"other\",node=\"count\",task=\"1\"}} ")), "{family}: {metrics}");
+    }
+    assert!(metrics.contains("weir_pipeline_up{pipeline=\"other\",status=\"running\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_pipeline_up{pipeline=\"counts\",status=\"stopped\"} 0"), "{metrics}");
+    let other = node.json("/api/v1/pipelines/other");
+    let count = other["nodes"].as_array().unwrap().iter().find(|n| n["name"] == "count").unwrap();
+    assert!(count["backlog"].is_u64() && count["bytes_in"].as_u64() > Some(0), "{other:#}");
     let o = weir(&["pipeline", "stop", "other", "--server", &server], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     check_counts(&other_out);
-
-    let (_, metrics) = node.get("/metrics");
-    assert!(metrics.contains("weir_operator_plugin_info{pipeline=\"counts\",operator=\"count\",plugin=\"counter@2\"} 1"), "{metrics}");
     let o = weir(&["pipeline", "delete", "counts", "--server", &server], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(node.get("/api/v1/pipelines/counts").0, 404);
     assert!(!dir.path().join("data/pipelines/counts").exists());
+}
+
+#[test]
+fn a_swap_carries_rocksdb_state_over() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    for (v, guest) in [("1", "counter_v1"), ("2", "counter_v2")] {
+        assert_eq!(node.upload("counter", v, wasm(guest), None).0, 201);
+    }
+    let out = dir.path().join("out");
+    let spec = counting_spec("rocks", "counter@1", &out, 20_000).replace("checkpoint:\n", "state:\n  backend: rocksdb\ncheckpoint:\n");
+    let (status, body) = node.post("/api/v1/pipelines", spec);
+    assert_eq!(status, 201, "{body}");
+    let records = |v: &serde_json::Value| v["nodes"].as_array().map_or(0, |n| n.iter().find(|n| n["name"] == "count").unwrap()["records_out"].as_u64().unwrap());
+    node.wait_for("/api/v1/pipelines/rocks", "v1 to count", |v| records(v) > 3_000);
+    let (status, body) = node.send(
+        node.http()
+            .post(format!("{}/api/v1/pipelines/rocks/operators/count/swap", node.url))
+            .header("content-type", "application/json")
+            .body(r#"{"plugin": "counter@2", "probation": "300ms"}"#),
+    );
+    assert_eq!((status, body["swap"]["status"].as_str()), (200, Some("switched")), "{body}");
+    node.wait_for("/api/v1/pipelines/rocks", "the confirmation", |v| v["swap"]["status"] == "confirmed" && records(v) > 6_000);
+    assert_eq!(node.post("/api/v1/pipelines/rocks/stop", "").0, 200);
+    let (versions, _) = check_counts(&out);
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1, 2]);
 }

@@ -28,6 +28,11 @@ impl JobMetrics {
     pub fn snapshot(&self) -> Vec<NodeSnapshot> {
         self.nodes.iter().map(|(name, tasks)| NodeSnapshot::sum(name, tasks)).collect()
     }
+
+    /// Per node, each parallel task's counters (`parallelism` 1 each).
+    pub fn tasks(&self) -> Vec<Vec<NodeSnapshot>> {
+        self.nodes.iter().map(|(name, tasks)| tasks.iter().map(|t| NodeSnapshot::sum(name, std::slice::from_ref(t))).collect()).collect()
+    }
 }
 
 /// What a finished job did.

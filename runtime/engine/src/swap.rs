@@ -168,3 +168,40 @@ impl SwapBoard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_swap_happens_at_the_next_triggered_barrier_on_every_task() {
+        let board = SwapBoard::default();
+        let ticket = board.request("count", Arc::new(2u32), Duration::from_secs(3));
+        assert!(board.has_requests());
+        assert!(board.due("count", 7).is_none(), "not scheduled yet");
+        assert_eq!(board.schedule(7, |n| if n == "count" { 2 } else { 0 }), Some(Duration::from_secs(3)));
+        assert!(!board.has_requests());
+        assert!(board.due("count", 6).is_none() && board.due("other", 7).is_none());
+        let r = board.due("count", 7).expect("due at 7");
+        assert_eq!(r.downcast_ref::<u32>(), Some(&2));
+        board.report("count", 7, Ok(()));
+        assert_eq!(ticket.state(), SwapState::Pending, "one of two tasks");
+        board.report("count", 7, Ok(()));
+        assert_eq!(ticket.wait(Duration::from_secs(1)), SwapState::Switched { epoch: 7 });
+        assert!(ticket.switched_at().is_some());
+        assert!(board.due("count", 7).is_none(), "done");
+    }
+
+    #[test]
+    fn a_failed_task_or_a_stopped_job_fails_the_swap() {
+        let board = SwapBoard::default();
+        let t = board.request("count", Arc::new(()), Duration::ZERO);
+        board.schedule(3, |_| 2);
+        board.report("count", 3, Err("open failed".into()));
+        assert_eq!(t.state(), SwapState::Failed { epoch: 3, message: "open failed".into() });
+
+        let t = board.request("count", Arc::new(()), Duration::ZERO);
+        board.abandon("the job stopped");
+        assert_eq!(t.state(), SwapState::Failed { epoch: 0, message: "the job stopped".into() });
+    }
+}

@@ -497,7 +497,7 @@ impl Task {
 
     fn push(&mut self, i: usize, batch: RecordBatch) -> Result<(), EngineError> {
         let node = &mut self.nodes[i];
-        node.metrics.add_in(batch.len());
+        node.metrics.add_in(batch.len(), batch.keys.len() + batch.values.len());
         let t0 = Instant::now();
         match &mut node.imp {
             NodeImpl::Source => *node.emitter.main() = batch,
@@ -523,7 +523,7 @@ impl Task {
                 continue;
             }
             let batch = std::mem::take(node.emitter.port(port));
-            node.metrics.add_out(batch.len());
+            node.metrics.add_out(batch.len(), batch.keys.len() + batch.values.len());
             let targets = node.outputs.get(port).map_or(0, Vec::len);
             let mut batch = Some(batch);
             for n in 0..targets {
