@@ -27,6 +27,7 @@ pub(crate) fn pipelines(p: &Pipelines, out: &mut String) {
     let mut ckpt_ms = String::new();
     let mut swaps = String::new();
     let mut restarts = String::new();
+    let mut failures = String::new();
     for e in &entries {
         let id = esc(&e.id);
         let l = e.live.lock().unwrap();
@@ -35,6 +36,9 @@ pub(crate) fn pipelines(p: &Pipelines, out: &mut String) {
         let _ = writeln!(restarts, "weir_pipeline_restarts_total{{pipeline=\"{id}\"}} {}", l.restarts);
         for (op, v) in &plugins {
             let _ = writeln!(plugin, "weir_operator_plugin_info{{pipeline=\"{id}\",operator=\"{}\",plugin=\"{}\"}} 1", esc(op), esc(v));
+        }
+        for (kind, n) in &l.failures {
+            let _ = writeln!(failures, "weir_pipeline_failures_total{{pipeline=\"{id}\",kind=\"{kind}\"}} {n}");
         }
         for (result, n) in &l.swaps {
             let _ = writeln!(swaps, "weir_swaps_total{{pipeline=\"{id}\",result=\"{result}\"}} {n}");
@@ -62,6 +66,7 @@ pub(crate) fn pipelines(p: &Pipelines, out: &mut String) {
     let families = [
         ("weir_pipeline_up", "gauge", "1 while the pipeline's job runs, by status.", status),
         ("weir_pipeline_restarts_total", "counter", "Restarts of the pipeline's job after failures (traps, deadlines, memory limits, I/O).", restarts),
+        ("weir_pipeline_failures_total", "counter", "Job failures by kind: trap (a plugin trapped or panicked), deadline (a call ran over its time), memory (over its memory limit), other.", failures),
         ("weir_operator_plugin_info", "gauge", "The plugin version each operator runs.", plugin),
         ("weir_node_records_in_total", "counter", "Records into a node (since the job started).", records_in),
         ("weir_node_records_out_total", "counter", "Records out of a node (since the job started).", records_out),

@@ -78,6 +78,8 @@ pub(crate) struct Live {
     pub running: Option<Running>,
     pub swap: Option<ActiveSwap>,
     pub swaps: BTreeMap<&'static str, u64>,
+    /// Job failures by kind: trap, deadline, memory, other.
+    pub failures: BTreeMap<&'static str, u64>,
     /// The checkpoint or savepoint the current run resumed from.
     pub resumed: Option<String>,
     /// A stop was asked for.

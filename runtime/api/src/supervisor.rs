@@ -115,6 +115,7 @@ fn supervise(p: &Pipelines, e: &Entry, mut started: Option<Sender<Result<(), Api
             }
             Err(err) => format!("{err:#}"),
         };
+        count_failure(e, &err);
         if roll_back(e, &err) {
             tracing::warn!("pipeline '{}' failed during a swap's probation: {err}; rolled back", e.id);
             e.set_status("restarting", Some(err));
@@ -137,6 +138,20 @@ fn supervise(p: &Pipelines, e: &Entry, mut started: Option<Sender<Result<(), Api
         }
         std::thread::sleep(RESTART_DELAY);
     }
+}
+
+/// Count a job failure by its kind, for `/metrics`.
+fn count_failure(e: &Entry, err: &str) {
+    let kind = if err.contains(" trapped in ") {
+        "trap"
+    } else if err.contains("deadline") {
+        "deadline"
+    } else if err.contains("memory limit") {
+        "memory"
+    } else {
+        "other"
+    };
+    *e.live.lock().unwrap().failures.entry(kind).or_default() += 1;
 }
 
 /// A switched swap is confirmed once a checkpoint after its own completes: the

@@ -362,6 +362,12 @@ fn pipelines_run_swap_with_state_roll_back_a_broken_version_and_resume_after_a_n
     assert!(ck["savepoints"].as_array().unwrap().iter().any(|s| s == &stopped["savepoint"]), "{ck:#}");
     assert!(ck["checkpoints"][0]["plugins"].as_array().unwrap().iter().any(|p| p == &serde_json::json!(["count", "counter@2"])), "{ck:#}");
 
+    let (_, metrics) = node.get("/metrics");
+    assert!(metrics.contains("weir_swaps_total{pipeline=\"counts\",result=\"confirmed\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_swaps_total{pipeline=\"counts\",result=\"rolled-back\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_swaps_total{pipeline=\"counts\",result=\"refused\"} 1"), "{metrics}");
+    assert!(metrics.contains("weir_pipeline_failures_total{pipeline=\"counts\",kind=\"trap\"} 1"), "{metrics}");
+
     // Kill the node; a new one resumes what was running and keeps what was stopped.
     drop(node);
     let node = Node::start_in(dir.clone(), &[]);
