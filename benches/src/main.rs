@@ -8,6 +8,7 @@
 
 mod latency;
 mod native;
+mod nexmark;
 mod state;
 mod swap;
 
@@ -60,6 +61,21 @@ struct Args {
     /// `--keys` distinct keys on heap vs RocksDB, checkpoints, recovery).
     #[arg(long)]
     state: bool,
+    /// Run Nexmark instead (see benches/README.md): the queries listed.
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_missing_value = "q0,q1,q2,q3")]
+    nexmark: Option<Vec<String>>,
+    /// Nexmark: events generated.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: usize,
+    /// Nexmark: events of the prefix whose outputs are checked against the reference.
+    #[arg(long, default_value_t = 200_000)]
+    check: usize,
+    /// Nexmark: parallelism of the query operator.
+    #[arg(long, default_value_t = 2)]
+    parallelism: u32,
+    /// Nexmark: also write the events as JSON lines here (for benches/flink).
+    #[arg(long)]
+    nexmark_out: Option<PathBuf>,
     /// Run the hot-swap benchmark instead: swap a counting operator between
     /// two versions while it runs (see benches/README.md).
     #[arg(long)]
@@ -192,6 +208,10 @@ fn main() -> anyhow::Result<()> {
     let plugin = engine
         .load_file(&args.plugin)
         .with_context(|| format!("build it first: make plugins ({})", args.plugin.display()))?;
+    if let Some(queries) = &args.nexmark {
+        let plugin = engine.load_file(&args.plugin.with_file_name("nexmark_queries.wasm")).context("build it first: make plugins")?;
+        return nexmark::run(&plugin, args.events, args.check, args.parallelism, queries, args.nexmark_out.as_deref());
+    }
     if args.state {
         return state::run(&plugin, args.records, args.keys, args.batch, args.big_state_keys);
     }
