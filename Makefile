@@ -23,7 +23,7 @@ JS_SDK := $(wildcard sdk/js/src/*.js)
 PY_GUESTS := word_count_py:plugins/word-count-py conformance_py:tests/conformance/python
 JS_GUESTS := word_count_js:plugins/word-count-js conformance_js:tests/conformance/js
 
-.PHONY: all setup plugins rust-plugins py-plugins js-plugins build run test bench clean
+.PHONY: all setup plugins rust-plugins py-plugins js-plugins build run test bench bench-suite clean
 
 all: build
 
@@ -78,6 +78,19 @@ test: plugins
 ## Benchmarks (not part of the tests); see benches/README.md.
 bench: plugins
 	$(CARGO) run --release -p weir-bench -- --plugin $(WASM_DIR)/bench_ops.wasm --per-record
+
+## Every benchmark in one go (a few minutes; not part of CI): the Wasm boundary
+## against native Rust, latency at fixed rates, state and checkpoints, Nexmark
+## q0-q3, hot swap. Results in $(TARGET_DIR)/bench-results.md. The Flink side
+## by side is benches/flink/run.sh.
+bench-suite: plugins
+	$(CARGO) build --release -p weir-bench
+	{ echo "# weir-bench results, $$(date -u +%FT%TZ), $$(nproc) cores"; echo; \
+	  $(TARGET_DIR)/release/weir-bench --plugin $(WASM_DIR)/bench_ops.wasm --latency 10000,100000,1000000 --latency-seconds 2; echo; \
+	  $(TARGET_DIR)/release/weir-bench --plugin $(WASM_DIR)/bench_ops.wasm --state --records 2000000 --keys 500000 --big-state-keys 200000; echo; \
+	  $(TARGET_DIR)/release/weir-bench --plugin $(WASM_DIR)/bench_ops.wasm --nexmark; echo; \
+	  $(TARGET_DIR)/release/weir-bench --plugin $(WASM_DIR)/bench_ops.wasm --swap --swap-v1 $(WASM_DIR)/counter_v1.wasm --swap-v2 $(WASM_DIR)/counter_v2.wasm; \
+	} | tee $(TARGET_DIR)/bench-results.md
 
 clean:
 	$(CARGO) clean
