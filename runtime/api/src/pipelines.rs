@@ -422,8 +422,9 @@ impl Pipelines {
         entries
             .iter()
             .filter(|e| {
-                e.record.lock().unwrap().plugins.values().any(|p| *p == wanted)
-                    || e.live.lock().unwrap().swap.as_ref().is_some_and(|s| s.info.to == wanted && s.ticket.is_some())
+                // One lock at a time (elsewhere `live` is taken before `record`).
+                let runs = e.record.lock().unwrap().plugins.values().any(|p| *p == wanted);
+                runs || e.live.lock().unwrap().swap.as_ref().is_some_and(|s| s.info.to == wanted && s.ticket.is_some())
             })
             .map(|e| e.id.clone())
             .collect()

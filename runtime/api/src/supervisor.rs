@@ -79,6 +79,10 @@ fn supervise(p: &Pipelines, e: &Entry, mut started: Option<Sender<Result<(), Api
             l.status = "running".into();
             l.error = None;
             l.resumed = launch.resumed.as_ref().map(|r| r.name.clone());
+            // A stop or delete that came while the job started saw no job to stop.
+            if l.stopping {
+                running.control.cancel();
+            }
             l.running = Some(running);
         }
         tracing::info!("pipeline '{}' is running", e.id);
