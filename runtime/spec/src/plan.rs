@@ -7,9 +7,13 @@ use std::sync::Arc;
 
 use weir_connectors::{FileSink, FileSource, GeneratorSource, StdoutSink};
 use weir_engine::{Dataflow, Edge, NodeId, Partitioning, SinkFactory, SourceFactory};
-use weir_wasm::{OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmOperatorFactory};
+use weir_engine::OperatorFactory;
+use weir_wasm::{
+    OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmError, WasmOperatorFactory, WindowOperatorFactory,
+    WINDOW_WORLD, WORLD,
+};
 
-use crate::validate::{Backend, InputRef, PipelineSpec, SinkKind, SourceKind};
+use crate::validate::{Backend, InputRef, OperatorDef, PipelineSpec, SinkKind, SourceKind};
 use crate::SpecError;
 
 /// A dataflow ready to start, and the plugin each operator runs.
@@ -84,20 +88,22 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
             }
         };
         plugins.push((o.name.clone(), plugin.meta().clone()));
-        let factory = WasmOperatorFactory {
-            plugin,
-            settings: OperatorSettings {
-                config: o.config.clone(),
-                limits: o.limits.clone(),
-                state: match spec.state.backend {
-                    Backend::Heap => StateBackendKind::Heap,
-                    Backend::RocksDb => StateBackendKind::RocksDb { dir: spec.local_dir().join("rocksdb") },
-                },
+        check_world(o, &plugin, file)?;
+        let settings = OperatorSettings {
+            config: o.config.clone(),
+            limits: o.limits.clone(),
+            state: match spec.state.backend {
+                Backend::Heap => StateBackendKind::Heap,
+                Backend::RocksDb => StateBackendKind::RocksDb { dir: spec.local_dir().join("rocksdb") },
             },
+        };
+        let factory: Arc<dyn OperatorFactory> = match &o.window {
+            Some(w) => Arc::new(WindowOperatorFactory { plugin, settings, window: w.clone() }),
+            None => Arc::new(WasmOperatorFactory { plugin, settings }),
         };
         let side_outputs = side.get(o.name.as_str()).cloned().unwrap_or_default();
         let id = df
-            .add_operator(&o.name, o.parallelism, Arc::new(factory), edges(&o.inputs, &o.key_by, &ids), side_outputs)
+            .add_operator(&o.name, o.parallelism, factory, edges(&o.inputs, &o.key_by, &ids), side_outputs)
             .map_err(engine_err)?;
         ids.insert(&o.name, id);
         par.insert(&o.name, o.parallelism);
@@ -116,4 +122,31 @@ pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecE
         df.add_sink(&s.name, parallelism, factory, edges(&s.inputs, &s.key_by, &ids)).map_err(engine_err)?;
     }
     Ok(Planned { dataflow: df, plugins })
+}
+
+/// A window operator runs a window function, any other operator a stream operator.
+fn check_world(o: &OperatorDef, plugin: &Plugin, file: &str) -> Result<(), SpecError> {
+    let world = plugin.meta().world;
+    let needs = match (&o.window, world) {
+        (Some(_), WINDOW_WORLD) | (None, WORLD) => return Ok(()),
+        (Some(_), _) => format!(
+            "its `window:` block needs a window function: a component exporting the `window` interface (open, add, \
+             merge, get-result) of {WINDOW_WORLD}, e.g. built with weir_sdk::export_window!"
+        ),
+        (None, _) => format!(
+            "an operator without a `window:` block runs a stream operator ({WORLD}); a window function needs a \
+             `window:` block (type, size/slide/gap)"
+        ),
+    };
+    Err(SpecError::Plugin {
+        file: file.into(),
+        line: o.plugin.line,
+        operator: o.name.clone(),
+        source: Box::new(WasmError::WrongWorld {
+            plugin: plugin.meta().to_string(),
+            operator: o.name.clone(),
+            found: world,
+            needs,
+        }),
+    })
 }

@@ -56,10 +56,10 @@ pub struct OperatorSettings {
 }
 
 /// The name of the timers file in an operator's snapshot.
-const TIMERS_FILE: &str = "timers.bin";
+pub(crate) const TIMERS_FILE: &str = "timers.bin";
 
 /// Origin of records emitted from timers (they have no source record).
-const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
+pub(crate) const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
 /// Timers handed to the guest per `on-timer` call.
 const TIMER_BATCH: usize = 1024;
 
@@ -83,7 +83,49 @@ impl Plugin {
     /// Instantiate the plugin for one task and run its `open`.
     pub fn instantiate(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<WasmOperator, WasmError> {
         let plugin = self.meta.to_string();
-        let tag: Arc<str> = format!("{plugin}/{}[{}]", ctx.node, ctx.task_index).into();
+        let Some(pre) = &self.pre else {
+            return Err(WasmError::WrongWorld {
+                plugin,
+                operator: ctx.node.to_string(),
+                found: self.meta.world,
+                needs: format!("operator '{}' has no `window:` block, so it runs a stream operator ({})", ctx.node, crate::WORLD),
+            });
+        };
+        let mut store = self.new_store(ctx, settings)?;
+        let mut op = WasmOperator {
+            bindings: {
+                store.set_epoch_deadline(ticks(settings.limits.call_timeout));
+                match pre.instantiate(&mut store) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        return Err(WasmError::Instantiate {
+                            plugin,
+                            operator: ctx.node.to_string(),
+                            message: format!("{e:#}"),
+                        })
+                    }
+                }
+            },
+            store,
+            plugin,
+            operator: ctx.node.to_string(),
+            task: ctx.task_index,
+            deadline: settings.limits.call_timeout,
+            port_map: Vec::new(),
+            unconsumed: 0,
+            _shared: self.shared.clone(),
+        };
+        if let Some(r) = &ctx.restore {
+            op.restore(&r.files, KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism))?;
+        }
+        op.open(&settings.config, &ctx.side_outputs)?;
+        Ok(op)
+    }
+
+    /// A sandboxed store for one task: WASI without capabilities, the memory
+    /// limit and the task's keyed state backend.
+    pub(crate) fn new_store(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<Store<HostState>, WasmError> {
+        let tag: Arc<str> = format!("{}/{}[{}]", self.meta, ctx.node, ctx.task_index).into();
         // No preopened directories, environment, arguments or network.
         let wasi = WasiCtxBuilder::new()
             .allow_tcp(false)
@@ -116,34 +158,7 @@ impl Plugin {
         };
         let mut store = Store::new(&self.shared.engine, host);
         store.limiter(|s| &mut s.limiter);
-        let mut op = WasmOperator {
-            bindings: {
-                store.set_epoch_deadline(ticks(settings.limits.call_timeout));
-                match self.pre.instantiate(&mut store) {
-                    Ok(b) => b,
-                    Err(e) => {
-                        return Err(WasmError::Instantiate {
-                            plugin,
-                            operator: ctx.node.to_string(),
-                            message: format!("{e:#}"),
-                        })
-                    }
-                }
-            },
-            store,
-            plugin,
-            operator: ctx.node.to_string(),
-            task: ctx.task_index,
-            deadline: settings.limits.call_timeout,
-            port_map: Vec::new(),
-            unconsumed: 0,
-            _shared: self.shared.clone(),
-        };
-        if let Some(r) = &ctx.restore {
-            op.restore(&r.files, KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism))?;
-        }
-        op.open(&settings.config, &ctx.side_outputs)?;
-        Ok(op)
+        Ok(store)
     }
 
     fn backend(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<Box<dyn KeyedStateBackend>, WasmError> {
@@ -163,7 +178,7 @@ impl Plugin {
     }
 }
 
-fn ticks(timeout: Duration) -> u64 {
+pub(crate) fn ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
 }
 
