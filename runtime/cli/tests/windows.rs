@@ -308,98 +308,183 @@ fn plugins_must_match_the_window_block() {
     assert!(err.contains("s.yaml:9:1: sink 'out' reads 'win.dupes', but window operator 'win' has one side output, its late output 'late'"), "{err}");
 }
 
-/// Ordered clicks (never late for a 10 s bound): tumbling counts per key and
-/// minute, published exactly once however often the run is killed.
-fn killed_window_runs_publish_each_window_once(backend: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let base = 1_767_225_600_000i64;
-    let mut text = String::new();
-    let mut counts: BTreeMap<(String, i64), u64> = BTreeMap::new();
-    for i in 0..300_000i64 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let ts = base + i * 100 + (x % 5000) as i64;
-        let key = format!("k{}", (x >> 32) % 20);
-        text.push_str(&format!("{{\"user\":\"{key}\",\"ts\":{ts}}}\n"));
-        *counts.entry((key, ts - ts.rem_euclid(MIN))).or_default() += 1;
-    }
-    std::fs::write(dir.path().join("in.jsonl"), text).unwrap();
-    let expected = norm(counts.iter().map(|((k, s), c)| window_line(k, *s, s + MIN, *c)));
-    let state = dir.path().join("state");
-    let spec = format!(
-        "name: wk\nstate: {{backend: {backend}, dir: '{}'}}\ncheckpoint: {{interval: 100ms}}\nsources:\n  - {{name: in, type: file, path: '{}', format: json_lines, timestamp: $.ts, watermark: {{out_of_orderness: 10s}}}}\noperators:\n  - {{name: win, plugin: '${{WEIR_PLUGINS}}/window_count.wasm', input: in, key_by: $.user, parallelism: 2, window: {{type: tumbling, size: 1m}}}}\nsinks:\n  - {{name: out, type: file, path: '{}', input: win}}\n",
-        state.display(),
-        dir.path().join("in.jsonl").display(),
-        dir.path().join("out").display()
-    );
-    let spec_path = dir.path().join("wk.yaml");
-    std::fs::write(&spec_path, spec).unwrap();
-    let spawn = || -> Child {
-        weir_cmd(&["run", "--progress", "0", spec_path.to_str().unwrap()], &[("WEIR_LOG", "info")])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let checkpoints = || -> usize {
-        std::fs::read_dir(state.join("checkpoints"))
-            .map(|e| e.flatten().filter(|e| e.path().join("_manifest.json").exists()).count())
-            .unwrap_or(0)
-    };
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
-    let start_seed = seed;
-    let (mut kills, mut resumed) = (0, 0);
-    loop {
-        let mut child = spawn();
-        if kills == 3 {
-            let o = child.wait_with_output().unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-            resumed += usize::from(String::from_utf8_lossy(&o.stderr).contains("resuming from chk-"));
-            break;
+/// A checkpointed window job over clicks never late for a 10 s bound (jitter
+/// up to 5 s), with a one-minute pause every 1000 clicks (so sessions end).
+struct WindowJob {
+    dir: tempfile::TempDir,
+    spec: std::path::PathBuf,
+    /// Every window's final result: no click is late, so each fires once.
+    expected: Vec<String>,
+}
+
+impl WindowJob {
+    fn new(backend: &str, window: &str, clicks: i64) -> WindowJob {
+        let dir = tempfile::tempdir().unwrap();
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let base = 1_767_225_600_000i64;
+        let mut text = String::new();
+        let mut records = Vec::new();
+        for i in 0..clicks {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let ts = base + i * 100 + (i / 1000) * MIN + (x % 5000) as i64;
+            let key = format!("k{}", (x >> 32) % 20);
+            text.push_str(&format!("{{\"user\":\"{key}\",\"ts\":{ts}}}\n"));
+            records.push((key, ts, Value::Null));
         }
-        // Wait for a new checkpoint, then kill somewhere in the next intervals.
-        let before = checkpoints();
+        std::fs::write(dir.path().join("in.jsonl"), text).unwrap();
+        let expected = if window.contains("session") {
+            reference_sessions(&records, 30_000)
+        } else {
+            let mut counts: BTreeMap<(&str, i64), u64> = BTreeMap::new();
+            for (k, ts, _) in &records {
+                *counts.entry((k.as_str(), ts - ts.rem_euclid(MIN))).or_default() += 1;
+            }
+            norm(counts.iter().map(|((k, s), c)| window_line(k, *s, s + MIN, *c)))
+        };
+        let spec = format!(
+            "name: wk\nstate: {{backend: {backend}, dir: '{}'}}\ncheckpoint: {{interval: 100ms}}\nsources:\n  - {{name: in, type: file, path: '{}', format: json_lines, timestamp: $.ts, watermark: {{out_of_orderness: 10s}}}}\noperators:\n  - {{name: win, plugin: '${{WEIR_PLUGINS}}/window_count.wasm', input: in, key_by: $.user, parallelism: '${{P:2}}', window: {window}}}\nsinks:\n  - {{name: out, type: file, path: '{}', input: win}}\n",
+            dir.path().join("state").display(),
+            dir.path().join("in.jsonl").display(),
+            dir.path().join("out").display()
+        );
+        let spec_path = dir.path().join("wk.yaml");
+        std::fs::write(&spec_path, spec).unwrap();
+        WindowJob { dir, spec: spec_path, expected }
+    }
+
+    fn spawn(&self, parallelism: &str, extra: &[&str]) -> Child {
+        let mut args = vec!["run", "--progress", "0", self.spec.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        weir_cmd(&args, &[("WEIR_LOG", "info"), ("P", parallelism)]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+
+    fn checkpoints(&self) -> Vec<String> {
+        let Ok(entries) = std::fs::read_dir(self.dir.path().join("state/checkpoints")) else { return Vec::new() };
+        let mut v: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().join("_manifest.json").exists())
+            .map(|e| e.file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Wait for a checkpoint newer than the current newest; false if the run ended first.
+    fn await_checkpoint(&self, child: &mut Child) -> bool {
+        let before = self.checkpoints().last().cloned();
         let start = Instant::now();
-        let mut ended = false;
-        while checkpoints() == before || checkpoints() == 0 {
+        while self.checkpoints().last().is_none() || self.checkpoints().last() == before.as_ref() {
             if child.try_wait().unwrap().is_some() {
-                ended = true;
-                break;
+                return false;
             }
             assert!(start.elapsed() < Duration::from_secs(60), "no checkpoint within 60 s");
             std::thread::sleep(Duration::from_millis(5));
         }
-        if ended {
-            let o = child.wait_with_output().unwrap();
-            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        true
+    }
+
+    /// Every window's result published exactly once.
+    fn assert_exactly_once(&self, seed: u64) {
+        let got = norm(parts(&self.dir.path().join("out")).concat());
+        let dups = got.windows(2).filter(|w| w[0] == w[1]).count();
+        assert_eq!(dups, 0, "windows published twice (seed {seed})");
+        assert_eq!(got.len(), self.expected.len(), "window results (seed {seed})");
+        assert!(got == self.expected, "window results differ from the reference (seed {seed})");
+    }
+}
+
+fn finish(child: Child) -> String {
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "the run failed: {err}");
+    err
+}
+
+/// Killed (SIGKILL) at random moments and rerun until it completes, a window
+/// job publishes each window's result exactly once.
+fn killed_window_runs_publish_each_window_once(backend: &str, window: &str) {
+    let job = WindowJob::new(backend, window, 1_000_000);
+    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let start_seed = seed;
+    let (mut kills, mut resumed) = (0, 0);
+    loop {
+        let mut child = job.spawn("2", &[]);
+        if kills == 3 || !job.await_checkpoint(&mut child) {
+            resumed += usize::from(finish(child).contains("resuming from chk-"));
             break;
         }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        std::thread::sleep(Duration::from_millis(seed % 200));
-        child.kill().unwrap();
+        std::thread::sleep(Duration::from_millis(seed % 150));
+        child.kill().unwrap(); // SIGKILL
         let o = child.wait_with_output().unwrap();
         kills += 1;
         resumed += usize::from(String::from_utf8_lossy(&o.stderr).contains("resuming from chk-"));
     }
-    assert!(kills >= 1, "no run was killed mid-run (seed {start_seed})");
-    assert!(resumed >= 1, "no run resumed from a checkpoint (seed {start_seed})");
-    let got = norm(parts(&dir.path().join("out")).concat());
-    let dups = got.windows(2).filter(|w| w[0] == w[1]).count();
-    assert_eq!(dups, 0, "windows published twice (seed {start_seed})");
-    assert_eq!(got.len(), expected.len(), "window results (seed {start_seed})");
-    assert!(got == expected, "window results differ from the reference (seed {start_seed})");
+    assert!(kills >= 2, "only {kills} runs were killed mid-run (seed {start_seed})");
+    assert!(resumed >= 2, "only {resumed} runs resumed from a checkpoint (seed {start_seed})");
+    job.assert_exactly_once(start_seed);
+}
+
+/// Windows and their timers are keyed state: a savepoint of 2 tasks resumes
+/// on 3, each taking its key groups' windows.
+#[test]
+fn a_window_savepoint_restores_at_another_parallelism() {
+    let job = WindowJob::new("rocksdb", "{type: session, gap: 30s}", 400_000);
+    let mut child = job.spawn("2", &[]);
+    assert!(job.await_checkpoint(&mut child), "the run ended before its first checkpoint");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let o = weir(&["savepoint", job.spec.to_str().unwrap(), "rescale"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = finish(job.spawn("3", &["--from-savepoint", "rescale"]));
+    assert!(err.contains("resuming from savepoint 'rescale'"), "{err}");
+    job.assert_exactly_once(0);
+    let names: Vec<String> =
+        std::fs::read_dir(job.dir.path().join("out")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(names.iter().any(|n| n.starts_with("part-0002-")), "three window tasks wrote: {names:?}");
 }
 
 #[test]
-fn killed_window_runs_publish_each_window_once_on_heap() {
-    killed_window_runs_publish_each_window_once("heap");
+fn a_window_operator_needs_event_time() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in.jsonl"), "{\"user\":\"a\"}\n").unwrap();
+    let spec = format!(
+        "name: w\nsources: [{{name: in, type: file, path: '{}', format: json_lines}}]\noperators: [{{name: win, plugin: '${{WEIR_PLUGINS}}/window_count.wasm', input: in, key_by: $.user, window: {{type: tumbling, size: 1m}}}}]\nsinks: [{{name: out, type: stdout, input: win}}]\n",
+        dir.path().join("in.jsonl").display()
+    );
+    let p = dir.path().join("w.yaml");
+    std::fs::write(&p, spec).unwrap();
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("plugin window_count@sha256:")
+            && err.contains("got a record without an event time: a window operator needs timestamps: give its source `timestamp: $.field`")
+            && err.contains("line 1 of"),
+        "{err}"
+    );
 }
 
 #[test]
-fn killed_window_runs_publish_each_window_once_on_rocksdb() {
-    killed_window_runs_publish_each_window_once("rocksdb");
+fn killed_tumbling_runs_publish_each_window_once_on_heap() {
+    killed_window_runs_publish_each_window_once("heap", "{type: tumbling, size: 1m}");
+}
+
+#[test]
+fn killed_tumbling_runs_publish_each_window_once_on_rocksdb() {
+    killed_window_runs_publish_each_window_once("rocksdb", "{type: tumbling, size: 1m}");
+}
+
+#[test]
+fn killed_session_runs_publish_each_session_once_on_heap() {
+    killed_window_runs_publish_each_window_once("heap", "{type: session, gap: 30s}");
+}
+
+#[test]
+fn killed_session_runs_publish_each_session_once_on_rocksdb() {
+    killed_window_runs_publish_each_window_once("rocksdb", "{type: session, gap: 30s}");
 }
