@@ -219,7 +219,7 @@ fn write_spec(dir: &Path, window: &str, records: &[(String, i64, Value)], extra:
     let text: String = records.iter().map(|(_, _, v)| format!("{v}\n")).collect();
     std::fs::write(dir.join("in.jsonl"), text).unwrap();
     let spec = format!(
-        "name: w\n{extra}batch: {{size: 1}}\nsources:\n  - {{name: in, type: file, path: '{}', format: json_lines, timestamp: $.ts, watermark: {{out_of_orderness: 5s}}}}\noperators:\n  - name: win\n    plugin: ${{WEIR_PLUGINS}}/window_count.wasm\n    input: in\n    key_by: $.user\n    window: {window}\nsinks:\n  - {{name: out, type: file, path: '${{WEIR_OUTPUT}}', input: win}}\n  - {{name: late, type: file, path: '${{WEIR_OUTPUT}}-late', input: win.late}}\n",
+        "name: w\n{extra}batch: {{size: 1}}\nsources:\n  - {{name: in, type: file, path: '{}', format: json_lines, timestamp: $.ts, watermark: {{out_of_orderness: 5s}}}}\noperators:\n  - name: win\n    plugin: ${{WEIR_PLUGINS}}/window_count.wasm\n    input: in\n    key_by: $.user\n    parallelism: 2\n    window: {window}\nsinks:\n  - {{name: out, type: file, path: '${{WEIR_OUTPUT}}', input: win}}\n  - {{name: late, type: file, path: '${{WEIR_OUTPUT}}-late', input: win.late}}\n",
         dir.join("in.jsonl").display()
     );
     let path = dir.join("w.yaml");

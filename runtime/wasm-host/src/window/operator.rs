@@ -8,7 +8,8 @@
 //! millisecond (so it is in checkpoints and fires once after a restore); its
 //! state is purged by a second timer at end + allowed lateness. A record for a
 //! window that already fired but is within the lateness updates it and fires
-//! it again; a record later than that goes to the late side output.
+//! it again (one firing per such record, as in Flink); a record later than
+//! that goes to the late side output.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -48,8 +49,6 @@ struct Slot {
     key: Vec<u8>,
     bounds: Bounds,
     acc: Acc,
-    /// The last input row added to it (the origin of a late firing).
-    last_row: u32,
 }
 
 /// A window to fire: key, bounds, accumulator, origin of the output.
@@ -277,12 +276,11 @@ impl WindowOperator {
                             let d = self.store.data_mut();
                             let acc = d.state.map_get(self.windows, key, &store::encode(&w));
                             let acc = acc.map_err(|e| self.state_err(e))?;
-                            slots.push(Slot { key: key.to_vec(), bounds: w, acc: Acc::Have(acc), last_row: row });
+                            slots.push(Slot { key: key.to_vec(), bounds: w, acc: Acc::Have(acc) });
                             index.insert(w, slots.len() - 1);
                             slots.len() - 1
                         }
                     };
-                    slots[slot].last_row = row;
                     pairs.push((row, slot));
                 }
             }
@@ -313,7 +311,7 @@ impl WindowOperator {
                 let d = self.store.data_mut();
                 d.state.map_remove(self.windows, key, &store::encode(old)).map_err(|e| self.state_err(e))?;
             }
-            slots.push(Slot { key: key.to_vec(), bounds: m.bounds, acc, last_row: *m.rows.last().expect("rows") });
+            slots.push(Slot { key: key.to_vec(), bounds: m.bounds, acc });
             pairs.extend(m.rows.iter().map(|&r| (r, slots.len() - 1)));
         }
         Ok(pairs)
@@ -425,26 +423,50 @@ impl Operator for WindowOperator {
             }
             m
         };
-        let current: Vec<Option<Vec<u8>>> = slots
+        let mut current: Vec<Option<Vec<u8>>> = slots
             .iter_mut()
             .map(|s| match std::mem::replace(&mut s.acc, Acc::Have(None)) {
                 Acc::Have(a) => a,
                 Acc::Merged(g) => Some(merged[g].clone()),
             })
             .collect();
-        let (rows, targets): (Vec<u32>, Vec<u32>) = pairs.iter().map(|&(r, s)| (r, s as u32)).unzip();
+        // Records for windows that already fired (within the allowed lateness)
+        // are added one at a time below, each firing its window again, as in
+        // Flink; all others go to the guest in one call.
+        let wm = self.watermark();
+        let (on_time, late): (Vec<(u32, usize)>, Vec<(u32, usize)>) =
+            pairs.iter().partition(|&&(_, s)| slots[s].bounds.max_timestamp() > wm);
         let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins } = input;
         let headers = headers.into_iter().map(|h| types::Header { row: h.row, name: h.name, value: h.value }).collect();
         let batch = types::Batch { keys, key_ends, values, value_ends, timestamps, headers };
-        self.store.set_epoch_deadline(ticks(self.deadline));
-        let r = self.bindings.weir_operator0_2_0_window().call_add(&mut self.store, &current, &batch, &rows, &targets);
-        let accs = self.result(r, "add", |row| row.and_then(|r| origins.get(r as usize)).copied())?;
-        if accs.len() != slots.len() {
-            return Err(self.contract(format!("add returned {} accumulators for {} windows", accs.len(), slots.len())));
+        if !on_time.is_empty() {
+            let (rows, targets): (Vec<u32>, Vec<u32>) = on_time.iter().map(|&(r, s)| (r, s as u32)).unzip();
+            self.store.set_epoch_deadline(ticks(self.deadline));
+            let r = self.bindings.weir_operator0_2_0_window().call_add(&mut self.store, &current, &batch, &rows, &targets);
+            let accs = self.result(r, "add", |row| row.and_then(|r| origins.get(r as usize)).copied())?;
+            if accs.len() != slots.len() {
+                return Err(self.contract(format!("add returned {} accumulators for {} windows", accs.len(), slots.len())));
+            }
+            current = accs.into_iter().map(Some).collect();
         }
-        let wm = self.watermark();
         let mut fires = Vec::new();
-        for (slot, acc) in slots.into_iter().zip(accs) {
+        for (row, slot) in late {
+            let one = row_batch(&batch, row as usize);
+            let acc = vec![current[slot].take()];
+            self.store.set_epoch_deadline(ticks(self.deadline));
+            let r = self.bindings.weir_operator0_2_0_window().call_add(&mut self.store, &acc, &one, &[0], &[0]);
+            let origin = origins.get(row as usize).copied();
+            let mut accs = self.result(r, "add", |_| origin)?;
+            if accs.len() != 1 {
+                return Err(self.contract(format!("add returned {} accumulators for 1 window", accs.len())));
+            }
+            let acc = accs.pop().expect("one");
+            let s = &slots[slot];
+            fires.push((s.key.clone(), s.bounds, acc.clone(), origin.unwrap_or(TIMER_ORIGIN)));
+            current[slot] = Some(acc);
+        }
+        for (slot, acc) in slots.into_iter().zip(current) {
+            let acc = acc.expect("every window touched by the batch has an accumulator");
             let d = self.store.data_mut();
             d.state.map_put(self.windows, &slot.key, &store::encode(&slot.bounds), &acc).map_err(|e| self.state_err(e))?;
             let d = self.store.data_mut();
@@ -453,11 +475,6 @@ impl Operator for WindowOperator {
                 d.timers.register(Domain::Event, fire_at, &slot.key);
             }
             d.timers.register(Domain::Event, self.spec.cleanup_time(&slot.bounds), &slot.key);
-            if fire_at <= wm {
-                // Late but within the allowed lateness: fire again with the update.
-                let origin = origins.get(slot.last_row as usize).copied().unwrap_or(TIMER_ORIGIN);
-                fires.push((slot.key, slot.bounds, acc, origin));
-            }
         }
         self.fire(fires, out)
     }
@@ -485,6 +502,26 @@ impl Operator for WindowOperator {
             files.push(SnapshotFile { path, name: TIMERS_FILE.into(), shared: false });
             Ok(files)
         })))
+    }
+}
+
+/// Row `row` of `batch` as a batch of its own.
+fn row_batch(batch: &types::Batch, row: usize) -> types::Batch {
+    let span = |ends: &[u32]| (if row == 0 { 0 } else { ends[row - 1] as usize })..ends[row] as usize;
+    let key = batch.keys[span(&batch.key_ends)].to_vec();
+    let value = batch.values[span(&batch.value_ends)].to_vec();
+    types::Batch {
+        key_ends: vec![key.len() as u32],
+        keys: key,
+        value_ends: vec![value.len() as u32],
+        values: value,
+        timestamps: vec![batch.timestamps[row]],
+        headers: batch
+            .headers
+            .iter()
+            .filter(|h| h.row as usize == row)
+            .map(|h| types::Header { row: 0, name: h.name.clone(), value: h.value.clone() })
+            .collect(),
     }
 }
 
