@@ -7,11 +7,14 @@
 //! * [`store`]: windows and their accumulators in the task's keyed state backend.
 //! * [`operator`]: the dataflow operator: assign, add, fire on event-time
 //!   timers, late firings, late side output, purge.
+//! * [`instance`]: instantiating, restoring and opening a task; guest errors.
 
 mod assigner;
+mod instance;
 mod operator;
 mod session;
 mod store;
 
 pub use assigner::{Bounds, WindowKind, WindowSpec};
-pub use operator::{WindowOperator, WindowOperatorFactory};
+pub use instance::WindowOperatorFactory;
+pub use operator::WindowOperator;
