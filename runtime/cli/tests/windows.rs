@@ -488,3 +488,25 @@ fn killed_session_runs_publish_each_session_once_on_heap() {
 fn killed_session_runs_publish_each_session_once_on_rocksdb() {
     killed_window_runs_publish_each_window_once("rocksdb", "{type: session, gap: 30s}");
 }
+
+/// Without a reader for the late output, late records are counted and a
+/// warning names the operator and the side output: never silently dropped.
+#[test]
+fn unread_late_records_are_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = std::fs::read_to_string(root().join("examples/tumbling/pipeline.yaml")).unwrap();
+    let cut = spec.find("  - name: late\n").expect("the example's late sink");
+    let spec = spec[..cut].replace("examples/tumbling/input.jsonl", &root().join("examples/tumbling/input.jsonl").display().to_string());
+    let p = dir.path().join("t.yaml");
+    std::fs::write(&p, spec).unwrap();
+    let out = dir.path().join("out");
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[("WEIR_OUTPUT", out.to_str().unwrap())]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("records later than the allowed lateness go to side output 'late', which no node reads: they are counted, not kept")
+            && err.contains("operator 'per-minute' (task 0): 1 record(s) later than the allowed lateness were not kept: nothing reads its side output 'late'"),
+        "{err}"
+    );
+    assert_eq!(norm(parts(&out).concat()), golden("tumbling", "expected.jsonl"));
+}

@@ -333,6 +333,16 @@ impl Operator for WindowOperator {
 
     /// End of input: the watermark jumps to the end of time; every window fires.
     fn finish(&mut self, out: &mut Emitter) -> Result<(), OperatorError> {
+        if self.late_unread > 0 {
+            tracing::warn!(
+                plugin = %self.plugin,
+                "operator '{}' (task {}): {} record(s) later than the allowed lateness were not kept: nothing reads its side output '{}'",
+                self.operator,
+                self.task,
+                self.late_unread,
+                self.spec.late_output
+            );
+        }
         self.on_watermark(i64::MAX, out)
     }
 
