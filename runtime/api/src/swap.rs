@@ -47,6 +47,12 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
         let planned = run.operators.iter().find(|o| o.name == op).cloned().expect("every operator is planned");
         (run.control.clone(), planned, run.spec.name.clone())
     };
+    if planned.window {
+        return Err(ApiError::conflict(format!(
+            "operator '{op}' of pipeline '{}' is a window operator; swapping window functions is not supported yet",
+            e.id
+        )));
+    }
     if from == plugin {
         return Err(ApiError::conflict(format!("operator '{op}' of pipeline '{}' already runs {plugin}", e.id)));
     }

@@ -32,6 +32,7 @@ mod model;
 mod plan;
 mod units;
 mod validate;
+mod window;
 
 pub use error::SpecError;
 pub use launch::{launch, lock_path, open_storage, savepoint_requests_dir, Launch, LaunchOptions, Resumed};

@@ -69,6 +69,7 @@ pub(crate) struct RawSource {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawWatermark {
+    pub strategy: Option<S>,
     pub out_of_orderness: Option<S>,
     pub idle_timeout: Option<S>,
 }
@@ -84,6 +85,19 @@ pub(crate) struct RawOperator {
     pub parallelism: Option<Spanned<u32>>,
     pub config: Option<BTreeMap<String, S>>,
     pub limits: Option<RawLimits>,
+    pub window: Option<RawWindow>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWindow {
+    #[serde(rename = "type")]
+    pub kind: S,
+    pub size: Option<S>,
+    pub slide: Option<S>,
+    pub gap: Option<S>,
+    pub allowed_lateness: Option<S>,
+    pub late_output: Option<S>,
 }
 
 #[derive(Deserialize)]

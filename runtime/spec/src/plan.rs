@@ -7,7 +7,11 @@ use std::sync::Arc;
 
 use weir_connectors::{FileSink, FileSource, GeneratorSource, StdoutSink};
 use weir_engine::{Dataflow, Edge, NodeId, Partitioning, SinkFactory, SourceFactory};
-use weir_wasm::{OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmError, WasmOperatorFactory};
+use weir_engine::OperatorFactory;
+use weir_wasm::{
+    OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmError, WasmOperatorFactory, WindowOperatorFactory,
+    WINDOW_WORLD, WORLD,
+};
 
 use crate::validate::{Backend, InputRef, OperatorDef, PipelineSpec, SinkKind, SourceKind};
 use crate::SpecError;
@@ -28,6 +32,8 @@ pub struct PlannedOperator {
     pub settings: OperatorSettings,
     /// The side outputs the dataflow reads from it.
     pub side_outputs: Vec<String>,
+    /// A window operator (runs a window function).
+    pub window: bool,
 }
 
 /// Plan a spec whose operators name plugin files.
@@ -105,6 +111,7 @@ pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plug
             }
         };
         plugins.push((o.name.clone(), plugin.meta().clone()));
+        check_world(o, &plugin, file)?;
         let settings = OperatorSettings {
             config: o.config.clone(),
             limits: o.limits.clone(),
@@ -119,10 +126,14 @@ pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plug
             parallelism: o.parallelism,
             settings: settings.clone(),
             side_outputs: side_outputs.clone(),
+            window: o.window.is_some(),
         });
-        let factory = WasmOperatorFactory { plugin, settings };
+        let factory: Arc<dyn OperatorFactory> = match &o.window {
+            Some(w) => Arc::new(WindowOperatorFactory { plugin, settings, window: w.clone() }),
+            None => Arc::new(WasmOperatorFactory { plugin, settings }),
+        };
         let id = df
-            .add_operator(&o.name, o.parallelism, Arc::new(factory), edges(&o.inputs, &o.key_by, &ids), side_outputs)
+            .add_operator(&o.name, o.parallelism, factory, edges(&o.inputs, &o.key_by, &ids), side_outputs)
             .map_err(engine_err)?;
         ids.insert(&o.name, id);
         par.insert(&o.name, o.parallelism);
@@ -141,4 +152,31 @@ pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plug
         df.add_sink(&s.name, parallelism, factory, edges(&s.inputs, &s.key_by, &ids)).map_err(engine_err)?;
     }
     Ok(Planned { dataflow: df, plugins, operators })
+}
+
+/// A window operator runs a window function, any other operator a stream operator.
+fn check_world(o: &OperatorDef, plugin: &Plugin, file: &str) -> Result<(), SpecError> {
+    let world = plugin.meta().world;
+    let needs = match (&o.window, world) {
+        (Some(_), WINDOW_WORLD) | (None, WORLD) => return Ok(()),
+        (Some(_), _) => format!(
+            "its `window:` block needs a window function: a component exporting the `window` interface (open, add, \
+             merge, get-result) of {WINDOW_WORLD}, e.g. built with weir_sdk::export_window!"
+        ),
+        (None, _) => format!(
+            "an operator without a `window:` block runs a stream operator ({WORLD}); a window function needs a \
+             `window:` block (type, size/slide/gap)"
+        ),
+    };
+    Err(SpecError::Plugin {
+        file: file.into(),
+        line: o.plugin.line,
+        operator: o.name.clone(),
+        source: Box::new(WasmError::WrongWorld {
+            plugin: plugin.meta().to_string(),
+            operator: o.name.clone(),
+            found: world,
+            needs,
+        }),
+    })
 }

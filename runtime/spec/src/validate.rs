@@ -7,9 +7,10 @@ use std::sync::Arc;
 use marked_yaml::Spanned;
 use weir_connectors::{FileFormat, GeneratorSpec};
 use weir_engine::{EngineOptions, EventTime, KeySelector, DEFAULT_MAX_PARALLELISM};
-use weir_wasm::Limits;
+use weir_wasm::{Limits, WindowSpec};
 
 use crate::model::{RawLimits, RawOperator, RawSink, RawSource, RawSpec};
+use crate::window::window;
 use crate::units::{parse_bytes, parse_duration};
 use crate::SpecError;
 
@@ -106,6 +107,8 @@ pub struct OperatorDef {
     pub parallelism: u32,
     pub config: Vec<(String, String)>,
     pub limits: Limits,
+    /// `Some` for a window operator (its plugin is a window function).
+    pub window: Option<WindowSpec>,
 }
 
 #[derive(Clone, Debug)]
@@ -125,15 +128,15 @@ pub enum SinkKind {
     Stdout,
 }
 
-struct Ctx<'a> {
-    file: &'a str,
+pub(crate) struct Ctx<'a> {
+    pub file: &'a str,
     /// For a spec sent to a node: its pipelines directory (default state
     /// directory `<dir>/<name>/state`, checkpoints every second by default).
-    node_dir: Option<&'a std::path::Path>,
+    pub node_dir: Option<&'a std::path::Path>,
 }
 
 impl Ctx<'_> {
-    fn err<T>(&self, span: &Spanned<T>, message: impl Into<String>) -> SpecError {
+    pub(crate) fn err<T>(&self, span: &Spanned<T>, message: impl Into<String>) -> SpecError {
         SpecError::at(self.file, span.span().start(), message)
     }
 }
@@ -198,6 +201,7 @@ pub(crate) fn validate(raw: RawSpec, file: &str, node_dir: Option<&std::path::Pa
         .map(|(i, o)| operator(&cx, i, o, &names, engine.max_parallelism))
         .collect::<Result<Vec<_>, _>>()?;
     let sinks = raw.sinks.iter().enumerate().map(|(i, s)| sink(&cx, i, s, &names, engine.max_parallelism)).collect::<Result<Vec<_>, _>>()?;
+    crate::window::check_side_outputs(&cx, &operators, &sinks)?;
     operators = topo_sort(&cx, operators, &raw.operators)?;
     let (state, checkpoint) = state_and_checkpoint(&cx, &raw)?;
     Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks, state, checkpoint })
@@ -348,6 +352,19 @@ fn event_time(cx: &Ctx, f: &str, s: &RawSource) -> Result<Option<EventTime>, Spe
         })?);
     }
     if let Some(w) = &s.watermark {
+        match (w.strategy.as_ref().map(|s| s.as_str()), &w.out_of_orderness) {
+            (None | Some("bounded_out_of_orderness"), _) => {}
+            (Some("monotonic"), None) => {}
+            (Some("monotonic"), Some(o)) => {
+                return Err(cx.err(o, format!("{f}.watermark.out_of_orderness: not a setting of the monotonic strategy (timestamps only increase)")))
+            }
+            (Some(other), _) => {
+                return Err(cx.err(
+                    w.strategy.as_ref().unwrap(),
+                    format!("{f}.watermark.strategy: '{other}' is not a watermark strategy (bounded_out_of_orderness, monotonic)"),
+                ))
+            }
+        }
         if let Some(o) = &w.out_of_orderness {
             et.out_of_orderness = parse_duration(o).map_err(|m| cx.err(o, format!("{f}.watermark.out_of_orderness: {m}")))?;
         }
@@ -444,6 +461,15 @@ fn operator(
     if o.plugin.trim().is_empty() {
         return Err(cx.err(&o.plugin, format!("{f}.plugin: empty")));
     }
+    let window = match &o.window {
+        Some(w) => {
+            if o.key_by.is_none() {
+                return Err(cx.err(&w.kind, format!("{f}.window: a window operator needs key_by (windows are per key)")));
+            }
+            Some(window(cx, &f, w)?)
+        }
+        None => None,
+    };
     Ok(OperatorDef {
         name: o.name.to_string(),
         line: line(&o.name),
@@ -453,6 +479,7 @@ fn operator(
         parallelism: parallelism(cx, &o.parallelism, &f, max)?.unwrap_or(1),
         config: o.config.iter().flatten().map(|(k, v)| (k.clone(), v.to_string())).collect(),
         limits: limits(cx, &f, &o.limits)?,
+        window,
     })
 }
 

@@ -80,7 +80,7 @@ fn errors_name_file_line_column_and_field() {
         (
             "    plugin: ${PLUGINS}/word_count.wasm\n    input: events",
             "    plugn: x\n    input: events",
-            "p.yaml:17:5: operators[1].plugn: unknown field 'plugn', expected one of: name, plugin, input, inputs, key_by, parallelism, config, limits",
+            "p.yaml:17:5: operators[1].plugn: unknown field 'plugn', expected one of: name, plugin, input, inputs, key_by, parallelism, config, limits, window",
         ),
         (
             "input: events",
@@ -167,4 +167,53 @@ fn the_example_pipeline_plans() {
     let planned = plan(&spec, &engine).unwrap();
     assert_eq!(planned.plugins.len(), 2);
     assert_eq!(planned.plugins[0].1, planned.plugins[1].1, "one plugin, loaded once");
+}
+
+fn with_watermark(wm: &str) -> String {
+    format!(
+        "name: w\nsources: [{{name: in, type: file, path: x, format: json_lines, timestamp: $.ts, watermark: {wm}}}]\nsinks: [{{name: out, type: stdout, input: in}}]\n"
+    )
+}
+
+#[test]
+fn watermark_strategies_bounded_and_monotonic() {
+    let ooo = |s: &PipelineSpec| s.sources[0].event_time.as_ref().unwrap().out_of_orderness;
+    assert_eq!(ooo(&ok(&with_watermark("{strategy: monotonic}"))), std::time::Duration::ZERO);
+    assert_eq!(ooo(&ok(&with_watermark("{out_of_orderness: 5s}"))), std::time::Duration::from_secs(5));
+    assert_eq!(
+        ooo(&ok(&with_watermark("{strategy: bounded_out_of_orderness, out_of_orderness: 2s}"))),
+        std::time::Duration::from_secs(2)
+    );
+    let e = err(&with_watermark("{strategy: monotonic, out_of_orderness: 5s}"));
+    assert!(
+        e.starts_with("p.yaml:2:")
+            && e.ends_with("sources[0].watermark.out_of_orderness: not a setting of the monotonic strategy (timestamps only increase)"),
+        "{e}"
+    );
+    let e = err(&with_watermark("{strategy: ascending}"));
+    assert!(
+        e.ends_with("sources[0].watermark.strategy: 'ascending' is not a watermark strategy (bounded_out_of_orderness, monotonic)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn window_blocks_become_window_specs() {
+    use weir_wasm::{WindowKind, WindowSpec};
+    let spec = |w: &str| {
+        format!(
+            "name: w\nsources: [{{name: in, type: file, path: x, format: json_lines, timestamp: $.ts}}]\noperators: [{{name: win, plugin: p.wasm, input: in, key_by: $.user, window: {w}}}]\nsinks: [{{name: out, type: stdout, input: win}}, {{name: l, type: stdout, input: win.too-late}}]\n"
+        )
+    };
+    let s = ok(&spec("{type: tumbling, size: 1m, allowed_lateness: 30s, late_output: too-late}"));
+    let want = WindowSpec { kind: WindowKind::Tumbling { size: 60_000 }, allowed_lateness: 30_000, late_output: "too-late".into() };
+    assert_eq!(s.operators[0].window, Some(want));
+    let s = ok(&spec("{type: sliding, size: 10m, slide: 1m, late_output: too-late}"));
+    assert_eq!(s.operators[0].window.as_ref().unwrap().kind, WindowKind::Sliding { size: 600_000, slide: 60_000 });
+    let s = ok(&spec("{type: session, gap: 30m, late_output: too-late}"));
+    assert_eq!(s.operators[0].window.as_ref().unwrap().kind, WindowKind::Session { gap: 1_800_000 });
+    let e = err(&spec("{type: session, gap: 30m}"));
+    assert_eq!(e, "p.yaml:4:1: sink 'l' reads 'win.too-late', but window operator 'win' has one side output, its late output 'late' (window.late_output)");
+    let e = err(&spec("{type: session, gap: soon, late_output: too-late}"));
+    assert!(e.starts_with("p.yaml:3:") && e.contains("operators[0].window.gap: "), "{e}");
 }

@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
+use crate::bindings::v0_2::WindowOperatorPre;
 use crate::bindings::{Operator, OperatorPre};
 use crate::host::HostState;
-use crate::{cache, WasmError, WORLD};
+use crate::{cache, WasmError, WINDOW_WORLD, WORLD};
 
 /// How often the epoch advances; CPU deadlines are rounded up to it.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -32,7 +33,8 @@ pub struct PluginMeta {
     pub version: String,
     /// sha256 of the component, hex.
     pub digest: String,
-    /// The world it implements.
+    /// The world it implements: [`WORLD`](crate::WORLD) (a stream operator) or
+    /// [`WINDOW_WORLD`](crate::WINDOW_WORLD) (a window function).
     pub world: &'static str,
 }
 
@@ -70,7 +72,10 @@ pub struct PluginEngine {
 #[derive(Clone)]
 pub struct Plugin {
     pub(crate) meta: Arc<PluginMeta>,
-    pub(crate) pre: OperatorPre<HostState>,
+    /// Set for a stream operator (`WORLD`).
+    pub(crate) pre: Option<OperatorPre<HostState>>,
+    /// Set for a window function (`WINDOW_WORLD`).
+    pub(crate) window_pre: Option<WindowOperatorPre<HostState>>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -142,12 +147,18 @@ impl PluginEngine {
             world: WORLD,
             message: format!("{e:#}"),
         })?;
-        let pre = OperatorPre::new(instance_pre).map_err(|e| WasmError::World {
-            plugin: plugin.clone(),
-            world: WORLD,
-            message: format!("{e:#}"),
-        })?;
-        Ok(Plugin { meta: Arc::new(meta), pre, shared: self.shared.clone() })
+        // A stream operator exports `handler`; a window function (0.2.0) exports `window`.
+        let (pre, window_pre) = match OperatorPre::new(instance_pre.clone()) {
+            Ok(pre) => (Some(pre), None),
+            Err(e) => match WindowOperatorPre::new(instance_pre) {
+                Ok(w) => (None, Some(w)),
+                Err(_) => {
+                    return Err(WasmError::World { plugin: plugin.clone(), world: WORLD, message: format!("{e:#}") })
+                }
+            },
+        };
+        let meta = PluginMeta { world: if pre.is_some() { WORLD } else { WINDOW_WORLD }, ..meta };
+        Ok(Plugin { meta: Arc::new(meta), pre, window_pre, shared: self.shared.clone() })
     }
 
     fn compile(&self, bytes: &[u8], meta: &PluginMeta) -> Result<Component, WasmError> {

@@ -17,6 +17,8 @@ pub enum WasmError {
     Compile { plugin: String, message: String },
     #[error("plugin {plugin} does not implement the {world} world: {message}")]
     World { plugin: String, world: &'static str, message: String },
+    #[error("plugin {plugin} implements {found}, but {needs}")]
+    WrongWorld { plugin: String, operator: String, found: &'static str, needs: String },
     #[error("cannot instantiate plugin {plugin} for operator '{operator}': {message}")]
     Instantiate { plugin: String, operator: String, message: String },
     #[error("plugin {plugin} failed to open operator '{operator}' (task {task}): {message}")]

@@ -18,10 +18,15 @@ mod host;
 mod log_stream;
 mod operator;
 mod timers;
+mod window;
 
 pub use engine::{EngineConfig, Plugin, PluginEngine, PluginMeta};
 pub use error::WasmError;
+pub use window::{Bounds, WindowKind, WindowOperator, WindowOperatorFactory, WindowSpec};
 pub use operator::{Limits, OperatorSettings, StateBackendKind, WasmOperator, WasmOperatorFactory};
 
-/// The WIT world every operator component implements.
+/// The WIT world of a stream operator component.
 pub const WORLD: &str = "weir:operator/operator@0.1.0";
+/// The WIT world of a window function component (the per-window logic of a
+/// window operator).
+pub const WINDOW_WORLD: &str = "weir:operator/window-operator@0.2.0";

@@ -56,10 +56,10 @@ pub struct OperatorSettings {
 }
 
 /// The name of the timers file in an operator's snapshot.
-const TIMERS_FILE: &str = "timers.bin";
+pub(crate) const TIMERS_FILE: &str = "timers.bin";
 
 /// Origin of records emitted from timers (they have no source record).
-const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
+pub(crate) const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
 /// Timers handed to the guest per `on-timer` call.
 const TIMER_BATCH: usize = 1024;
 
@@ -102,7 +102,42 @@ impl Plugin {
         state: Box<dyn KeyedStateBackend>,
     ) -> Result<WasmOperator, (WasmError, Box<dyn KeyedStateBackend>)> {
         let plugin = self.meta.to_string();
-        let tag: Arc<str> = format!("{plugin}/{}[{}]", ctx.node, ctx.task_index).into();
+        let Some(pre) = &self.pre else {
+            let err = WasmError::WrongWorld {
+                plugin,
+                operator: ctx.node.to_string(),
+                found: self.meta.world,
+                needs: format!("operator '{}' has no `window:` block, so it runs a stream operator ({})", ctx.node, crate::WORLD),
+            };
+            return Err((err, state));
+        };
+        let mut store = self.new_store(ctx, settings, state);
+        store.set_epoch_deadline(ticks(settings.limits.call_timeout));
+        let bindings = match pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(e) => {
+                let err = WasmError::Instantiate { plugin, operator: ctx.node.to_string(), message: format!("{e:#}") };
+                return Err((err, store.into_data().state));
+            }
+        };
+        Ok(WasmOperator {
+            bindings,
+            store,
+            plugin,
+            operator: ctx.node.to_string(),
+            task: ctx.task_index,
+            deadline: settings.limits.call_timeout,
+            port_map: Vec::new(),
+            unconsumed: 0,
+            ctx: TaskContext { restore: None, ..ctx.clone() },
+            _shared: self.shared.clone(),
+        })
+    }
+
+    /// A sandboxed store for one task over its keyed state backend: WASI
+    /// without capabilities and the memory limit.
+    pub(crate) fn new_store(&self, ctx: &TaskContext, settings: &OperatorSettings, state: Box<dyn KeyedStateBackend>) -> Store<HostState> {
+        let tag: Arc<str> = format!("{}/{}[{}]", self.meta, ctx.node, ctx.task_index).into();
         // No preopened directories, environment, arguments or network.
         let wasi = WasiCtxBuilder::new()
             .allow_tcp(false)
@@ -135,29 +170,10 @@ impl Plugin {
         };
         let mut store = Store::new(&self.shared.engine, host);
         store.limiter(|s| &mut s.limiter);
-        store.set_epoch_deadline(ticks(settings.limits.call_timeout));
-        let bindings = match self.pre.instantiate(&mut store) {
-            Ok(b) => b,
-            Err(e) => {
-                let err = WasmError::Instantiate { plugin, operator: ctx.node.to_string(), message: format!("{e:#}") };
-                return Err((err, store.into_data().state));
-            }
-        };
-        Ok(WasmOperator {
-            bindings,
-            store,
-            plugin,
-            operator: ctx.node.to_string(),
-            task: ctx.task_index,
-            deadline: settings.limits.call_timeout,
-            port_map: Vec::new(),
-            unconsumed: 0,
-            ctx: TaskContext { restore: None, ..ctx.clone() },
-            _shared: self.shared.clone(),
-        })
+        store
     }
 
-    fn backend(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<Box<dyn KeyedStateBackend>, WasmError> {
+    pub(crate) fn backend(&self, ctx: &TaskContext, settings: &OperatorSettings) -> Result<Box<dyn KeyedStateBackend>, WasmError> {
         let groups = KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism);
         Ok(match &settings.state {
             StateBackendKind::Heap => Box::new(HeapBackend::new(groups)),
@@ -174,7 +190,7 @@ impl Plugin {
     }
 }
 
-fn ticks(timeout: Duration) -> u64 {
+pub(crate) fn ticks(timeout: Duration) -> u64 {
     (timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
 }
 

@@ -14,7 +14,7 @@ thread_local! {
     static ROW: Cell<Option<u32>> = const { Cell::new(None) };
 }
 
-fn install_panic_hook() {
+pub(crate) fn install_panic_hook() {
     std::panic::set_hook(Box::new(|info| {
         let payload = info.payload_as_str().unwrap_or("panic");
         let message = match info.location() {
@@ -23,6 +23,11 @@ fn install_panic_hook() {
         };
         runtime::report_panic(ROW.get(), &message);
     }));
+}
+
+/// The input row being handled, for the panic hook.
+pub(crate) fn set_row(row: Option<u32>) {
+    ROW.set(row);
 }
 
 pub fn open<T: Operator>(config: Vec<(String, String)>) -> Result<(), String> {

@@ -31,16 +31,20 @@
 //! weir_sdk::export_operator!(Count);
 //! ```
 
+extern crate self as weir_sdk;
+
 mod context;
 mod dispatch;
 mod error;
 mod record;
 mod state;
+mod window;
 
 pub use context::{Context, Counter, Level, OpenContext, SideOutput, TaskInfo, NO_TIMESTAMP};
 pub use error::Error;
 pub use record::{Record, TimeDomain, Timer};
 pub use state::{ListState, MapState, Reducer, ReducingState, StateOptions, ValueState};
+pub use window::{Window, WindowAggregate};
 
 /// Generated bindings of `weir:operator@0.1.0`; not part of the SDK's API.
 #[doc(hidden)]
@@ -54,9 +58,29 @@ pub mod wit {
     });
 }
 
+/// Generated bindings of the window world of `weir:operator@0.2.0`, sharing
+/// the 0.1.0 interfaces with [`wit`]; not part of the SDK's API.
+#[doc(hidden)]
+pub mod wit_window {
+    wit_bindgen::generate!({
+        path: "../../wit/operator@0.2.0",
+        world: "window-operator",
+        pub_export_macro: true,
+        export_macro_name: "__export_window_wit",
+        default_bindings_module: "weir_sdk::wit_window",
+        with: {
+            "weir:operator/types@0.1.0": weir_sdk::wit::weir::operator::types,
+            "weir:operator/runtime@0.1.0": weir_sdk::wit::weir::operator::runtime,
+        },
+    });
+}
+
 #[doc(hidden)]
 pub mod __private {
     pub use crate::dispatch::{on_timer, open, process};
+    pub use crate::window::{
+        add as window_add, get_result as window_get_result, merge as window_merge, open as window_open,
+    };
 }
 
 /// Everything an operator needs, in one import.
@@ -67,7 +91,7 @@ pub mod __private {
 pub mod prelude {
     pub use crate::{
         Context, Counter, Error, ListState, MapState, OpenContext, Operator, Record, Reducer, ReducingState,
-        SideOutput, StateOptions, TimeDomain, Timer, ValueState,
+        SideOutput, StateOptions, TimeDomain, Timer, ValueState, Window, WindowAggregate,
     };
 }
 
