@@ -280,8 +280,8 @@ impl Operator for WindowOperator {
         // are added one at a time below, each firing its window again, as in
         // Flink; all others go to the guest in one call.
         let wm = self.watermark();
-        let (on_time, late): (Vec<(u32, usize)>, Vec<(u32, usize)>) =
-            pairs.iter().partition(|&&(_, s)| slots[s].bounds.max_timestamp() > wm);
+        type Pairs = Vec<(u32, usize)>;
+        let (on_time, late): (Pairs, Pairs) = pairs.iter().partition(|&&(_, s)| slots[s].bounds.max_timestamp() > wm);
         let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins } = input;
         let headers = headers.into_iter().map(|h| types::Header { row: h.row, name: h.name, value: h.value }).collect();
         let batch = types::Batch { keys, key_ends, values, value_ends, timestamps, headers };
