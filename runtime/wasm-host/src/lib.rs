@@ -17,6 +17,7 @@ mod error;
 mod host;
 mod log_stream;
 mod operator;
+mod snapshot;
 mod timers;
 mod window;
 

@@ -9,7 +9,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use std::path::{Path, PathBuf};
 
 use weir_engine::{
-    Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, SnapshotFile, SnapshotWriter, TaskContext,
+    Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, SnapshotWriter, TaskContext,
 };
 use weir_state::{HeapBackend, KeyGroups, KeyedStateBackend, RestoreFiles, RocksBackend, RocksOptions};
 
@@ -55,8 +55,6 @@ pub struct OperatorSettings {
     pub state: StateBackendKind,
 }
 
-/// The name of the timers file in an operator's snapshot.
-pub(crate) const TIMERS_FILE: &str = "timers.bin";
 
 /// Origin of records emitted from timers (they have no source record).
 pub(crate) const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
@@ -222,18 +220,7 @@ impl WasmOperator {
 
     /// Load state and timers of this task's key groups from every task's snapshot.
     fn restore(&mut self, snapshots: &[RestoreFiles], groups: KeyGroups) -> Result<(), WasmError> {
-        let mut state = Vec::with_capacity(snapshots.len());
-        for files in snapshots {
-            let (timers, rest): (Vec<_>, Vec<_>) = files.iter().cloned().partition(|(n, _)| n == TIMERS_FILE);
-            for (_, path) in timers {
-                let bytes = std::fs::read(&path).map_err(|e| self.state_error(format!("cannot read {}: {e}", path.display())))?;
-                let d = self.store.data_mut();
-                d.timers.restore(&bytes, &groups).map_err(|e| self.state_error(format!("{}: {e}", path.display())))?;
-            }
-            state.push(rest);
-        }
-        let r = self.store.data_mut().state.restore(&state);
-        r.map_err(|e| self.state_error(e.to_string()))
+        crate::snapshot::restore(self.store.data_mut(), snapshots, &groups).map_err(|e| self.state_error(e))
     }
 
     fn open_error(&self, message: String) -> WasmError {
@@ -460,17 +447,8 @@ impl Operator for WasmOperator {
     }
 
     fn snapshot(&mut self, dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
-        let d = self.store.data_mut();
-        d.state.set_time(now_ms());
-        let state = d.state.snapshot(dir).map_err(|e| OperatorError::new(self.state_error(e.to_string())))?;
-        let timers = self.store.data().timers.snapshot();
-        let path = dir.join(TIMERS_FILE);
-        Ok(Some(Box::new(move || {
-            let mut files = state().map_err(|e| e.to_string())?;
-            std::fs::write(&path, timers).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            files.push(SnapshotFile { path, name: TIMERS_FILE.into(), shared: false });
-            Ok(files)
-        })))
+        let w = crate::snapshot::snapshot(self.store.data_mut(), dir).map_err(|e| OperatorError::new(self.state_error(e)))?;
+        Ok(Some(w))
     }
 
     fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {

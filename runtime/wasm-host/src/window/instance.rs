@@ -11,7 +11,7 @@ use super::operator::WindowOperator;
 use super::store;
 use crate::bindings::types;
 use crate::engine::Plugin;
-use crate::operator::{ticks, OperatorSettings, TIMERS_FILE};
+use crate::operator::{ticks, OperatorSettings};
 use crate::WasmError;
 
 impl Plugin {
@@ -111,18 +111,7 @@ impl WindowOperator {
 
     /// Load windows and timers of this task's key groups from every task's snapshot.
     pub(super) fn restore(&mut self, snapshots: &[RestoreFiles], groups: KeyGroups) -> Result<(), WasmError> {
-        let mut state = Vec::with_capacity(snapshots.len());
-        for files in snapshots {
-            let (timers, rest): (Vec<_>, Vec<_>) = files.iter().cloned().partition(|(n, _)| n == TIMERS_FILE);
-            for (_, path) in timers {
-                let bytes = std::fs::read(&path).map_err(|e| self.state_error(format!("cannot read {}: {e}", path.display())))?;
-                let d = self.store.data_mut();
-                d.timers.restore(&bytes, &groups).map_err(|e| self.state_error(format!("{}: {e}", path.display())))?;
-            }
-            state.push(rest);
-        }
-        let r = self.store.data_mut().state.restore(&state);
-        r.map_err(|e| self.state_error(e.to_string()))
+        crate::snapshot::restore(self.store.data_mut(), snapshots, &groups).map_err(|e| self.state_error(e))
     }
 
     /// Turn a failed call into an error, with the row it concerns if known.

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Store;
-use weir_engine::{Emitter, Operator, OperatorError, Origin, RecordBatch, SnapshotFile, SnapshotWriter, NO_TIMESTAMP};
+use weir_engine::{Emitter, Operator, OperatorError, Origin, RecordBatch, SnapshotWriter, NO_TIMESTAMP};
 use weir_state::StateId;
 
 use super::assigner::{Bounds, WindowSpec};
@@ -26,7 +26,7 @@ use crate::bindings::types;
 use crate::bindings::v0_2::{window as wit, WindowOperator as Bindings};
 use crate::engine::Shared;
 use crate::host::{now_ms, HostState};
-use crate::operator::{ticks, TIMERS_FILE, TIMER_ORIGIN};
+use crate::operator::{ticks, TIMER_ORIGIN};
 use crate::timers::Domain;
 use crate::WasmError;
 
@@ -347,17 +347,8 @@ impl Operator for WindowOperator {
     }
 
     fn snapshot(&mut self, dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
-        let d = self.store.data_mut();
-        d.state.set_time(now_ms());
-        let state = d.state.snapshot(dir).map_err(|e| self.state_err(e))?;
-        let timers = self.store.data().timers.snapshot();
-        let path = dir.join(TIMERS_FILE);
-        Ok(Some(Box::new(move || {
-            let mut files = state().map_err(|e| e.to_string())?;
-            std::fs::write(&path, timers).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            files.push(SnapshotFile { path, name: TIMERS_FILE.into(), shared: false });
-            Ok(files)
-        })))
+        let w = crate::snapshot::snapshot(self.store.data_mut(), dir).map_err(|e| self.state_err(e))?;
+        Ok(Some(w))
     }
 }
 
