@@ -42,3 +42,47 @@ pub enum WasmError {
     #[error("cannot set up the Wasm engine: {0}")]
     Engine(String),
 }
+
+/// Who made a guest call: plugin (`name@version`), operator and task.
+pub(crate) struct Caller<'a> {
+    pub plugin: &'a str,
+    pub operator: &'a str,
+    pub task: u32,
+}
+
+impl Caller<'_> {
+    /// A call into the guest failed: say why (memory limit, deadline, trap with
+    /// the guest's panic message), with the input row it concerns if known.
+    pub(crate) fn failed(
+        &self,
+        host: &mut crate::host::HostState,
+        e: wasmtime::Error,
+        call: &str,
+        deadline: Duration,
+    ) -> (WasmError, Option<u32>) {
+        let (plugin, operator, task) = (self.plugin.to_string(), self.operator.to_string(), self.task);
+        tracing::debug!(plugin, operator, task, "guest {call} failed: {e:?}");
+        if let Some(requested) = host.limiter.hit.take() {
+            return (WasmError::Memory { plugin, operator, task, requested, limit: host.limiter.limit }, None);
+        }
+        if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            return (WasmError::Deadline { plugin, operator, task, deadline }, None);
+        }
+        let (row, panic) = match host.panic.take() {
+            Some((row, msg)) => (row, format!(" in {call}, panicking with '{msg}'")),
+            None => (None, format!(" in {call}")),
+        };
+        (WasmError::Trap { plugin, operator, task, panic, message: e.root_cause().to_string() }, row)
+    }
+
+    /// The guest returned an error from `call`.
+    pub(crate) fn guest_error(&self, call: &str, message: String) -> WasmError {
+        WasmError::Guest {
+            plugin: self.plugin.to_string(),
+            operator: self.operator.to_string(),
+            task: self.task,
+            what: format!("returned an error from {call}"),
+            message,
+        }
+    }
+}

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap};
+use wasmtime::Store;
 use wasmtime_wasi::WasiCtxBuilder;
 use std::path::{Path, PathBuf};
 
@@ -244,21 +244,8 @@ impl WasmOperator {
 
     /// Turn a failed call into an error, with the input row it concerns if known.
     fn trap(&mut self, e: wasmtime::Error, call: &str) -> (WasmError, Option<u32>) {
-        let (plugin, operator, task) = (self.plugin.clone(), self.operator.clone(), self.task);
-        tracing::debug!(plugin, operator, task, "guest {call} failed: {e:?}");
-        let d = self.store.data_mut();
-        if let Some(requested) = d.limiter.hit.take() {
-            return (WasmError::Memory { plugin, operator, task, requested, limit: d.limiter.limit }, None);
-        }
-        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return (WasmError::Deadline { plugin, operator, task, deadline: self.deadline }, None);
-        }
-        let (row, panic) = match d.panic.take() {
-            Some((row, msg)) => (row, format!(" in {call}, panicking with '{msg}'")),
-            None => (None, format!(" in {call}")),
-        };
-        let message = e.root_cause().to_string();
-        (WasmError::Trap { plugin, operator, task, panic, message }, row)
+        let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
+        caller.failed(self.store.data_mut(), e, call, self.deadline)
     }
 
     fn contract(&self, message: String) -> OperatorError {
@@ -280,14 +267,10 @@ impl WasmOperator {
         let at = |row: Option<u32>| row.and_then(|r| origins.get(r as usize)).or(origins.first()).copied();
         match r {
             Ok(Ok(emitted)) => self.emit(emitted, origins, out),
-            Ok(Err(e)) => Err(OperatorError::new(WasmError::Guest {
-                plugin: self.plugin.clone(),
-                operator: self.operator.clone(),
-                task: self.task,
-                what: format!("returned an error from {call}"),
-                message: e.message,
-            })
-            .at(at(e.row))),
+            Ok(Err(e)) => {
+                let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
+                Err(OperatorError::new(caller.guest_error(call, e.message)).at(at(e.row)))
+            }
             Err(e) => {
                 let (err, row) = self.trap(e, call);
                 Err(OperatorError::new(err).at(at(row)))

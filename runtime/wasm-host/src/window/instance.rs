@@ -2,7 +2,6 @@
 //! restoring windows and timers, opening it; and turning failed guest calls
 //! into errors that name plugin, operator, task and input record.
 
-use wasmtime::Trap;
 use weir_engine::{Operator, OperatorError, OperatorFactory, Origin, TaskContext};
 use weir_state::{KeyGroups, RestoreFiles};
 
@@ -116,19 +115,8 @@ impl WindowOperator {
 
     /// Turn a failed call into an error, with the row it concerns if known.
     pub(super) fn trap(&mut self, e: wasmtime::Error, call: &str) -> (WasmError, Option<u32>) {
-        let (plugin, operator, task) = (self.plugin.clone(), self.operator.clone(), self.task);
-        let d = self.store.data_mut();
-        if let Some(requested) = d.limiter.hit.take() {
-            return (WasmError::Memory { plugin, operator, task, requested, limit: d.limiter.limit }, None);
-        }
-        if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
-            return (WasmError::Deadline { plugin, operator, task, deadline: self.deadline }, None);
-        }
-        let (row, panic) = match d.panic.take() {
-            Some((row, msg)) => (row, format!(" in {call}, panicking with '{msg}'")),
-            None => (None, format!(" in {call}")),
-        };
-        (WasmError::Trap { plugin, operator, task, panic, message: e.root_cause().to_string() }, row)
+        let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
+        caller.failed(self.store.data_mut(), e, call, self.deadline)
     }
 
     /// The outcome of a guest call: its value, or an error at the origin of the row it names.
@@ -140,14 +128,10 @@ impl WindowOperator {
     ) -> Result<T, OperatorError> {
         match r {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(OperatorError::new(WasmError::Guest {
-                plugin: self.plugin.clone(),
-                operator: self.operator.clone(),
-                task: self.task,
-                what: format!("returned an error from {call}"),
-                message: e.message,
-            })
-            .at(origin(e.row))),
+            Ok(Err(e)) => {
+                let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
+                Err(OperatorError::new(caller.guest_error(call, e.message)).at(origin(e.row)))
+            }
             Err(e) => {
                 let (err, row) = self.trap(e, call);
                 Err(OperatorError::new(err).at(origin(row)))
