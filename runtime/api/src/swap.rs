@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use weir_engine::{SwapState, TaskContext};
-use weir_wasm::{StateBackendKind, WasmOperatorFactory};
+use weir_engine::{Replacement, SwapState, TaskContext};
+use weir_wasm::{StateBackendKind, WasmError, WasmOperatorFactory, WindowOperatorFactory};
 
 use crate::error::ApiError;
 use crate::pipelines::{count_swap, now_ms, plugin_ref, ActiveSwap, Entry, Pipelines, SwapInfo};
@@ -47,12 +47,6 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
         let planned = run.operators.iter().find(|o| o.name == op).cloned().expect("every operator is planned");
         (run.control.clone(), planned, run.spec.name.clone())
     };
-    if planned.window {
-        return Err(ApiError::conflict(format!(
-            "operator '{op}' of pipeline '{}' is a window operator; swapping window functions is not supported yet",
-            e.id
-        )));
-    }
     if from == plugin {
         return Err(ApiError::conflict(format!("operator '{op}' of pipeline '{}' already runs {plugin}", e.id)));
     }
@@ -76,16 +70,26 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
     };
     // Off the hot path: compile (or fetch from the cache) and try it out.
     let loaded = p.registry.load(name, version)?;
-    let factory = WasmOperatorFactory { plugin: loaded, settings: planned.settings.clone() };
     let mut trial = planned.settings.clone();
     trial.state = StateBackendKind::Heap;
     let mut ctx = TaskContext::new(&pipeline, op, 0, planned.parallelism);
     ctx.side_outputs = planned.side_outputs.clone().into();
-    if let Err(err) = factory.plugin.instantiate(&ctx, &trial) {
+    // A window operator swaps its window function; its windows stay as they are.
+    let (tried, replacement): (Result<(), WasmError>, Replacement) = match &planned.window {
+        Some(window) => (
+            loaded.instantiate_window(&ctx, &trial, window).map(drop),
+            Arc::new(WindowOperatorFactory { plugin: loaded, settings: planned.settings.clone(), window: window.clone() }),
+        ),
+        None => (
+            loaded.instantiate(&ctx, &trial).map(drop),
+            Arc::new(WasmOperatorFactory { plugin: loaded, settings: planned.settings.clone() }),
+        ),
+    };
+    if let Err(err) = tried {
         return Err(refuse(&mut info, format!("{plugin} cannot replace {from} in operator '{op}': {err}; nothing changed")));
     }
     let ticket = control
-        .swap(op, Arc::new(factory), probation)
+        .swap(op, replacement, probation)
         .map_err(|err| refuse(&mut info, format!("cannot swap operator '{op}': {err}")))?;
     e.live.lock().unwrap().swap = Some(ActiveSwap { info, ticket: Some(ticket.clone()), digest: stored.digest.clone() });
     tracing::info!("pipeline '{}': swapping operator '{op}' from {from} to {plugin}", e.id);

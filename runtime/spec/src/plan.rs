@@ -32,8 +32,8 @@ pub struct PlannedOperator {
     pub settings: OperatorSettings,
     /// The side outputs the dataflow reads from it.
     pub side_outputs: Vec<String>,
-    /// A window operator (runs a window function).
-    pub window: bool,
+    /// A window operator's windows (it runs a window function).
+    pub window: Option<weir_wasm::WindowSpec>,
 }
 
 /// Plan a spec whose operators name plugin files.
@@ -126,7 +126,7 @@ pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plug
             parallelism: o.parallelism,
             settings: settings.clone(),
             side_outputs: side_outputs.clone(),
-            window: o.window.is_some(),
+            window: o.window.clone(),
         });
         let factory: Arc<dyn OperatorFactory> = match &o.window {
             Some(w) => Arc::new(WindowOperatorFactory { plugin, settings, window: w.clone() }),

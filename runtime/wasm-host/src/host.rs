@@ -58,6 +58,30 @@ pub(crate) struct HostState {
     pub tag: Arc<str>,
 }
 
+/// A task's keyed state, timers and watermark, handed from one instance of a
+/// plugin to the next (hot swap).
+pub(crate) struct Handover {
+    pub state: Box<dyn KeyedStateBackend>,
+    pub timers: TimerService,
+    pub watermark: i64,
+}
+
+impl HostState {
+    /// Give state, timers and watermark away, keeping an empty placeholder
+    /// state of the task's key groups.
+    pub(crate) fn hand_over(&mut self, groups: weir_state::KeyGroups) -> Handover {
+        let state = std::mem::replace(&mut self.state, Box::new(weir_state::HeapBackend::new(groups)));
+        Handover { state, timers: std::mem::take(&mut self.timers), watermark: self.watermark }
+    }
+
+    /// Take state, timers and watermark over.
+    pub(crate) fn take_over(&mut self, h: Handover) {
+        self.state = h.state;
+        self.timers = h.timers;
+        self.watermark = h.watermark;
+    }
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

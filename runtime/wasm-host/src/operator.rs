@@ -15,7 +15,7 @@ use weir_state::{HeapBackend, KeyGroups, KeyedStateBackend, RestoreFiles, RocksB
 
 use crate::bindings::{self, runtime, types};
 use crate::engine::{Plugin, Shared, EPOCH_TICK};
-use crate::host::{now_ms, HostState, MemoryLimiter};
+use crate::host::{now_ms, Handover, HostState, MemoryLimiter};
 use crate::log_stream::LogStream;
 use crate::timers::Domain;
 use crate::WasmError;
@@ -376,30 +376,16 @@ impl WasmOperator {
         &self.plugin
     }
 
-    /// Hand this instance's state, timers and watermark over (it keeps an empty
-    /// placeholder).
-    fn take_state(&mut self) -> (Box<dyn KeyedStateBackend>, crate::timers::TimerService, i64) {
-        let groups = KeyGroups::of_task(self.ctx.task_index, self.ctx.parallelism, self.ctx.max_parallelism);
-        let d = self.store.data_mut();
-        let state = std::mem::replace(&mut d.state, Box::new(HeapBackend::new(groups)));
-        (state, std::mem::take(&mut d.timers), d.watermark)
-    }
-
-    fn put_state(&mut self, (state, timers, watermark): (Box<dyn KeyedStateBackend>, crate::timers::TimerService, i64)) {
-        let d = self.store.data_mut();
-        d.state = state;
-        d.timers = timers;
-        d.watermark = watermark;
-    }
-
     /// Hot swap to `next`: a new instance over this one's state, timers and
     /// watermark, opened with `next`'s settings. On failure nothing changed.
     pub fn swap_to(&mut self, next: &WasmOperatorFactory) -> Result<(), WasmError> {
-        let (state, timers, watermark) = self.take_state();
-        let mut op = match next.plugin.start(&self.ctx, &next.settings, state) {
+        let groups = KeyGroups::of_task(self.ctx.task_index, self.ctx.parallelism, self.ctx.max_parallelism);
+        let h = self.store.data_mut().hand_over(groups.clone());
+        let (timers, watermark) = (h.timers, h.watermark);
+        let mut op = match next.plugin.start(&self.ctx, &next.settings, h.state) {
             Ok(op) => op,
             Err((e, state)) => {
-                self.put_state((state, timers, watermark));
+                self.store.data_mut().take_over(Handover { state, timers, watermark });
                 return Err(e);
             }
         };
@@ -408,8 +394,8 @@ impl WasmOperator {
         d.watermark = watermark;
         let wanted = self.ctx.side_outputs.clone();
         if let Err(e) = op.open(&next.settings.config, &wanted) {
-            let taken = op.take_state();
-            self.put_state(taken);
+            let h = op.store.data_mut().hand_over(groups);
+            self.store.data_mut().take_over(h);
             return Err(e);
         }
         tracing::info!(operator = self.operator, task = self.task, from = self.plugin, to = op.plugin, "swapped");

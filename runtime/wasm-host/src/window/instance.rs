@@ -10,6 +10,7 @@ use super::operator::WindowOperator;
 use super::store;
 use crate::bindings::types;
 use crate::engine::Plugin;
+use crate::host::Handover;
 use crate::operator::{ticks, OperatorSettings};
 use crate::WasmError;
 
@@ -23,7 +24,7 @@ impl Plugin {
     ) -> Result<WindowOperator, WasmError> {
         let plugin = self.meta.to_string();
         let operator = ctx.node.to_string();
-        let Some(pre) = &self.window_pre else {
+        if self.window_pre.is_none() {
             return Err(WasmError::WrongWorld {
                 plugin,
                 operator,
@@ -35,7 +36,7 @@ impl Plugin {
                     crate::WINDOW_WORLD
                 ),
             });
-        };
+        }
         if let Some(other) = ctx.side_outputs.iter().find(|s| **s != spec.late_output) {
             return Err(WasmError::Open {
                 plugin,
@@ -47,14 +48,39 @@ impl Plugin {
                 ),
             });
         }
-        let mut store = self.new_store(ctx, settings, self.backend(ctx, settings)?);
+        let mut op = self.start_window(ctx, settings, spec, self.backend(ctx, settings)?).map_err(|(e, _)| e)?;
+        if let Some(r) = &ctx.restore {
+            op.restore(&r.files, KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism))?;
+        }
+        op.windows = store::declare(&mut *op.store.data_mut().state).map_err(|e| op.state_error(e.to_string()))?;
+        op.open(&settings.config)?;
+        Ok(op)
+    }
+
+    /// A new instance of the window function for one task over `state`, not
+    /// opened yet. On failure the state comes back with the error.
+    fn start_window(
+        &self,
+        ctx: &TaskContext,
+        settings: &OperatorSettings,
+        spec: &WindowSpec,
+        state: Box<dyn weir_state::KeyedStateBackend>,
+    ) -> Result<WindowOperator, (WasmError, Box<dyn weir_state::KeyedStateBackend>)> {
+        let (plugin, operator) = (self.meta.to_string(), ctx.node.to_string());
+        let Some(pre) = &self.window_pre else {
+            let needs = format!("operator '{operator}' is a window operator, so it needs a window function ({})", crate::WINDOW_WORLD);
+            return Err((WasmError::WrongWorld { plugin, operator, found: self.meta.world, needs }, state));
+        };
+        let mut store = self.new_store(ctx, settings, state);
         store.set_epoch_deadline(ticks(settings.limits.call_timeout));
-        let bindings = pre.instantiate(&mut store).map_err(|e| WasmError::Instantiate {
-            plugin: plugin.clone(),
-            operator: operator.clone(),
-            message: format!("{e:#}"),
-        })?;
-        let mut op = WindowOperator {
+        let bindings = match pre.instantiate(&mut store) {
+            Ok(b) => b,
+            Err(e) => {
+                let err = WasmError::Instantiate { plugin, operator, message: format!("{e:#}") };
+                return Err((err, store.into_data().state));
+            }
+        };
+        Ok(WindowOperator {
             store,
             bindings,
             spec: spec.clone(),
@@ -65,14 +91,46 @@ impl Plugin {
             deadline: settings.limits.call_timeout,
             late_port: ctx.side_outputs.iter().position(|s| *s == spec.late_output).map(|p| p + 1),
             late_unread: 0,
+            ctx: TaskContext { restore: None, ..ctx.clone() },
             _shared: self.shared.clone(),
+        })
+    }
+}
+
+impl WindowOperator {
+    /// Hot swap to `next`'s window function: a new instance over this one's
+    /// windows, timers and watermark, opened with `next`'s settings. The
+    /// windows (type, size, lateness) stay as they are. On failure nothing
+    /// changed.
+    pub fn swap_to(&mut self, next: &WindowOperatorFactory) -> Result<(), WasmError> {
+        let groups = KeyGroups::of_task(self.ctx.task_index, self.ctx.parallelism, self.ctx.max_parallelism);
+        let h = self.store.data_mut().hand_over(groups.clone());
+        let (timers, watermark) = (h.timers, h.watermark);
+        let mut op = match next.plugin.start_window(&self.ctx, &next.settings, &self.spec, h.state) {
+            Ok(op) => op,
+            Err((e, state)) => {
+                self.store.data_mut().take_over(Handover { state, timers, watermark });
+                return Err(e);
+            }
         };
-        if let Some(r) = &ctx.restore {
-            op.restore(&r.files, KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism))?;
+        let d = op.store.data_mut();
+        d.timers = timers;
+        d.watermark = watermark;
+        let opened = store::declare(&mut *op.store.data_mut().state)
+            .map_err(|e| op.state_error(e.to_string()))
+            .and_then(|w| {
+                op.windows = w;
+                op.open(&next.settings.config)
+            });
+        if let Err(e) = opened {
+            let h = op.store.data_mut().hand_over(groups);
+            self.store.data_mut().take_over(h);
+            return Err(e);
         }
-        op.windows = store::declare(&mut *op.store.data_mut().state).map_err(|e| op.state_error(e.to_string()))?;
-        op.open(&settings.config)?;
-        Ok(op)
+        op.late_unread = self.late_unread;
+        tracing::info!(operator = self.operator, task = self.task, from = self.plugin, to = op.plugin, "swapped");
+        *self = op;
+        Ok(())
     }
 }
 

@@ -66,6 +66,8 @@ pub struct WindowOperator {
     /// Records later than the allowed lateness that no node reads (counted,
     /// and logged once).
     pub late_unread: u64,
+    /// Where it runs (without the restore data).
+    pub(super) ctx: weir_engine::TaskContext,
     pub(super) _shared: Arc<Shared>,
 }
 
@@ -222,6 +224,16 @@ impl WindowOperator {
 }
 
 impl Operator for WindowOperator {
+    fn swap(&mut self, replacement: &(dyn std::any::Any + Send + Sync)) -> Result<(), OperatorError> {
+        let Some(next) = replacement.downcast_ref::<super::WindowOperatorFactory>() else {
+            return Err(OperatorError::new(format!(
+                "operator '{}' is a window operator and can only swap to another window function",
+                self.operator
+            )));
+        };
+        self.swap_to(next).map_err(OperatorError::new)
+    }
+
     fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {
         if let Some(row) = input.timestamps.iter().position(|&t| t == NO_TIMESTAMP) {
             return Err(OperatorError::new(WasmError::Guest {
