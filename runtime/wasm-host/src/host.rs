@@ -82,6 +82,35 @@ impl HostState {
     }
 }
 
+/// Hot swap of one task: start a new instance over `old`'s state, give it
+/// `old`'s timers and watermark, and open it. On any failure everything goes
+/// back to `old`, which is as before.
+pub(crate) fn swap_instance<T>(
+    old: &mut HostState,
+    groups: weir_state::KeyGroups,
+    start: impl FnOnce(Box<dyn KeyedStateBackend>) -> Result<T, (crate::WasmError, Box<dyn KeyedStateBackend>)>,
+    host: impl Fn(&mut T) -> &mut HostState,
+    open: impl FnOnce(&mut T) -> Result<(), crate::WasmError>,
+) -> Result<T, crate::WasmError> {
+    let h = old.hand_over(groups.clone());
+    let (timers, watermark) = (h.timers, h.watermark);
+    let mut new = match start(h.state) {
+        Ok(new) => new,
+        Err((e, state)) => {
+            old.take_over(Handover { state, timers, watermark });
+            return Err(e);
+        }
+    };
+    let d = host(&mut new);
+    d.timers = timers;
+    d.watermark = watermark;
+    if let Err(e) = open(&mut new) {
+        old.take_over(host(&mut new).hand_over(groups));
+        return Err(e);
+    }
+    Ok(new)
+}
+
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }

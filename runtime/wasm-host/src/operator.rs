@@ -15,7 +15,7 @@ use weir_state::{HeapBackend, KeyGroups, KeyedStateBackend, RestoreFiles, RocksB
 
 use crate::bindings::{self, runtime, types};
 use crate::engine::{Plugin, Shared, EPOCH_TICK};
-use crate::host::{now_ms, Handover, HostState, MemoryLimiter};
+use crate::host::{now_ms, swap_instance, HostState, MemoryLimiter};
 use crate::log_stream::LogStream;
 use crate::timers::Domain;
 use crate::WasmError;
@@ -380,24 +380,13 @@ impl WasmOperator {
     /// watermark, opened with `next`'s settings. On failure nothing changed.
     pub fn swap_to(&mut self, next: &WasmOperatorFactory) -> Result<(), WasmError> {
         let groups = KeyGroups::of_task(self.ctx.task_index, self.ctx.parallelism, self.ctx.max_parallelism);
-        let h = self.store.data_mut().hand_over(groups.clone());
-        let (timers, watermark) = (h.timers, h.watermark);
-        let mut op = match next.plugin.start(&self.ctx, &next.settings, h.state) {
-            Ok(op) => op,
-            Err((e, state)) => {
-                self.store.data_mut().take_over(Handover { state, timers, watermark });
-                return Err(e);
-            }
-        };
-        let d = op.store.data_mut();
-        d.timers = timers;
-        d.watermark = watermark;
-        let wanted = self.ctx.side_outputs.clone();
-        if let Err(e) = op.open(&next.settings.config, &wanted) {
-            let h = op.store.data_mut().hand_over(groups);
-            self.store.data_mut().take_over(h);
-            return Err(e);
-        }
+        let op = swap_instance(
+            self.store.data_mut(),
+            groups,
+            |state| next.plugin.start(&self.ctx, &next.settings, state),
+            |op: &mut WasmOperator| op.store.data_mut(),
+            |op| op.open(&next.settings.config, &self.ctx.side_outputs),
+        )?;
         tracing::info!(operator = self.operator, task = self.task, from = self.plugin, to = op.plugin, "swapped");
         *self = op;
         Ok(())

@@ -10,7 +10,7 @@ use super::operator::WindowOperator;
 use super::store;
 use crate::bindings::types;
 use crate::engine::Plugin;
-use crate::host::Handover;
+use crate::host::swap_instance;
 use crate::operator::{ticks, OperatorSettings};
 use crate::WasmError;
 
@@ -104,29 +104,16 @@ impl WindowOperator {
     /// changed.
     pub fn swap_to(&mut self, next: &WindowOperatorFactory) -> Result<(), WasmError> {
         let groups = KeyGroups::of_task(self.ctx.task_index, self.ctx.parallelism, self.ctx.max_parallelism);
-        let h = self.store.data_mut().hand_over(groups.clone());
-        let (timers, watermark) = (h.timers, h.watermark);
-        let mut op = match next.plugin.start_window(&self.ctx, &next.settings, &self.spec, h.state) {
-            Ok(op) => op,
-            Err((e, state)) => {
-                self.store.data_mut().take_over(Handover { state, timers, watermark });
-                return Err(e);
-            }
-        };
-        let d = op.store.data_mut();
-        d.timers = timers;
-        d.watermark = watermark;
-        let opened = store::declare(&mut *op.store.data_mut().state)
-            .map_err(|e| op.state_error(e.to_string()))
-            .and_then(|w| {
-                op.windows = w;
+        let mut op = swap_instance(
+            self.store.data_mut(),
+            groups,
+            |state| next.plugin.start_window(&self.ctx, &next.settings, &self.spec, state),
+            |op: &mut WindowOperator| op.store.data_mut(),
+            |op| {
+                op.windows = store::declare(&mut *op.store.data_mut().state).map_err(|e| op.state_error(e.to_string()))?;
                 op.open(&next.settings.config)
-            });
-        if let Err(e) = opened {
-            let h = op.store.data_mut().hand_over(groups);
-            self.store.data_mut().take_over(h);
-            return Err(e);
-        }
+            },
+        )?;
         op.late_unread = self.late_unread;
         tracing::info!(operator = self.operator, task = self.task, from = self.plugin, to = op.plugin, "swapped");
         *self = op;
