@@ -36,6 +36,7 @@ pub(crate) struct RawState {
     pub backend: Option<S>,
     pub dir: Option<S>,
     pub local_dir: Option<S>,
+    pub cache: Option<S>,
 }
 
 #[derive(Deserialize)]

@@ -117,7 +117,10 @@ pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plug
             limits: o.limits.clone(),
             state: match spec.state.backend {
                 Backend::Heap => StateBackendKind::Heap,
-                Backend::RocksDb => StateBackendKind::RocksDb { dir: spec.local_dir().join("rocksdb") },
+                Backend::RocksDb => StateBackendKind::RocksDb {
+                    dir: spec.local_dir().join("rocksdb"),
+                    cache_bytes: spec.state.cache_bytes,
+                },
             },
         };
         let side_outputs = side.get(o.name.as_str()).cloned().unwrap_or_default();

@@ -38,6 +38,8 @@ pub struct StateDef {
     /// Local scratch space (RocksDB working files, snapshot staging); by
     /// default `<dir>/local` for a local `dir`, else under the temp directory.
     pub local_dir: Option<PathBuf>,
+    /// RocksDB only: the record cache of each task, in bytes (`state.cache`).
+    pub cache_bytes: Option<usize>,
 }
 
 impl PipelineSpec {
@@ -224,6 +226,12 @@ fn state_and_checkpoint(cx: &Ctx, raw: &RawSpec) -> Result<(StateDef, Option<Che
             state.dir = Some(d.to_string());
         }
         state.local_dir = s.local_dir.as_ref().map(|d| PathBuf::from(d.as_str()));
+        if let Some(c) = &s.cache {
+            if state.backend != Backend::RocksDb {
+                return Err(cx.err(c, "state.cache: only the rocksdb backend has a record cache (the heap backend keeps all state in memory); set `backend: rocksdb` or remove `cache`"));
+            }
+            state.cache_bytes = Some(parse_bytes(c).map_err(|m| cx.err(c, format!("state.cache: {m}")))?);
+        }
     }
     if let Some(dir) = cx.node_dir {
         if state.dir.is_none() {

@@ -217,3 +217,18 @@ fn window_blocks_become_window_specs() {
     let e = err(&spec("{type: session, gap: soon, late_output: too-late}"));
     assert!(e.starts_with("p.yaml:3:") && e.contains("operators[0].window.gap: "), "{e}");
 }
+
+#[test]
+fn the_rocksdb_record_cache_is_sized_in_the_spec() {
+    let with = |state: &str| format!("{GOOD}state: {state}\n");
+    assert_eq!(ok(&with("{ backend: rocksdb, cache: 256MiB }")).state.cache_bytes, Some(256 << 20));
+    assert_eq!(ok(&with("{ backend: rocksdb }")).state.cache_bytes, None);
+    assert_eq!(
+        err(&with("{ backend: heap, cache: 1GiB }")),
+        "p.yaml:29:32: state.cache: only the rocksdb backend has a record cache (the heap backend keeps all state in memory); set `backend: rocksdb` or remove `cache`"
+    );
+    assert_eq!(
+        err(&with("{ backend: rocksdb, cache: 64 apples }")),
+        "p.yaml:29:35: state.cache: 'apples' is not a size unit (B, KB, MB, GB, KiB, MiB, GiB)"
+    );
+}

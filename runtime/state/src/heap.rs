@@ -329,6 +329,16 @@ impl KeyedStateBackend for HeapBackend {
         })
     }
 
+    fn value_get_into(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError> {
+        Ok(match self.live(state, Use::Value, key)? {
+            Some(Entry { data: Data::Value(v), .. }) => {
+                out.extend_from_slice(v);
+                true
+            }
+            _ => false,
+        })
+    }
+
     fn value_set(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         if let Data::Value(v) = self.write(state, Use::Value, key, || Data::Value(Value::new()))? {
             v.clear();

@@ -20,7 +20,7 @@ use rocksdb::{Cache, ColumnFamily, LogLevel, Options, ReadOptions, WriteOptions,
 
 pub use self::options::RocksOptions;
 
-use self::cache::Slot;
+use self::cache::{CacheKey, Slot, WriteBackBuffers};
 use self::format::{cf_name, expired, key_prefix, value_time, Data};
 use self::map::{MapKey, MapRow, MapScan};
 use self::options::{cf_options, ttl_filter};
@@ -34,7 +34,7 @@ struct State {
     ttl_ms: Option<i64>,
     cf: String,
     /// Record cache of value, list and reducing states (maps go to RocksDB).
-    cache: Map<Box<[u8]>, Slot>,
+    cache: Map<CacheKey, Slot>,
     /// Some cached entry is dirty.
     dirty: bool,
     /// The column family's options: they own its compaction filter, which
@@ -72,7 +72,7 @@ impl Drop for WorkDir {
 /// backend: a column family per state, rows keyed by `key group | key`, no WAL,
 /// incremental snapshots (native checkpoints whose SST files are `shared`),
 /// TTL purged by compaction. Value, list and reducing entries go through a
-/// bounded in-memory record cache ([`RocksOptions::cache_entries`]); map
+/// bounded in-memory record cache ([`RocksOptions::cache_bytes`]); map
 /// entries are read and written directly.
 pub struct RocksBackend {
     // Fields drop in order: the DB first.
@@ -82,16 +82,16 @@ pub struct RocksBackend {
     now_ms: i64,
     /// `now_ms` for the TTL compaction filters (RocksDB threads).
     shared_now: Arc<AtomicI64>,
-    cache_entries: usize,
-    /// Entries in the record cache, over every state.
-    cached: usize,
+    /// The record cache's budget, and the bytes it counts now (over every state).
+    cache_bytes: usize,
+    cached_bytes: usize,
+    write_back_buffers: WriteBackBuffers,
     block_cache: Cache,
     /// Prefix of the names of this instance's shared snapshot files.
     instance_id: String,
     read_opts: ReadOptions,
     write_opts: WriteOptions,
     key_buf: Vec<u8>,
-    value_buf: Vec<u8>,
     /// Restores done (names their scratch directories).
     restores: u32,
     work_dir: WorkDir,
@@ -165,14 +165,14 @@ impl RocksBackend {
             key_groups,
             now_ms: 0,
             shared_now: Arc::new(AtomicI64::new(0)),
-            cache_entries: options.cache_entries,
-            cached: 0,
+            cache_bytes: options.cache_bytes,
+            cached_bytes: 0,
+            write_back_buffers: WriteBackBuffers::default(),
             block_cache: options.block_cache,
             instance_id: snapshot::instance_id(&work_dir.0),
             read_opts: ReadOptions::default(),
             write_opts,
             key_buf: Vec::new(),
-            value_buf: Vec::new(),
             restores: 0,
             work_dir,
         })
@@ -228,8 +228,18 @@ impl KeyedStateBackend for RocksBackend {
 
     fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
         self.with_slot(state, "value", key, true, |slot, ttl, now| match slot.live(ttl, now) {
-            Some(Data::Value(v)) => Some(v.clone()),
+            Some(Data::Value(v)) => Some(v.to_vec()),
             _ => None,
+        })
+    }
+
+    fn value_get_into(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError> {
+        self.with_slot(state, "value", key, true, |slot, ttl, now| match slot.live(ttl, now) {
+            Some(Data::Value(v)) => {
+                out.extend_from_slice(v);
+                true
+            }
+            _ => false,
         })
     }
 
@@ -239,7 +249,7 @@ impl KeyedStateBackend for RocksBackend {
                 v.clear();
                 v.extend_from_slice(value);
             }
-            data => *data = Some(Data::Value(value.to_vec())),
+            data => *data = Some(Data::Value(value.into())),
         })
     }
 
@@ -261,14 +271,14 @@ impl KeyedStateBackend for RocksBackend {
 
     fn list_add(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
         self.with_slot(state, "list", key, true, |slot, ttl, now| match slot.write(ttl, now) {
-            Some(Data::List(l)) => l.push(value.to_vec()),
-            data => *data = Some(Data::List(vec![value.to_vec()])),
+            Some(Data::List { items, bytes }) => Data::push_item(items, bytes, value),
+            data => *data = Some(Data::list(vec![value.to_vec()])),
         })
     }
 
     fn list_get(&mut self, state: StateId, key: &[u8]) -> Result<Vec<Vec<u8>>, StateError> {
         self.with_slot(state, "list", key, true, |slot, ttl, now| match slot.live(ttl, now) {
-            Some(Data::List(l)) => l.clone(),
+            Some(Data::List { items, .. }) => items.clone(),
             _ => Vec::new(),
         })
     }
@@ -278,7 +288,7 @@ impl KeyedStateBackend for RocksBackend {
             checked(&mut self.states, state, "list")?;
             return self.clear(state, key);
         }
-        self.with_slot(state, "list", key, false, |slot, ttl, now| *slot.write(ttl, now) = Some(Data::List(values)))
+        self.with_slot(state, "list", key, false, |slot, ttl, now| *slot.write(ttl, now) = Some(Data::list(values)))
     }
 
     fn reducing_add(&mut self, state: StateId, key: &[u8], value: i64) -> Result<i64, StateError> {
@@ -369,6 +379,38 @@ mod tests {
         let cf = column_family(&b.db, &b.states[id as usize]).unwrap();
         b.db.flush_cf(cf).unwrap();
         b.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+    }
+
+    #[test]
+    fn the_record_cache_counts_its_bytes_and_stays_within_them() {
+        let dir = tempfile::TempDir::new().unwrap();
+        let budget = 64 << 10;
+        let options = RocksOptions::new(dir.path().join("w")).with_cache_bytes(budget);
+        let mut b = RocksBackend::open(options, KeyGroups::all(128)).unwrap();
+        let desc = |name: &str, kind| StateDescriptor { name: name.into(), kind, ttl: None };
+        let v = b.declare(desc("v", StateKind::Value)).unwrap();
+        let l = b.declare(desc("l", StateKind::List)).unwrap();
+        let counted = |b: &RocksBackend| -> usize {
+            b.states.iter().flat_map(|s| s.cache.iter()).map(|(k, slot)| cache::entry_bytes(k, slot)).sum()
+        };
+        for i in 0..5_000u32 {
+            // Short and long keys, inline and spilled values, growing lists.
+            let key = format!("key-{i}").repeat(1 + (i % 5) as usize);
+            b.value_set(v, key.as_bytes(), &vec![i as u8; (i % 40) as usize]).unwrap();
+            b.list_add(l, key.as_bytes(), b"item").unwrap();
+            b.list_add(l, format!("key-{}", i / 2).as_bytes(), b"item").unwrap();
+            assert!(b.cached_bytes <= budget, "{} cached bytes over a budget of {budget}", b.cached_bytes);
+            if i % 500 == 0 {
+                assert_eq!(b.cached_bytes, counted(&b));
+            }
+        }
+        assert_eq!(b.cached_bytes, counted(&b));
+        for i in 0..5_000u32 {
+            let key = format!("key-{i}").repeat(1 + (i % 5) as usize);
+            assert_eq!(b.value_get(v, key.as_bytes()).unwrap(), Some(vec![i as u8; (i % 40) as usize]));
+        }
+        assert_eq!(b.list_get(l, b"key-10").unwrap().len(), 3, "from i = 10, 20 and 21");
+        assert_eq!(b.cached_bytes, counted(&b));
     }
 
     #[test]

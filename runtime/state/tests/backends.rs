@@ -517,7 +517,7 @@ mod rocks_only {
     use super::*;
 
     fn tiny_cache(kg: KeyGroups) -> Backend {
-        rocks_with(kg, |o| o.with_cache_entries(16))
+        rocks_with(kg, |o| o.with_cache_bytes(16 * 128))
     }
 
     #[test]
@@ -559,8 +559,8 @@ mod rocks_only {
 
     #[test]
     fn state_larger_than_the_caches_survives() {
-        // A 1 MiB block cache and 64 cached records for ~12 MiB of state.
-        let make = |kg| rocks_with(kg, |o| o.with_cache_entries(64).with_block_cache(rocksdb_cache(1 << 20)));
+        // A 1 MiB block cache and an 8 KiB record cache for ~12 MiB of state.
+        let make = |kg| rocks_with(kg, |o| o.with_cache_bytes(64 * 128).with_block_cache(rocksdb_cache(1 << 20)));
         let mut b = make(KeyGroups::all(128));
         let v = b.declare(desc("big", StateKind::Value)).unwrap();
         let value = |i: usize| format!("{i:>6}").repeat(400).into_bytes();

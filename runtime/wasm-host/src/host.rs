@@ -217,10 +217,7 @@ impl state::Host for HostState {
             let mut present = false;
             if col.first_row[row] as usize == row {
                 let key = scope(&self.scope_keys, &self.scope_ends, row as u32)?;
-                if let Some(v) = self.state.value_get(s, key).map_err(trap)? {
-                    col.bytes.extend_from_slice(&v);
-                    present = true;
-                }
+                present = self.state.value_get_into(s, key, &mut col.bytes).map_err(trap)?;
             }
             col.ends.push(col.bytes.len() as u32);
             col.present.push(present);

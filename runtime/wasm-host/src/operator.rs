@@ -42,8 +42,10 @@ pub enum StateBackendKind {
     #[default]
     Heap,
     /// In RocksDB; each task's database lives in `dir/<operator>-<task>`
-    /// (scratch space: durability comes from checkpoints).
-    RocksDb { dir: PathBuf },
+    /// (scratch space: durability comes from checkpoints), with a record cache
+    /// of `cache_bytes` per task in front of it (default
+    /// [`RocksOptions::DEFAULT_CACHE_BYTES`]).
+    RocksDb { dir: PathBuf, cache_bytes: Option<usize> },
 }
 
 /// How an operator uses its plugin.
@@ -175,9 +177,9 @@ impl Plugin {
         let groups = KeyGroups::of_task(ctx.task_index, ctx.parallelism, ctx.max_parallelism);
         Ok(match &settings.state {
             StateBackendKind::Heap => Box::new(HeapBackend::new(groups)),
-            StateBackendKind::RocksDb { dir } => {
+            StateBackendKind::RocksDb { dir, cache_bytes } => {
                 let dir = dir.join(format!("{}-{}", ctx.node, ctx.task_index));
-                Box::new(RocksBackend::open(RocksOptions::new(dir), groups).map_err(|e| WasmError::State {
+                Box::new(RocksBackend::open(RocksOptions::new(dir).with_cache_bytes(cache_bytes.unwrap_or(RocksOptions::DEFAULT_CACHE_BYTES)), groups).map_err(|e| WasmError::State {
                     plugin: self.meta.to_string(),
                     operator: ctx.node.to_string(),
                     task: ctx.task_index,

@@ -1,13 +1,30 @@
 //! The record cache: value, list and reducing entries by (state, key), in front
-//! of RocksDB. Writes stay in the cache (dirty) until written back in one
-//! WriteBatch: when the cache overflows, before snapshots and before `len`.
+//! of RocksDB, bounded in bytes ([`RocksOptions::cache_bytes`]). Writes stay in
+//! the cache (dirty) until written back in one WriteBatch: when the cache
+//! overflows, before snapshots and before `len`.
 
 use rocksdb::WriteBatch;
+use smallvec::SmallVec;
 
-use super::format::{key_prefix, Data, expired};
+use super::format::{expired, key_prefix, push_key_prefix, Data};
 use super::{checked, column_family, RocksBackend};
+#[cfg(doc)]
+use super::RocksOptions;
 use crate::keys::key_group;
 use crate::{StateError, StateId};
+
+/// A cached key: up to 24 bytes inline.
+pub(super) type CacheKey = SmallVec<[u8; 24]>;
+
+/// Bytes the record cache counts for one entry besides the heap bytes of its
+/// key and data: the entry inline in the hash table and its control byte.
+pub(super) const ENTRY_BYTES: usize = std::mem::size_of::<(CacheKey, Slot)>() + 1;
+
+/// The bytes the record cache counts for the entry (`key`, `slot`): a key
+/// longer than 24 bytes is on the heap, exactly as long as it is.
+pub(super) fn entry_bytes(key: &[u8], slot: &Slot) -> usize {
+    ENTRY_BYTES + if key.len() > 24 { key.len() } else { 0 } + slot.heap_bytes()
+}
 
 /// One key's entry of one state, as cached. Always what RocksDB would hold
 /// after writing back: `data: None` is a known absence (a delete if dirty).
@@ -28,6 +45,10 @@ impl Slot {
 
     pub(super) fn loaded(written_at: i64, data: Data) -> Self {
         Slot { data: Some(data), written_at, dirty: false, hot: false }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.data.as_ref().map_or(0, Data::heap_bytes)
     }
 
     /// The data if present and not expired.
@@ -51,6 +72,17 @@ impl Slot {
     }
 }
 
+/// Reused buffers of the write-back: row keys and values back to back.
+#[derive(Default)]
+pub(super) struct WriteBackBuffers {
+    keys: Vec<u8>,
+    values: Vec<u8>,
+    /// Per row: end of its key in `keys`, end of its value in `values`, and
+    /// whether it is a put (else a delete).
+    rows: Vec<(u32, u32, bool)>,
+    order: Vec<u32>,
+}
+
 impl RocksBackend {
     /// Run `f` on the cached entry of `key` (loaded from RocksDB first if
     /// `load`; else `f` must overwrite it). Evicts if the cache overflows.
@@ -67,8 +99,14 @@ impl RocksBackend {
         let ttl = s.ttl_ms;
         if let Some(slot) = s.cache.get_mut(key) {
             slot.hot = true;
+            let before = slot.heap_bytes();
             let r = f(slot, ttl, now);
+            let after = slot.heap_bytes();
             s.dirty |= slot.dirty;
+            self.cached_bytes = self.cached_bytes + after - before;
+            if after > before && self.cached_bytes > self.cache_bytes {
+                self.evict()?;
+            }
             return Ok(r);
         }
         let slot = if load {
@@ -90,8 +128,8 @@ impl RocksBackend {
         let slot = s.cache.entry_ref(key).or_insert(slot);
         let r = f(slot, ttl, now);
         s.dirty |= slot.dirty;
-        self.cached += 1;
-        if self.cached > self.cache_entries {
+        self.cached_bytes += entry_bytes(key, slot);
+        if self.cached_bytes > self.cache_bytes {
             self.evict()?;
         }
         Ok(r)
@@ -106,13 +144,21 @@ impl RocksBackend {
         if missing.is_empty() {
             return Ok(());
         }
-        let mut stored_keys = Vec::with_capacity(missing.len());
+        // The row keys back to back in one buffer.
+        self.key_buf.clear();
+        let mut ends = Vec::with_capacity(missing.len());
         for k in &missing {
-            key_prefix(&mut self.key_buf, key_group(k, max), k);
-            stored_keys.push(self.key_buf.clone());
+            push_key_prefix(&mut self.key_buf, key_group(k, max), k);
+            ends.push(self.key_buf.len());
         }
+        let buf = &self.key_buf;
+        let stored_keys = ends.iter().scan(0, |start, &end| {
+            let k = &buf[*start..end];
+            *start = end;
+            Some(k)
+        });
         let cf = column_family(&self.db, s)?;
-        let got = self.db.batched_multi_get_cf_opt(cf, &stored_keys, false, &self.read_opts);
+        let got = self.db.batched_multi_get_cf_opt(cf, stored_keys, false, &self.read_opts);
         let (kind, ttl) = (s.descriptor.kind, s.ttl_ms);
         let mut slots = Vec::with_capacity(missing.len());
         for r in got {
@@ -130,10 +176,10 @@ impl RocksBackend {
         let s = &mut self.states[id as usize];
         for (k, mut slot) in missing.into_iter().zip(slots) {
             slot.hot = true;
+            self.cached_bytes += entry_bytes(k, &slot);
             s.cache.entry_ref(k).or_insert(slot);
-            self.cached += 1;
         }
-        if self.cached > self.cache_entries {
+        if self.cached_bytes > self.cache_bytes {
             self.evict()?;
         }
         Ok(())
@@ -145,25 +191,38 @@ impl RocksBackend {
         let max = self.key_groups.max_parallelism;
         let mut batch = WriteBatch::default();
         let mut names = Vec::new();
+        let WriteBackBuffers { keys, values, rows, order } = &mut self.write_back_buffers;
         for s in self.states.iter().filter(|s| s.dirty) {
             let cf = column_family(&self.db, s)?;
             names.push(format!("'{}'", s.descriptor.name));
+            keys.clear();
+            values.clear();
+            rows.clear();
+            for (key, slot) in s.cache.iter().filter(|(_, slot)| slot.dirty) {
+                push_key_prefix(keys, key_group(key, max), key);
+                let put = match slot.live(s.ttl_ms, now) {
+                    Some(data) => {
+                        data.append(values, s.ttl_ms.is_some(), slot.written_at);
+                        true
+                    }
+                    None => false,
+                };
+                rows.push((keys.len() as u32, values.len() as u32, put));
+            }
             // In key order: the memtable's skip list inserts a sorted run
             // cheaply (each insert starts from the previous one's position).
-            let mut rows: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-            for (key, slot) in s.cache.iter().filter(|(_, slot)| slot.dirty) {
-                key_prefix(&mut self.key_buf, key_group(key, max), key);
-                let value = slot.live(s.ttl_ms, now).map(|data| {
-                    data.encode(&mut self.value_buf, s.ttl_ms.is_some(), slot.written_at);
-                    self.value_buf.clone()
-                });
-                rows.push((self.key_buf.clone(), value));
-            }
-            rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for (key, value) in &rows {
-                match value {
-                    None => batch.delete_cf(cf, key),
-                    Some(v) => batch.put_cf(cf, key, v),
+            let key = |i: usize| &keys[if i == 0 { 0 } else { rows[i - 1].0 as usize }..rows[i].0 as usize];
+            order.clear();
+            order.extend(0..rows.len() as u32);
+            order.sort_unstable_by(|&a, &b| key(a as usize).cmp(key(b as usize)));
+            for &i in order.iter() {
+                let i = i as usize;
+                let (_, value_end, put) = rows[i];
+                let value_start = if i == 0 { 0 } else { rows[i - 1].1 as usize };
+                if put {
+                    batch.put_cf(cf, key(i), &values[value_start..value_end as usize]);
+                } else {
+                    batch.delete_cf(cf, key(i));
                 }
             }
         }
@@ -180,37 +239,33 @@ impl RocksBackend {
     }
 
     /// Write back, then keep the entries used since the last eviction, at most
-    /// half the cache.
+    /// half the cache's bytes.
     fn evict(&mut self) -> Result<(), StateError> {
         self.write_back()?;
-        let keep = self.cache_entries / 2;
+        let keep = self.cache_bytes / 2;
         let mut total = 0;
         for s in &mut self.states {
-            s.cache.retain(|_, slot| std::mem::take(&mut slot.hot));
-            total += s.cache.len();
-        }
-        if total > keep {
-            let mut excess = total - keep;
-            for s in &mut self.states {
-                s.cache.retain(|_, _| match excess {
-                    0 => true,
-                    _ => {
-                        excess -= 1;
-                        false
-                    }
-                });
+            s.cache.retain(|key, slot| {
+                let kept = std::mem::take(&mut slot.hot) && total < keep;
+                if kept {
+                    total += entry_bytes(key, slot);
+                }
+                kept
+            });
+            // Give back the table's memory if it shrank a lot.
+            if s.cache.capacity() > 4 * s.cache.len().max(1024) {
+                s.cache.shrink_to_fit();
             }
-            total = keep;
         }
-        self.cached = total;
+        self.cached_bytes = total;
         Ok(())
     }
 
     /// Write back and empty the record cache.
     pub(super) fn drop_cache(&mut self) -> Result<(), StateError> {
         self.write_back()?;
-        self.states.iter_mut().for_each(|s| s.cache.clear());
-        self.cached = 0;
+        self.states.iter_mut().for_each(|s| s.cache = Default::default());
+        self.cached_bytes = 0;
         Ok(())
     }
 }

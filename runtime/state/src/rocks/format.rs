@@ -10,6 +10,7 @@
 //! the bare key prefix.
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::{StateDescriptor, StateKind};
 
@@ -22,8 +23,13 @@ pub(super) const TIME_LEN: usize = 8;
 
 /// Write the row-key prefix of `key` (everything but the map key) into `buf`.
 pub(super) fn key_prefix(buf: &mut Vec<u8>, key_group: u32, key: &[u8]) {
-    debug_assert!(key_group <= u32::from(u16::MAX));
     buf.clear();
+    push_key_prefix(buf, key_group, key);
+}
+
+/// Append the row-key prefix of `key` to `buf`.
+pub(super) fn push_key_prefix(buf: &mut Vec<u8>, key_group: u32, key: &[u8]) {
+    debug_assert!(key_group <= u32::from(u16::MAX));
     buf.extend_from_slice(&(key_group as u16).to_be_bytes());
     buf.extend_from_slice(&(key.len() as u32).to_be_bytes());
     buf.extend_from_slice(key);
@@ -66,24 +72,49 @@ pub(super) fn value_time(value: &[u8]) -> Option<i64> {
     Some(i64::from_be_bytes(value.get(..TIME_LEN)?.try_into().ok()?))
 }
 
-/// A value, list or reducing entry, as cached.
+/// A value, list or reducing entry, as cached. Values up to 16 bytes are
+/// inline (no allocation per cached entry).
 pub(super) enum Data {
-    Value(Vec<u8>),
-    List(Vec<Vec<u8>>),
+    Value(SmallVec<[u8; 16]>),
+    /// The items and the bytes the cache counts for them ([`Data::heap_bytes`]).
+    List { items: Vec<Vec<u8>>, bytes: usize },
     Reducing(i64),
 }
 
+/// Bytes a list item costs the cache besides its payload (its `Vec`).
+const ITEM_BYTES: usize = std::mem::size_of::<Vec<u8>>();
+
 impl Data {
+    pub(super) fn list(items: Vec<Vec<u8>>) -> Data {
+        let bytes = items.iter().map(|i| i.len() + ITEM_BYTES).sum();
+        Data::List { items, bytes }
+    }
+
+    /// Append one item to a list.
+    pub(super) fn push_item(items: &mut Vec<Vec<u8>>, bytes: &mut usize, item: &[u8]) {
+        items.push(item.to_vec());
+        *bytes += item.len() + ITEM_BYTES;
+    }
+
+    /// The heap bytes this entry holds beyond its inline size, as the record
+    /// cache counts them (O(1)).
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self {
+            Data::Value(v) if v.spilled() => v.capacity(),
+            Data::Value(_) | Data::Reducing(_) => 0,
+            Data::List { bytes, .. } => *bytes,
+        }
+    }
+
     /// Append the stored form (with the time prefix if `ttl`) to `out`.
-    pub(super) fn encode(&self, out: &mut Vec<u8>, ttl: bool, written_at: i64) {
-        out.clear();
+    pub(super) fn append(&self, out: &mut Vec<u8>, ttl: bool, written_at: i64) {
         if ttl {
             out.extend_from_slice(&written_at.to_be_bytes());
         }
         match self {
             Data::Value(v) => out.extend_from_slice(v),
             Data::Reducing(r) => out.extend_from_slice(&r.to_le_bytes()),
-            Data::List(items) => {
+            Data::List { items, .. } => {
                 for item in items {
                     out.extend_from_slice(&(item.len() as u32).to_le_bytes());
                     out.extend_from_slice(item);
@@ -97,7 +128,7 @@ impl Data {
     pub(super) fn decode(kind: StateKind, ttl: bool, stored: &[u8]) -> Option<(i64, Data)> {
         let (written_at, payload) = if ttl { (value_time(stored)?, &stored[TIME_LEN..]) } else { (0, stored) };
         let data = match kind {
-            StateKind::Value => Data::Value(payload.to_vec()),
+            StateKind::Value => Data::Value(SmallVec::from_slice(payload)),
             StateKind::Reducing(_) => Data::Reducing(i64::from_le_bytes(payload.try_into().ok()?)),
             StateKind::List => {
                 let mut items = Vec::new();
@@ -109,7 +140,7 @@ impl Data {
                     items.push(item.to_vec());
                     rest = r;
                 }
-                Data::List(items)
+                Data::list(items)
             }
             StateKind::Map => return None,
         };
@@ -180,12 +211,14 @@ mod tests {
 
     #[test]
     fn data_round_trips() {
-        let list = Data::List(vec![b"a".to_vec(), Vec::new(), b"bc".to_vec()]);
+        let list = Data::list(vec![b"a".to_vec(), Vec::new(), b"bc".to_vec()]);
         let mut out = Vec::new();
-        list.encode(&mut out, true, 42);
-        let Some((42, Data::List(l))) = Data::decode(StateKind::List, true, &out) else { panic!("bad decode") };
+        list.append(&mut out, true, 42);
+        let Some((42, Data::List { items: l, bytes })) = Data::decode(StateKind::List, true, &out) else { panic!("bad decode") };
         assert_eq!(l, vec![b"a".to_vec(), Vec::new(), b"bc".to_vec()]);
-        Data::Reducing(-7).encode(&mut out, false, 0);
+        assert_eq!(bytes, 3 + 3 * ITEM_BYTES);
+        out.clear();
+        Data::Reducing(-7).append(&mut out, false, 0);
         assert!(matches!(Data::decode(StateKind::Reducing(crate::Reducer::Sum), false, &out), Some((0, Data::Reducing(-7)))));
         assert!(Data::decode(StateKind::List, false, &[5, 0, 0, 0, 1]).is_none());
     }

@@ -20,16 +20,19 @@ pub struct RocksOptions {
     /// The RocksDB block cache (data, index and filter blocks); normally one
     /// cache shared by every backend of the process.
     pub block_cache: Cache,
-    /// Entries (keys of value, list and reducing states) the record cache holds
-    /// before it writes back dirty entries and evicts about half.
-    pub cache_entries: usize,
+    /// Bytes the record cache (entries of value, list and reducing states)
+    /// holds before it writes back dirty entries and keeps the recently used
+    /// ones, up to half of it. Counted per entry: its key and data, and a fixed
+    /// overhead for the hash table (about 100 bytes); the table's spare
+    /// capacity comes on top.
+    pub cache_bytes: usize,
 }
 
 impl RocksOptions {
     /// The default size of the shared block cache.
     pub const DEFAULT_BLOCK_CACHE_BYTES: usize = 256 << 20;
-    /// The default size of the record cache.
-    pub const DEFAULT_CACHE_ENTRIES: usize = 64 * 1024;
+    /// The default size of the record cache of one backend (one task).
+    pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 
     /// Options for an instance working in `dir`, with the process-wide block
     /// cache and the default record cache size.
@@ -37,7 +40,7 @@ impl RocksOptions {
         RocksOptions {
             dir: dir.into(),
             block_cache: Self::shared_block_cache(),
-            cache_entries: Self::DEFAULT_CACHE_ENTRIES,
+            cache_bytes: Self::DEFAULT_CACHE_BYTES,
         }
     }
 
@@ -59,9 +62,9 @@ impl RocksOptions {
         self
     }
 
-    /// Set the record cache size (entries).
-    pub fn with_cache_entries(mut self, entries: usize) -> Self {
-        self.cache_entries = entries;
+    /// Set the record cache size (bytes).
+    pub fn with_cache_bytes(mut self, bytes: usize) -> Self {
+        self.cache_bytes = bytes;
         self
     }
 }
@@ -71,7 +74,7 @@ impl fmt::Debug for RocksOptions {
         f.debug_struct("RocksOptions")
             .field("dir", &self.dir)
             .field("block_cache_usage", &self.block_cache.get_usage())
-            .field("cache_entries", &self.cache_entries)
+            .field("cache_bytes", &self.cache_bytes)
             .finish()
     }
 }
