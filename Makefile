@@ -81,7 +81,7 @@ bench: plugins
 
 ## Every benchmark in one go (a few minutes; not part of CI): the Wasm boundary
 ## against native Rust, latency at fixed rates, state and checkpoints, Nexmark
-## q0-q3, hot swap. Results in $(TARGET_DIR)/bench-results.md. The Flink side
+## q0-q3, q5, q7, q8, hot swap. Results in $(TARGET_DIR)/bench-results.md. The Flink side
 ## by side is benches/flink/run.sh.
 bench-suite: plugins
 	$(CARGO) build --release -p weir-bench

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Nexmark q0-q3 on Weir and on Apache Flink 2.3, side by side: the same
+# Nexmark q0-q3, q5, q7 and q8 on Weir and on Apache Flink 2.3, side by side: the same
 # pre-generated events (JSON lines), the same machine, parallelism 2 each, one
 # after the other. Prints Weir/Flink per query. Not part of CI.
 #
@@ -7,10 +7,13 @@
 #
 # Needs python3 with pip (Flink comes from the PyPI wheel
 # apache-flink-libraries, 329 MB, installed once under target/flink) and a JDK
-# 17 (javac, java). FLINK_STATE_BACKEND=rocksdb runs Flink's q3 on RocksDB.
+# 17 (javac, java). FLINK_STATE_BACKEND=rocksdb runs Flink's stateful queries
+# on RocksDB. QUERIES=q5,q7 runs only those. NEXMARK_COUNT=1 makes Flink
+# collect its results and print their count (slower; for checking, not timing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS=${1:-2000000}
+QUERIES=${QUERIES:-q0,q1,q2,q3,q5,q7,q8}
 T=${CARGO_TARGET_DIR:-target}
 OUT=$T/flink
 FLINK_LIB=$OUT/pyflink/pyflink/lib
@@ -24,11 +27,11 @@ cargo build --release --target wasm32-wasip2 -p bench-ops -p nexmark-queries
 cargo build --release -p weir-bench
 
 echo "== Weir"
-"$T/release/weir-bench" --plugin "$T/wasm32-wasip2/release/bench_ops.wasm" --nexmark q0,q1,q2,q3 \
+"$T/release/weir-bench" --plugin "$T/wasm32-wasip2/release/bench_ops.wasm" --nexmark "$QUERIES" \
     --events "$EVENTS" --parallelism 2 --nexmark-out "$OUT/events.jsonl" | tee "$OUT/weir.md"
 echo "== Flink"
 : > "$OUT/flink.txt"
-for q in q0 q1 q2 q3; do
+for q in ${QUERIES//,/ }; do
     java -cp "$OUT/classes:$FLINK_LIB/*" NexmarkSql "$(realpath "$OUT/events.jsonl")" $q 2 "$EVENTS" 2>"$OUT/flink-$q.log" \
         | grep '^query=' | tee -a "$OUT/flink.txt"
 done

@@ -62,7 +62,7 @@ struct Args {
     #[arg(long)]
     state: bool,
     /// Run Nexmark instead (see benches/README.md): the queries listed.
-    #[arg(long, value_delimiter = ',', num_args = 0.., default_missing_value = "q0,q1,q2,q3")]
+    #[arg(long, value_delimiter = ',', num_args = 0.., default_missing_value = "q0,q1,q2,q3,q5,q7,q8")]
     nexmark: Option<Vec<String>>,
     /// Nexmark: events generated.
     #[arg(long, default_value_t = 2_000_000)]
