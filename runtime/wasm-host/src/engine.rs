@@ -93,6 +93,11 @@ impl PluginEngine {
         c.concurrency_support(false);
         c.epoch_interruption(true);
         c.max_wasm_stack(1 << 20);
+        // `WEIR_WASM_PROFILE=perfmap`: name the guests' compiled functions in
+        // /tmp/perf-<pid>.map, so that `perf report` shows them.
+        if std::env::var("WEIR_WASM_PROFILE").as_deref() == Ok("perfmap") {
+            c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&c).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;

@@ -290,12 +290,12 @@ impl Context {
         self.push(output.0, key.as_ref(), value.as_ref(), self.timestamp);
     }
 
-    #[inline]
+    #[inline(always)]
     fn push(&mut self, output: u32, key: &[u8], value: &[u8], timestamp: i64) {
         let o = &mut self.out;
-        o.keys.extend_from_slice(key);
+        append(&mut o.keys, key);
         o.key_ends.push(o.keys.len() as u32);
-        o.values.extend_from_slice(value);
+        append(&mut o.values, value);
         o.value_ends.push(o.values.len() as u32);
         o.timestamps.push(timestamp);
         o.outputs.push(output);
@@ -346,6 +346,66 @@ impl Context {
             },
             outputs: if o.any_side { o.outputs } else { Vec::new() },
             causes: o.causes,
+        }
+    }
+}
+
+/// `dst.extend_from_slice(src)`, with short slices copied inline: a `memcpy`
+/// of unknown length becomes Wasm's `memory.copy`, which wasmtime runs as a
+/// call out of the guest's code, and keys and values are mostly short.
+#[inline(always)]
+fn append(dst: &mut Vec<u8>, src: &[u8]) {
+    let n = src.len();
+    if n > 32 {
+        dst.extend_from_slice(src);
+        return;
+    }
+    dst.reserve(n);
+    // SAFETY: `reserve` made room for `n` bytes after `len`; every read is
+    // inside `src` and every write inside that room; the byte ranges of two
+    // overlapping unaligned copies (first and last word) are both in bounds.
+    unsafe {
+        let d = dst.as_mut_ptr().add(dst.len());
+        let s = src.as_ptr();
+        if n >= 16 {
+            copy_word::<u64>(s, d);
+            copy_word::<u64>(s.add(8), d.add(8));
+            copy_word::<u64>(s.add(n - 16), d.add(n - 16));
+            copy_word::<u64>(s.add(n - 8), d.add(n - 8));
+        } else if n >= 8 {
+            copy_word::<u64>(s, d);
+            copy_word::<u64>(s.add(n - 8), d.add(n - 8));
+        } else if n >= 4 {
+            copy_word::<u32>(s, d);
+            copy_word::<u32>(s.add(n - 4), d.add(n - 4));
+        } else if n > 0 {
+            *d = *s;
+            *d.add(n / 2) = *s.add(n / 2);
+            *d.add(n - 1) = *s.add(n - 1);
+        }
+        dst.set_len(dst.len() + n);
+    }
+}
+
+/// Copy one unaligned `T` from `s` to `d`.
+#[inline(always)]
+unsafe fn copy_word<T: Copy>(s: *const u8, d: *mut u8) {
+    // SAFETY: the caller keeps both ranges of size_of::<T>() in bounds.
+    unsafe { std::ptr::write_unaligned(d.cast::<T>(), std::ptr::read_unaligned(s.cast::<T>())) }
+}
+
+#[cfg(test)]
+mod append_tests {
+    #[test]
+    fn append_copies_every_length_exactly() {
+        let src: Vec<u8> = (0..80u8).collect();
+        for start in 0..3 {
+            for n in 0..=70 {
+                let mut dst = vec![9u8; start];
+                super::append(&mut dst, &src[start..start + n]);
+                assert_eq!(&dst[..start], &vec![9u8; start][..]);
+                assert_eq!(&dst[start..], &src[start..start + n], "length {n} after {start} bytes");
+            }
         }
     }
 }
