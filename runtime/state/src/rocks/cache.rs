@@ -7,7 +7,7 @@ use rocksdb::WriteBatch;
 use smallvec::SmallVec;
 
 use super::format::{expired, key_prefix, push_key_prefix, Data};
-use super::{checked, column_family, RocksBackend};
+use super::{checked, column_family, RocksBackend, State};
 #[cfg(doc)]
 use super::RocksOptions;
 use crate::keys::key_group;
@@ -72,6 +72,17 @@ impl Slot {
     }
 }
 
+/// The slot of a row read from RocksDB (`None`: absent) for state `s`.
+fn stored_slot(s: &State, read: Result<Option<impl AsRef<[u8]>>, rocksdb::Error>) -> Result<Slot, StateError> {
+    let name = &s.descriptor.name;
+    let Some(stored) = read.map_err(|e| StateError::storage(format_args!("reading state '{name}'"), e))? else {
+        return Ok(Slot::absent());
+    };
+    let (t, data) = Data::decode(s.descriptor.kind, s.ttl_ms.is_some(), stored.as_ref())
+        .ok_or_else(|| StateError::Storage(format!("reading state '{name}': malformed stored value")))?;
+    Ok(Slot::loaded(t, data))
+}
+
 /// Reused buffers of the write-back: row keys and values back to back.
 #[derive(Default)]
 pub(super) struct WriteBackBuffers {
@@ -112,16 +123,7 @@ impl RocksBackend {
         let slot = if load {
             key_prefix(&mut self.key_buf, key_group(key, self.key_groups.max_parallelism), key);
             let cf = column_family(&self.db, s)?;
-            let read = |e| StateError::storage(format_args!("reading state '{}'", s.descriptor.name), e);
-            match self.db.get_pinned_cf_opt(cf, &self.key_buf, &self.read_opts).map_err(read)? {
-                None => Slot::absent(),
-                Some(stored) => {
-                    let (t, data) = Data::decode(s.descriptor.kind, ttl.is_some(), &stored).ok_or_else(|| {
-                        StateError::Storage(format!("reading state '{}': malformed stored value", s.descriptor.name))
-                    })?;
-                    Slot::loaded(t, data)
-                }
-            }
+            stored_slot(s, self.db.get_pinned_cf_opt(cf, &self.key_buf, &self.read_opts))?
         } else {
             Slot::absent()
         };
@@ -159,20 +161,7 @@ impl RocksBackend {
         });
         let cf = column_family(&self.db, s)?;
         let got = self.db.batched_multi_get_cf_opt(cf, stored_keys, false, &self.read_opts);
-        let (kind, ttl) = (s.descriptor.kind, s.ttl_ms);
-        let mut slots = Vec::with_capacity(missing.len());
-        for r in got {
-            let read = |e| StateError::storage(format_args!("reading state '{}'", s.descriptor.name), e);
-            slots.push(match r.map_err(read)? {
-                None => Slot::absent(),
-                Some(stored) => {
-                    let (t, data) = Data::decode(kind, ttl.is_some(), &stored).ok_or_else(|| {
-                        StateError::Storage(format!("reading state '{}': malformed stored value", s.descriptor.name))
-                    })?;
-                    Slot::loaded(t, data)
-                }
-            });
-        }
+        let slots = got.into_iter().map(|r| stored_slot(s, r)).collect::<Result<Vec<_>, _>>()?;
         let s = &mut self.states[id as usize];
         for (k, mut slot) in missing.into_iter().zip(slots) {
             slot.hot = true;
