@@ -322,13 +322,6 @@ impl KeyedStateBackend for HeapBackend {
         self.now_ms = now_ms;
     }
 
-    fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        Ok(match self.live(state, Use::Value, key)? {
-            Some(Entry { data: Data::Value(v), .. }) => Some(v.to_vec()),
-            _ => None,
-        })
-    }
-
     fn value_get_into(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError> {
         Ok(match self.live(state, Use::Value, key)? {
             Some(Entry { data: Data::Value(v), .. }) => {

@@ -104,17 +104,12 @@ pub trait KeyedStateBackend: Send {
     /// The processing time (ms since the Unix epoch) that TTL checks use.
     fn set_time(&mut self, now_ms: i64);
 
-    fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError>;
-    /// Append the value of `key` to `out` and say whether there is one (what
-    /// [`Self::value_get`] returns, without a copy of its own).
-    fn value_get_into(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError> {
-        Ok(match self.value_get(state, key)? {
-            Some(v) => {
-                out.extend_from_slice(&v);
-                true
-            }
-            None => false,
-        })
+    /// Append the value of `key` to `out` and say whether there is one.
+    fn value_get_into(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError>;
+    /// The value of `key`, if any.
+    fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
+        let mut value = Vec::new();
+        Ok(self.value_get_into(state, key, &mut value)?.then_some(value))
     }
     fn value_set(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError>;
 

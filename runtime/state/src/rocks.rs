@@ -226,13 +226,6 @@ impl KeyedStateBackend for RocksBackend {
         self.prefetch_slots(state, keys)
     }
 
-    fn value_get(&mut self, state: StateId, key: &[u8]) -> Result<Option<Vec<u8>>, StateError> {
-        self.with_slot(state, "value", key, true, |slot, ttl, now| match slot.live(ttl, now) {
-            Some(Data::Value(v)) => Some(v.to_vec()),
-            _ => None,
-        })
-    }
-
     fn value_get_into(&mut self, state: StateId, key: &[u8], out: &mut Vec<u8>) -> Result<bool, StateError> {
         self.with_slot(state, "value", key, true, |slot, ttl, now| match slot.live(ttl, now) {
             Some(Data::Value(v)) => {
