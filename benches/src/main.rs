@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser;
 use weir_engine::*;
-use weir_wasm::{EngineConfig, Limits, OperatorSettings, PluginEngine, WasmOperatorFactory};
+use weir_wasm::{Limits, LoaderConfig, OperatorSettings, PluginLoader, WasmOperatorFactory};
 
 #[derive(Parser)]
 struct Args {
@@ -201,7 +201,7 @@ fn best(runs: usize, mut f: impl FnMut() -> anyhow::Result<Measured>) -> anyhow:
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let engine = PluginEngine::new(EngineConfig::default())?;
+    let engine = PluginLoader::new(LoaderConfig::default())?;
     if args.swap {
         return swap::run(&engine, &args.swap_v1, &args.swap_v2, args.swaps);
     }

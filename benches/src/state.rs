@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use weir_checkpoint::{NodeInfo, Storage};
 use weir_engine::*;
-use weir_state::{KeyGroups, KeyedStateBackend, RocksBackend, RocksOptions, StateDescriptor, StateKind};
-use weir_wasm::{Limits, OperatorSettings, Plugin, StateBackendKind, WasmOperatorFactory};
+use weir_state::{HeapBackendFactory, KeyGroups, KeyedStateBackend, StateBackendFactory, StateDescriptor, StateKind};
+use weir_state_rocksdb::{RocksBackend, RocksBackendFactory, RocksOptions};
+use weir_wasm::{Limits, OperatorSettings, Plugin, WasmOperatorFactory};
 
 use crate::{cpu_time, generate, Null, Replay};
 
@@ -28,7 +29,7 @@ fn dir_size(p: &Path) -> u64 {
 /// The small record cache of the keyed count on RocksDB.
 const SMALL_CACHE: usize = 4 << 20;
 
-fn count_factory(plugin: &Plugin, state: StateBackendKind) -> Arc<dyn OperatorFactory> {
+fn count_factory(plugin: &Plugin, state: Arc<dyn StateBackendFactory>) -> Arc<dyn OperatorFactory> {
     Arc::new(WasmOperatorFactory {
         plugin: plugin.clone(),
         settings: OperatorSettings {
@@ -58,16 +59,10 @@ fn run_count(
         let nodes = df
             .node_names()
             .into_iter()
-            .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.into(), parallelism: p, plugin: None, plugin_sha256: None })
+            .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.name().into(), parallelism: p, plugin: None, plugin_sha256: None })
             .collect();
         let storage = Arc::new(Storage::open(dir.join("store").to_str().expect("utf-8"), "state-bench", nodes, 1000)?);
-        df.set_checkpointing(CheckpointConfig {
-            interval: Some(interval),
-            store: storage,
-            staging_dir: dir.join("staging"),
-            first_epoch: 1,
-            savepoints: None,
-        });
+        df.set_checkpointing(CheckpointConfig { interval: Some(interval), store: storage, staging_dir: dir.join("staging"), first_epoch: 1 });
         store_dir = Some(dir.join("store/checkpoints"));
     }
     let n: usize = input.iter().map(RecordBatch::len).sum();
@@ -95,7 +90,7 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
     println!();
     println!("| backend | record cache per task | M ev/s | CPU ns/ev | M ev/s per CPU-second | vs heap |");
     println!("|---|---|---:|---:|---:|---:|");
-    let (heap_wall, heap_cpu, _) = run_count(&input, batch, count_factory(plugin, StateBackendKind::Heap), None)?;
+    let (heap_wall, heap_cpu, _) = run_count(&input, batch, count_factory(plugin, Arc::new(HeapBackendFactory)), None)?;
     let rate = |d: Duration| n / d.as_secs_f64() / 1e6;
     let ns = |d: Duration| d.as_nanos() as f64 / n;
     println!("| heap | - | {:.2} | {:.0} | {:.2} | 1.00 |", rate(heap_wall), ns(heap_cpu), rate(heap_cpu));
@@ -109,7 +104,9 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
     .into_iter()
     .enumerate()
     {
-        let rocks = StateBackendKind::RocksDb { dir: tmp.path().join(format!("rocks-count-{i}")), cache_bytes: cache };
+        let mut rocks = RocksBackendFactory::new(tmp.path().join(format!("rocks-count-{i}")));
+        rocks.cache_bytes = cache.unwrap_or(rocks.cache_bytes);
+        let rocks: Arc<dyn StateBackendFactory> = Arc::new(rocks);
         let (wall, cpu, _) = run_count(&input, batch, count_factory(plugin, rocks), None)?;
         println!("| rocksdb | {label} | {:.2} | {:.0} | {:.2} | {:.2} |", rate(wall), ns(cpu), rate(cpu), rate(wall) / rate(heap_wall));
     }
@@ -122,9 +119,11 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
     // Each case against a baseline run just before it; best of two of each,
     // so warm-up and the machine's noise hit both sides alike.
     for (name, secs) in [("heap", 1), ("heap", 3), ("rocksdb", 1)] {
-        let kind = |dir: &Path| match name {
-            "heap" => StateBackendKind::Heap,
-            _ => StateBackendKind::RocksDb { dir: dir.join("rocks"), cache_bytes: None },
+        let kind = |dir: &Path| -> Arc<dyn StateBackendFactory> {
+            match name {
+                "heap" => Arc::new(HeapBackendFactory),
+                _ => Arc::new(RocksBackendFactory::new(dir.join("rocks"))),
+            }
         };
         let (mut without, mut with, mut taken) = (Duration::MAX, Duration::MAX, 0);
         for round in 0..2 {
@@ -176,8 +175,8 @@ fn big_rocksdb_checkpoint(tmp: &Path, keys: u64) -> anyhow::Result<()> {
         let sync = t.elapsed();
         let files = writer()?;
         let state = TaskState { node: "big".into(), task: 0, parallelism: 1, position: None, watermark: None, files };
-        storage.store_task(epoch, &[state]).map_err(anyhow::Error::msg)?;
-        storage.complete(epoch, false).map_err(anyhow::Error::msg)?;
+        let stored = storage.store_task(epoch, &[state])?;
+        storage.complete(epoch, false, &stored)?;
         let total = t.elapsed();
         std::fs::remove_dir_all(&staging)?;
         Ok((sync, total, dir_size(&store_dir).saturating_sub(before)))

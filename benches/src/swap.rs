@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use weir_checkpoint::{NodeInfo, Storage};
 use weir_connectors::{GeneratorSource, GeneratorSpec};
 use weir_engine::*;
-use weir_wasm::{Limits, OperatorSettings, PluginEngine, WasmOperatorFactory};
+use weir_wasm::{Limits, OperatorSettings, PluginLoader, WasmOperatorFactory};
 
 /// Throughput buckets.
 const BUCKET: Duration = Duration::from_millis(100);
@@ -53,7 +53,7 @@ impl Sink for WatchSink {
     }
 }
 
-fn factory(engine: &PluginEngine, path: &Path, version: &str) -> anyhow::Result<WasmOperatorFactory> {
+fn factory(engine: &PluginLoader, path: &Path, version: &str) -> anyhow::Result<WasmOperatorFactory> {
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e} (build it: make plugins)", path.display()))?;
     Ok(WasmOperatorFactory {
         plugin: engine.load("counter", Some(version), &bytes)?,
@@ -67,7 +67,7 @@ fn rate(w: &Watch, from: Duration, to: Duration) -> f64 {
     n as f64 / (to - from).as_secs_f64()
 }
 
-pub fn run(engine: &PluginEngine, v1: &Path, v2: &Path, swaps: usize) -> anyhow::Result<()> {
+pub fn run(engine: &PluginLoader, v1: &Path, v2: &Path, swaps: usize) -> anyhow::Result<()> {
     let versions = [factory(engine, v1, "1")?, factory(engine, v2, "2")?];
     let tmp = tempfile::tempdir()?;
     let watch = Arc::new(Watch {
@@ -85,7 +85,7 @@ pub fn run(engine: &PluginEngine, v1: &Path, v2: &Path, swaps: usize) -> anyhow:
     let nodes = df
         .node_names()
         .into_iter()
-        .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.into(), parallelism: p, plugin: None, plugin_sha256: None })
+        .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.name().into(), parallelism: p, plugin: None, plugin_sha256: None })
         .collect();
     let storage = Arc::new(Storage::open(tmp.path().join("store").to_str().expect("utf-8"), "swap-bench", nodes, 3)?);
     df.set_checkpointing(CheckpointConfig {
@@ -93,7 +93,6 @@ pub fn run(engine: &PluginEngine, v1: &Path, v2: &Path, swaps: usize) -> anyhow:
         store: storage,
         staging_dir: tmp.path().join("staging"),
         first_epoch: 1,
-        savepoints: None,
     });
     let job = df.start()?;
     let control = job.control();

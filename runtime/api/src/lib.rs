@@ -27,7 +27,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use weir_wasm::PluginEngine;
+use weir_wasm::PluginLoader;
 
 pub use error::ApiError;
 pub use pipelines::{Pipelines, SwapInfo};
@@ -52,9 +52,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: ApiConfig, engine: PluginEngine) -> Result<Arc<AppState>, ApiError> {
-        let registry = Arc::new(Registry::open(&config.data_dir, engine)?);
-        let pipelines = Pipelines::open(&config.data_dir, registry.clone())?;
+    /// A node over `config.data_dir`: plugins loaded with `loader`, specs
+    /// checked and built with `types` (every connector and operator kind the
+    /// binary has).
+    pub fn new(config: ApiConfig, loader: PluginLoader, types: Arc<weir_spec::Registry>) -> Result<Arc<AppState>, ApiError> {
+        let registry = Arc::new(Registry::open(&config.data_dir, loader)?);
+        let pipelines = Pipelines::open(&config.data_dir, registry.clone(), types)?;
         Ok(Arc::new(AppState { config, registry, pipelines, uploads: AtomicU64::new(0), rejected: AtomicU64::new(0) }))
     }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{JobControl, Ticket};
-use weir_spec::{PipelineSpec, PlannedOperator};
+use weir_spec::{BuildEnv, PipelineSpec, PlannedNode};
 
 use crate::error::ApiError;
 use crate::registry::Registry;
@@ -64,7 +64,10 @@ pub(crate) struct ActiveSwap {
 pub(crate) struct Running {
     pub control: JobControl,
     pub storage: Option<Arc<weir_checkpoint::Storage>>,
-    pub operators: Vec<PlannedOperator>,
+    /// Every node as planned (what a swap needs of an operator).
+    pub nodes: Vec<PlannedNode>,
+    /// Where they were built.
+    pub env: BuildEnv,
     pub spec: PipelineSpec,
     pub started: Instant,
 }
@@ -131,15 +134,17 @@ pub(crate) fn plugin_ref(s: &str) -> Option<(&str, &str)> {
 pub struct Pipelines {
     pub(crate) dir: PathBuf,
     pub(crate) registry: Arc<Registry>,
+    /// The connectors and operator kinds specs may name.
+    pub(crate) types: Arc<weir_spec::Registry>,
     pub(crate) entries: Mutex<BTreeMap<String, Arc<Entry>>>,
 }
 
 impl Pipelines {
     /// Open `<data>/pipelines` and start the pipelines that should run.
-    pub fn open(data_dir: &std::path::Path, registry: Arc<Registry>) -> Result<Arc<Pipelines>, ApiError> {
+    pub fn open(data_dir: &std::path::Path, registry: Arc<Registry>, types: Arc<weir_spec::Registry>) -> Result<Arc<Pipelines>, ApiError> {
         let dir = data_dir.join("pipelines");
         std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let p = Arc::new(Pipelines { dir: dir.clone(), registry, entries: Mutex::default() });
+        let p = Arc::new(Pipelines { dir: dir.clone(), registry, types, entries: Mutex::default() });
         let listing = std::fs::read_dir(&dir).map_err(|e| ApiError::internal(format!("cannot list {}: {e}", dir.display())))?;
         for e in listing.flatten() {
             let path = e.path().join("pipeline.json");
@@ -163,6 +168,14 @@ impl Pipelines {
         Ok(p)
     }
 
+    /// What builds of this node's pipelines get: its plugin registry as the
+    /// source of Wasm operators' plugins.
+    pub(crate) fn extensions(&self) -> weir_spec::Extensions {
+        let mut x = weir_spec::Extensions::default();
+        x.insert(weir_wasm::Plugins(self.registry.clone()));
+        x
+    }
+
     pub(crate) fn get(&self, id: &str) -> Result<Arc<Entry>, ApiError> {
         self.entries.lock().unwrap().get(id).cloned().ok_or_else(|| ApiError::not_found(format!("no pipeline '{id}'")))
     }
@@ -171,7 +184,8 @@ impl Pipelines {
     /// environment is not the client's), plugins from the registry, checkpoints
     /// beside the definition unless the spec puts them elsewhere.
     pub(crate) fn parse(&self, text: &str, plugins: Option<&BTreeMap<String, String>>) -> Result<PipelineSpec, ApiError> {
-        let mut spec = weir_spec::parse_on_node(text, "spec", &self.dir).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+        let mut spec =
+            weir_spec::parse_on_node(text, "spec", &self.dir, &self.types).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
         let ok = !spec.name.is_empty() && spec.name.len() <= 64 && spec.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !ok {
             return Err(ApiError::bad_request(format!(
@@ -180,24 +194,25 @@ impl Pipelines {
             )));
         }
         for (i, o) in spec.operators.iter_mut().enumerate() {
-            let given = o.plugin.path.to_string_lossy().into_owned();
-            let reference = plugins.and_then(|p| p.get(&o.name)).cloned().unwrap_or(given);
+            let Some(given) = o.plugin.clone() else { continue };
+            let reference = plugins.and_then(|p| p.get(&o.name)).cloned().unwrap_or(given.reference);
             let Some((name, version)) = plugin_ref(&reference) else {
                 return Err(ApiError::bad_request(format!(
                     "spec:{}: operators[{i}].plugin: '{reference}' is not a plugin of the registry; \
                      a node runs uploaded plugins, named NAME@VERSION (see GET /api/v1/plugins)",
-                    o.plugin.line
+                    given.line
                 )));
             };
             if self.registry.get(name, version).is_none() {
                 return Err(ApiError::bad_request(format!(
                     "spec:{}: operators[{i}].plugin: plugin {name}@{version} is not in this node's registry ({}); \
                      upload it first: POST /api/v1/plugins?name={name}&version={version}",
-                    o.plugin.line,
+                    given.line,
                     self.registry.describe_versions(name)
                 )));
             }
-            o.plugin.path = PathBuf::from(reference);
+            o.descriptor = self.types.with_plugin(&o.descriptor, &reference).expect("a node with a plugin has a plugin field");
+            o.plugin = Some(weir_spec::PluginRef { reference, line: given.line });
         }
         Ok(spec)
     }
@@ -207,7 +222,7 @@ impl Pipelines {
         let spec = self.parse(text, None)?;
         let id = spec.name.clone();
         let plugins: BTreeMap<String, String> =
-            spec.operators.iter().map(|o| (o.name.clone(), o.plugin.path.to_string_lossy().into_owned())).collect();
+            spec.operators.iter().filter_map(|o| Some((o.name.clone(), o.plugin.as_ref()?.reference.clone()))).collect();
         let entry = {
             let mut entries = self.entries.lock().unwrap();
             if entries.contains_key(&id) {
@@ -341,26 +356,16 @@ impl Pipelines {
         let target = {
             let mut l = e.live.lock().unwrap();
             l.stopping = true;
-            l.running.as_ref().map(|r| (r.control.clone(), r.storage.clone(), weir_spec::savepoint_requests_dir(&r.spec)))
+            l.running.as_ref().map(|r| (r.control.clone(), r.storage.is_some()))
         };
         e.record.lock().unwrap().running = false;
         e.save()?;
         let mut taken = None;
-        if let Some((control, storage, requests)) = target {
-            if let Some(storage) = storage {
-                let _ = std::fs::create_dir_all(&requests);
-                std::fs::write(requests.join(&savepoint), b"")
-                    .map_err(|err| ApiError::internal(format!("cannot ask for a savepoint: {err}")))?;
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while Instant::now() < deadline {
-                    if storage.savepoints().unwrap_or_default().contains(&savepoint) {
-                        taken = Some(savepoint.clone());
-                        break;
-                    }
-                    if e.live.lock().unwrap().running.is_none() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
+        if let Some((control, checkpoints)) = target {
+            if checkpoints {
+                match control.savepoint(&savepoint, Duration::from_secs(60)) {
+                    Ok(_) => taken = Some(savepoint.clone()),
+                    Err(err) => tracing::warn!("pipeline '{id}': no savepoint at stop: {err}"),
                 }
             }
             control.cancel();

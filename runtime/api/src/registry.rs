@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-use weir_wasm::PluginEngine;
+use weir_wasm::{PluginLoader, PluginSource, WasmError};
 
 use crate::error::ApiError;
 
@@ -30,7 +30,7 @@ type Index = BTreeMap<String, BTreeMap<String, PluginVersion>>;
 
 pub struct Registry {
     dir: PathBuf,
-    engine: PluginEngine,
+    engine: PluginLoader,
     index: Mutex<Index>,
 }
 
@@ -46,7 +46,7 @@ fn valid(what: &str, s: &str, extra: &[char]) -> Result<(), ApiError> {
 
 impl Registry {
     /// Open (or create) the registry under `data_dir/plugins`.
-    pub fn open(data_dir: &Path, engine: PluginEngine) -> Result<Registry, ApiError> {
+    pub fn open(data_dir: &Path, engine: PluginLoader) -> Result<Registry, ApiError> {
         let dir = data_dir.join("plugins");
         std::fs::create_dir_all(dir.join("sha256")).map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
         let index_path = dir.join("index.json");
@@ -175,5 +175,15 @@ impl Registry {
 
     pub fn count(&self) -> usize {
         self.index.lock().expect("index lock").values().map(BTreeMap::len).sum()
+    }
+}
+
+/// Operators of a node's pipelines name plugins of its registry, `name@version`.
+impl PluginSource for Registry {
+    fn load(&self, reference: &str) -> Result<weir_wasm::Plugin, WasmError> {
+        let failed = |message: String| WasmError::Compile { plugin: reference.to_string(), message };
+        let (name, version) = crate::pipelines::plugin_ref(reference)
+            .ok_or_else(|| failed("not NAME@VERSION of a plugin in the registry".into()))?;
+        Registry::load(self, name, version).map_err(|e| failed(e.message))
     }
 }

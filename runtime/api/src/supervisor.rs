@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use weir_engine::SwapState;
 
 use crate::error::ApiError;
-use crate::pipelines::{count_swap, plugin_ref, Entry, Pipelines, Running};
+use crate::pipelines::{count_swap, Entry, Pipelines, Running};
 
 const MAX_RESTARTS: usize = 3;
 const RESTART_WINDOW: Duration = Duration::from_secs(60);
@@ -34,25 +34,21 @@ pub(crate) fn spawn(p: &Arc<Pipelines>, entry: &Arc<Entry>, started: Option<Send
 }
 
 /// Plan and start one run.
-fn start(p: &Pipelines, e: &Entry) -> Result<(weir_engine::Job, weir_spec::Launch, Running), ApiError> {
+fn start(p: &Pipelines, e: &Entry) -> Result<(weir_engine::Job, weir_checkpoint::Launch, Running), ApiError> {
     let (text, plugins) = {
         let r = e.record.lock().unwrap();
         (r.spec.clone(), r.plugins.clone())
     };
     let spec = p.parse(&text, Some(&plugins))?;
-    let load = |o: &weir_spec::OperatorDef| {
-        let reference = o.plugin.path.to_string_lossy();
-        let (name, version) = plugin_ref(&reference).expect("checked by parse");
-        p.registry.load(name, version).map_err(|err| weir_wasm::WasmError::Compile { plugin: reference.to_string(), message: err.message })
-    };
-    let planned = weir_spec::plan_with(&spec, &load).map_err(|err| ApiError::bad_request(format!("{err:#}")))?;
-    let operators = planned.operators.clone();
-    let mut launch = weir_spec::launch(&spec, planned, &Default::default()).map_err(|err| ApiError::bad_request(format!("{err:#}")))?;
+    let planned = weir_spec::plan(&spec, &p.types, p.extensions()).map_err(|err| ApiError::bad_request(format!("{err:#}")))?;
+    let (nodes, env) = (planned.nodes.clone(), planned.env.clone());
+    let mut launch =
+        weir_checkpoint::launch(&spec, planned, &Default::default()).map_err(|err| ApiError::bad_request(format!("{err:#}")))?;
     let dataflow = std::mem::replace(&mut launch.planned.dataflow, weir_engine::Dataflow::new(Default::default()));
     let job = dataflow.start().map_err(|err| {
         ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, format!("pipeline '{}' failed to start: {err:#}", e.id))
     })?;
-    let running = Running { control: job.control(), storage: launch.storage.clone(), operators, spec, started: Instant::now() };
+    let running = Running { control: job.control(), storage: launch.storage.clone(), nodes, env, spec, started: Instant::now() };
     Ok((job, launch, running))
 }
 

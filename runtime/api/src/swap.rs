@@ -4,12 +4,11 @@
 //! switch, at the next checkpoint barrier (see `weir_engine::Job` swaps and
 //! `supervisor.rs` for probation and rollback).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use weir_engine::{Replacement, SwapState, TaskContext};
-use weir_wasm::{StateBackendKind, WasmError, WasmOperatorFactory, WindowOperatorFactory};
+use weir_engine::SwapState;
+use weir_spec::BuildContext;
 
 use crate::error::ApiError;
 use crate::pipelines::{count_swap, now_ms, plugin_ref, ActiveSwap, Entry, Pipelines, SwapInfo};
@@ -33,7 +32,7 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
             }
         }
     };
-    let (control, planned, pipeline) = {
+    let (control, planned, env) = {
         let l = e.live.lock().unwrap();
         let Some(run) = &l.running else {
             return Err(ApiError::conflict(format!("pipeline '{}' is {}; a swap needs it running", e.id, l.status)));
@@ -44,8 +43,8 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
                 s.info.operator, e.id, s.info.to, s.info.status
             )));
         }
-        let planned = run.operators.iter().find(|o| o.name == op).cloned().expect("every operator is planned");
-        (run.control.clone(), planned, run.spec.name.clone())
+        let planned = run.nodes.iter().find(|o| o.name == op).cloned().expect("every operator is planned");
+        (run.control.clone(), planned, run.env.clone())
     };
     if from == plugin {
         return Err(ApiError::conflict(format!("operator '{op}' of pipeline '{}' already runs {plugin}", e.id)));
@@ -68,26 +67,16 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
         count_swap(&mut l, "refused");
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why)
     };
-    // Off the hot path: compile (or fetch from the cache) and try it out.
-    let loaded = p.registry.load(name, version)?;
-    let mut trial = planned.settings.clone();
-    trial.state = StateBackendKind::Heap;
-    let mut ctx = TaskContext::new(&pipeline, op, 0, planned.parallelism);
-    ctx.side_outputs = planned.side_outputs.clone().into();
-    // A window operator swaps its window function; its windows stay as they are.
-    let (tried, replacement): (Result<(), WasmError>, Replacement) = match &planned.window {
-        Some(window) => (
-            loaded.instantiate_window(&ctx, &trial, window).map(drop),
-            Arc::new(WindowOperatorFactory { plugin: loaded, settings: planned.settings.clone(), window: window.clone() }),
-        ),
-        None => (
-            loaded.instantiate(&ctx, &trial).map(drop),
-            Arc::new(WasmOperatorFactory { plugin: loaded, settings: planned.settings.clone() }),
-        ),
+    // Off the hot path: compile (or fetch from the cache) and try it out, with
+    // the builder that planned the operator.
+    let Some(descriptor) = p.types.with_plugin(&planned.descriptor, plugin) else {
+        return Err(refuse(&mut info, format!("operator '{op}' runs no plugin, so it cannot swap to {plugin}")));
     };
-    if let Err(err) = tried {
-        return Err(refuse(&mut info, format!("{plugin} cannot replace {from} in operator '{op}': {err}; nothing changed")));
-    }
+    let cx = BuildContext { env: &env, node: op, parallelism: planned.parallelism, side_outputs: &planned.side_outputs };
+    let replacement = match p.types.replacement(&descriptor, &cx) {
+        Ok(r) => r,
+        Err(err) => return Err(refuse(&mut info, format!("{plugin} cannot replace {from} in operator '{op}': {err}; nothing changed"))),
+    };
     let ticket = control
         .swap(op, replacement, probation)
         .map_err(|err| refuse(&mut info, format!("cannot swap operator '{op}': {err}")))?;

@@ -16,9 +16,10 @@
 //! whose files are all present with the recorded sizes and checksums, warning about (and
 //! skipping) any that is not.
 
+mod launch;
 mod manifest;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path as FsPath, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -26,8 +27,9 @@ use futures_util::TryStreamExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, PutPayload};
-use weir_engine::{CheckpointStore, NodeRestore, RestorePlan, TaskState};
+use weir_engine::{CheckpointStore, NodeRestore, RestorePlan, StoreError, StoredTask, TaskState, FINAL_EPOCH};
 
+pub use launch::{launch, lock_path, open_storage, savepoint_requests_dir, Launch, LaunchOptions, Resumed};
 pub use manifest::NodeInfo;
 use manifest::{describe_nodes, FileEntry, Manifest, TaskEntry, FORMAT, MANIFEST};
 
@@ -84,8 +86,6 @@ pub struct Storage {
     pipeline: String,
     nodes: Mutex<Vec<NodeInfo>>,
     retain: usize,
-    /// Tasks stored for checkpoints not yet complete.
-    staged: Mutex<BTreeMap<u64, Vec<TaskEntry>>>,
     /// Shared files already stored, by storage path.
     shared: Mutex<HashMap<String, FileEntry>>,
 }
@@ -129,7 +129,6 @@ impl Storage {
             pipeline: pipeline.to_string(),
             nodes: Mutex::new(nodes),
             retain: retain.max(1),
-            staged: Mutex::default(),
             shared: Mutex::default(),
         })
     }
@@ -461,11 +460,14 @@ impl Storage {
         Ok(())
     }
 
-    fn store_file(&self, dir: &str, state: &TaskState, file: &weir_engine::SnapshotFile) -> Result<FileEntry, CheckpointError> {
-        let rel = if file.shared {
-            format!("shared/{}/{}", state.node, file.name)
-        } else {
-            format!("{dir}/{}/{}/{}", state.node, state.task, file.name)
+    /// Store one file of a task's snapshot. A final snapshot's files (dir
+    /// `None`) are stored as shared, under names of their own, since every
+    /// later checkpoint of the run names them.
+    fn store_file(&self, dir: Option<&str>, state: &TaskState, file: &weir_engine::SnapshotFile) -> Result<FileEntry, CheckpointError> {
+        let (rel, shared) = match dir {
+            _ if file.shared => (format!("shared/{}/{}", state.node, file.name), true),
+            Some(dir) => (format!("{dir}/{}/{}/{}", state.node, state.task, file.name), false),
+            None => (format!("shared/{}/final-{}-{}-{}", state.node, state.task, unique(), file.name), true),
         };
         if file.shared
             && let Some(known) = self.shared.lock().expect("lock").get(&rel)
@@ -473,13 +475,7 @@ impl Storage {
             return Ok(known.clone());
         }
         let bytes = std::fs::read(&file.path).map_err(|e| self.err(format!("cannot read {}: {e}", file.path.display())))?;
-        let entry = FileEntry {
-            name: file.name.clone(),
-            path: rel.clone(),
-            size: bytes.len() as u64,
-            checksum: checksum(&bytes),
-            shared: file.shared,
-        };
+        let entry = FileEntry { name: file.name.clone(), path: rel.clone(), size: bytes.len() as u64, checksum: checksum(&bytes), shared };
         // A local store takes a hard link to the staged file (no copy).
         let linked = self.local_root.as_ref().is_some_and(|root| {
             let to = root.join(&rel);
@@ -490,49 +486,61 @@ impl Storage {
         if !linked {
             self.put(&rel, bytes)?;
         }
-        if file.shared {
+        if shared {
             self.shared.lock().expect("lock").insert(rel, entry.clone());
         }
         Ok(entry)
     }
 }
 
+/// A name no other process or run of this machine uses.
+fn unique() -> String {
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{:x}-{}-{n}", weir_engine::now_ms(), std::process::id())
+}
+
+impl From<CheckpointError> for StoreError {
+    fn from(e: CheckpointError) -> Self {
+        match e {
+            CheckpointError::Storage { location, message } => StoreError::Storage { location, message },
+            other => StoreError::Storage { location: String::new(), message: other.to_string() },
+        }
+    }
+}
+
 impl CheckpointStore for Storage {
-    fn store_task(&self, epoch: u64, states: &[TaskState]) -> Result<(), String> {
-        let dir = chk_dir(epoch);
-        let mut entries = Vec::with_capacity(states.len());
+    fn store_task(&self, epoch: u64, states: &[TaskState]) -> Result<Vec<StoredTask>, StoreError> {
+        let dir = (epoch != FINAL_EPOCH).then(|| chk_dir(epoch));
+        let mut stored = Vec::with_capacity(states.len());
         for s in states {
-            let files = s.files.iter().map(|f| self.store_file(&dir, s, f)).collect::<Result<Vec<_>, _>>();
-            entries.push(TaskEntry {
+            let files = s.files.iter().map(|f| self.store_file(dir.as_deref(), s, f)).collect::<Result<Vec<_>, _>>()?;
+            stored.push(StoredTask {
                 node: s.node.clone(),
                 task: s.task,
                 parallelism: s.parallelism,
-                position: s.position.as_ref().map(hex::encode),
+                position: s.position.clone(),
                 watermark: s.watermark,
-                files: files.map_err(|e| e.to_string())?,
+                files,
             });
         }
-        self.staged.lock().expect("lock").entry(epoch).or_default().extend(entries);
-        Ok(())
+        Ok(stored)
     }
 
-    fn complete(&self, epoch: u64, finished: bool) -> Result<(), String> {
-        let mut tasks = self.staged.lock().expect("lock").remove(&epoch).unwrap_or_default();
+    fn complete(&self, epoch: u64, finished: bool, tasks: &[StoredTask]) -> Result<(), StoreError> {
+        let mut tasks: Vec<TaskEntry> = tasks.iter().map(TaskEntry::from).collect();
         tasks.sort_by(|a, b| (&a.node, a.task).cmp(&(&b.node, b.task)));
-        let created_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
         let m = Manifest {
             format: FORMAT,
             pipeline: self.pipeline.clone(),
             epoch,
             finished,
-            created_ms,
+            created_ms: weir_engine::now_ms(),
             nodes: self.nodes.lock().expect("lock").clone(),
             tasks,
         };
-        let json = serde_json::to_vec_pretty(&m).map_err(|e| e.to_string())?;
-        self.put(&format!("{}/{MANIFEST}", chk_dir(epoch)), json).map_err(|e| e.to_string())?;
+        let json = serde_json::to_vec_pretty(&m).map_err(|e| self.err(e))?;
+        self.put(&format!("{}/{MANIFEST}", chk_dir(epoch)), json)?;
         if let Err(e) = self.retain(epoch) {
             tracing::warn!("cannot delete old checkpoints: {e}");
         }
@@ -540,13 +548,15 @@ impl CheckpointStore for Storage {
     }
 
     fn abort(&self, epoch: u64) {
-        self.staged.lock().expect("lock").remove(&epoch);
         let _ = self.delete_prefix(&chk_dir(epoch));
     }
 
-    fn keep_as_savepoint(&self, epoch: u64, name: &str) -> Result<(), String> {
-        let m = self.read_manifest(&chk_dir(epoch))?.ok_or("the checkpoint has no manifest")?;
-        self.copy_to_savepoint(m, name).map_err(|e| e.to_string())
+    fn keep_as_savepoint(&self, epoch: u64, name: &str) -> Result<(), StoreError> {
+        let m = self
+            .read_manifest(&chk_dir(epoch))
+            .map_err(|message| StoreError::Storage { location: self.location.clone(), message })?
+            .ok_or_else(|| StoreError::NoManifest { epoch, name: name.to_string() })?;
+        Ok(self.copy_to_savepoint(m, name)?)
     }
 }
 

@@ -21,17 +21,10 @@ pub struct NodeInfo {
     pub plugin_sha256: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct FileEntry {
-    pub name: String,
-    /// Where it is stored, relative to the storage root.
-    pub path: String,
-    pub size: u64,
-    /// xxh3-128 of the contents, hex.
-    pub checksum: String,
-    #[serde(default)]
-    pub shared: bool,
-}
+/// A stored file: its name in the task's snapshot, where it is relative to
+/// the storage root, its size and xxh3-128 checksum (hex), and whether it is
+/// shared between checkpoints.
+pub(crate) type FileEntry = weir_engine::StoredFile;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct TaskEntry {
@@ -58,6 +51,19 @@ pub(crate) struct Manifest {
     pub created_ms: i64,
     pub nodes: Vec<NodeInfo>,
     pub tasks: Vec<TaskEntry>,
+}
+
+impl From<&weir_engine::StoredTask> for TaskEntry {
+    fn from(t: &weir_engine::StoredTask) -> Self {
+        TaskEntry {
+            node: t.node.clone(),
+            task: t.task,
+            parallelism: t.parallelism,
+            position: t.position.as_ref().map(hex::encode),
+            watermark: t.watermark,
+            files: t.files.clone(),
+        }
+    }
 }
 
 impl Manifest {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{bail, Context as _};
-use weir_wasm::{EngineConfig, PluginEngine};
+use weir_wasm::{LoaderConfig, PluginLoader};
 
 pub const TARGET: &str = "wasm32-wasip2";
 
@@ -68,7 +68,7 @@ pub fn build(args: BuildArgs) -> anyhow::Result<PathBuf> {
 /// Check what a pipeline would check, a component of the operator world, and
 /// print its path.
 fn check(wasm: PathBuf) -> anyhow::Result<PathBuf> {
-    let engine = PluginEngine::new(EngineConfig::default())?;
+    let engine = PluginLoader::new(LoaderConfig::default())?;
     let plugin = engine.load_file(&wasm)?;
     println!("{}", wasm.display());
     eprintln!("built {} ({}), implementing {}", plugin.meta(), plugin.meta().digest, plugin.meta().world);

@@ -2,6 +2,7 @@
 
 mod build;
 mod new;
+mod types;
 mod pipeline;
 mod run;
 mod savepoint;

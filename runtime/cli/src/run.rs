@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use weir_engine::{JobMetrics, NodeSnapshot};
-use weir_wasm::{EngineConfig, PluginEngine};
+use weir_wasm::{LoaderConfig, PluginFiles, PluginLoader, Plugins};
 
 #[derive(clap::Args)]
 pub struct CacheArgs {
@@ -52,9 +52,12 @@ pub(crate) fn cache_dir(args: &CacheArgs) -> Option<PathBuf> {
 }
 
 pub(crate) fn prepare(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<(weir_spec::PipelineSpec, weir_spec::Planned)> {
-    let spec = weir_spec::load_file(spec_path)?;
-    let engine = PluginEngine::new(EngineConfig { cache_dir: cache_dir(cache) })?;
-    let planned = weir_spec::plan(&spec, &engine)?;
+    let types = crate::types::registry();
+    let spec = weir_spec::load_file(spec_path, &types)?;
+    let loader = PluginLoader::new(LoaderConfig { cache_dir: cache_dir(cache) })?;
+    let mut extensions = weir_spec::Extensions::default();
+    extensions.insert(Plugins(Arc::new(PluginFiles::new(loader))));
+    let planned = weir_spec::plan(&spec, &types, extensions)?;
     Ok((spec, planned))
 }
 
@@ -68,8 +71,10 @@ pub fn validate(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<()> {
         spec.operators.len(),
         spec.sinks.len()
     );
-    for (op, meta) in &planned.plugins {
-        println!("  operator '{op}': plugin {meta} (sha256 {})", meta.digest);
+    for op in planned.operators() {
+        if let Some(l) = &op.logic {
+            println!("  operator '{}': plugin {} (sha256 {})", op.name, l.label, l.digest);
+        }
     }
     Ok(())
 }
@@ -80,11 +85,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         p => Some(weir_spec::parse_duration(p).map_err(|e| anyhow::anyhow!("--progress: {e}"))?),
     };
     let (spec, planned) = prepare(&args.spec, &args.cache)?;
-    for (op, meta) in &planned.plugins {
-        tracing::info!("operator '{op}' runs plugin {meta}");
+    for op in planned.operators() {
+        if let Some(l) = &op.logic {
+            tracing::info!("operator '{}' runs plugin {}", op.name, l.label);
+        }
     }
-    let opts = weir_spec::LaunchOptions { fresh: args.fresh, from_savepoint: args.from_savepoint.clone() };
-    let launch = weir_spec::launch(&spec, planned, &opts)?;
+    let opts = weir_checkpoint::LaunchOptions { fresh: args.fresh, from_savepoint: args.from_savepoint.clone() };
+    let launch = weir_checkpoint::launch(&spec, planned, &opts)?;
     match (&launch.resumed, &launch.storage) {
         (Some(r), Some(s)) => {
             tracing::info!("resuming from {} ({} bytes of state) in {}", r.name, r.bytes, s.location())
@@ -94,14 +101,19 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     let job = launch.planned.dataflow.start().with_context(|| format!("pipeline '{}' failed to start", spec.name))?;
     let done = Arc::new(AtomicBool::new(false));
+    // `weir savepoint` from another process drops its requests here.
+    let requests = launch.storage.as_ref().map(|_| {
+        let (control, done, dir) = (job.control(), done.clone(), weir_checkpoint::savepoint_requests_dir(&spec));
+        std::thread::spawn(move || serve_savepoint_requests(&control, &dir, &done))
+    });
     let reporter = interval.map(|every| {
         let (metrics, done) = (job.metrics(), done.clone());
         std::thread::spawn(move || report_progress(metrics, every, &done))
     });
     let result = job.wait();
     done.store(true, Ordering::Relaxed);
-    if let Some(r) = reporter {
-        let _ = r.join();
+    for h in reporter.into_iter().chain(requests) {
+        let _ = h.join();
     }
     let report = result.with_context(|| format!("pipeline '{}' failed", spec.name))?;
     let mut summary = format!("pipeline '{}' finished in {:.2?}:", spec.name, report.elapsed);
@@ -110,6 +122,24 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     }
     eprintln!("{}", summary.trim_end_matches(';'));
     Ok(())
+}
+
+/// Take the savepoints asked for by files dropped in `dir` (each file is
+/// removed; its name is the savepoint's), until `done`.
+fn serve_savepoint_requests(control: &weir_engine::JobControl, dir: &Path, done: &AtomicBool) {
+    let _ = std::fs::create_dir_all(dir);
+    while !done.load(Ordering::Relaxed) {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if std::fs::remove_file(e.path()).is_err() || name.starts_with('.') {
+                continue;
+            }
+            if let Err(err) = control.savepoint(&name, Duration::from_secs(600)) {
+                tracing::warn!("savepoint '{name}' was not taken: {err}");
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 fn rate(n: u64, secs: f64) -> String {

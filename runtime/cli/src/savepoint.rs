@@ -26,9 +26,9 @@ pub fn savepoint(args: SavepointArgs) -> anyhow::Result<()> {
     }
     let timeout = weir_spec::parse_duration(&args.timeout).map_err(|e| anyhow::anyhow!("--timeout: {e}"))?;
     let (spec, planned) = prepare(&args.spec, &args.cache)?;
-    let storage = weir_spec::open_storage(&spec, &planned)?
+    let storage = weir_checkpoint::open_storage(&spec, &planned)?
         .with_context(|| format!("pipeline '{}' has no state.dir, so it has no checkpoints to take a savepoint of", spec.name))?;
-    let lock = std::fs::File::options().create(true).truncate(false).write(true).open(weir_spec::lock_path(&spec));
+    let lock = std::fs::File::options().create(true).truncate(false).write(true).open(weir_checkpoint::lock_path(&spec));
     let running = match &lock {
         Ok(f) => f.try_lock().is_err(),
         Err(_) => false,
@@ -43,7 +43,7 @@ pub fn savepoint(args: SavepointArgs) -> anyhow::Result<()> {
     if before {
         bail!("savepoint '{}' already exists in {}", args.name, storage.location());
     }
-    let dir = weir_spec::savepoint_requests_dir(&spec);
+    let dir = weir_checkpoint::savepoint_requests_dir(&spec);
     std::fs::create_dir_all(&dir)?;
     std::fs::write(dir.join(&args.name), b"")?;
     let start = Instant::now();

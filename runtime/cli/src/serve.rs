@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
-use weir_wasm::{EngineConfig, PluginEngine};
+use weir_wasm::{LoaderConfig, PluginLoader};
 
 use crate::run::{cache_dir, CacheArgs};
 
@@ -28,9 +28,9 @@ pub struct ServeArgs {
 
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let max_upload = weir_spec::parse_bytes(&args.max_upload).map_err(|e| anyhow::anyhow!("--max-upload: {e}"))?;
-    let engine = PluginEngine::new(EngineConfig { cache_dir: cache_dir(&args.cache) })?;
+    let loader = PluginLoader::new(LoaderConfig { cache_dir: cache_dir(&args.cache) })?;
     let config = weir_api::ApiConfig { data_dir: args.data_dir.clone(), token: args.token, max_upload };
-    let state = weir_api::AppState::new(config, engine)?;
+    let state = weir_api::AppState::new(config, loader, std::sync::Arc::new(crate::types::registry()))?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the node's runtime")?;
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind(&args.addr).await.with_context(|| format!("cannot listen on {}", args.addr))?;

@@ -17,8 +17,11 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use weir_engine::{RecordBatch, Sink, SinkError, SinkFactory, TaskContext, FINAL_EPOCH};
+use weir_spec::{BuildContext, BuildError, SinkConnector};
 
 /// The sink's definition.
 #[derive(Clone, Debug)]
@@ -26,6 +29,25 @@ pub struct FileSink {
     pub dir: PathBuf,
     /// Stage output and publish it on checkpoint completion.
     pub exactly_once: bool,
+}
+
+/// `type: file`: `path` is the output directory.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSinkConfig {
+    pub path: PathBuf,
+}
+
+/// The `file` sink type: exactly once when the pipeline checkpoints.
+pub struct FileSinks;
+
+impl SinkConnector for FileSinks {
+    type Config = FileSinkConfig;
+    const TYPE: &'static str = "file";
+
+    fn build(&self, c: FileSinkConfig, cx: &BuildContext<'_>) -> Result<Arc<dyn SinkFactory>, BuildError> {
+        Ok(Arc::new(FileSink { dir: c.path, exactly_once: cx.env.checkpointing }))
+    }
 }
 
 /// What a file name in the output directory is.

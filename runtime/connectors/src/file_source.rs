@@ -8,19 +8,46 @@ use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use weir_engine::{Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
+use weir_spec::{BuildContext, BuildError, Check, SourceConnector, SpecError};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FileFormat {
+    #[default]
     Lines,
+    #[serde(alias = "jsonl")]
     JsonLines,
 }
 
-/// The source's definition; one task reads the whole file (parallelism 1).
-#[derive(Clone, Debug)]
+/// The source's definition, `type: file` (`path`, `format`); one task reads
+/// the whole file (parallelism 1).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FileSource {
     pub path: PathBuf,
+    #[serde(default)]
     pub format: FileFormat,
+}
+
+/// The `file` source type.
+pub struct FileSources;
+
+impl SourceConnector for FileSources {
+    type Config = FileSource;
+    const TYPE: &'static str = "file";
+
+    fn check(&self, _: &FileSource, cx: &Check<'_>) -> Result<(), SpecError> {
+        match cx.parallelism {
+            Some(p) if p != 1 => Err(cx.error("parallelism", "a file source reads with parallelism 1")),
+            _ => Ok(()),
+        }
+    }
+
+    fn build(&self, config: FileSource, _: &BuildContext<'_>) -> Result<Arc<dyn SourceFactory>, BuildError> {
+        Ok(Arc::new(config))
+    }
 }
 
 impl SourceFactory for FileSource {

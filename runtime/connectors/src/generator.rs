@@ -6,25 +6,71 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
 use weir_engine::{Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext};
+use weir_spec::{BuildContext, BuildError, Check, SourceConnector, SpecError};
 
-/// A generator source's definition.
-#[derive(Clone, Debug, PartialEq)]
+/// A generator source's definition: `type: generator` (`seed`, `count`
+/// (omitted: unbounded), `rate`, `keys`, `start_ms`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GeneratorSpec {
+    #[serde(default)]
     pub seed: u64,
     /// Events in total; `None` for an unbounded stream.
+    #[serde(default)]
     pub count: Option<u64>,
     /// Events per second over all tasks; `None` for as fast as possible.
+    #[serde(default)]
     pub rate: Option<f64>,
     /// Number of distinct keys.
+    #[serde(default = "default_keys")]
     pub keys: u64,
     /// Event time of event 0, in ms since the Unix epoch.
+    #[serde(default = "default_start_ms")]
     pub start_ms: i64,
+}
+
+fn default_keys() -> u64 {
+    100
+}
+
+fn default_start_ms() -> i64 {
+    1_700_000_000_000
+}
+
+/// The `generator` source type.
+pub struct Generators;
+
+/// Most events per second a generator makes.
+const MAX_RATE: f64 = 1e9;
+/// Most distinct keys.
+const MAX_KEYS: u64 = 1 << 40;
+
+impl SourceConnector for Generators {
+    type Config = GeneratorSpec;
+    const TYPE: &'static str = "generator";
+
+    fn check(&self, g: &GeneratorSpec, cx: &Check<'_>) -> Result<(), SpecError> {
+        if let Some(r) = g.rate
+            && !(r > 0.0 && r <= MAX_RATE)
+        {
+            return Err(cx.error("rate", format!("must be a positive number of events per second, at most {MAX_RATE:e}, not {r}")));
+        }
+        if !(1..=MAX_KEYS).contains(&g.keys) {
+            return Err(cx.error("keys", format!("must be between 1 and {MAX_KEYS}, not {}", g.keys)));
+        }
+        Ok(())
+    }
+
+    fn build(&self, g: GeneratorSpec, _: &BuildContext<'_>) -> Result<Arc<dyn SourceFactory>, BuildError> {
+        Ok(Arc::new(GeneratorSource(Arc::new(g))))
+    }
 }
 
 impl Default for GeneratorSpec {
     fn default() -> Self {
-        GeneratorSpec { seed: 0, count: Some(1000), rate: None, keys: 100, start_ms: 1_700_000_000_000 }
+        GeneratorSpec { seed: 0, count: Some(1000), rate: None, keys: default_keys(), start_ms: default_start_ms() }
     }
 }
 
@@ -46,7 +92,7 @@ impl GeneratorSpec {
         let r = splitmix64(self.seed ^ splitmix64(n));
         let k = r % self.keys.max(1);
         let amount = (r >> 32) % 1000;
-        let ts = self.start_ms + n as i64;
+        let ts = self.start_ms.saturating_add(n as i64);
         key.clear();
         value.clear();
         let _ = write!(key, "k{k}");

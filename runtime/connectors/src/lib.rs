@@ -1,4 +1,5 @@
-//! Weir's sources and sinks: one connector per file.
+//! Weir's built-in sources and sinks, one connector per file, each
+//! registered with its typed config by [`register`].
 //!
 //! * [`FileSource`]: a bounded file of lines or JSON lines.
 //! * [`GeneratorSource`]: deterministic seeded synthetic events, bounded or not,
@@ -11,7 +12,12 @@ mod file_source;
 mod generator;
 mod stdout_sink;
 
-pub use file_sink::FileSink;
-pub use file_source::{FileFormat, FileSource};
-pub use generator::{GeneratorSource, GeneratorSpec};
+pub use file_sink::{FileSink, FileSinkConfig, FileSinks};
+pub use file_source::{FileFormat, FileSource, FileSources};
+pub use generator::{GeneratorSource, GeneratorSpec, Generators};
 pub use stdout_sink::StdoutSink;
+
+/// Register the file and generator sources and the file and stdout sinks.
+pub fn register(registry: &mut weir_spec::Registry) {
+    registry.source(FileSources).source(Generators).sink(FileSinks).sink(StdoutSink {});
+}

@@ -6,25 +6,31 @@
 //! Chandy-Lamport): the coordinator asks every source task to inject a barrier
 //! for epoch `n`; a task that has a barrier `n` from every live input snapshots
 //! its chain (source positions, operator state, sink pre-commit), forwards the
-//! barrier and acknowledges; state files are stored on the coordinator's
-//! uploader thread while processing goes on. When every task has acknowledged
-//! and its files are stored, the manifest makes the checkpoint complete and
-//! sinks commit what they staged up to `n` (two-phase commit).
+//! barrier and hands the snapshot to an uploader thread of its own process,
+//! which writes and stores the files while the task goes on and then tells
+//! the coordinator what it stored. When every task's part is stored, the
+//! coordinator completes the checkpoint (its manifest goes last) and sinks
+//! commit what they staged up to `n` (two-phase commit).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+use weir_state::StateError;
+
 pub use weir_state::{RestoreFiles, SnapshotFile};
 
 /// The epoch a sink stages its last output under when its input has ended;
-/// `Sink::commit(FINAL_EPOCH)` publishes everything.
+/// `Sink::commit(FINAL_EPOCH)` publishes everything. Stored task snapshots
+/// under this epoch are final: they stand for their task in every later
+/// checkpoint of the run.
 pub const FINAL_EPOCH: u64 = u64::MAX;
 
-/// Writes an operator's snapshot files; runs on the coordinator's thread, so
-/// the task goes on processing meanwhile.
-pub type SnapshotWriter = Box<dyn FnOnce() -> Result<Vec<SnapshotFile>, String> + Send>;
+/// Writes an operator's snapshot files; runs on an uploader thread, so the
+/// task goes on processing meanwhile.
+pub type SnapshotWriter = Box<dyn FnOnce() -> Result<Vec<SnapshotFile>, StateError> + Send>;
 
 /// One parallel task's part of a checkpoint, for one node of its chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,22 +47,74 @@ pub struct TaskState {
     pub files: Vec<SnapshotFile>,
 }
 
+/// A snapshot file as stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    /// Its name within the task's snapshot.
+    pub name: String,
+    /// Where it is, relative to the storage's root.
+    pub path: String,
+    pub size: u64,
+    /// xxh3-128 of the contents, hex.
+    pub checksum: String,
+    /// Immutable and referenced by several checkpoints (incremental).
+    #[serde(default)]
+    pub shared: bool,
+}
+
+/// One node's part of one task's snapshot, stored: what the task's process
+/// tells the coordinator, and what the checkpoint's manifest lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredTask {
+    pub node: String,
+    pub task: u32,
+    pub parallelism: u32,
+    pub position: Option<Vec<u8>>,
+    pub watermark: Option<i64>,
+    pub files: Vec<StoredFile>,
+}
+
+/// A failure of checkpoint storage or of writing a snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("checkpoint storage {location}: {message}")]
+    Storage { location: String, message: String },
+    #[error("snapshot of '{node}' (task {task}): {source}")]
+    Snapshot {
+        node: String,
+        task: u32,
+        #[source]
+        source: StateError,
+    },
+    #[error("cannot prepare the snapshot's staging directory {path}: {source}")]
+    Staging {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A checkpoint named for a savepoint is not there.
+    #[error("checkpoint {epoch} has no manifest, so it cannot be kept as savepoint '{name}'")]
+    NoManifest { epoch: u64, name: String },
+}
+
 /// Where checkpoints are stored.
 pub trait CheckpointStore: Send + Sync {
-    /// Store the snapshots one task took for checkpoint `epoch` (called on the
-    /// coordinator's uploader thread, never on a task's).
-    fn store_task(&self, epoch: u64, states: &[TaskState]) -> Result<(), String>;
+    /// Store the snapshots one task took for checkpoint `epoch`
+    /// ([`FINAL_EPOCH`]: its final snapshot, which later checkpoints name
+    /// again). Called on an uploader thread of the process the task runs in,
+    /// never on a task's own thread or the coordinator's.
+    fn store_task(&self, epoch: u64, states: &[TaskState]) -> Result<Vec<StoredTask>, StoreError>;
 
-    /// Every task's part of `epoch` is stored: make the checkpoint complete (the
-    /// manifest goes last). `finished` marks the last checkpoint of a bounded run.
-    fn complete(&self, epoch: u64, finished: bool) -> Result<(), String>;
+    /// Every task's part of `epoch` is stored: make the checkpoint complete
+    /// (its manifest, naming `tasks`, goes last). `finished` marks the last
+    /// checkpoint of a bounded run.
+    fn complete(&self, epoch: u64, finished: bool, tasks: &[StoredTask]) -> Result<(), StoreError>;
 
     /// Forget what was stored for an epoch that will not complete.
     fn abort(&self, _epoch: u64) {}
 
-    /// A savepoint was asked for (see [`CheckpointConfig::savepoints`]): the
-    /// next checkpoint is retained under this name as well.
-    fn keep_as_savepoint(&self, _epoch: u64, _name: &str) -> Result<(), String> {
+    /// Keep complete checkpoint `epoch` as savepoint `name` as well.
+    fn keep_as_savepoint(&self, _epoch: u64, _name: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -65,16 +123,13 @@ pub trait CheckpointStore: Send + Sync {
 #[derive(Clone)]
 pub struct CheckpointConfig {
     /// How often the coordinator starts a checkpoint; `None`: only the final
-    /// checkpoint at the end of a bounded run.
+    /// checkpoint at the end of a bounded run (and those asked for).
     pub interval: Option<Duration>,
     pub store: Arc<dyn CheckpointStore>,
     /// Local scratch space for snapshot files before they are stored.
     pub staging_dir: PathBuf,
     /// The first epoch to use (one past the restored checkpoint's).
     pub first_epoch: u64,
-    /// Names of savepoints asked for while the job runs; the coordinator polls
-    /// this and takes one checkpoint per name, kept as that savepoint.
-    pub savepoints: Option<Arc<dyn Fn() -> Vec<String> + Send + Sync>>,
 }
 
 impl std::fmt::Debug for CheckpointConfig {
@@ -108,9 +163,4 @@ pub struct RestorePlan {
     pub finished: bool,
     /// By node name.
     pub nodes: HashMap<String, NodeRestore>,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,19 +1,24 @@
-//! The checkpoint coordinator: triggers checkpoints at the sources, collects the
-//! tasks' acknowledgements, stores their snapshots (on its own thread, so tasks
-//! never wait for storage) and completes checkpoints.
+//! The checkpoint coordinator: triggers checkpoints at the sources, collects
+//! what the tasks' uploaders stored, completes checkpoints (the store writes
+//! the manifest) and tells the tasks, so that their sinks commit. It never
+//! touches snapshot files itself: those are written and stored where the
+//! tasks run (see `uploader.rs`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-use crate::checkpoint::{CheckpointConfig, SnapshotWriter, TaskState, FINAL_EPOCH};
+use crate::checkpoint::{CheckpointStore, StoredTask, FINAL_EPOCH};
 use crate::swap::SwapBoard;
+use crate::uploader::Stored;
 use crate::EngineError;
+
+/// How many past checkpoints [`CheckpointSummary::history`] keeps.
+const HISTORY: usize = 64;
 
 /// What a running job's checkpoints did, readable from any thread.
 #[derive(Debug, Default)]
@@ -31,42 +36,57 @@ pub struct CheckpointSummary {
     pub last_epoch: Option<u64>,
     pub last_completed_ms: Option<i64>,
     pub last_duration_ms: Option<u64>,
+    /// The last checkpoints, oldest first.
+    pub history: Vec<CheckpointRecord>,
+}
+
+/// One checkpoint of a running job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointRecord {
+    pub epoch: u64,
+    pub triggered_ms: i64,
+    pub duration_ms: u64,
+    /// Bytes of the files the checkpoint names (shared files included).
+    pub bytes: u64,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// The savepoint it was kept as, if any.
+    pub savepoint: Option<String>,
 }
 
 impl CheckpointStats {
     pub fn summary(&self) -> CheckpointSummary {
         self.inner.lock().unwrap().clone()
     }
-}
 
-/// A task's message to the coordinator.
-pub(crate) struct Ack {
-    pub task: usize,
-    /// `None`: the task's input ended and this is its final snapshot, which
-    /// stands for it in every later checkpoint.
-    pub epoch: Option<u64>,
-    pub states: Vec<TaskState>,
-    /// Writers of `states[i].files`, run here before storing.
-    pub writers: Vec<(usize, SnapshotWriter)>,
-    /// The staging directory holding the snapshot's files.
-    pub staging: Option<PathBuf>,
-}
-
-impl Ack {
-    /// The task's states with their files written.
-    fn written(mut self) -> Result<Vec<TaskState>, String> {
-        for (i, w) in self.writers {
-            let s = &mut self.states[i];
-            s.files = w().map_err(|e| format!("snapshot of '{}' (task {}): {e}", s.node, s.task))?;
+    fn record(&self, r: CheckpointRecord) {
+        let mut s = self.inner.lock().unwrap();
+        if r.failure.is_some() {
+            s.failed += 1;
+        } else {
+            s.completed += 1;
+            s.last_epoch = Some(r.epoch);
+            s.last_completed_ms = Some(crate::clock::now_ms());
+            s.last_duration_ms = Some(r.duration_ms);
         }
-        Ok(self.states)
+        if s.history.len() == HISTORY {
+            s.history.remove(0);
+        }
+        s.history.push(r);
     }
+}
+
+/// A savepoint asked for through [`JobControl::savepoint`](crate::JobControl::savepoint).
+pub(crate) struct SavepointRequest {
+    pub name: String,
+    /// The epoch of the checkpoint kept as the savepoint, or why there is none.
+    pub reply: Sender<Result<u64, String>>,
 }
 
 /// A task's end of the checkpoint protocol.
 pub(crate) struct TaskCheckpointing {
     pub task: usize,
-    pub acks: Sender<Ack>,
+    pub uploaders: crate::uploader::Uploaders,
     /// Epochs of completed checkpoints ([`FINAL_EPOCH`] for the final one).
     pub completed: Receiver<u64>,
     /// Source tasks: epochs to inject barriers for.
@@ -75,49 +95,52 @@ pub(crate) struct TaskCheckpointing {
 }
 
 pub(crate) struct Coordinator {
-    pub config: CheckpointConfig,
+    pub interval: Option<Duration>,
+    pub store: Arc<dyn CheckpointStore>,
+    pub staging_dir: PathBuf,
+    pub first_epoch: u64,
     pub tasks: usize,
-    pub acks: Receiver<Ack>,
+    pub stored: Receiver<Stored>,
     /// Per source task.
     pub triggers: Vec<Sender<u64>>,
     /// Per task.
     pub completed: Vec<Sender<u64>>,
+    pub savepoints: Receiver<SavepointRequest>,
     pub cancel: Arc<AtomicBool>,
     pub swaps: Arc<SwapBoard>,
     /// Parallelism by node name (how many tasks switch at a swap).
-    pub parallelism: HashMap<String, u32>,
+    pub parallelism: std::collections::HashMap<String, u32>,
     pub stats: Arc<CheckpointStats>,
 }
 
 struct Pending {
     epoch: u64,
-    acked: HashSet<usize>,
+    /// What each task stored for it (finished tasks: their final snapshot).
+    stored: BTreeMap<usize, Vec<StoredTask>>,
     failed: Option<String>,
     started: Instant,
-    savepoint: Option<String>,
+    triggered_ms: i64,
+    savepoint: Option<SavepointRequest>,
 }
 
 const POLL: Duration = Duration::from_millis(50);
 
 impl Coordinator {
     pub fn run(self) -> Result<(), EngineError> {
-        let store = self.config.store.clone();
-        let mut epoch = self.config.first_epoch.max(1);
+        let mut epoch = self.first_epoch.max(1);
         let mut pending: Option<Pending> = None;
-        let mut finished: BTreeMap<usize, (Vec<TaskState>, Option<PathBuf>)> = BTreeMap::new();
-        let mut savepoints: Vec<String> = Vec::new();
-        let mut next_trigger = self.config.interval.map(|i| Instant::now() + i);
+        // Final snapshots of tasks whose input ended, by task.
+        let mut finished: BTreeMap<usize, Vec<StoredTask>> = BTreeMap::new();
+        let mut savepoints: VecDeque<SavepointRequest> = VecDeque::new();
+        let mut next_trigger = self.interval.map(|i| Instant::now() + i);
         let result = loop {
             if self.cancel.load(Ordering::Relaxed) {
                 break Ok(());
             }
-            if let Some(poll) = &self.config.savepoints {
-                savepoints.extend(poll());
-            }
+            savepoints.extend(self.savepoints.try_iter());
             let now = Instant::now();
             let due = next_trigger.is_some_and(|t| now >= t) || !savepoints.is_empty() || self.swaps.has_requests();
             if pending.is_none() && due && finished.len() < self.tasks {
-                let savepoint = (!savepoints.is_empty()).then(|| savepoints.remove(0));
                 // Swaps happen at this checkpoint's barrier; the next one waits
                 // for their probation.
                 let probation = self.swaps.schedule(epoch, |n| self.parallelism.get(n).copied().unwrap_or(0));
@@ -125,64 +148,53 @@ impl Coordinator {
                 for t in &self.triggers {
                     let _ = t.send(epoch);
                 }
-                let mut p = Pending { epoch, acked: HashSet::new(), failed: None, started: now, savepoint };
-                // Finished tasks take part with their final snapshot.
-                for (&task, (states, _)) in &finished {
-                    self.store(&mut p, task, states);
-                }
-                pending = Some(p);
+                pending = Some(Pending {
+                    epoch,
+                    stored: finished.clone(),
+                    failed: None,
+                    started: now,
+                    triggered_ms: crate::clock::now_ms(),
+                    savepoint: savepoints.pop_front(),
+                });
                 epoch += 1;
-                next_trigger = match (self.config.interval, probation) {
+                next_trigger = match (self.interval, probation) {
                     (Some(i), Some(p)) => Some(now + i.max(p)),
                     (i, _) => i.map(|i| now + i),
                 };
             }
             let wait = next_trigger.map_or(POLL, |t| t.saturating_duration_since(now)).min(POLL);
-            match self.acks.recv_timeout(wait) {
-                Ok(ack) => {
-                    let (task, epoch, staging) = (ack.task, ack.epoch, ack.staging.clone());
-                    let states = ack.written();
-                    match (epoch, states) {
-                        (Some(e), states) => {
-                            match (pending.as_mut(), states) {
-                                (Some(p), Ok(states)) if p.epoch == e => self.store(p, task, &states),
-                                (Some(p), Err(err)) if p.epoch == e => {
-                                    p.acked.insert(task);
-                                    p.failed.get_or_insert(err);
-                                }
-                                _ => tracing::warn!(epoch = e, "acknowledgement of no pending checkpoint"),
-                            }
-                            remove_staging(staging.as_ref());
-                        }
-                        (None, Ok(states)) => {
-                            if let Some(p) = pending.as_mut() {
-                                self.store(p, task, &states);
-                            }
-                            finished.insert(task, (states, staging));
-                        }
-                        (None, Err(err)) => {
-                            break Err(EngineError::Checkpoint(format!("the final snapshot failed: {err}")));
-                        }
+            match self.stored.recv_timeout(wait) {
+                Ok(Stored { task, epoch: Some(e), result }) => match pending.as_mut() {
+                    Some(p) if p.epoch == e => {
+                        let stored = result.unwrap_or_else(|err| {
+                            p.failed.get_or_insert(err.to_string());
+                            Vec::new()
+                        });
+                        p.stored.insert(task, stored);
                     }
+                    _ => tracing::warn!(epoch = e, "a task stored its part of a checkpoint that is not pending"),
+                },
+                Ok(Stored { task, epoch: None, result: Ok(stored) }) => {
+                    if let Some(p) = pending.as_mut() {
+                        // It stands for the task if the task ended before its barrier.
+                        p.stored.entry(task).or_insert_with(|| stored.clone());
+                    }
+                    finished.insert(task, stored);
+                }
+                Ok(Stored { epoch: None, result: Err(err), .. }) => {
+                    break Err(EngineError::Checkpoint(format!("the final snapshot failed: {err}")));
                 }
                 Err(RecvTimeoutError::Timeout) => {}
-                // Every task has exited.
+                // Every task (and so every uploader) has exited.
                 Err(RecvTimeoutError::Disconnected) => break Ok(()),
             }
-            if let Some(p) = pending.take_if(|p| p.acked.len() + self.finished_not_acked(p, &finished) >= self.tasks) {
+            if let Some(p) = pending.take_if(|p| p.stored.len() >= self.tasks) {
                 self.complete(p);
             }
             if finished.len() == self.tasks && pending.is_none() {
                 // The final checkpoint: every task's input has ended.
-                let mut p = Pending { epoch, acked: HashSet::new(), failed: None, started: Instant::now(), savepoint: None };
-                for (&task, (states, _)) in &finished {
-                    self.store(&mut p, task, states);
-                }
-                if let Some(e) = p.failed {
-                    store.abort(epoch);
-                    break Err(EngineError::Checkpoint(format!("the final checkpoint {epoch} failed: {e}")));
-                }
-                if let Err(e) = store.complete(epoch, true) {
+                let tasks: Vec<StoredTask> = finished.values().flatten().cloned().collect();
+                if let Err(e) = self.store.complete(epoch, true, &tasks) {
                     break Err(EngineError::Checkpoint(format!("cannot complete the final checkpoint {epoch}: {e}")));
                 }
                 tracing::info!(epoch, "final checkpoint complete");
@@ -192,64 +204,237 @@ impl Coordinator {
                 break Ok(());
             }
         };
-        for (_, staging) in finished.values() {
-            remove_staging(staging.as_ref());
+        let why = "the job stopped before every task of the operator reached the swap's checkpoint barrier";
+        self.swaps.abandon(why);
+        for s in pending.into_iter().filter_map(|p| p.savepoint).chain(savepoints) {
+            let _ = s.reply.send(Err(format!("the job stopped before savepoint '{}' was taken", s.name)));
         }
-        self.swaps.abandon("the job stopped before every task of the operator reached the swap's checkpoint barrier");
         result
     }
 
-    /// Finished tasks that count for `p` without having acknowledged it.
-    fn finished_not_acked(&self, p: &Pending, finished: &BTreeMap<usize, (Vec<TaskState>, Option<PathBuf>)>) -> usize {
-        finished.keys().filter(|t| !p.acked.contains(t)).count()
-    }
-
-    fn store(&self, p: &mut Pending, task: usize, states: &[TaskState]) {
-        if !p.acked.insert(task) || p.failed.is_some() {
-            return;
-        }
-        if let Err(e) = self.config.store.store_task(p.epoch, states) {
-            p.failed = Some(e);
-        }
-    }
-
     fn complete(&self, p: Pending) {
-        // Every task has acknowledged: the epoch's staging directory is done.
-        let _ = std::fs::remove_dir_all(self.config.staging_dir.join(p.epoch.to_string()));
-        let store = &self.config.store;
-        if let Some(e) = p.failed {
+        // Every task's part is stored: the epoch's staging directory is done.
+        let _ = std::fs::remove_dir_all(self.staging_dir.join(p.epoch.to_string()));
+        let duration_ms = p.started.elapsed().as_millis() as u64;
+        let tasks: Vec<StoredTask> = p.stored.into_values().flatten().collect();
+        let bytes = tasks.iter().flat_map(|t| &t.files).map(|f| f.size).sum();
+        let mut record =
+            CheckpointRecord { epoch: p.epoch, triggered_ms: p.triggered_ms, duration_ms, bytes, failure: None, savepoint: None };
+        let completed = match p.failed {
+            Some(e) => Err(e),
+            None => self.store.complete(p.epoch, false, &tasks).map_err(|e| format!("cannot complete it: {e}")),
+        };
+        if let Err(e) = completed {
             tracing::warn!(epoch = p.epoch, "checkpoint {} failed: {e}", p.epoch);
-            store.abort(p.epoch);
-            self.stats.inner.lock().unwrap().failed += 1;
-            return;
-        }
-        if let Err(e) = store.complete(p.epoch, false) {
-            tracing::warn!(epoch = p.epoch, "cannot complete checkpoint {}: {e}", p.epoch);
-            self.stats.inner.lock().unwrap().failed += 1;
-            return;
-        }
-        {
-            let mut s = self.stats.inner.lock().unwrap();
-            s.completed += 1;
-            s.last_epoch = Some(p.epoch);
-            s.last_completed_ms = Some(crate::checkpoint::now_ms());
-            s.last_duration_ms = Some(p.started.elapsed().as_millis() as u64);
-        }
-        if let Some(name) = &p.savepoint {
-            match store.keep_as_savepoint(p.epoch, name) {
-                Ok(()) => tracing::info!(epoch = p.epoch, "savepoint '{name}' taken"),
-                Err(e) => tracing::warn!("savepoint '{name}' failed: {e}"),
+            self.store.abort(p.epoch);
+            if let Some(s) = p.savepoint {
+                let _ = s.reply.send(Err(format!("checkpoint {} failed: {e}", p.epoch)));
             }
+            record.failure = Some(e);
+            self.stats.record(record);
+            return;
         }
-        tracing::debug!(epoch = p.epoch, took_ms = p.started.elapsed().as_millis() as u64, "checkpoint complete");
+        if let Some(s) = p.savepoint {
+            let kept = self.store.keep_as_savepoint(p.epoch, &s.name);
+            match &kept {
+                Ok(()) => {
+                    tracing::info!(epoch = p.epoch, "savepoint '{}' taken", s.name);
+                    record.savepoint = Some(s.name.clone());
+                }
+                Err(e) => tracing::warn!("savepoint '{}' failed: {e}", s.name),
+            }
+            let _ = s.reply.send(kept.map(|()| p.epoch).map_err(|e| e.to_string()));
+        }
+        tracing::debug!(epoch = p.epoch, took_ms = duration_ms, "checkpoint complete");
+        self.stats.record(record);
         for c in &self.completed {
             let _ = c.send(p.epoch);
         }
     }
 }
 
-fn remove_staging(dir: Option<&PathBuf>) {
-    if let Some(d) = dir {
-        let _ = std::fs::remove_dir_all(d);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{StoreError, StoredFile};
+    use crossbeam_channel::{bounded, unbounded};
+    use std::thread::JoinHandle;
+
+    /// Records what the coordinator asks of the store.
+    #[derive(Default)]
+    struct Recorder {
+        completed: Mutex<Vec<(u64, bool, Vec<(String, u32)>)>>,
+        aborted: Mutex<Vec<u64>>,
+        savepoints: Mutex<Vec<(u64, String)>>,
+        fail_complete: AtomicBool,
+    }
+
+    impl CheckpointStore for Recorder {
+        fn store_task(&self, _: u64, _: &[crate::TaskState]) -> Result<Vec<StoredTask>, StoreError> {
+            unreachable!("uploaders store, not the coordinator")
+        }
+        fn complete(&self, epoch: u64, finished: bool, tasks: &[StoredTask]) -> Result<(), StoreError> {
+            if self.fail_complete.load(Ordering::Relaxed) {
+                return Err(StoreError::Storage { location: "test".into(), message: "disk full".into() });
+            }
+            let tasks = tasks.iter().map(|t| (t.node.clone(), t.task)).collect();
+            self.completed.lock().unwrap().push((epoch, finished, tasks));
+            Ok(())
+        }
+        fn abort(&self, epoch: u64) {
+            self.aborted.lock().unwrap().push(epoch);
+        }
+        fn keep_as_savepoint(&self, epoch: u64, name: &str) -> Result<(), StoreError> {
+            self.savepoints.lock().unwrap().push((epoch, name.into()));
+            Ok(())
+        }
+    }
+
+    struct Harness {
+        store: Arc<Recorder>,
+        stored: Sender<Stored>,
+        triggers: Vec<Receiver<u64>>,
+        completed: Vec<Receiver<u64>>,
+        savepoints: Sender<SavepointRequest>,
+        stats: Arc<CheckpointStats>,
+        cancel: Arc<AtomicBool>,
+        run: JoinHandle<Result<(), EngineError>>,
+    }
+
+    /// A coordinator of `tasks` tasks, the first `sources` of them sources,
+    /// checkpointing every `interval` (`None`: only on request).
+    fn harness(tasks: usize, sources: usize, interval: Option<Duration>) -> Harness {
+        let store = Arc::new(Recorder::default());
+        let (stored_tx, stored_rx) = unbounded();
+        let (sp_tx, sp_rx) = unbounded();
+        let (mut triggers, mut trigger_rx) = (Vec::new(), Vec::new());
+        for _ in 0..sources {
+            let (t, r) = unbounded();
+            triggers.push(t);
+            trigger_rx.push(r);
+        }
+        let (mut completed, mut completed_rx) = (Vec::new(), Vec::new());
+        for _ in 0..tasks {
+            let (t, r) = unbounded();
+            completed.push(t);
+            completed_rx.push(r);
+        }
+        let stats = Arc::new(CheckpointStats::default());
+        let cancel = Arc::new(AtomicBool::new(false));
+        let c = Coordinator {
+            interval,
+            store: store.clone(),
+            staging_dir: std::env::temp_dir().join("weir-coordinator-test-nothing-here"),
+            first_epoch: 5,
+            tasks,
+            stored: stored_rx,
+            triggers,
+            completed,
+            savepoints: sp_rx,
+            cancel: cancel.clone(),
+            swaps: Arc::default(),
+            parallelism: Default::default(),
+            stats: stats.clone(),
+        };
+        let run = std::thread::spawn(move || c.run());
+        Harness { store, stored: stored_tx, triggers: trigger_rx, completed: completed_rx, savepoints: sp_tx, stats, cancel, run }
+    }
+
+    fn part(task: usize, bytes: u64) -> Vec<StoredTask> {
+        let file = StoredFile { name: "f".into(), path: format!("p{task}"), size: bytes, checksum: "0".into(), shared: false };
+        vec![StoredTask { node: format!("n{task}"), task: 0, parallelism: 1, position: None, watermark: None, files: vec![file] }]
+    }
+
+    fn ack(h: &Harness, task: usize, epoch: Option<u64>) {
+        h.stored.send(Stored { task, epoch, result: Ok(part(task, 10)) }).unwrap();
+    }
+
+    fn recv(r: &Receiver<u64>) -> u64 {
+        r.recv_timeout(Duration::from_secs(5)).expect("within 5 s")
+    }
+
+    #[test]
+    fn a_checkpoint_completes_when_every_task_has_stored_its_part() {
+        let h = harness(3, 2, Some(Duration::from_millis(10)));
+        assert_eq!(recv(&h.triggers[0]), 5, "epochs start at first_epoch");
+        assert_eq!(recv(&h.triggers[1]), 5);
+        ack(&h, 0, Some(5));
+        ack(&h, 2, Some(5));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(h.completed[0].try_recv().is_err(), "task 1 has not stored yet");
+        assert!(h.triggers[0].try_recv().is_err(), "no second checkpoint while one is pending");
+        ack(&h, 1, Some(5));
+        for c in &h.completed {
+            assert_eq!(recv(c), 5);
+        }
+        let done = h.store.completed.lock().unwrap().clone();
+        assert_eq!(done, vec![(5, false, vec![("n0".into(), 0), ("n1".into(), 0), ("n2".into(), 0)])]);
+        let s = h.stats.summary();
+        assert_eq!((s.completed, s.failed, s.last_epoch), (1, 0, Some(5)));
+        assert_eq!(s.history[0].bytes, 30);
+        assert_eq!(recv(&h.triggers[0]), 6, "the next one is triggered after the interval");
+        h.cancel.store(true, Ordering::Relaxed);
+        h.run.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_failed_part_or_store_fails_the_checkpoint_and_tasks_hear_nothing() {
+        let h = harness(2, 1, Some(Duration::from_millis(10)));
+        assert_eq!(recv(&h.triggers[0]), 5);
+        let err = StoreError::Storage { location: "s3://b".into(), message: "timeout".into() };
+        h.stored.send(Stored { task: 0, epoch: Some(5), result: Err(err) }).unwrap();
+        ack(&h, 1, Some(5));
+        assert_eq!(recv(&h.triggers[0]), 6);
+        assert_eq!(*h.store.aborted.lock().unwrap(), vec![5]);
+        assert!(h.completed[0].try_recv().is_err());
+        let s = h.stats.summary();
+        assert_eq!((s.completed, s.failed), (0, 1));
+        assert!(s.history[0].failure.as_deref().unwrap().contains("s3://b: timeout"), "{:?}", s.history);
+        h.store.fail_complete.store(true, Ordering::Relaxed);
+        ack(&h, 0, Some(6));
+        ack(&h, 1, Some(6));
+        assert_eq!(recv(&h.triggers[0]), 7);
+        assert_eq!(*h.store.aborted.lock().unwrap(), vec![5, 6]);
+        assert!(h.stats.summary().history[1].failure.as_deref().unwrap().contains("disk full"));
+        h.cancel.store(true, Ordering::Relaxed);
+        h.run.join().unwrap().unwrap();
+    }
+
+    #[test]
+    fn finished_tasks_stand_in_later_checkpoints_and_the_final_one_publishes_everything() {
+        let h = harness(2, 1, None);
+        // The source finishes first: its final snapshot, then a savepoint is asked for.
+        ack(&h, 0, None);
+        let (reply, answer) = bounded(1);
+        h.savepoints.send(SavepointRequest { name: "sp".into(), reply }).unwrap();
+        // Only the running task is asked (finished sources get no trigger)...
+        assert_eq!(recv(&h.triggers[0]), 5, "the trigger still goes out");
+        ack(&h, 1, Some(5));
+        assert_eq!(answer.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(5));
+        assert_eq!(*h.store.savepoints.lock().unwrap(), vec![(5, "sp".to_string())]);
+        for c in &h.completed {
+            assert_eq!(recv(c), 5);
+        }
+        // ...and the last task ends: the final checkpoint names both final snapshots.
+        ack(&h, 1, None);
+        for c in &h.completed {
+            assert_eq!(recv(c), FINAL_EPOCH);
+        }
+        h.run.join().unwrap().unwrap();
+        let done = h.store.completed.lock().unwrap().clone();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[1], (6, true, vec![("n0".into(), 0), ("n1".into(), 0)]));
+    }
+
+    #[test]
+    fn a_savepoint_asked_for_when_the_job_stops_gets_an_answer() {
+        let h = harness(1, 1, None);
+        let (reply, answer) = bounded(1);
+        h.savepoints.send(SavepointRequest { name: "late".into(), reply }).unwrap();
+        assert_eq!(recv(&h.triggers[0]), 5);
+        h.cancel.store(true, Ordering::Relaxed);
+        h.run.join().unwrap().unwrap();
+        let e = answer.recv_timeout(Duration::from_secs(5)).unwrap().unwrap_err();
+        assert!(e.contains("stopped before savepoint 'late'"), "{e}");
     }
 }

@@ -1,7 +1,14 @@
-//! The logical dataflow: named nodes, their parallelism and the edges between them.
+//! The logical dataflow: named nodes, their parallelism and the edges between
+//! them. [`LogicalDataflow`] is a plain value that serialises (each node holds
+//! a [`Descriptor`]: a type name and its config, as a connector registry knows
+//! it), so it can be stored, sent to another machine and rebuilt there with a
+//! [`Resolver`]. [`Dataflow`] is a logical dataflow with the factory of each
+//! node, ready to start.
 
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CheckpointConfig, RestorePlan};
 use crate::event_time::EventTime;
@@ -9,7 +16,7 @@ use crate::executor::{self, Job};
 use crate::{EngineError, OperatorFactory, SinkFactory, SourceFactory, DEFAULT_MAX_PARALLELISM};
 
 /// Engine-wide settings of one pipeline.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineOptions {
     pub pipeline: String,
     /// A batch closes at this many records...
@@ -34,11 +41,11 @@ impl Default for EngineOptions {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct NodeId(pub usize);
 
 /// How records of an edge are spread over the consumer's parallel tasks.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Partitioning {
     /// Task `i` feeds task `i` (needs equal parallelism; otherwise rebalanced).
     Forward,
@@ -49,7 +56,7 @@ pub enum Partitioning {
 }
 
 /// What a record is keyed by.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KeySelector {
     /// The record's key as it is.
     RecordKey,
@@ -60,7 +67,7 @@ pub enum KeySelector {
 
 /// An input of a node: output `port` of node `from` (0 = main output, `n` =
 /// side output `n`).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Edge {
     pub from: NodeId,
     pub port: u32,
@@ -77,35 +84,201 @@ impl Edge {
     }
 }
 
-pub(crate) enum NodeKind {
+/// What a node runs: a registered type name (`generator`, `file`, `wasm`, ...)
+/// and that type's config.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Descriptor {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub config: serde_json::Value,
+}
+
+impl Descriptor {
+    /// The kind of a node built from a factory in this process, which no
+    /// registry can rebuild.
+    pub const LOCAL: &'static str = "local";
+
+    pub fn new(kind: impl Into<String>, config: serde_json::Value) -> Self {
+        Descriptor { kind: kind.into(), config }
+    }
+
+    fn local() -> Self {
+        Descriptor { kind: Self::LOCAL.into(), config: serde_json::Value::Null }
+    }
+}
+
+/// Whether a node is a source, an operator or a sink.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Source,
+    Operator,
+    Sink,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Source => "source",
+            Role::Operator => "operator",
+            Role::Sink => "sink",
+        }
+    }
+}
+
+/// One node of a logical dataflow.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogicalNode {
+    pub name: String,
+    pub role: Role,
+    pub parallelism: u32,
+    pub descriptor: Descriptor,
+    #[serde(default)]
+    pub inputs: Vec<Edge>,
+    /// Consumed side outputs, port `i + 1` each.
+    #[serde(default)]
+    pub side_outputs: Vec<String>,
+    /// A source's event time and watermarks.
+    #[serde(default)]
+    pub event_time: Option<EventTime>,
+}
+
+/// A dataflow as a plain value: nodes after their inputs (so it is acyclic),
+/// each with its descriptor.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogicalDataflow {
+    pub options: EngineOptions,
+    pub nodes: Vec<LogicalNode>,
+}
+
+impl LogicalDataflow {
+    /// Node `id`'s chain parent: the node whose task it runs in, when its only
+    /// input is a forward edge between nodes of equal parallelism.
+    pub fn chain_parent(&self, id: usize) -> Option<usize> {
+        let node = &self.nodes[id];
+        match node.inputs.as_slice() {
+            [e] if e.partitioning == Partitioning::Forward && self.nodes[e.from.0].parallelism == node.parallelism => {
+                Some(e.from.0)
+            }
+            _ => None,
+        }
+    }
+
+    /// Check that every edge reads an earlier node's existing port, names are
+    /// unique and parallelism is in range.
+    pub fn check(&self) -> Result<(), EngineError> {
+        let mut names = std::collections::HashSet::new();
+        for i in 0..self.nodes.len() {
+            if !names.insert(self.nodes[i].name.as_str()) {
+                return Err(EngineError::Plan(format!("two nodes are named '{}'", self.nodes[i].name)));
+            }
+            self.check_node(i)?;
+        }
+        Ok(())
+    }
+
+    /// Check node `i` against the nodes before it (not its name's uniqueness).
+    fn check_node(&self, i: usize) -> Result<(), EngineError> {
+        let n = &self.nodes[i];
+        if n.parallelism == 0 || n.parallelism > self.options.max_parallelism {
+            return Err(EngineError::Plan(format!(
+                "node '{}' has parallelism {}; it must be between 1 and the max parallelism {}",
+                n.name, n.parallelism, self.options.max_parallelism
+            )));
+        }
+        match (n.role, n.inputs.is_empty()) {
+            (Role::Source, false) => return Err(EngineError::Plan(format!("source '{}' has inputs", n.name))),
+            (Role::Operator | Role::Sink, true) => {
+                return Err(EngineError::Plan(format!("{} '{}' has no input", n.role.name(), n.name)))
+            }
+            _ => {}
+        }
+        if n.event_time.is_some() && n.role != Role::Source {
+            return Err(EngineError::Plan(format!("'{}' is not a source; only sources have event time", n.name)));
+        }
+        for e in &n.inputs {
+            let Some(from) = self.nodes[..i].get(e.from.0) else {
+                return Err(EngineError::Plan(format!("node '{}' reads a node that does not come before it", n.name)));
+            };
+            if from.role == Role::Sink {
+                return Err(EngineError::Plan(format!("node '{}' reads sink '{}'", n.name, from.name)));
+            }
+            if e.port as usize > from.side_outputs.len() {
+                return Err(EngineError::Plan(format!(
+                    "node '{}' reads output port {} of '{}', which has {} side outputs",
+                    n.name,
+                    e.port,
+                    from.name,
+                    from.side_outputs.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds the factory of a node from its descriptor (a connector registry does).
+pub trait Resolver {
+    fn source(&self, node: &LogicalNode) -> Result<Arc<dyn SourceFactory>, EngineError>;
+    fn operator(&self, node: &LogicalNode) -> Result<Arc<dyn OperatorFactory>, EngineError>;
+    fn sink(&self, node: &LogicalNode) -> Result<Arc<dyn SinkFactory>, EngineError>;
+}
+
+/// A node's factory.
+#[derive(Clone)]
+pub(crate) enum Factory {
     Source(Arc<dyn SourceFactory>),
     Operator(Arc<dyn OperatorFactory>),
     Sink(Arc<dyn SinkFactory>),
 }
 
-pub(crate) struct NodeDef {
-    pub name: String,
-    pub parallelism: u32,
-    pub kind: NodeKind,
-    pub inputs: Vec<Edge>,
-    /// Consumed side outputs, port `i + 1` each.
-    pub side_outputs: Vec<String>,
-    /// A source's event time and watermarks.
-    pub event_time: Option<EventTime>,
-}
-
-/// A dataflow under construction. Nodes must be added after their inputs, which
-/// makes every dataflow acyclic by construction.
+/// A logical dataflow with the factory of every node, under construction or
+/// ready to start.
 pub struct Dataflow {
-    pub(crate) options: EngineOptions,
-    pub(crate) nodes: Vec<NodeDef>,
+    pub(crate) logical: LogicalDataflow,
+    pub(crate) factories: Vec<Factory>,
     pub(crate) checkpoint: Option<CheckpointConfig>,
     pub(crate) restore: Option<RestorePlan>,
+    /// Node names so far (adding a node checks only the new node).
+    names: std::collections::HashSet<String>,
 }
 
 impl Dataflow {
     pub fn new(options: EngineOptions) -> Self {
-        Dataflow { options, nodes: Vec::new(), checkpoint: None, restore: None }
+        let logical = LogicalDataflow { options, nodes: Vec::new() };
+        Dataflow { logical, factories: Vec::new(), checkpoint: None, restore: None, names: Default::default() }
+    }
+
+    /// Rebuild a dataflow from its logical form, each node's factory from its
+    /// descriptor.
+    pub fn from_logical(logical: LogicalDataflow, resolver: &dyn Resolver) -> Result<Self, EngineError> {
+        logical.check()?;
+        let mut factories = Vec::with_capacity(logical.nodes.len());
+        for n in &logical.nodes {
+            if n.descriptor.kind == Descriptor::LOCAL {
+                return Err(EngineError::Plan(format!(
+                    "node '{}' was built from a factory in another process; it has no descriptor to rebuild it from",
+                    n.name
+                )));
+            }
+            factories.push(match n.role {
+                Role::Source => Factory::Source(resolver.source(n)?),
+                Role::Operator => Factory::Operator(resolver.operator(n)?),
+                Role::Sink => Factory::Sink(resolver.sink(n)?),
+            });
+        }
+        let names = logical.nodes.iter().map(|n| n.name.clone()).collect();
+        Ok(Dataflow { logical, factories, checkpoint: None, restore: None, names })
+    }
+
+    /// The dataflow as a plain value (what a cluster would send around).
+    pub fn logical(&self) -> &LogicalDataflow {
+        &self.logical
+    }
+
+    pub fn options(&self) -> &EngineOptions {
+        &self.logical.options
     }
 
     /// Take checkpoints (and a final one at the end of a bounded run); sinks
@@ -116,8 +289,8 @@ impl Dataflow {
 
     /// Give source `source` event time: timestamps and watermarks.
     pub fn set_event_time(&mut self, source: NodeId, event_time: EventTime) -> Result<(), EngineError> {
-        let node = self.nodes.get_mut(source.0).ok_or_else(|| EngineError::Plan("no such node".into()))?;
-        if !matches!(node.kind, NodeKind::Source(_)) {
+        let node = self.logical.nodes.get_mut(source.0).ok_or_else(|| EngineError::Plan("no such node".into()))?;
+        if node.role != Role::Source {
             return Err(EngineError::Plan(format!("'{}' is not a source; only sources have event time", node.name)));
         }
         node.event_time = Some(event_time);
@@ -130,66 +303,43 @@ impl Dataflow {
         self.restore = Some(plan);
     }
 
-    /// The nodes' names and kinds ("source", "operator", "sink"), in order.
-    pub fn node_names(&self) -> Vec<(&str, &'static str, u32)> {
-        self.nodes
-            .iter()
-            .map(|n| {
-                let kind = match n.kind {
-                    NodeKind::Source(_) => "source",
-                    NodeKind::Operator(_) => "operator",
-                    NodeKind::Sink(_) => "sink",
-                };
-                (n.name.as_str(), kind, n.parallelism)
-            })
-            .collect()
+    /// The nodes' names, roles and parallelism, in order.
+    pub fn node_names(&self) -> Vec<(&str, Role, u32)> {
+        self.logical.nodes.iter().map(|n| (n.name.as_str(), n.role, n.parallelism)).collect()
     }
 
-    fn add(&mut self, def: NodeDef) -> Result<NodeId, EngineError> {
-        if self.nodes.iter().any(|n| n.name == def.name) {
-            return Err(EngineError::Plan(format!("two nodes are named '{}'", def.name)));
+    fn add(&mut self, node: LogicalNode, factory: Factory) -> Result<NodeId, EngineError> {
+        if self.names.contains(&node.name) {
+            return Err(EngineError::Plan(format!("two nodes are named '{}'", node.name)));
         }
-        if def.parallelism == 0 || def.parallelism > self.options.max_parallelism {
-            return Err(EngineError::Plan(format!(
-                "node '{}' has parallelism {}; it must be between 1 and the max parallelism {}",
-                def.name, def.parallelism, self.options.max_parallelism
-            )));
+        self.logical.nodes.push(node);
+        if let Err(e) = self.logical.check_node(self.logical.nodes.len() - 1) {
+            self.logical.nodes.pop();
+            return Err(e);
         }
-        for e in &def.inputs {
-            let Some(from) = self.nodes.get(e.from.0) else {
-                return Err(EngineError::Plan(format!("node '{}' reads a node that does not exist", def.name)));
-            };
-            if matches!(from.kind, NodeKind::Sink(_)) {
-                return Err(EngineError::Plan(format!("node '{}' reads sink '{}'", def.name, from.name)));
-            }
-            if e.port as usize > from.side_outputs.len() {
-                return Err(EngineError::Plan(format!(
-                    "node '{}' reads output port {} of '{}', which has {} side outputs",
-                    def.name,
-                    e.port,
-                    from.name,
-                    from.side_outputs.len()
-                )));
-            }
-        }
-        self.nodes.push(def);
-        Ok(NodeId(self.nodes.len() - 1))
+        self.names.insert(self.logical.nodes.last().expect("pushed").name.clone());
+        self.factories.push(factory);
+        Ok(NodeId(self.logical.nodes.len() - 1))
     }
 
-    pub fn add_source(
+    fn node(name: &str, role: Role, parallelism: u32, descriptor: Descriptor, inputs: Vec<Edge>, side_outputs: Vec<String>) -> LogicalNode {
+        LogicalNode { name: name.into(), role, parallelism, descriptor, inputs, side_outputs, event_time: None }
+    }
+
+    /// A source built by `factory` in this process.
+    pub fn add_source(&mut self, name: &str, parallelism: u32, factory: Arc<dyn SourceFactory>) -> Result<NodeId, EngineError> {
+        self.add_source_described(name, parallelism, Descriptor::local(), factory)
+    }
+
+    /// A source with its descriptor and the factory built from it.
+    pub fn add_source_described(
         &mut self,
         name: &str,
         parallelism: u32,
+        descriptor: Descriptor,
         factory: Arc<dyn SourceFactory>,
     ) -> Result<NodeId, EngineError> {
-        self.add(NodeDef {
-            name: name.into(),
-            parallelism,
-            kind: NodeKind::Source(factory),
-            inputs: vec![],
-            side_outputs: vec![],
-            event_time: None,
-        })
+        self.add(Self::node(name, Role::Source, parallelism, descriptor, vec![], vec![]), Factory::Source(factory))
     }
 
     pub fn add_operator(
@@ -200,10 +350,20 @@ impl Dataflow {
         inputs: Vec<Edge>,
         side_outputs: Vec<String>,
     ) -> Result<NodeId, EngineError> {
-        if inputs.is_empty() {
-            return Err(EngineError::Plan(format!("operator '{name}' has no input")));
-        }
-        self.add(NodeDef { name: name.into(), parallelism, kind: NodeKind::Operator(factory), inputs, side_outputs, event_time: None })
+        self.add_operator_described(name, parallelism, Descriptor::local(), factory, inputs, side_outputs)
+    }
+
+    pub fn add_operator_described(
+        &mut self,
+        name: &str,
+        parallelism: u32,
+        descriptor: Descriptor,
+        factory: Arc<dyn OperatorFactory>,
+        inputs: Vec<Edge>,
+        side_outputs: Vec<String>,
+    ) -> Result<NodeId, EngineError> {
+        let node = Self::node(name, Role::Operator, parallelism, descriptor, inputs, side_outputs);
+        self.add(node, Factory::Operator(factory))
     }
 
     pub fn add_sink(
@@ -213,36 +373,29 @@ impl Dataflow {
         factory: Arc<dyn SinkFactory>,
         inputs: Vec<Edge>,
     ) -> Result<NodeId, EngineError> {
-        if inputs.is_empty() {
-            return Err(EngineError::Plan(format!("sink '{name}' has no input")));
-        }
-        self.add(NodeDef {
-            name: name.into(),
-            parallelism,
-            kind: NodeKind::Sink(factory),
-            inputs,
-            side_outputs: vec![],
-            event_time: None,
-        })
+        self.add_sink_described(name, parallelism, Descriptor::local(), factory, inputs)
+    }
+
+    pub fn add_sink_described(
+        &mut self,
+        name: &str,
+        parallelism: u32,
+        descriptor: Descriptor,
+        factory: Arc<dyn SinkFactory>,
+        inputs: Vec<Edge>,
+    ) -> Result<NodeId, EngineError> {
+        self.add(Self::node(name, Role::Sink, parallelism, descriptor, inputs, vec![]), Factory::Sink(factory))
     }
 
     /// Instantiate every task (operators' `open` runs here, so a failing plugin
-    /// fails the start, before any record flows) and start them on threads.
+    /// fails the start, before any record flows) and start them on threads of
+    /// this process.
     pub fn start(self) -> Result<Job, EngineError> {
-        executor::start(self)
+        self.start_on(&crate::transport::LocalTransport)
     }
 
-    /// Node `id`'s chain parent: the node whose task it runs in, when its only
-    /// input is a forward edge between nodes of equal parallelism.
-    pub(crate) fn chain_parent(&self, id: usize) -> Option<usize> {
-        let node = &self.nodes[id];
-        match node.inputs.as_slice() {
-            [e] if e.partitioning == Partitioning::Forward
-                && self.nodes[e.from.0].parallelism == node.parallelism =>
-            {
-                Some(e.from.0)
-            }
-            _ => None,
-        }
+    /// Start with the channels of `transport`.
+    pub fn start_on(self, transport: &dyn crate::transport::Transport) -> Result<Job, EngineError> {
+        executor::start(self, transport)
     }
 }

@@ -31,8 +31,10 @@ impl std::fmt::Display for OperatorError {
 }
 
 impl std::error::Error for OperatorError {
+    /// The operator's own error (a Wasm host's `WasmError`, say): callers
+    /// downcast it to tell failures apart. Its message is this error's.
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.source()
+        Some(&*self.source)
     }
 }
 
@@ -103,9 +105,13 @@ pub enum EngineError {
     },
     #[error("'{node}' (task {task}) panicked: {message}")]
     Panicked { node: String, task: u32, message: String },
-    /// Checkpointing failed in a way the job cannot go on from.
+    /// The checkpoint protocol broke (a barrier out of order), or a final
+    /// checkpoint or savepoint could not be taken.
     #[error("checkpoint: {0}")]
     Checkpoint(String),
+    /// Storing a snapshot failed in a way the job cannot go on from.
+    #[error("checkpoint: {0}")]
+    Store(#[from] crate::checkpoint::StoreError),
     /// A task could not switch to an operator's new logic at a checkpoint
     /// barrier (hot swap); checkpoint `epoch` holds the state before it.
     #[error("operator '{node}' (task {task}) could not swap its logic at checkpoint {epoch}: {message}")]

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use crate::batch::{RecordBatch, NO_TIMESTAMP};
 
 /// Event-time settings of a source.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EventTime {
     /// The JSON field (path of object field names) holding each record's event
     /// time in milliseconds since the Unix epoch (a number, or an RFC 3339

@@ -2,48 +2,29 @@
 //! over them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
-
-use crossbeam_channel::{SendTimeoutError, Sender};
 
 use crate::batch::RecordBatch;
 use crate::dataflow::{KeySelector, Partitioning};
 use crate::error::EngineError;
+use crate::transport::{Body, Message, Outbox, SendError};
 use weir_state::keys::{key_group, task_for_key_group};
-
-/// What travels on a channel, tagged with the producer it came from (producers
-/// of one channel are numbered from 0; barrier alignment needs to know them).
-pub(crate) struct Message {
-    pub from: u32,
-    pub body: Body,
-}
-
-pub(crate) enum Body {
-    Data(RecordBatch),
-    /// Everything the producer sent before belongs to checkpoint `epoch`.
-    Barrier(u64),
-    /// The producer's event-time watermark.
-    Watermark(i64),
-    /// The producer is idle (or active again): leave it out of the watermark.
-    Idle(bool),
-    /// The producer has ended.
-    End,
-}
 
 const POLL: Duration = Duration::from_millis(50);
 
 /// Send, waking up regularly to see whether the job was cancelled.
-pub(crate) fn send(tx: &Sender<Message>, mut msg: Message, cancel: &AtomicBool) -> Result<(), EngineError> {
+pub(crate) fn send(tx: &dyn Outbox, mut msg: Message, cancel: &AtomicBool) -> Result<(), EngineError> {
     loop {
         match tx.send_timeout(msg, POLL) {
             Ok(()) => return Ok(()),
-            Err(SendTimeoutError::Timeout(m)) => {
+            Err(SendError::Timeout(m)) => {
                 if cancel.load(Ordering::Relaxed) {
                     return Err(EngineError::Cancelled);
                 }
                 msg = m;
             }
-            Err(SendTimeoutError::Disconnected(_)) => return Err(EngineError::Cancelled),
+            Err(SendError::Disconnected) => return Err(EngineError::Cancelled),
         }
     }
 }
@@ -52,7 +33,7 @@ pub(crate) fn send(tx: &Sender<Message>, mut msg: Message, cancel: &AtomicBool) 
 pub(crate) struct ExchangeWriter {
     pub partitioning: Partitioning,
     /// One sender per consumer task (only the matching one for forward edges).
-    pub senders: Vec<Sender<Message>>,
+    pub senders: Vec<Arc<dyn Outbox>>,
     pub max_parallelism: u32,
     pub next: usize,
     /// This writer's producer number at its consumers.
@@ -65,12 +46,12 @@ impl ExchangeWriter {
     pub fn write(&mut self, batch: RecordBatch, cancel: &AtomicBool) -> Result<(), ExchangeFailure> {
         match &self.partitioning {
             Partitioning::Forward | Partitioning::Rebalance if self.senders.len() == 1 => {
-                send(&self.senders[0], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
+                send(&*self.senders[0], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
             }
             Partitioning::Forward | Partitioning::Rebalance => {
                 let i = self.next % self.senders.len();
                 self.next = self.next.wrapping_add(1);
-                send(&self.senders[i], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
+                send(&*self.senders[i], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
             }
             Partitioning::KeyBy(selector) => {
                 let n = self.senders.len() as u32;
@@ -93,7 +74,7 @@ impl ExchangeWriter {
                 }
                 for (t, part) in parts.into_iter().enumerate() {
                     if !part.is_empty() {
-                        send(&self.senders[t], self.msg(Body::Data(part)), cancel).map_err(ExchangeFailure::Engine)?;
+                        send(&*self.senders[t], self.msg(Body::Data(part)), cancel).map_err(ExchangeFailure::Engine)?;
                     }
                 }
                 Ok(())
@@ -109,7 +90,7 @@ impl ExchangeWriter {
     /// consumer task.
     pub fn broadcast(&self, body: impl Fn() -> Body, cancel: &AtomicBool) -> Result<(), EngineError> {
         for tx in &self.senders {
-            send(tx, self.msg(body()), cancel)?;
+            send(&**tx, self.msg(body()), cancel)?;
         }
         Ok(())
     }

@@ -1,4 +1,6 @@
-//! Turns a [`Dataflow`] into running tasks and watches them.
+//! Runs a [`Dataflow`]: its physical plan's tasks on threads of this process,
+//! channels from a [`Transport`], the checkpoint coordinator and the
+//! uploaders; and watches them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,14 +10,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
 
-use crate::coordinator::{CheckpointStats, CheckpointSummary, Coordinator, TaskCheckpointing};
-use crate::swap::{Replacement, SwapBoard, Ticket};
-use crate::dataflow::{Dataflow, NodeKind, Partitioning};
+use crate::coordinator::{CheckpointStats, CheckpointSummary, Coordinator, SavepointRequest, TaskCheckpointing};
+use crate::dataflow::{Dataflow, Factory};
 use crate::event_time::WatermarkGenerator;
-use crate::exchange::{ExchangeWriter, Message};
+use crate::exchange::ExchangeWriter;
 use crate::metrics::{NodeMetrics, NodeSnapshot};
 use crate::operator::{Emitter, TaskContext};
-use crate::task::{NodeImpl, SourceNames, Target, Task, TaskInput, TaskNode};
+use crate::plan::{self, PhysicalPlan};
+use crate::swap::{Replacement, SwapBoard, Ticket};
+use crate::task::{NodeImpl, SourceNames, Task, TaskInput, TaskNode};
+use crate::transport::{Inbox, Outbox, Transport};
+use crate::uploader::Uploaders;
 use crate::EngineError;
 
 /// Live counters of a running job, readable from any thread.
@@ -55,7 +60,8 @@ pub struct Job {
 pub struct JobControl {
     cancel: Arc<AtomicBool>,
     metrics: JobMetrics,
-    checkpointing: bool,
+    /// Savepoint requests to the coordinator; `None` without checkpointing.
+    savepoints: Option<Sender<SavepointRequest>>,
     operators: Arc<[String]>,
     swaps: Arc<SwapBoard>,
     stats: Arc<CheckpointStats>,
@@ -77,7 +83,7 @@ impl JobControl {
     /// checkpoint starts at once; the one after waits at least `probation`.
     /// The job must checkpoint.
     pub fn swap(&self, node: &str, replacement: Replacement, probation: Duration) -> Result<Arc<Ticket>, EngineError> {
-        if !self.checkpointing {
+        if self.savepoints.is_none() {
             return Err(EngineError::Plan("a swap happens at a checkpoint barrier, but this job does not checkpoint".into()));
         }
         if !self.operators.iter().any(|o| o == node) {
@@ -92,6 +98,25 @@ impl JobControl {
     /// The job's checkpoints so far.
     pub fn checkpoints(&self) -> CheckpointSummary {
         self.stats.summary()
+    }
+
+    /// Take a checkpoint now and keep it as savepoint `name`; returns its
+    /// epoch once it is complete, or why it is not (waiting at most `timeout`).
+    pub fn savepoint(&self, name: &str, timeout: Duration) -> Result<u64, EngineError> {
+        let Some(tx) = &self.savepoints else {
+            return Err(EngineError::Plan("a savepoint is a checkpoint, but this job does not checkpoint".into()));
+        };
+        let (reply, answer) = bounded(1);
+        let gone = || EngineError::Checkpoint(format!("the job stopped before savepoint '{name}' was taken"));
+        tx.send(SavepointRequest { name: name.to_string(), reply }).map_err(|_| gone())?;
+        match answer.recv_timeout(timeout) {
+            Ok(Ok(epoch)) => Ok(epoch),
+            Ok(Err(why)) => Err(EngineError::Checkpoint(format!("savepoint '{name}': {why}"))),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                Err(EngineError::Checkpoint(format!("savepoint '{name}' was not taken within {timeout:?}")))
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => Err(gone()),
+        }
     }
 }
 
@@ -141,232 +166,191 @@ pub(crate) fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-/// The sender into a task and, until the task takes it, its receiver.
-type Channel = (Sender<Message>, Option<Receiver<Message>>);
-
-pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
-    let n = df.nodes.len();
-    if !df.nodes.iter().any(|d| matches!(d.kind, NodeKind::Source(_))) {
+pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, EngineError> {
+    let Dataflow { logical, factories, checkpoint, restore, .. } = df;
+    let nodes = &logical.nodes;
+    if !factories.iter().any(|f| matches!(f, Factory::Source(_))) {
         return Err(EngineError::Plan("the dataflow has no source".into()));
     }
-    let opts = &df.options;
-    let parent: Vec<Option<usize>> = (0..n).map(|i| df.chain_parent(i)).collect();
-    let root = |mut i: usize| {
-        while let Some(p) = parent[i] {
-            i = p;
-        }
-        i
-    };
-    let par = |i: usize| df.nodes[i].parallelism;
-
-    // Channels into every task of every node that heads a task (other than sources).
-    let mut channels: HashMap<usize, Vec<Channel>> = HashMap::new();
-    for (i, p) in parent.iter().enumerate() {
-        if p.is_none() && !df.nodes[i].inputs.is_empty() {
-            let chans = (0..par(i))
-                .map(|_| {
-                    let (tx, rx) = bounded(opts.channel_capacity);
-                    (tx, Some(rx))
-                })
-                .collect();
-            channels.insert(i, chans);
-        }
+    let opts = &logical.options;
+    let plan = PhysicalPlan::of(&logical);
+    let mut outboxes: Vec<Arc<dyn Outbox>> = Vec::with_capacity(plan.channels.len());
+    let mut inboxes: Vec<Option<Box<dyn Inbox>>> = Vec::with_capacity(plan.channels.len());
+    for _ in &plan.channels {
+        let (tx, rx) = transport.channel(opts.channel_capacity);
+        outboxes.push(tx);
+        inboxes.push(Some(rx));
     }
 
     let mut sources = Vec::new();
     let mut source_index = HashMap::new();
-    for (i, d) in df.nodes.iter().enumerate() {
-        if let NodeKind::Source(f) = &d.kind {
+    for (i, f) in factories.iter().enumerate() {
+        if let Factory::Source(f) = f {
             source_index.insert(i, sources.len() as u16);
-            sources.push((d.name.clone(), f.clone()));
+            sources.push((nodes[i].name.clone(), f.clone()));
         }
     }
     let sources = Arc::new(SourceNames(sources));
-    let restore = df.restore.as_ref();
     // Sinks publish what the restored checkpoint covers and drop the rest.
-    for d in &df.nodes {
-        if let NodeKind::Sink(f) = &d.kind {
-            f.recover(restore.map(|r| (r.epoch, r.finished))).map_err(|source| EngineError::Sink {
-                node: d.name.clone(),
+    for (i, f) in factories.iter().enumerate() {
+        if let Factory::Sink(f) = f {
+            f.recover(restore.as_ref().map(|r| (r.epoch, r.finished))).map_err(|source| EngineError::Sink {
+                node: nodes[i].name.clone(),
                 task: 0,
-                parallelism: d.parallelism,
+                parallelism: nodes[i].parallelism,
                 at: String::new(),
                 source,
             })?;
         }
     }
     let node_restore: Vec<Option<Arc<crate::NodeRestore>>> =
-        df.nodes.iter().map(|d| restore.and_then(|r| r.nodes.get(&d.name)).map(|n| Arc::new(n.clone()))).collect();
-    // Producer numbers at each consumer: its input edges' tasks, in order.
-    let producer_base = |consumer: usize, edge: usize| -> u32 {
-        df.nodes[consumer].inputs[..edge].iter().map(|e| par(e.from.0)).sum()
-    };
+        nodes.iter().map(|d| restore.as_ref().and_then(|r| r.nodes.get(&d.name)).map(|n| Arc::new(n.clone()))).collect();
     let metrics: Vec<Vec<Arc<NodeMetrics>>> =
-        df.nodes.iter().map(|d| (0..d.parallelism).map(|_| Arc::default()).collect()).collect();
+        nodes.iter().map(|d| (0..d.parallelism).map(|_| Arc::default()).collect()).collect();
     let cancel = Arc::new(AtomicBool::new(false));
     let pipeline: Arc<str> = opts.pipeline.as_str().into();
 
-    let mut tasks = Vec::new();
-    let (ack_tx, ack_rx) = unbounded();
+    // Checkpointing: uploaders report to the coordinator, which triggers the
+    // sources and tells every task about completed checkpoints.
+    let (stored_tx, stored_rx) = unbounded();
+    let uploaders = match &checkpoint {
+        Some(c) => Some(
+            Uploaders::start(uploader_threads(plan.tasks.len()), c.store.clone(), stored_tx)
+                .map_err(|e| EngineError::Plan(format!("cannot start the checkpoint uploaders: {e}")))?,
+        ),
+        None => None,
+    };
     let (mut triggers, mut completed) = (Vec::new(), Vec::new());
-    for r in (0..n).filter(|&i| parent[i].is_none()) {
-        let members: Vec<usize> = (0..n).filter(|&i| root(i) == r).collect();
-        let local: HashMap<usize, usize> = members.iter().enumerate().map(|(l, &g)| (g, l)).collect();
-        for t in 0..par(r) {
-            let mut exchanges = Vec::new();
-            let mut nodes = Vec::new();
-            let mut input = None;
-            for &m in &members {
-                let def = &df.nodes[m];
-                let ports = 1 + def.side_outputs.len();
-                let mut outputs: Vec<Vec<Target>> = vec![Vec::new(); ports];
-                for (c, cdef) in df.nodes.iter().enumerate() {
-                    for (ei, e) in cdef.inputs.iter().enumerate().filter(|(_, e)| e.from.0 == m) {
-                        let target = if parent[c] == Some(m) {
-                            Target::Chained(local[&c])
-                        } else {
-                            let chans = &channels[&c];
-                            let same = par(c) == def.parallelism;
-                            let (partitioning, senders) = match &e.partitioning {
-                                Partitioning::Forward if same => {
-                                    (Partitioning::Forward, vec![chans[t as usize].0.clone()])
-                                }
-                                Partitioning::Forward => {
-                                    (Partitioning::Rebalance, chans.iter().map(|c| c.0.clone()).collect())
-                                }
-                                p => (p.clone(), chans.iter().map(|c| c.0.clone()).collect()),
-                            };
-                            // Spread round-robin starting points over producer tasks.
-                            let next = t as usize;
-                            exchanges.push(ExchangeWriter {
-                                partitioning,
-                                senders,
-                                max_parallelism: opts.max_parallelism,
-                                next,
-                                from: producer_base(c, ei) + t,
-                            });
-                            Target::Exchange(exchanges.len() - 1)
-                        };
-                        outputs[e.port as usize].push(target);
-                    }
-                }
-                let ctx = TaskContext {
-                    pipeline: pipeline.clone(),
-                    node: def.name.as_str().into(),
-                    task_index: t,
-                    parallelism: def.parallelism,
-                    max_parallelism: opts.max_parallelism,
-                    side_outputs: def.side_outputs.clone().into(),
-                    restore: node_restore[m].clone(),
-                };
-                let imp = match &def.kind {
-                    NodeKind::Source(f) => {
-                        let fail = |source| EngineError::Source {
-                            node: def.name.clone(),
-                            task: t,
-                            parallelism: def.parallelism,
-                            source,
-                        };
-                        let mut source = f.create(&ctx).map_err(fail)?;
-                        if let Some(r) = &node_restore[m] {
-                            if r.parallelism != def.parallelism {
-                                return Err(fail(crate::SourceError::msg(format!(
-                                    "the checkpoint was taken with this source at parallelism {}; a source must keep its parallelism (keyed operators may change theirs)",
-                                    r.parallelism
-                                ))));
-                            }
-                            if let Some(Some(position)) = r.positions.get(t as usize) {
-                                source.seek(position).map_err(fail)?;
-                            }
-                        }
-                        let restored_max = node_restore[m].as_ref().and_then(|r| r.watermarks.get(t as usize).copied().flatten());
-                        let watermarks = def.event_time.clone().map(|e| WatermarkGenerator::new(e, restored_max));
-                        input = Some(TaskInput::Source { source, index: source_index[&m], watermarks });
-                        NodeImpl::Source
-                    }
-                    NodeKind::Operator(f) => {
-                        NodeImpl::Operator(f.create(&ctx).map_err(|source| EngineError::Operator {
-                            node: def.name.clone(),
-                            task: t,
-                            parallelism: def.parallelism,
-                            at: String::new(),
-                            source,
-                        })?)
-                    }
-                    NodeKind::Sink(f) => NodeImpl::Sink(f.create(&ctx).map_err(|source| EngineError::Sink {
-                        node: def.name.clone(),
-                        task: t,
-                        parallelism: def.parallelism,
-                        at: String::new(),
-                        source,
-                    })?),
-                };
-                if m == r && input.is_none() {
-                    let producers = def.inputs.iter().map(|e| par(e.from.0) as usize).sum::<usize>();
-                    let rx = channels.get_mut(&r).expect("channel")[t as usize].1.take().expect("receiver");
-                    input = Some(TaskInput::Channel { rx, producers });
-                }
-                nodes.push(TaskNode {
-                    ctx,
-                    imp,
-                    outputs,
-                    metrics: metrics[m][t as usize].clone(),
-                    emitter: Emitter::new(ports),
-                });
-            }
-            let name = format!("{}-{}", df.nodes[r].name, t);
-            let input = input.expect("task input");
-            let checkpointing = df.checkpoint.as_ref().map(|c| {
-                let (trigger_tx, trigger_rx) = unbounded();
-                let (done_tx, done_rx) = unbounded();
-                let is_source = matches!(input, TaskInput::Source { .. });
-                if is_source {
-                    triggers.push(trigger_tx);
-                }
-                completed.push(done_tx);
-                TaskCheckpointing {
-                    task: tasks.len(),
-                    acks: ack_tx.clone(),
-                    completed: done_rx,
-                    triggers: is_source.then_some(trigger_rx),
-                    staging: c.staging_dir.clone(),
-                }
-            });
-            let task = Task {
-                cancel: cancel.clone(),
-                nodes,
-                exchanges,
-                batch_size: opts.batch_size.max(1),
-                batch_timeout: opts.batch_timeout,
-                sources: sources.clone(),
-                name: name.clone(),
-                checkpointing,
-                watermarks: None,
-                last_tick: Instant::now(),
-                swaps: Default::default(),
+    let mut tasks = Vec::new();
+    for tp in &plan.tasks {
+        let t = tp.index;
+        let exchanges = tp
+            .exchanges
+            .iter()
+            .map(|x| ExchangeWriter {
+                partitioning: x.partitioning.clone(),
+                senders: x.channels.iter().map(|&c| outboxes[c].clone()).collect(),
+                max_parallelism: opts.max_parallelism,
+                next: x.first,
+                from: x.from,
+            })
+            .collect();
+        let mut members = Vec::with_capacity(tp.members.len());
+        let mut input = None;
+        for mp in &tp.members {
+            let m = mp.node;
+            let def = &nodes[m];
+            let ctx = TaskContext {
+                pipeline: pipeline.clone(),
+                node: def.name.as_str().into(),
+                task_index: t,
+                parallelism: def.parallelism,
+                max_parallelism: opts.max_parallelism,
+                side_outputs: def.side_outputs.clone().into(),
+                restore: node_restore[m].clone(),
             };
-            tasks.push((name, task, input));
+            let imp = match &factories[m] {
+                Factory::Source(f) => {
+                    let fail = |source| EngineError::Source { node: def.name.clone(), task: t, parallelism: def.parallelism, source };
+                    let mut source = f.create(&ctx).map_err(fail)?;
+                    if let Some(r) = &node_restore[m] {
+                        if r.parallelism != def.parallelism {
+                            return Err(fail(crate::SourceError::msg(format!(
+                                "the checkpoint was taken with this source at parallelism {}; a source must keep its parallelism (keyed operators may change theirs)",
+                                r.parallelism
+                            ))));
+                        }
+                        if let Some(Some(position)) = r.positions.get(t as usize) {
+                            source.seek(position).map_err(fail)?;
+                        }
+                    }
+                    let restored_max = node_restore[m].as_ref().and_then(|r| r.watermarks.get(t as usize).copied().flatten());
+                    let watermarks = def.event_time.clone().map(|e| WatermarkGenerator::new(e, restored_max));
+                    input = Some(TaskInput::Source { source, index: source_index[&m], watermarks });
+                    NodeImpl::Source
+                }
+                Factory::Operator(f) => NodeImpl::Operator(f.create(&ctx).map_err(|source| EngineError::Operator {
+                    node: def.name.clone(),
+                    task: t,
+                    parallelism: def.parallelism,
+                    at: String::new(),
+                    source,
+                })?),
+                Factory::Sink(f) => NodeImpl::Sink(f.create(&ctx).map_err(|source| EngineError::Sink {
+                    node: def.name.clone(),
+                    task: t,
+                    parallelism: def.parallelism,
+                    at: String::new(),
+                    source,
+                })?),
+            };
+            let ports = 1 + def.side_outputs.len();
+            members.push(TaskNode { ctx, imp, outputs: mp.outputs.clone(), metrics: metrics[m][t as usize].clone(), emitter: Emitter::new(ports) });
         }
+        if let plan::TaskInput::Channel { channel, producers } = tp.input {
+            let rx = inboxes[channel].take().expect("one task per channel");
+            input = Some(TaskInput::Channel { rx, producers });
+        }
+        let input = input.expect("task input");
+        let checkpointing = checkpoint.as_ref().zip(uploaders.as_ref()).map(|(c, uploaders)| {
+            let (trigger_tx, trigger_rx) = unbounded();
+            let (done_tx, done_rx) = unbounded();
+            let is_source = matches!(input, TaskInput::Source { .. });
+            if is_source {
+                triggers.push(trigger_tx);
+            }
+            completed.push(done_tx);
+            TaskCheckpointing {
+                task: tasks.len(),
+                uploaders: uploaders.clone(),
+                completed: done_rx,
+                triggers: is_source.then_some(trigger_rx),
+                staging: c.staging_dir.clone(),
+            }
+        });
+        let task = Task {
+            cancel: cancel.clone(),
+            nodes: members,
+            exchanges,
+            batch_size: opts.batch_size.max(1),
+            batch_timeout: opts.batch_timeout,
+            sources: sources.clone(),
+            name: tp.name.clone(),
+            checkpointing,
+            watermarks: None,
+            last_tick: Instant::now(),
+            swaps: Default::default(),
+            work: Vec::new(),
+        };
+        tasks.push((tp.name.clone(), task, input));
     }
-    // Only the exchange writers hold senders now: a task that exits disconnects.
-    drop(channels);
-    drop(ack_tx);
+    // Only the exchange writers hold senders now: a task that exits
+    // disconnects; only tasks hold uploaders now: when every task is gone, the
+    // uploaders end and the coordinator hears it.
+    drop(outboxes);
+    drop(uploaders);
     let swaps = Arc::new(SwapBoard::default());
     let stats = Arc::new(CheckpointStats::default());
     for (_, task, _) in &mut tasks {
         task.swaps = swaps.clone();
     }
-    let coordinator = df.checkpoint.clone().map(|config| Coordinator {
-        config,
+    let (savepoint_tx, savepoint_rx) = unbounded();
+    let coordinator = checkpoint.map(|config| Coordinator {
+        interval: config.interval,
+        store: config.store,
+        staging_dir: config.staging_dir,
+        first_epoch: config.first_epoch,
         tasks: tasks.len(),
-        acks: ack_rx,
+        stored: stored_rx,
         triggers,
         completed,
+        savepoints: savepoint_rx,
         cancel: cancel.clone(),
         swaps: swaps.clone(),
-        parallelism: df.nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
+        parallelism: nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
         stats: stats.clone(),
     });
+    let checkpointing = coordinator.is_some();
 
     let (done_tx, done) = bounded(tasks.len() + 1);
     let mut handles = Vec::new();
@@ -388,6 +372,7 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
         let (node, index) = (task.nodes[0].ctx.node.to_string(), task.nodes[0].ctx.task_index);
         let h = std::thread::Builder::new()
             .name(name)
+            .stack_size(TASK_STACK)
             .spawn(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| task.run(input)))
                     .unwrap_or_else(|p| Err(EngineError::Panicked { node, task: index, message: panic_message(&*p) }));
@@ -396,19 +381,23 @@ pub(crate) fn start(df: Dataflow) -> Result<Job, EngineError> {
             .map_err(|e| EngineError::Plan(format!("cannot start a task thread: {e}")))?;
         handles.push(h);
     }
-    let names = df.nodes.iter().map(|d| d.name.clone());
     let control = JobControl {
         cancel,
-        metrics: JobMetrics { nodes: Arc::new(names.zip(metrics).collect()) },
-        checkpointing: df.checkpoint.is_some(),
-        operators: df
-            .nodes
-            .iter()
-            .filter(|n| matches!(n.kind, NodeKind::Operator(_)))
-            .map(|n| n.name.clone())
-            .collect(),
+        metrics: JobMetrics { nodes: Arc::new(nodes.iter().map(|d| d.name.clone()).zip(metrics).collect()) },
+        savepoints: checkpointing.then_some(savepoint_tx),
+        operators: nodes.iter().filter(|n| n.role == crate::Role::Operator).map(|n| n.name.clone()).collect(),
         swaps,
         stats,
     };
     Ok(Job { done, handles, control, started: Instant::now() })
+}
+
+/// A task thread's stack: operators (Wasm calls) run on it, so more than the
+/// default, but its depth never depends on the dataflow's size.
+const TASK_STACK: usize = 4 << 20;
+
+/// Uploader threads of a job with `tasks` tasks.
+fn uploader_threads(tasks: usize) -> usize {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    tasks.clamp(1, cores.max(2))
 }

@@ -1,19 +1,22 @@
 //! One parallel task: a chain of nodes fed by a source or by a channel.
 
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::RecvTimeoutError;
 
+use crate::align::{Aligner, Step};
 use crate::batch::{Origin, RecordBatch};
 use crate::checkpoint::{TaskState, FINAL_EPOCH};
-use crate::coordinator::{Ack, TaskCheckpointing};
-use crate::event_time::{WatermarkEvent, WatermarkGenerator, WatermarkTracker};
-use crate::exchange::{Body, ExchangeFailure, ExchangeWriter, Message};
+use crate::coordinator::TaskCheckpointing;
+use crate::event_time::{WatermarkEvent, WatermarkGenerator};
+use crate::exchange::{ExchangeFailure, ExchangeWriter};
 use crate::metrics::NodeMetrics;
 use crate::operator::{Emitter, Operator, TaskContext};
+use crate::plan::Target;
+use crate::transport::{Body, Inbox, Message, RecvError};
+use crate::uploader::Ack;
 use crate::{EngineError, OperatorError, Sink, Source, SourceFactory, SourcePoll};
 
 const POLL: Duration = Duration::from_millis(50);
@@ -24,14 +27,6 @@ pub(crate) enum NodeImpl {
     Source,
     Operator(Box<dyn Operator>),
     Sink(Box<dyn Sink>),
-}
-
-#[derive(Clone, Copy, Debug)]
-pub(crate) enum Target {
-    /// A node later in this task's chain.
-    Chained(usize),
-    /// An exchange of this task.
-    Exchange(usize),
 }
 
 pub(crate) struct TaskNode {
@@ -45,7 +40,7 @@ pub(crate) struct TaskNode {
 
 pub(crate) enum TaskInput {
     Source { source: Box<dyn Source>, index: u16, watermarks: Option<WatermarkGenerator> },
-    Channel { rx: Receiver<Message>, producers: usize },
+    Channel { rx: Box<dyn Inbox>, producers: usize },
 }
 
 /// Names sources and their offsets in error messages.
@@ -86,6 +81,8 @@ pub(crate) struct Task {
     pub last_tick: Instant,
     /// Hot swaps due at checkpoint barriers.
     pub swaps: Arc<crate::swap::SwapBoard>,
+    /// Batches waiting for chain members (reused between pushes).
+    pub work: Vec<(usize, RecordBatch)>,
 }
 
 /// How often operators see the processing time (their processing-time timers'
@@ -160,8 +157,8 @@ impl Task {
                 }
                 NodeImpl::Operator(op) => {
                     let dir = staging.join(&*ctx.node);
-                    std::fs::create_dir_all(&dir).map_err(|e| {
-                        EngineError::Checkpoint(format!("cannot create staging directory {}: {e}", dir.display()))
+                    std::fs::create_dir_all(&dir).map_err(|source| {
+                        EngineError::Store(crate::StoreError::Staging { path: dir.clone(), source })
                     })?;
                     swap_to = epoch.and_then(|e| self.swaps.due(&ctx.node, e));
                     let r = guard(ctx, || op.snapshot(&dir))?;
@@ -185,8 +182,8 @@ impl Task {
             }
         }
         let ck = self.checkpointing.as_ref().expect("checked above");
-        let ack = Ack { task: ck.task, epoch, states, writers, staging: Some(staging) };
-        ck.acks.send(ack).map_err(|_| EngineError::Cancelled)
+        let ack = Ack { task: ck.task, epoch, states, writers, staging };
+        if ck.uploaders.send(ack) { Ok(()) } else { Err(EngineError::Cancelled) }
     }
 
     /// Switch node `i` to new logic at the barrier of `epoch` (hot swap).
@@ -349,7 +346,7 @@ impl Task {
             return Ok(());
         }
         self.last_tick = Instant::now();
-        let now = crate::checkpoint::now_ms();
+        let now = crate::clock::now_ms();
         for i in 0..self.nodes.len() {
             let node = &mut self.nodes[i];
             if let NodeImpl::Operator(op) = &mut node.imp {
@@ -362,92 +359,48 @@ impl Task {
     }
 
     /// Process the channel until every producer has ended, aligning
-    /// checkpoint barriers: after a producer's barrier `n`, its messages wait
-    /// until every live producer has sent barrier `n` and the chain has
-    /// snapshotted.
-    fn run_channel(&mut self, rx: Receiver<Message>, producers: usize) -> Result<(), EngineError> {
-        let mut live = producers;
-        let mut ended = vec![false; producers];
-        let mut blocked = vec![false; producers];
-        let mut aligning: Option<u64> = None;
-        // Messages of blocked producers, and those to handle before reading on.
-        let mut held: VecDeque<Message> = VecDeque::new();
-        let mut replay: VecDeque<Message> = VecDeque::new();
-        let mut watermarks = WatermarkTracker::new(producers);
-        while live > 0 {
-            let msg = match replay.pop_front() {
+    /// checkpoint barriers (see `align.rs`).
+    fn run_channel(&mut self, rx: Box<dyn Inbox>, producers: usize) -> Result<(), EngineError> {
+        let mut aligner = Aligner::new(producers);
+        while aligner.live() {
+            let msg = match aligner.replayed() {
                 Some(m) => m,
                 None => match rx.recv_timeout(POLL) {
                     Ok(m) => m,
-                    Err(RecvTimeoutError::Timeout) => {
+                    Err(RecvError::Timeout) => {
                         self.cancelled()?;
                         self.poll_completed()?;
                         self.tick()?;
                         self.idle()?;
                         continue;
                     }
-                    Err(RecvTimeoutError::Disconnected) => return Err(EngineError::Cancelled),
+                    Err(RecvError::Disconnected) => return Err(EngineError::Cancelled),
                 },
             };
-            let from = msg.from as usize;
-            if blocked[from] {
-                held.push_back(msg);
-                continue;
-            }
-            match msg.body {
-                Body::Data(mut batch) => {
-                    if aligning.is_none() && replay.is_empty() {
-                        // Coalesce what is already queued, up to a full batch.
+            let coalesce = aligner.may_coalesce();
+            match aligner.accept(msg)? {
+                Step::Process(mut batch) => {
+                    if coalesce {
+                        // Merge what is already queued, up to a full batch.
                         while batch.len() < self.batch_size {
                             match rx.try_recv() {
-                                Ok(Message { body: Body::Data(more), .. }) => batch.append(&more),
-                                Ok(other) => {
-                                    replay.push_back(other);
+                                Some(Message { body: Body::Data(more), .. }) => batch.append(&more),
+                                Some(other) => {
+                                    aligner.put_back(other);
                                     break;
                                 }
-                                Err(_) => break,
+                                None => break,
                             }
                         }
                     }
                     self.push(0, batch)?;
                     self.tick()?;
                 }
-                Body::Watermark(wm) => {
-                    if let Some(wm) = watermarks.watermark(from, wm) {
-                        self.advance_watermark(wm)?;
-                    }
-                }
-                Body::Idle(idle) => {
-                    if let Some(wm) = watermarks.idle(from, idle) {
-                        self.advance_watermark(wm)?;
-                    }
-                }
-                Body::Barrier(epoch) => {
-                    match aligning {
-                        Some(a) if a != epoch => {
-                            return Err(EngineError::Checkpoint(format!("barrier {epoch} arrived while aligning barrier {a}")));
-                        }
-                        _ => aligning = Some(epoch),
-                    }
-                    blocked[from] = true;
-                }
-                Body::End => {
-                    ended[from] = true;
-                    live -= 1;
-                    if let Some(wm) = watermarks.ended(from) {
-                        self.advance_watermark(wm)?;
-                    }
-                }
+                Step::Watermark(wm) => self.advance_watermark(wm)?,
+                Step::Nothing => {}
             }
-            if let Some(epoch) = aligning
-                && (0..producers).all(|p| blocked[p] || ended[p])
-            {
+            if let Some(epoch) = aligner.aligned() {
                 self.checkpoint(Some(epoch), None)?;
-                aligning = None;
-                blocked.fill(false);
-                while let Some(m) = held.pop_back() {
-                    replay.push_front(m);
-                }
                 self.poll_completed()?;
             }
         }
@@ -495,28 +448,66 @@ impl Task {
         Ok(())
     }
 
+    /// Hand `batch` to chain member `i`, and what it emits on down the
+    /// chain. Iterative (depth first, as calls would be), so a chain of any
+    /// length runs in a bounded stack.
     fn push(&mut self, i: usize, batch: RecordBatch) -> Result<(), EngineError> {
+        let mut work = std::mem::take(&mut self.work);
+        work.push((i, batch));
+        let r = self.drain(&mut work);
+        work.clear();
+        self.work = work;
+        r
+    }
+
+    /// Route what member `i` emitted (after a watermark, a tick, `finish`).
+    fn route(&mut self, i: usize) -> Result<(), EngineError> {
+        let mut work = std::mem::take(&mut self.work);
+        let r = self.route_into(i, &mut work).and_then(|()| self.drain(&mut work));
+        work.clear();
+        self.work = work;
+        r
+    }
+
+    fn drain(&mut self, work: &mut Vec<(usize, RecordBatch)>) -> Result<(), EngineError> {
+        while let Some((i, batch)) = work.pop() {
+            if self.process(i, batch)? {
+                self.route_into(i, work)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Run member `i` on a batch; true if it may have emitted something.
+    fn process(&mut self, i: usize, batch: RecordBatch) -> Result<bool, EngineError> {
         let node = &mut self.nodes[i];
         node.metrics.add_in(batch.len(), batch.keys.len() + batch.values.len());
         let t0 = Instant::now();
         match &mut node.imp {
-            NodeImpl::Source => *node.emitter.main() = batch,
+            NodeImpl::Source => {
+                *node.emitter.main() = batch;
+                Ok(true)
+            }
             NodeImpl::Operator(op) => {
                 let r = guard(&node.ctx, || op.process(batch, &mut node.emitter))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
                 r.map_err(|e| self.op_error(i, e))?;
+                Ok(true)
             }
             NodeImpl::Sink(sink) => {
                 let r = guard(&node.ctx, || sink.write(&batch))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
-                return r.map_err(|e| self.sink_error(i, e, batch.origins.first().copied()));
+                r.map_err(|e| self.sink_error(i, e, batch.origins.first().copied()))?;
+                Ok(false)
             }
         }
-        self.route(i)
     }
 
-    /// Hand node `i`'s emitted batches to their targets.
-    fn route(&mut self, i: usize) -> Result<(), EngineError> {
+    /// Send member `i`'s emitted batches to their exchanges, and queue those
+    /// for chained members on `work` (so that they run in emission order:
+    /// the stack is popped from the end).
+    fn route_into(&mut self, i: usize, work: &mut Vec<(usize, RecordBatch)>) -> Result<(), EngineError> {
+        let mark = work.len();
         for port in 0..self.nodes[i].emitter.port_count() {
             let node = &mut self.nodes[i];
             if node.emitter.port(port).is_empty() {
@@ -530,7 +521,7 @@ impl Task {
                 let target = self.nodes[i].outputs[port][n];
                 let b = if n + 1 == targets { batch.take().expect("batch") } else { batch.clone().expect("batch") };
                 match target {
-                    Target::Chained(c) => self.push(c, b)?,
+                    Target::Chained(c) => work.push((c, b)),
                     Target::Exchange(x) => match self.exchanges[x].write(b, &self.cancel) {
                         Ok(()) => {}
                         Err(ExchangeFailure::Engine(e)) => return Err(e),
@@ -542,6 +533,8 @@ impl Task {
                 }
             }
         }
+        // Chained members run in the order they were emitted to.
+        work[mark..].reverse();
         Ok(())
     }
 

@@ -1,4 +1,9 @@
+//! An invalid spec, and where: every error names the file and, where it is
+//! known, the line, column and field.
+
 use marked_yaml::Marker;
+
+use crate::registry::BuildError;
 
 /// An invalid spec. The message starts with `file:line:column:` where known,
 /// then the field and what is wrong with it.
@@ -8,13 +13,16 @@ pub enum SpecError {
     At { file: String, line: usize, column: usize, message: String },
     #[error("{file}: {message}")]
     File { file: String, message: String },
-    #[error("{file}:{line}: operator '{operator}': {source}")]
-    Plugin {
+    /// A node's factory could not be built (a plugin that does not load, a
+    /// connector that cannot start).
+    #[error("{file}:{line}: {role} '{node}': {source}")]
+    Build {
         file: String,
         line: usize,
-        operator: String,
+        role: &'static str,
+        node: String,
         #[source]
-        source: Box<weir_wasm::WasmError>,
+        source: BuildError,
     },
     #[error("{file}: {0}", file = .1)]
     Engine(Box<weir_engine::EngineError>, String),
@@ -40,19 +48,30 @@ impl SpecError {
     }
 
     pub(crate) fn from_serde(file: &str, e: marked_yaml::FromNodeError) -> Self {
+        Self::from_serde_in(file, "", &[], e)
+    }
+
+    /// A deserialisation error of part of the spec: `prefix` is where that
+    /// part is ("sources[0]"), `common` the fields that part shares with every
+    /// entry of its kind (listed first among the expected ones).
+    pub(crate) fn from_serde_in(file: &str, prefix: &str, common: &[&str], e: marked_yaml::FromNodeError) -> Self {
         let marker = e.start_mark();
         let what = match &*e {
             marked_yaml::Error::UnknownFieldError(field, expected, _) => {
-                format!("unknown field '{field}', expected one of: {}", expected.join(", "))
+                let all: Vec<&str> = common.iter().copied().chain(expected.iter().copied()).collect();
+                format!("unknown field '{field}', expected one of: {}", all.join(", "))
             }
             marked_yaml::Error::NotBoolean(_) => "expected true or false".to_string(),
             marked_yaml::Error::IntegerParseFailure(err, _) => format!("expected a whole number: {err}"),
             marked_yaml::Error::FloatParseFailure(err, _) => format!("expected a number: {err}"),
             marked_yaml::Error::Other(msg, _) => msg.clone(),
         };
-        let message = match e.path() {
-            Some(p) if !p.is_empty() && p != "." => format!("{p}: {what}"),
-            _ => what,
+        let path = e.path().filter(|p| !p.is_empty() && *p != ".");
+        let message = match (prefix, path) {
+            ("", Some(p)) => format!("{p}: {what}"),
+            ("", None) => what,
+            (pre, Some(p)) => format!("{pre}.{p}: {what}"),
+            (pre, None) => format!("{pre}: {what}"),
         };
         SpecError::at(file, marker.as_ref(), message)
     }

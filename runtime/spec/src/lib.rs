@@ -2,6 +2,12 @@
 //! interpolation, validated before anything runs, with errors that name the
 //! file, line, column and field; then planned into an engine dataflow.
 //!
+//! The spec itself knows only what every pipeline has (name, batching, key
+//! groups, state, checkpoints) and the common fields of its nodes; sources,
+//! operators, sinks and state backends are types registered in a
+//! [`Registry`] by the crates that implement them, each with its own typed
+//! config and checks.
+//!
 //! ```yaml
 //! name: wordcount
 //! sources:
@@ -26,43 +32,43 @@
 //! ```
 
 mod error;
+mod heap;
 mod interpolate;
-mod launch;
 mod model;
 mod plan;
-mod units;
+mod registry;
+pub mod units;
 mod validate;
-mod window;
 
 pub use error::SpecError;
-pub use launch::{launch, lock_path, open_storage, savepoint_requests_dir, Launch, LaunchOptions, Resumed};
-pub use plan::{plan, plan_with, Planned, PlannedOperator};
-pub use units::{parse_bytes, parse_duration};
-pub use validate::{
-    Backend, CheckpointDef, InputRef, OperatorDef, PipelineSpec, PluginRef, SinkDef, SinkKind, SourceDef, SourceKind,
-    StateDef,
+pub use plan::{build_env, plan, Planned, PlannedNode, RegistryResolver};
+pub use registry::{
+    BuildContext, BuildEnv, BuildError, BuiltOperator, Check, Extensions, Logic, OperatorKind, Registry, SinkConnector,
+    SourceConnector, StateBackend, DEFAULT_OPERATOR,
 };
+pub use units::{parse_bytes, parse_duration};
+pub use validate::{CheckpointDef, InputRef, NodeDef, PipelineSpec, PluginRef, StateDef};
 
 use std::path::Path;
 
 /// Read, interpolate and validate a spec file.
-pub fn load_file(path: &Path) -> Result<PipelineSpec, SpecError> {
+pub fn load_file(path: &Path, registry: &Registry) -> Result<PipelineSpec, SpecError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| SpecError::File { file: path.display().to_string(), message: format!("cannot read: {e}") })?;
-    parse(&text, &path.display().to_string(), &|name| std::env::var(name).ok())
+    parse(&text, &path.display().to_string(), &|name| std::env::var(name).ok(), registry)
 }
 
 /// Parse a spec from text; `file` names it in errors, `env` resolves `${VAR}`.
-pub fn parse(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<PipelineSpec, SpecError> {
-    parse_in(text, file, env, None)
+pub fn parse(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>, registry: &Registry) -> Result<PipelineSpec, SpecError> {
+    parse_in(text, file, env, None, registry)
 }
 
 /// Parse a spec sent to a node whose pipelines live in `pipelines_dir`: no
 /// environment, state in `<pipelines_dir>/<name>/state` unless `state.dir`
 /// says otherwise, and checkpoints every second unless `checkpoint` says
 /// otherwise.
-pub fn parse_on_node(text: &str, file: &str, pipelines_dir: &Path) -> Result<PipelineSpec, SpecError> {
-    parse_in(text, file, &|_| None, Some(pipelines_dir))
+pub fn parse_on_node(text: &str, file: &str, pipelines_dir: &Path, registry: &Registry) -> Result<PipelineSpec, SpecError> {
+    parse_in(text, file, &|_| None, Some(pipelines_dir), registry)
 }
 
 fn parse_in(
@@ -70,6 +76,7 @@ fn parse_in(
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
     node_dir: Option<&Path>,
+    registry: &Registry,
 ) -> Result<PipelineSpec, SpecError> {
     let mut node = marked_yaml::parse_yaml_with_options(
         0,
@@ -78,6 +85,5 @@ fn parse_in(
     )
     .map_err(|e| SpecError::from_load(file, e))?;
     interpolate::node(&mut node, env).map_err(|(marker, message)| SpecError::at(file, marker.as_ref(), message))?;
-    let raw: model::RawSpec = marked_yaml::from_node(&node).map_err(|e| SpecError::from_serde(file, e))?;
-    validate::validate(raw, file, node_dir)
+    validate::validate(&node, file, node_dir, registry)
 }

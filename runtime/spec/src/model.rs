@@ -1,34 +1,44 @@
-//! The spec as written: field names and shapes, with source positions.
+//! The spec as written: the top level, and the fields every source,
+//! operator and sink has, with source positions. The rest of an entry is its
+//! type's config (see `registry.rs`).
 
-use std::collections::BTreeMap;
-
-use marked_yaml::Spanned;
+use marked_yaml::types::MarkedMappingNode;
+use marked_yaml::{Node, Spanned};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-type S = Spanned<String>;
+use crate::SpecError;
+
+pub(crate) type S = Spanned<String>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSpec {
     pub name: S,
     pub batch: Option<RawBatch>,
-    pub max_parallelism: Option<Spanned<u32>>,
-    pub state: Option<RawState>,
+    pub max_parallelism: Option<Spanned<u64>>,
     pub checkpoint: Option<RawCheckpoint>,
-    #[serde(default)]
-    pub sources: Vec<RawSource>,
-    #[serde(default)]
-    pub operators: Vec<RawOperator>,
-    #[serde(default)]
-    pub sinks: Vec<RawSink>,
+    // Read from the node itself (their entries are split by type); named
+    // here so that an unknown top-level field lists them.
+    #[serde(rename = "state")]
+    _state: Option<IgnoredAny>,
+    #[serde(rename = "sources")]
+    _sources: Option<IgnoredAny>,
+    #[serde(rename = "operators")]
+    _operators: Option<IgnoredAny>,
+    #[serde(rename = "sinks")]
+    _sinks: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawBatch {
-    pub size: Option<Spanned<usize>>,
+    pub size: Option<Spanned<u64>>,
     pub timeout: Option<S>,
 }
+
+/// `state:` besides the backend's own settings.
+pub(crate) const STATE_COMMON: &[&str] = &["backend", "dir", "local_dir"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,15 +46,16 @@ pub(crate) struct RawState {
     pub backend: Option<S>,
     pub dir: Option<S>,
     pub local_dir: Option<S>,
-    pub cache: Option<S>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawCheckpoint {
     pub interval: Option<S>,
-    pub retain: Option<Spanned<usize>>,
+    pub retain: Option<Spanned<u64>>,
 }
+
+pub(crate) const SOURCE_COMMON: &[&str] = &["name", "type", "parallelism", "timestamp", "watermark"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -52,17 +63,7 @@ pub(crate) struct RawSource {
     pub name: S,
     #[serde(rename = "type")]
     pub kind: S,
-    pub parallelism: Option<Spanned<u32>>,
-    // file
-    pub path: Option<S>,
-    pub format: Option<S>,
-    // generator
-    pub seed: Option<Spanned<u64>>,
-    pub count: Option<Spanned<u64>>,
-    pub rate: Option<Spanned<f64>>,
-    pub keys: Option<Spanned<u64>>,
-    pub start_ms: Option<Spanned<i64>>,
-    // event time
+    pub parallelism: Option<Spanned<u64>>,
     pub timestamp: Option<S>,
     pub watermark: Option<RawWatermark>,
 }
@@ -75,48 +76,60 @@ pub(crate) struct RawWatermark {
     pub idle_timeout: Option<S>,
 }
 
+pub(crate) const OPERATOR_COMMON: &[&str] = &["name", "type", "input", "inputs", "key_by", "parallelism"];
+pub(crate) const SINK_COMMON: &[&str] = OPERATOR_COMMON;
+
+/// The common fields of an operator or a sink.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct RawOperator {
+pub(crate) struct RawNode {
     pub name: S,
-    pub plugin: S,
+    #[serde(rename = "type")]
+    pub kind: Option<S>,
     pub input: Option<S>,
     pub inputs: Option<Vec<S>>,
     pub key_by: Option<S>,
-    pub parallelism: Option<Spanned<u32>>,
-    pub config: Option<BTreeMap<String, S>>,
-    pub limits: Option<RawLimits>,
-    pub window: Option<RawWindow>,
+    pub parallelism: Option<Spanned<u64>>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawWindow {
-    #[serde(rename = "type")]
-    pub kind: S,
-    pub size: Option<S>,
-    pub slide: Option<S>,
-    pub gap: Option<S>,
-    pub allowed_lateness: Option<S>,
-    pub late_output: Option<S>,
+/// An entry split into its common fields (as `T`) and the rest (its type's
+/// config), both with their positions.
+pub(crate) struct Entry<T> {
+    pub common: T,
+    pub rest: Node,
+    /// The whole entry, for errors at any of its fields.
+    pub node: Node,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawLimits {
-    pub memory: Option<S>,
-    pub call_timeout: Option<S>,
+/// Split a mapping node into the fields named in `common` and the others.
+pub(crate) fn split<T: for<'de> Deserialize<'de>>(
+    file: &str,
+    field: &str,
+    node: &Node,
+    common: &[&str],
+) -> Result<Entry<T>, SpecError> {
+    let Some(map) = node.as_mapping() else {
+        return Err(SpecError::at(file, node.span().start(), format!("{field}: expected a mapping (name: ..., type: ...)")));
+    };
+    let mut ours = MarkedMappingNode::new_empty(*map.span());
+    let mut rest = MarkedMappingNode::new_empty(*map.span());
+    for (k, v) in map.iter() {
+        if common.contains(&k.as_str()) {
+            ours.insert(k.clone(), v.clone());
+        } else {
+            rest.insert(k.clone(), v.clone());
+        }
+    }
+    let ours = Node::from(ours);
+    let common_fields: T = marked_yaml::from_node(&ours).map_err(|e| SpecError::from_serde_in(file, field, &[], e))?;
+    Ok(Entry { common: common_fields, rest: Node::from(rest), node: node.clone() })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RawSink {
-    pub name: S,
-    #[serde(rename = "type")]
-    pub kind: S,
-    pub input: Option<S>,
-    pub inputs: Option<Vec<S>>,
-    pub key_by: Option<S>,
-    pub parallelism: Option<Spanned<u32>>,
-    pub path: Option<S>,
+/// The entries of a top-level list (`sources:`, ...), if it is there.
+pub(crate) fn entries<'a>(file: &str, root: &'a Node, key: &str) -> Result<Vec<&'a Node>, SpecError> {
+    let Some(n) = root.as_mapping().and_then(|m| m.get_node(key)) else { return Ok(Vec::new()) };
+    match n.as_sequence() {
+        Some(seq) => Ok(seq.iter().collect()),
+        None => Err(SpecError::at(file, n.span().start(), format!("{key}: expected a list"))),
+    }
 }

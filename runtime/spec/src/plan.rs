@@ -1,58 +1,72 @@
-//! From a checked spec to an engine dataflow: load plugins (compiled, cached,
-//! checked against the world), wire nodes and edges.
+//! From a checked spec to an engine dataflow: every node's descriptor built
+//! into its factory by the registry (plugins are loaded and checked here,
+//! before anything runs), nodes and edges wired.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use weir_connectors::{FileSink, FileSource, GeneratorSource, StdoutSink};
-use weir_engine::{Dataflow, Edge, NodeId, Partitioning, SinkFactory, SourceFactory};
-use weir_engine::OperatorFactory;
-use weir_wasm::{
-    OperatorSettings, Plugin, PluginEngine, PluginMeta, StateBackendKind, WasmError, WasmOperatorFactory, WindowOperatorFactory,
-    WINDOW_WORLD, WORLD,
-};
+use weir_engine::{Dataflow, Descriptor, Edge, EngineError, LogicalNode, NodeId, Partitioning, Resolver, Role};
 
-use crate::validate::{Backend, InputRef, OperatorDef, PipelineSpec, SinkKind, SourceKind};
+use crate::registry::{BuildContext, BuildEnv, BuildError, Extensions, Logic, Registry};
+use crate::validate::{InputRef, PipelineSpec};
 use crate::SpecError;
 
-/// A dataflow ready to start, and the plugin each operator runs.
+/// A dataflow ready to start, with what was planned of each node.
 pub struct Planned {
     pub dataflow: Dataflow,
-    pub plugins: Vec<(String, PluginMeta)>,
-    /// How each operator runs its plugin, by operator.
-    pub operators: Vec<PlannedOperator>,
+    /// Every node: its name, role, parallelism and the logic it runs.
+    pub nodes: Vec<PlannedNode>,
+    /// Where the nodes were built (what a swap builds replacements with).
+    pub env: BuildEnv,
 }
 
-/// An operator as planned: what a replacement of its plugin (hot swap) needs.
 #[derive(Clone, Debug)]
-pub struct PlannedOperator {
+pub struct PlannedNode {
     pub name: String,
+    pub role: Role,
     pub parallelism: u32,
-    pub settings: OperatorSettings,
+    pub descriptor: Descriptor,
     /// The side outputs the dataflow reads from it.
     pub side_outputs: Vec<String>,
-    /// A window operator's windows (it runs a window function).
-    pub window: Option<weir_wasm::WindowSpec>,
+    /// The plugin it runs, if it runs one.
+    pub logic: Option<Logic>,
 }
 
-/// Plan a spec whose operators name plugin files.
-pub fn plan(spec: &PipelineSpec, engine: &PluginEngine) -> Result<Planned, SpecError> {
-    plan_with(spec, &|o: &OperatorDef| engine.load_file(&o.plugin.path))
+impl Planned {
+    /// The operators, with the logic each runs.
+    pub fn operators(&self) -> impl Iterator<Item = &PlannedNode> {
+        self.nodes.iter().filter(|n| n.role == Role::Operator)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&PlannedNode> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
 }
 
-/// Plan a spec, loading each operator's plugin with `load` (a node resolves
-/// `name@version` from its registry). Operators naming the same plugin share
-/// one load.
-pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plugin, WasmError>) -> Result<Planned, SpecError> {
+/// The environment of a spec's builds: its state backend, checkpointing,
+/// local directory, and the binary's `extensions`.
+pub fn build_env(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) -> Result<BuildEnv, SpecError> {
+    let local_dir = spec.local_dir();
+    let state = registry.build_state(&spec.state.backend, &local_dir).map_err(|source| SpecError::Build {
+        file: spec.file.clone(),
+        line: 0,
+        role: "state backend",
+        node: spec.state.backend.kind.clone(),
+        source,
+    })?;
+    Ok(BuildEnv { pipeline: spec.name.clone(), checkpointing: spec.checkpoint.is_some(), local_dir, state, extensions })
+}
+
+/// Plan a spec: build every node with `registry`.
+pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) -> Result<Planned, SpecError> {
+    let env = build_env(spec, registry, extensions)?;
     let file = &spec.file;
     let mut df = Dataflow::new(spec.engine.clone());
     let engine_err = |e| SpecError::Engine(Box::new(e), file.clone());
 
     // Side outputs read anywhere, per operator, in order of first use: port i+1.
     let mut side: HashMap<&str, Vec<String>> = HashMap::new();
-    let all_inputs = spec.operators.iter().flat_map(|o| &o.inputs).chain(spec.sinks.iter().flat_map(|s| &s.inputs));
-    for i in all_inputs {
+    for i in spec.nodes().flat_map(|n| &n.inputs) {
         if let Some(o) = &i.output {
             let v = side.entry(i.node.as_str()).or_default();
             if !v.contains(o) {
@@ -60,22 +74,9 @@ pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plug
             }
         }
     }
-
     let mut ids: HashMap<&str, NodeId> = HashMap::new();
     let mut par: HashMap<&str, u32> = HashMap::new();
-    for s in &spec.sources {
-        let factory: Arc<dyn SourceFactory> = match &s.kind {
-            SourceKind::File { path, format } => Arc::new(FileSource { path: path.clone(), format: *format }),
-            SourceKind::Generator(g) => Arc::new(GeneratorSource(g.clone())),
-        };
-        let id = df.add_source(&s.name, s.parallelism, factory).map_err(engine_err)?;
-        if let Some(et) = &s.event_time {
-            df.set_event_time(id, et.clone()).map_err(engine_err)?;
-        }
-        ids.insert(&s.name, id);
-        par.insert(&s.name, s.parallelism);
-    }
-
+    let mut nodes = Vec::new();
     let edges = |inputs: &[InputRef], key_by: &Option<weir_engine::KeySelector>, ids: &HashMap<&str, NodeId>| {
         inputs
             .iter()
@@ -92,94 +93,82 @@ pub fn plan_with(spec: &PipelineSpec, load: &dyn Fn(&OperatorDef) -> Result<Plug
             })
             .collect::<Vec<_>>()
     };
-
-    let mut loaded: HashMap<PathBuf, Plugin> = HashMap::new();
-    let mut plugins = Vec::new();
-    let mut operators = Vec::new();
-    for o in &spec.operators {
-        let plugin = match loaded.get(&o.plugin.path) {
-            Some(p) => p.clone(),
-            None => {
-                let p = load(o).map_err(|source| SpecError::Plugin {
-                    file: file.clone(),
-                    line: o.plugin.line,
-                    operator: o.name.clone(),
-                    source: Box::new(source),
-                })?;
-                loaded.insert(o.plugin.path.clone(), p.clone());
-                p
+    for n in spec.nodes() {
+        let parallelism = match (n.role, n.parallelism) {
+            (_, Some(p)) => p,
+            // By default a sink runs beside its input (and chains to it).
+            (Role::Sink, None) => {
+                let ps: Vec<u32> = n.inputs.iter().map(|i| par[i.node.as_str()]).collect();
+                if n.key_by.is_none() && ps.windows(2).all(|w| w[0] == w[1]) { ps[0] } else { 1 }
+            }
+            (_, None) => 1,
+        };
+        let side_outputs = side.get(n.name.as_str()).cloned().unwrap_or_default();
+        let cx = BuildContext { env: &env, node: &n.name, parallelism, side_outputs: &side_outputs };
+        let failed = |source: BuildError| SpecError::Build {
+            file: file.clone(),
+            line: n.plugin.as_ref().map_or(n.line, |p| p.line),
+            role: n.role.name(),
+            node: n.name.clone(),
+            source,
+        };
+        let d = n.descriptor.clone();
+        let mut logic = None;
+        let id = match n.role {
+            Role::Source => {
+                let f = registry.build_source(&d, &cx).map_err(failed)?;
+                let id = df.add_source_described(&n.name, parallelism, d.clone(), f).map_err(engine_err)?;
+                if let Some(et) = &n.event_time {
+                    df.set_event_time(id, et.clone()).map_err(engine_err)?;
+                }
+                id
+            }
+            Role::Operator => {
+                let built = registry.build_operator(&d, &cx).map_err(failed)?;
+                logic = built.logic;
+                let inputs = edges(&n.inputs, &n.key_by, &ids);
+                df.add_operator_described(&n.name, parallelism, d.clone(), built.factory, inputs, side_outputs.clone())
+                    .map_err(engine_err)?
+            }
+            Role::Sink => {
+                let f = registry.build_sink(&d, &cx).map_err(failed)?;
+                df.add_sink_described(&n.name, parallelism, d.clone(), f, edges(&n.inputs, &n.key_by, &ids)).map_err(engine_err)?
             }
         };
-        plugins.push((o.name.clone(), plugin.meta().clone()));
-        check_world(o, &plugin, file)?;
-        let settings = OperatorSettings {
-            config: o.config.clone(),
-            limits: o.limits.clone(),
-            state: match spec.state.backend {
-                Backend::Heap => StateBackendKind::Heap,
-                Backend::RocksDb => StateBackendKind::RocksDb {
-                    dir: spec.local_dir().join("rocksdb"),
-                    cache_bytes: spec.state.cache_bytes,
-                },
-            },
-        };
-        let side_outputs = side.get(o.name.as_str()).cloned().unwrap_or_default();
-        operators.push(PlannedOperator {
-            name: o.name.clone(),
-            parallelism: o.parallelism,
-            settings: settings.clone(),
-            side_outputs: side_outputs.clone(),
-            window: o.window.clone(),
-        });
-        let factory: Arc<dyn OperatorFactory> = match &o.window {
-            Some(w) => Arc::new(WindowOperatorFactory { plugin, settings, window: w.clone() }),
-            None => Arc::new(WasmOperatorFactory { plugin, settings }),
-        };
-        let id = df
-            .add_operator(&o.name, o.parallelism, factory, edges(&o.inputs, &o.key_by, &ids), side_outputs)
-            .map_err(engine_err)?;
-        ids.insert(&o.name, id);
-        par.insert(&o.name, o.parallelism);
+        ids.insert(&n.name, id);
+        par.insert(&n.name, parallelism);
+        nodes.push(PlannedNode { name: n.name.clone(), role: n.role, parallelism, descriptor: d, side_outputs, logic });
     }
-
-    for s in &spec.sinks {
-        let factory: Arc<dyn SinkFactory> = match &s.kind {
-            SinkKind::File { dir } => Arc::new(FileSink { dir: dir.clone(), exactly_once: spec.checkpoint.is_some() }),
-            SinkKind::Stdout => Arc::new(StdoutSink),
-        };
-        // By default a sink runs beside its input (and chains to it).
-        let parallelism = s.parallelism.unwrap_or_else(|| {
-            let ps: Vec<u32> = s.inputs.iter().map(|i| par[i.node.as_str()]).collect();
-            if s.key_by.is_none() && ps.windows(2).all(|w| w[0] == w[1]) { ps[0] } else { 1 }
-        });
-        df.add_sink(&s.name, parallelism, factory, edges(&s.inputs, &s.key_by, &ids)).map_err(engine_err)?;
-    }
-    Ok(Planned { dataflow: df, plugins, operators })
+    Ok(Planned { dataflow: df, nodes, env })
 }
 
-/// A window operator runs a window function, any other operator a stream operator.
-fn check_world(o: &OperatorDef, plugin: &Plugin, file: &str) -> Result<(), SpecError> {
-    let world = plugin.meta().world;
-    let needs = match (&o.window, world) {
-        (Some(_), WINDOW_WORLD) | (None, WORLD) => return Ok(()),
-        (Some(_), _) => format!(
-            "its `window:` block needs a window function: a component exporting the `window` interface (open, add, \
-             merge, get-result) of {WINDOW_WORLD}, e.g. built with weir_sdk::export_window!"
-        ),
-        (None, _) => format!(
-            "an operator without a `window:` block runs a stream operator ({WORLD}); a window function needs a \
-             `window:` block (type, size/slide/gap)"
-        ),
-    };
-    Err(SpecError::Plugin {
-        file: file.into(),
-        line: o.plugin.line,
-        operator: o.name.clone(),
-        source: Box::new(WasmError::WrongWorld {
-            plugin: plugin.meta().to_string(),
-            operator: o.name.clone(),
-            found: world,
-            needs,
-        }),
-    })
+/// Rebuilds the factories of a serialised dataflow's nodes from their
+/// descriptors (on any machine that has the same registry).
+pub struct RegistryResolver<'a> {
+    pub registry: &'a Registry,
+    pub env: &'a BuildEnv,
+}
+
+impl RegistryResolver<'_> {
+    fn cx<'b>(&'b self, n: &'b LogicalNode) -> BuildContext<'b> {
+        BuildContext { env: self.env, node: &n.name, parallelism: n.parallelism, side_outputs: &n.side_outputs }
+    }
+}
+
+fn plan_err(n: &LogicalNode, e: BuildError) -> EngineError {
+    EngineError::Plan(format!("{} '{}': {e}", n.role.name(), n.name))
+}
+
+impl Resolver for RegistryResolver<'_> {
+    fn source(&self, n: &LogicalNode) -> Result<Arc<dyn weir_engine::SourceFactory>, EngineError> {
+        self.registry.build_source(&n.descriptor, &self.cx(n)).map_err(|e| plan_err(n, e))
+    }
+
+    fn operator(&self, n: &LogicalNode) -> Result<Arc<dyn weir_engine::OperatorFactory>, EngineError> {
+        self.registry.build_operator(&n.descriptor, &self.cx(n)).map(|b| b.factory).map_err(|e| plan_err(n, e))
+    }
+
+    fn sink(&self, n: &LogicalNode) -> Result<Arc<dyn weir_engine::SinkFactory>, EngineError> {
+        self.registry.build_sink(&n.descriptor, &self.cx(n)).map_err(|e| plan_err(n, e))
+    }
 }

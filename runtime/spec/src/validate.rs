@@ -1,18 +1,29 @@
-//! From the spec as written to a checked pipeline definition.
+//! From the spec as written to a checked pipeline definition: the common
+//! fields here, each entry's own fields by its registered type.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::time::Duration;
 
-use marked_yaml::Spanned;
-use weir_connectors::{FileFormat, GeneratorSpec};
-use weir_engine::{EngineOptions, EventTime, KeySelector, DEFAULT_MAX_PARALLELISM};
-use weir_wasm::{Limits, WindowSpec};
+use marked_yaml::{Node, Spanned};
+use weir_engine::{Descriptor, EngineOptions, EventTime, KeySelector, Role, DEFAULT_MAX_PARALLELISM};
 
-use crate::model::{RawLimits, RawOperator, RawSink, RawSource, RawSpec};
-use crate::window::window;
-use crate::units::{parse_bytes, parse_duration};
+use crate::model::{self, RawNode, RawSource, RawSpec, RawState, S};
+use crate::registry::{Check, Registry, DEFAULT_OPERATOR};
+use crate::units::{duration_in_range, in_range, parse_duration};
 use crate::SpecError;
+
+/// Bounds of the numbers of a spec.
+pub(crate) mod limits {
+    use std::time::Duration;
+    pub const MAX_PARALLELISM: u64 = 32768;
+    pub const BATCH_SIZE: u64 = 1_000_000;
+    pub const BATCH_TIMEOUT: (Duration, Duration) = (Duration::from_micros(1), Duration::from_secs(60));
+    pub const CHECKPOINT_INTERVAL: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(24 * 3600));
+    pub const RETAIN: u64 = 1000;
+    /// Event-time durations: lateness, out-of-orderness, idleness, window sizes.
+    pub const EVENT_TIME: Duration = Duration::from_secs(366 * 24 * 3600);
+}
 
 /// A checked pipeline. Operators are in topological order.
 #[derive(Clone, Debug)]
@@ -21,25 +32,30 @@ pub struct PipelineSpec {
     pub file: String,
     pub name: String,
     pub engine: EngineOptions,
-    pub sources: Vec<SourceDef>,
-    pub operators: Vec<OperatorDef>,
-    pub sinks: Vec<SinkDef>,
+    pub sources: Vec<NodeDef>,
+    pub operators: Vec<NodeDef>,
+    pub sinks: Vec<NodeDef>,
     pub state: StateDef,
     /// `None`: no checkpoints (sinks are at-least-once).
     pub checkpoint: Option<CheckpointDef>,
 }
 
 /// Where keyed state lives and where checkpoints go.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct StateDef {
-    pub backend: Backend,
+    /// The backend (`heap`, `rocksdb`) and its settings.
+    pub backend: Descriptor,
     /// Checkpoint storage: a directory or an `s3://` URL.
     pub dir: Option<String>,
     /// Local scratch space (RocksDB working files, snapshot staging); by
     /// default `<dir>/local` for a local `dir`, else under the temp directory.
     pub local_dir: Option<PathBuf>,
-    /// RocksDB only: the record cache of each task, in bytes (`state.cache`).
-    pub cache_bytes: Option<usize>,
+}
+
+impl Default for StateDef {
+    fn default() -> Self {
+        StateDef { backend: Descriptor::new("heap", serde_json::json!({})), dir: None, local_dir: None }
+    }
 }
 
 impl PipelineSpec {
@@ -52,37 +68,23 @@ impl PipelineSpec {
             _ => std::env::temp_dir().join(format!("weir-{}", self.name)),
         })
     }
-}
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Backend {
-    #[default]
-    Heap,
-    RocksDb,
+    /// Every node, sources first, then operators (in topological order), then sinks.
+    pub fn nodes(&self) -> impl Iterator<Item = &NodeDef> {
+        self.sources.iter().chain(&self.operators).chain(&self.sinks)
+    }
+
+    pub fn node(&self, name: &str) -> Option<&NodeDef> {
+        self.nodes().find(|n| n.name == name)
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct CheckpointDef {
     /// `None`: only the final checkpoint of a bounded run.
-    pub interval: Option<std::time::Duration>,
+    pub interval: Option<Duration>,
     /// Complete checkpoints kept.
     pub retain: usize,
-}
-
-#[derive(Clone, Debug)]
-pub struct SourceDef {
-    pub name: String,
-    pub line: usize,
-    pub parallelism: u32,
-    pub kind: SourceKind,
-    /// Timestamps and watermarks, when the source has `timestamp` or `watermark`.
-    pub event_time: Option<EventTime>,
-}
-
-#[derive(Clone, Debug)]
-pub enum SourceKind {
-    File { path: PathBuf, format: FileFormat },
-    Generator(Arc<GeneratorSpec>),
 }
 
 /// `node` or `node.side_output`.
@@ -93,41 +95,37 @@ pub struct InputRef {
     pub line: usize,
 }
 
-#[derive(Clone, Debug)]
+/// The plugin a node runs, as the spec names it (a path, or `name@version`
+/// on a node), and the line that names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PluginRef {
-    pub path: PathBuf,
+    pub reference: String,
     pub line: usize,
 }
 
+/// A checked source, operator or sink.
 #[derive(Clone, Debug)]
-pub struct OperatorDef {
+pub struct NodeDef {
     pub name: String,
     pub line: usize,
-    pub plugin: PluginRef,
+    pub role: Role,
+    /// Its registered type and that type's checked config.
+    pub descriptor: Descriptor,
     pub inputs: Vec<InputRef>,
     pub key_by: Option<KeySelector>,
-    pub parallelism: u32,
-    pub config: Vec<(String, String)>,
-    pub limits: Limits,
-    /// `Some` for a window operator (its plugin is a window function).
-    pub window: Option<WindowSpec>,
-}
-
-#[derive(Clone, Debug)]
-pub struct SinkDef {
-    pub name: String,
-    pub line: usize,
-    /// `None`: the parallelism of its input.
+    /// As written; `None`: 1 for sources and operators, the inputs' for sinks.
     pub parallelism: Option<u32>,
-    pub kind: SinkKind,
-    pub inputs: Vec<InputRef>,
-    pub key_by: Option<KeySelector>,
+    /// A source's timestamps and watermarks.
+    pub event_time: Option<EventTime>,
+    /// The plugin it runs, if its type runs one.
+    pub plugin: Option<PluginRef>,
 }
 
-#[derive(Clone, Debug)]
-pub enum SinkKind {
-    File { dir: PathBuf },
-    Stdout,
+impl NodeDef {
+    /// Its config as its type's config struct.
+    pub fn config<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_value(self.descriptor.config.clone())
+    }
 }
 
 pub(crate) struct Ctx<'a> {
@@ -135,6 +133,7 @@ pub(crate) struct Ctx<'a> {
     /// For a spec sent to a node: its pipelines directory (default state
     /// directory `<dir>/<name>/state`, checkpoints every second by default).
     pub node_dir: Option<&'a std::path::Path>,
+    pub registry: &'a Registry,
 }
 
 impl Ctx<'_> {
@@ -147,114 +146,125 @@ fn line<T>(s: &Spanned<T>) -> usize {
     s.span().start().map(|m| m.line()).unwrap_or(0)
 }
 
-pub(crate) fn validate(raw: RawSpec, file: &str, node_dir: Option<&std::path::Path>) -> Result<PipelineSpec, SpecError> {
-    let cx = Ctx { file, node_dir };
+fn duration(cx: &Ctx, v: &S, field: &str, range: (Duration, Duration)) -> Result<Duration, SpecError> {
+    let d = parse_duration(v).map_err(|m| cx.err(v, format!("{field}: {m}")))?;
+    duration_in_range(d, range.0, range.1).map_err(|m| cx.err(v, format!("{field}: {m}")))
+}
+
+pub(crate) fn validate(root: &Node, file: &str, node_dir: Option<&std::path::Path>, registry: &Registry) -> Result<PipelineSpec, SpecError> {
+    let cx = Ctx { file, node_dir, registry };
+    let raw: RawSpec = marked_yaml::from_node(root).map_err(|e| SpecError::from_serde(file, e))?;
     let mut engine = EngineOptions { pipeline: raw.name.to_string(), ..Default::default() };
     check_name(&cx, &raw.name, "name")?;
-    if let Some(mp) = &raw.max_parallelism {
-        if **mp == 0 || **mp > 32768 {
-            return Err(cx.err(mp, "max_parallelism: must be between 1 and 32768"));
+    engine.max_parallelism = match &raw.max_parallelism {
+        Some(mp) => {
+            let v = in_range(**mp, 1, limits::MAX_PARALLELISM).map_err(|m| cx.err(mp, format!("max_parallelism: {m}")))?;
+            v as u32
         }
-        engine.max_parallelism = **mp;
-    } else {
-        engine.max_parallelism = DEFAULT_MAX_PARALLELISM;
-    }
+        None => DEFAULT_MAX_PARALLELISM,
+    };
     if let Some(b) = &raw.batch {
         if let Some(size) = &b.size {
-            if **size == 0 {
-                return Err(cx.err(size, "batch.size: must be at least 1"));
-            }
-            engine.batch_size = **size;
+            engine.batch_size =
+                in_range(**size, 1, limits::BATCH_SIZE).map_err(|m| cx.err(size, format!("batch.size: {m}")))? as usize;
         }
         if let Some(t) = &b.timeout {
-            engine.batch_timeout = parse_duration(t).map_err(|m| cx.err(t, format!("batch.timeout: {m}")))?;
+            engine.batch_timeout = duration(&cx, t, "batch.timeout", limits::BATCH_TIMEOUT)?;
         }
     }
-    if raw.sources.is_empty() {
+    let raw_sources = model::entries(file, root, "sources")?;
+    let raw_operators = model::entries(file, root, "operators")?;
+    let raw_sinks = model::entries(file, root, "sinks")?;
+    if raw_sources.is_empty() {
         return Err(SpecError::File { file: file.into(), message: "sources: a pipeline needs at least one source".into() });
     }
-    if raw.sinks.is_empty() {
+    if raw_sinks.is_empty() {
         return Err(SpecError::File { file: file.into(), message: "sinks: a pipeline needs at least one sink".into() });
     }
+    let sources = raw_sources
+        .iter()
+        .enumerate()
+        .map(|(i, n)| model::split::<RawSource>(file, &format!("sources[{i}]"), n, model::SOURCE_COMMON))
+        .collect::<Result<Vec<_>, _>>()?;
+    let operators = raw_operators
+        .iter()
+        .enumerate()
+        .map(|(i, n)| model::split::<RawNode>(file, &format!("operators[{i}]"), n, model::OPERATOR_COMMON))
+        .collect::<Result<Vec<_>, _>>()?;
+    let sinks = raw_sinks
+        .iter()
+        .enumerate()
+        .map(|(i, n)| model::split::<RawNode>(file, &format!("sinks[{i}]"), n, model::SINK_COMMON))
+        .collect::<Result<Vec<_>, _>>()?;
 
-    let mut names: HashMap<String, &'static str> = HashMap::new();
-    let mut declare = |name: &Spanned<String>, what: &'static str, field: String| -> Result<(), SpecError> {
+    let mut names: HashMap<String, Role> = HashMap::new();
+    let mut declare = |name: &S, role: Role, field: String| -> Result<(), SpecError> {
         check_name(&cx, name, &field)?;
-        if let Some(prev) = names.insert(name.to_string(), what) {
-            return Err(cx.err(name, format!("{field}: a {prev} is already named '{}'", **name)));
+        if let Some(prev) = names.insert(name.to_string(), role) {
+            return Err(cx.err(name, format!("{field}: a {} is already named '{}'", prev.name(), **name)));
         }
         Ok(())
     };
-    for (i, s) in raw.sources.iter().enumerate() {
-        declare(&s.name, "source", format!("sources[{i}].name"))?;
+    for (i, s) in sources.iter().enumerate() {
+        declare(&s.common.name, Role::Source, format!("sources[{i}].name"))?;
     }
-    for (i, o) in raw.operators.iter().enumerate() {
-        declare(&o.name, "operator", format!("operators[{i}].name"))?;
+    for (i, o) in operators.iter().enumerate() {
+        declare(&o.common.name, Role::Operator, format!("operators[{i}].name"))?;
     }
-    for (i, s) in raw.sinks.iter().enumerate() {
-        declare(&s.name, "sink", format!("sinks[{i}].name"))?;
+    for (i, s) in sinks.iter().enumerate() {
+        declare(&s.common.name, Role::Sink, format!("sinks[{i}].name"))?;
     }
 
-    let sources = raw.sources.iter().enumerate().map(|(i, s)| source(&cx, i, s, engine.max_parallelism)).collect::<Result<Vec<_>, _>>()?;
-    let mut operators = raw
-        .operators
-        .iter()
-        .enumerate()
-        .map(|(i, o)| operator(&cx, i, o, &names, engine.max_parallelism))
-        .collect::<Result<Vec<_>, _>>()?;
-    let sinks = raw.sinks.iter().enumerate().map(|(i, s)| sink(&cx, i, s, &names, engine.max_parallelism)).collect::<Result<Vec<_>, _>>()?;
-    crate::window::check_side_outputs(&cx, &operators, &sinks)?;
-    operators = topo_sort(&cx, operators, &raw.operators)?;
-    let (state, checkpoint) = state_and_checkpoint(&cx, &raw)?;
+    let max = engine.max_parallelism;
+    let sources = sources.iter().enumerate().map(|(i, s)| source(&cx, i, s, max)).collect::<Result<Vec<_>, _>>()?;
+    let operators =
+        operators.iter().enumerate().map(|(i, o)| node(&cx, Role::Operator, i, o, &names, max)).collect::<Result<Vec<_>, _>>()?;
+    let sinks = sinks.iter().enumerate().map(|(i, s)| node(&cx, Role::Sink, i, s, &names, max)).collect::<Result<Vec<_>, _>>()?;
+    check_side_outputs(&cx, &operators, &sinks)?;
+    let operators = topo_sort(&cx, operators, &raw_operators)?;
+    let (state, checkpoint) = state_and_checkpoint(&cx, root, &raw)?;
     Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks, state, checkpoint })
 }
 
-fn state_and_checkpoint(cx: &Ctx, raw: &RawSpec) -> Result<(StateDef, Option<CheckpointDef>), SpecError> {
+fn state_and_checkpoint(cx: &Ctx, root: &Node, raw: &RawSpec) -> Result<(StateDef, Option<CheckpointDef>), SpecError> {
     let mut state = StateDef::default();
-    if let Some(s) = &raw.state {
-        if let Some(b) = &s.backend {
-            state.backend = match b.as_str() {
-                "heap" => Backend::Heap,
-                "rocksdb" => Backend::RocksDb,
-                other => return Err(cx.err(b, format!("state.backend: unknown backend '{other}' (expected heap or rocksdb)"))),
-            };
-        }
-        if let Some(d) = &s.dir {
+    if let Some(node) = root.as_mapping().and_then(|m| m.get_node("state")) {
+        let e = model::split::<RawState>(cx.file, "state", node, model::STATE_COMMON)?;
+        let kind = match &e.common.backend {
+            Some(b) => b.to_string(),
+            None => "heap".to_string(),
+        };
+        let backend = cx.registry.backends.get(kind.as_str()).ok_or_else(|| {
+            let b = e.common.backend.as_ref().expect("heap is always registered");
+            let known = one_of(&cx.registry.state_backends());
+            cx.err(b, format!("state.backend: unknown backend '{kind}' (expected {known})"))
+        })?;
+        let check = Check { file: cx.file, field: "state", entry: &e.node, node: "state", parallelism: None, key_by: None };
+        let config = backend.validate(&e.rest, &check, model::STATE_COMMON)?;
+        state.backend = Descriptor::new(kind, config);
+        if let Some(d) = &e.common.dir {
             if d.is_empty() {
                 return Err(cx.err(d, "state.dir: must not be empty"));
             }
             state.dir = Some(d.to_string());
         }
-        state.local_dir = s.local_dir.as_ref().map(|d| PathBuf::from(d.as_str()));
-        if let Some(c) = &s.cache {
-            if state.backend != Backend::RocksDb {
-                return Err(cx.err(c, "state.cache: only the rocksdb backend has a record cache (the heap backend keeps all state in memory); set `backend: rocksdb` or remove `cache`"));
-            }
-            state.cache_bytes = Some(parse_bytes(c).map_err(|m| cx.err(c, format!("state.cache: {m}")))?);
-        }
+        state.local_dir = e.common.local_dir.as_ref().map(|d| PathBuf::from(d.as_str()));
     }
     if let Some(dir) = cx.node_dir {
         if state.dir.is_none() {
             state.dir = Some(dir.join(raw.name.as_str()).join("state").to_string_lossy().into_owned());
         }
         if raw.checkpoint.is_none() {
-            return Ok((state, Some(CheckpointDef { interval: Some(std::time::Duration::from_secs(1)), retain: 3 })));
+            return Ok((state, Some(CheckpointDef { interval: Some(Duration::from_secs(1)), retain: 3 })));
         }
     }
     let Some(c) = &raw.checkpoint else { return Ok((state, None)) };
     let mut def = CheckpointDef { interval: None, retain: 3 };
     if let Some(i) = &c.interval {
-        let d = parse_duration(i).map_err(|m| cx.err(i, format!("checkpoint.interval: {m}")))?;
-        if d < std::time::Duration::from_millis(10) {
-            return Err(cx.err(i, "checkpoint.interval: must be at least 10ms"));
-        }
-        def.interval = Some(d);
+        def.interval = Some(duration(cx, i, "checkpoint.interval", limits::CHECKPOINT_INTERVAL)?);
     }
     if let Some(r) = &c.retain {
-        if **r == 0 {
-            return Err(cx.err(r, "checkpoint.retain: must be at least 1"));
-        }
-        def.retain = **r;
+        def.retain = in_range(**r, 1, limits::RETAIN).map_err(|m| cx.err(r, format!("checkpoint.retain: {m}")))? as usize;
     }
     if state.dir.is_none() {
         let msg = "checkpoint: checkpoints need a place to go: set state.dir (a directory or an s3:// URL)";
@@ -266,82 +276,57 @@ fn state_and_checkpoint(cx: &Ctx, raw: &RawSpec) -> Result<(StateDef, Option<Che
     Ok((state, Some(def)))
 }
 
-fn check_name(cx: &Ctx, name: &Spanned<String>, field: &str) -> Result<(), SpecError> {
+fn check_name(cx: &Ctx, name: &S, field: &str) -> Result<(), SpecError> {
     if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
         return Err(cx.err(name, format!("{field}: '{}' is not a valid name (use letters, digits, '_' and '-')", **name)));
     }
     Ok(())
 }
 
-fn parallelism(cx: &Ctx, p: &Option<Spanned<u32>>, field: &str, max: u32) -> Result<Option<u32>, SpecError> {
+fn parallelism(cx: &Ctx, p: &Option<Spanned<u64>>, field: &str, max: u32) -> Result<Option<u32>, SpecError> {
     match p {
-        Some(p) if **p == 0 || **p > max => {
+        Some(p) if **p == 0 || **p > u64::from(max) => {
             Err(cx.err(p, format!("{field}.parallelism: must be between 1 and max_parallelism ({max}), not {}", **p)))
         }
-        Some(p) => Ok(Some(**p)),
+        Some(p) => Ok(Some(**p as u32)),
         None => Ok(None),
     }
 }
 
-fn not_for<T>(cx: &Ctx, v: &Option<Spanned<T>>, field: &str, kind: &str) -> Result<(), SpecError> {
-    match v {
-        Some(v) => Err(cx.err(v, format!("{field}: not a setting of a {kind} source"))),
-        None => Ok(()),
+fn unknown_type(cx: &Ctx, field: &str, kind: &S, role: &str, known: Vec<&str>) -> SpecError {
+    let article = if role.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    cx.err(kind, format!("{field}.type: '{}' is not {article} {role} type ({})", **kind, known.join(", ")))
+}
+
+/// "a", "a or b", "a, b or c".
+fn one_of(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} or {last}", rest.join(", ")),
     }
 }
 
-fn source(cx: &Ctx, i: usize, s: &RawSource, max: u32) -> Result<SourceDef, SpecError> {
+fn source(cx: &Ctx, i: usize, e: &model::Entry<RawSource>, max: u32) -> Result<NodeDef, SpecError> {
     let f = format!("sources[{i}]");
+    let s = &e.common;
     let par = parallelism(cx, &s.parallelism, &f, max)?;
-    let kind = match s.kind.as_str() {
-        "file" => {
-            for (v, n) in [(&s.seed, "seed"), (&s.count, "count"), (&s.keys, "keys")] {
-                not_for(cx, v, &format!("{f}.{n}"), "file")?;
-            }
-            not_for(cx, &s.rate, &format!("{f}.rate"), "file")?;
-            not_for(cx, &s.start_ms, &format!("{f}.start_ms"), "file")?;
-            let path = s.path.as_ref().ok_or_else(|| cx.err(&s.kind, format!("{f}.path: a file source needs a path")))?;
-            if par.is_some_and(|p| p != 1) {
-                return Err(cx.err(s.parallelism.as_ref().unwrap(), format!("{f}.parallelism: a file source reads with parallelism 1")));
-            }
-            let format = match s.format.as_ref().map(|f| f.as_str()) {
-                None | Some("lines") => FileFormat::Lines,
-                Some("json_lines") | Some("jsonl") => FileFormat::JsonLines,
-                Some(other) => {
-                    return Err(cx.err(
-                        s.format.as_ref().unwrap(),
-                        format!("{f}.format: '{other}' is not a file format (lines, json_lines)"),
-                    ))
-                }
-            };
-            SourceKind::File { path: PathBuf::from(path.as_str()), format }
-        }
-        "generator" => {
-            not_for(cx, &s.path, &format!("{f}.path"), "generator")?;
-            not_for(cx, &s.format, &format!("{f}.format"), "generator")?;
-            let d = GeneratorSpec::default();
-            if let Some(r) = &s.rate
-                && !(**r > 0.0 && r.is_finite())
-            {
-                return Err(cx.err(r, format!("{f}.rate: must be a positive number of events per second")));
-            }
-            if let Some(k) = &s.keys
-                && **k == 0
-            {
-                return Err(cx.err(k, format!("{f}.keys: must be at least 1")));
-            }
-            SourceKind::Generator(Arc::new(GeneratorSpec {
-                seed: s.seed.as_ref().map_or(d.seed, |v| **v),
-                count: s.count.as_ref().map(|v| **v),
-                rate: s.rate.as_ref().map(|v| **v),
-                keys: s.keys.as_ref().map_or(d.keys, |v| **v),
-                start_ms: s.start_ms.as_ref().map_or(d.start_ms, |v| **v),
-            }))
-        }
-        other => return Err(cx.err(&s.kind, format!("{f}.type: '{other}' is not a source type (file, generator)"))),
+    let Some(connector) = cx.registry.sources.get(s.kind.as_str()) else {
+        return Err(unknown_type(cx, &f, &s.kind, "source", cx.registry.source_types()));
     };
-    let event_time = event_time(cx, &f, s)?;
-    Ok(SourceDef { name: s.name.to_string(), line: line(&s.name), parallelism: par.unwrap_or(1), kind, event_time })
+    let check = Check { file: cx.file, field: &f, entry: &e.node, node: &s.name, parallelism: par, key_by: None };
+    let config = connector.validate(&e.rest, &check, model::SOURCE_COMMON)?;
+    Ok(NodeDef {
+        name: s.name.to_string(),
+        line: line(&s.name),
+        role: Role::Source,
+        descriptor: Descriptor::new(s.kind.as_str(), config),
+        inputs: Vec::new(),
+        key_by: None,
+        parallelism: par,
+        event_time: event_time(cx, &f, s)?,
+        plugin: None,
+    })
 }
 
 /// `timestamp: $.field.path` and `watermark: {out_of_orderness, idle_timeout}`.
@@ -373,25 +358,20 @@ fn event_time(cx: &Ctx, f: &str, s: &RawSource) -> Result<Option<EventTime>, Spe
                 ))
             }
         }
+        let range = (Duration::ZERO, limits::EVENT_TIME);
         if let Some(o) = &w.out_of_orderness {
-            et.out_of_orderness = parse_duration(o).map_err(|m| cx.err(o, format!("{f}.watermark.out_of_orderness: {m}")))?;
+            et.out_of_orderness = duration(cx, o, &format!("{f}.watermark.out_of_orderness"), range)?;
         }
         if let Some(i) = &w.idle_timeout {
-            et.idle_timeout = Some(parse_duration(i).map_err(|m| cx.err(i, format!("{f}.watermark.idle_timeout: {m}")))?);
+            et.idle_timeout = Some(duration(cx, i, &format!("{f}.watermark.idle_timeout"), (Duration::from_millis(1), limits::EVENT_TIME))?);
         }
     }
     Ok(Some(et))
 }
 
-fn inputs(
-    cx: &Ctx,
-    field: &str,
-    anchor: &Spanned<String>,
-    input: &Option<Spanned<String>>,
-    inputs: &Option<Vec<Spanned<String>>>,
-    names: &HashMap<String, &'static str>,
-) -> Result<Vec<InputRef>, SpecError> {
-    let list: Vec<&Spanned<String>> = match (input, inputs) {
+fn inputs(cx: &Ctx, field: &str, n: &RawNode, names: &HashMap<String, Role>) -> Result<Vec<InputRef>, SpecError> {
+    let anchor = &n.name;
+    let list: Vec<&S> = match (&n.input, &n.inputs) {
         (Some(_), Some(_)) => return Err(cx.err(anchor, format!("{field}: give either input or inputs, not both"))),
         (Some(i), None) => vec![i],
         (None, Some(is)) if !is.is_empty() => is.iter().collect(),
@@ -406,13 +386,12 @@ fn inputs(
             };
             match names.get(&node) {
                 None => {
-                    let known: Vec<_> = names.iter().filter(|(_, k)| **k != "sink").map(|(n, _)| n.as_str()).collect();
-                    let mut known = known;
+                    let mut known: Vec<_> = names.iter().filter(|(_, k)| **k != Role::Sink).map(|(n, _)| n.as_str()).collect();
                     known.sort();
                     return Err(cx.err(s, format!("{field}.input: no source or operator is named '{node}' (there are: {})", known.join(", "))));
                 }
-                Some(&"sink") => return Err(cx.err(s, format!("{field}.input: '{node}' is a sink; sinks have no output"))),
-                Some(&"source") if output.is_some() => {
+                Some(Role::Sink) => return Err(cx.err(s, format!("{field}.input: '{node}' is a sink; sinks have no output"))),
+                Some(Role::Source) if output.is_some() => {
                     return Err(cx.err(s, format!("{field}.input: source '{node}' has no side outputs")))
                 }
                 _ => {}
@@ -425,7 +404,7 @@ fn inputs(
         .collect()
 }
 
-fn key_by(cx: &Ctx, field: &str, k: &Option<Spanned<String>>) -> Result<Option<KeySelector>, SpecError> {
+fn key_by(cx: &Ctx, field: &str, k: &Option<S>) -> Result<Option<KeySelector>, SpecError> {
     let Some(k) = k else { return Ok(None) };
     if k.as_str() == "key" {
         return Ok(Some(KeySelector::RecordKey));
@@ -439,123 +418,127 @@ fn key_by(cx: &Ctx, field: &str, k: &Option<Spanned<String>>) -> Result<Option<K
     Err(cx.err(k, format!("{field}.key_by: '{}' is not a key: use 'key' (the record key) or '$.field.path' (a JSON field)", **k)))
 }
 
-fn limits(cx: &Ctx, field: &str, l: &Option<RawLimits>) -> Result<Limits, SpecError> {
-    let mut limits = Limits::default();
-    if let Some(l) = l {
-        if let Some(m) = &l.memory {
-            limits.memory = parse_bytes(m).map_err(|e| cx.err(m, format!("{field}.limits.memory: {e}")))?;
-            if limits.memory < 1 << 16 {
-                return Err(cx.err(m, format!("{field}.limits.memory: must be at least 64KiB (one Wasm page)")));
-            }
+/// An operator or a sink.
+fn node(cx: &Ctx, role: Role, i: usize, e: &model::Entry<RawNode>, names: &HashMap<String, Role>, max: u32) -> Result<NodeDef, SpecError> {
+    let n = &e.common;
+    let f = format!("{}s[{i}]", role.name());
+    let par = parallelism(cx, &n.parallelism, &f, max)?;
+    let inputs = inputs(cx, &f, n, names)?;
+    let key_by = key_by(cx, &f, &n.key_by)?;
+    let check = Check { file: cx.file, field: &f, entry: &e.node, node: &n.name, parallelism: par, key_by: key_by.as_ref() };
+    let (kind, config, plugin) = match role {
+        Role::Sink => {
+            let Some(kind) = &n.kind else {
+                return Err(cx.err(&n.name, format!("{f}.type: missing (one of: {})", cx.registry.sink_types().join(", "))));
+            };
+            let Some(connector) = cx.registry.sinks.get(kind.as_str()) else {
+                return Err(unknown_type(cx, &f, kind, "sink", cx.registry.sink_types()));
+            };
+            (kind.to_string(), connector.validate(&e.rest, &check, model::SINK_COMMON)?, None)
         }
-        if let Some(t) = &l.call_timeout {
-            limits.call_timeout = parse_duration(t).map_err(|e| cx.err(t, format!("{field}.limits.call_timeout: {e}")))?;
-            if limits.call_timeout.is_zero() {
-                return Err(cx.err(t, format!("{field}.limits.call_timeout: must be more than 0")));
-            }
+        _ => {
+            let name = n.kind.as_ref().map_or(DEFAULT_OPERATOR, |k| k.as_str());
+            let Some(op) = cx.registry.operators.get(name) else {
+                return Err(match &n.kind {
+                    Some(k) => unknown_type(cx, &f, k, "operator", cx.registry.operator_types()),
+                    None => cx.err(&n.name, format!("{f}.type: missing, and this binary has no default ({DEFAULT_OPERATOR}) operator type")),
+                });
+            };
+            let config = op.validate(&e.rest, &check, model::OPERATOR_COMMON)?;
+            let plugin = op.plugin_field().and_then(|field| {
+                let reference = config.get(field)?.as_str()?.to_string();
+                let at = e.node.as_mapping()?.get_node(field)?.span().start()?.line();
+                Some(PluginRef { reference, line: at })
+            });
+            (name.to_string(), config, plugin)
         }
-    }
-    Ok(limits)
-}
-
-fn operator(
-    cx: &Ctx,
-    i: usize,
-    o: &RawOperator,
-    names: &HashMap<String, &'static str>,
-    max: u32,
-) -> Result<OperatorDef, SpecError> {
-    let f = format!("operators[{i}]");
-    if o.plugin.trim().is_empty() {
-        return Err(cx.err(&o.plugin, format!("{f}.plugin: empty")));
-    }
-    let window = match &o.window {
-        Some(w) => {
-            if o.key_by.is_none() {
-                return Err(cx.err(&w.kind, format!("{f}.window: a window operator needs key_by (windows are per key)")));
-            }
-            Some(window(cx, &f, w)?)
-        }
-        None => None,
     };
-    Ok(OperatorDef {
-        name: o.name.to_string(),
-        line: line(&o.name),
-        plugin: PluginRef { path: PathBuf::from(o.plugin.as_str()), line: line(&o.plugin) },
-        inputs: inputs(cx, &f, &o.name, &o.input, &o.inputs, names)?,
-        key_by: key_by(cx, &f, &o.key_by)?,
-        parallelism: parallelism(cx, &o.parallelism, &f, max)?.unwrap_or(1),
-        config: o.config.iter().flatten().map(|(k, v)| (k.clone(), v.to_string())).collect(),
-        limits: limits(cx, &f, &o.limits)?,
-        window,
+    Ok(NodeDef {
+        name: n.name.to_string(),
+        line: line(&n.name),
+        role,
+        descriptor: Descriptor::new(kind, config),
+        inputs,
+        key_by,
+        parallelism: par,
+        event_time: None,
+        plugin,
     })
 }
 
-fn sink(cx: &Ctx, i: usize, s: &RawSink, names: &HashMap<String, &'static str>, max: u32) -> Result<SinkDef, SpecError> {
-    let f = format!("sinks[{i}]");
-    let kind = match s.kind.as_str() {
-        "file" => {
-            let p = s.path.as_ref().ok_or_else(|| cx.err(&s.kind, format!("{f}.path: a file sink needs a directory path")))?;
-            SinkKind::File { dir: PathBuf::from(p.as_str()) }
-        }
-        "stdout" => {
-            if let Some(p) = &s.path {
-                return Err(cx.err(p, format!("{f}.path: not a setting of a stdout sink")));
+/// Side outputs read from operators whose type fixes their side outputs.
+fn check_side_outputs(cx: &Ctx, ops: &[NodeDef], sinks: &[NodeDef]) -> Result<(), SpecError> {
+    let by_name: HashMap<&str, &NodeDef> = ops.iter().map(|o| (o.name.as_str(), o)).collect();
+    for reader in ops.iter().chain(sinks) {
+        for i in &reader.inputs {
+            let (Some(out), Some(op)) = (&i.output, by_name.get(i.node.as_str())) else { continue };
+            let Some(kind) = cx.registry.operators.get(op.descriptor.kind.as_str()) else { continue };
+            if let Some(why) = kind.undeclared_output(&op.descriptor.config, &op.name, out) {
+                return Err(SpecError::At {
+                    file: cx.file.into(),
+                    line: i.line,
+                    column: 1,
+                    message: format!("{} '{}' reads '{}.{out}', but {why}", reader.role.name(), reader.name, i.node),
+                });
             }
-            SinkKind::Stdout
         }
-        other => return Err(cx.err(&s.kind, format!("{f}.type: '{other}' is not a sink type (file, stdout)"))),
-    };
-    Ok(SinkDef {
-        name: s.name.to_string(),
-        line: line(&s.name),
-        parallelism: parallelism(cx, &s.parallelism, &f, max)?,
-        kind,
-        inputs: inputs(cx, &f, &s.name, &s.input, &s.inputs, names)?,
-        key_by: key_by(cx, &f, &s.key_by)?,
-    })
+    }
+    Ok(())
 }
 
-/// Order operators so each comes after the operators it reads; a cycle is an error.
-fn topo_sort(cx: &Ctx, ops: Vec<OperatorDef>, raw: &[RawOperator]) -> Result<Vec<OperatorDef>, SpecError> {
+/// Order operators so each comes after the operators it reads (Kahn's
+/// algorithm: no recursion, whatever the spec's size); a cycle is an error.
+fn topo_sort(cx: &Ctx, ops: Vec<NodeDef>, raw: &[&Node]) -> Result<Vec<NodeDef>, SpecError> {
     let index: HashMap<&str, usize> = ops.iter().enumerate().map(|(i, o)| (o.name.as_str(), i)).collect();
-    // 0 = unvisited, 1 = on the stack, 2 = done.
-    let mut mark = vec![0u8; ops.len()];
-    let mut order = Vec::with_capacity(ops.len());
-    fn visit(
-        i: usize,
-        ops: &[OperatorDef],
-        index: &HashMap<&str, usize>,
-        mark: &mut [u8],
-        order: &mut Vec<usize>,
-        path: &mut Vec<usize>,
-    ) -> Result<(), Vec<usize>> {
-        match mark[i] {
-            2 => return Ok(()),
-            1 => {
-                let start = path.iter().position(|&p| p == i).expect("on the stack");
-                return Err(path[start..].to_vec());
-            }
-            _ => {}
-        }
-        mark[i] = 1;
-        path.push(i);
-        for input in &ops[i].inputs {
+    let mut readers: Vec<Vec<usize>> = vec![Vec::new(); ops.len()];
+    let mut waiting: Vec<usize> = vec![0; ops.len()];
+    for (i, o) in ops.iter().enumerate() {
+        for input in &o.inputs {
             if let Some(&j) = index.get(input.node.as_str()) {
-                visit(j, ops, index, mark, order, path)?;
+                readers[j].push(i);
+                waiting[i] += 1;
             }
         }
-        path.pop();
-        mark[i] = 2;
-        order.push(i);
-        Ok(())
     }
-    for i in 0..ops.len() {
-        if let Err(cycle) = visit(i, &ops, &index, &mut mark, &mut order, &mut Vec::new()) {
-            let names: Vec<&str> = cycle.iter().chain(cycle.first()).map(|&c| ops[c].name.as_str()).collect();
-            return Err(cx.err(&raw[cycle[0]].name, format!("operators form a cycle: {}", names.join(" -> "))));
+    let mut ready: VecDeque<usize> = (0..ops.len()).filter(|&i| waiting[i] == 0).collect();
+    let mut order = Vec::with_capacity(ops.len());
+    while let Some(i) = ready.pop_front() {
+        order.push(i);
+        for &r in &readers[i] {
+            waiting[r] -= 1;
+            if waiting[r] == 0 {
+                ready.push_back(r);
+            }
         }
     }
-    let mut slots: Vec<Option<OperatorDef>> = ops.into_iter().map(Some).collect();
+    if order.len() < ops.len() {
+        // Walk back along inputs from an operator left over until one repeats.
+        let left: HashSet<usize> = (0..ops.len()).filter(|i| waiting[*i] > 0).collect();
+        let start = *left.iter().min().expect("some operator is left");
+        let mut path = vec![start];
+        let mut seen = HashMap::from([(start, 0usize)]);
+        let cycle = loop {
+            let cur = *path.last().expect("a path");
+            let prev = ops[cur]
+                .inputs
+                .iter()
+                .filter_map(|i| index.get(i.node.as_str()).copied())
+                .find(|j| left.contains(j))
+                .expect("an operator in a cycle reads another");
+            if let Some(&at) = seen.get(&prev) {
+                break path[at..].to_vec();
+            }
+            seen.insert(prev, path.len());
+            path.push(prev);
+        };
+        // `cycle` follows inputs backwards; report it in data-flow order.
+        let mut cycle: Vec<usize> = cycle.into_iter().rev().collect();
+        let first = cycle.iter().enumerate().min_by_key(|(_, c)| **c).map(|(p, _)| p).expect("non-empty");
+        cycle.rotate_left(first);
+        let names: Vec<&str> = cycle.iter().chain(cycle.first()).map(|&c| ops[c].name.as_str()).collect();
+        let at = raw[cycle[0]].as_mapping().and_then(|m| m.get_node("name")).and_then(|n| n.span().start());
+        return Err(SpecError::at(cx.file, at, format!("operators form a cycle: {}", names.join(" -> "))));
+    }
+    let mut slots: Vec<Option<NodeDef>> = ops.into_iter().map(Some).collect();
     Ok(order.into_iter().map(|i| slots[i].take().expect("each operator once")).collect())
 }

@@ -1,10 +1,36 @@
 //! Spec parsing, interpolation, validation and planning, with the exact
 //! errors a user sees.
 
+use std::sync::Arc;
+
+use weir_connectors::{FileSinkConfig, GeneratorSpec};
 use weir_engine::KeySelector;
-use weir_spec::{parse, plan, PipelineSpec, SinkKind, SourceKind, SpecError};
+use weir_spec::{Extensions, PipelineSpec, Planned, Registry, SpecError};
 use weir_test_support::{fixture, root};
-use weir_wasm::{EngineConfig, PluginEngine};
+use weir_wasm::{LoaderConfig, PluginFiles, PluginLoader, Plugins, WasmConfig};
+
+/// What `weir` registers (the built-in connectors and the Wasm operator kind).
+fn registry() -> Registry {
+    let mut r = Registry::new();
+    weir_connectors::register(&mut r);
+    weir_wasm::register(&mut r);
+    r
+}
+
+fn parse(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<PipelineSpec, SpecError> {
+    weir_spec::parse(text, file, env, &registry())
+}
+
+/// Plugins from files, as `weir run` plans.
+fn plan(spec: &PipelineSpec) -> Result<Planned, SpecError> {
+    let mut x = Extensions::default();
+    x.insert(Plugins(Arc::new(PluginFiles::new(PluginLoader::new(LoaderConfig::default()).unwrap()))));
+    weir_spec::plan(spec, &registry(), x)
+}
+
+fn wasm(n: &weir_spec::NodeDef) -> WasmConfig {
+    n.config().expect("a wasm operator's config")
+}
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -58,19 +84,23 @@ fn a_valid_spec_is_interpolated_checked_and_ordered() {
     assert_eq!(s.name, "demo");
     assert_eq!(s.engine.batch_size, 256);
     assert_eq!(s.engine.batch_timeout, std::time::Duration::from_millis(2));
-    assert!(matches!(&s.sources[0].kind, SourceKind::Generator(g) if g.count == Some(10) && g.seed == 7));
+    let g: GeneratorSpec = s.sources[0].config().unwrap();
+    assert!(g.count == Some(10) && g.seed == 7);
     // Operators come after their inputs.
     let names: Vec<_> = s.operators.iter().map(|o| o.name.as_str()).collect();
     assert_eq!(names, ["split", "count"]);
     let count = &s.operators[1];
-    assert_eq!(count.parallelism, 3);
+    assert_eq!(count.parallelism, Some(3));
     assert_eq!(count.key_by, Some(KeySelector::RecordKey));
-    assert_eq!(count.limits.memory, 16 << 20);
-    assert_eq!(count.plugin.line, 11);
-    assert!(count.plugin.path.ends_with("wasm32-wasip2/release/word_count.wasm"));
+    assert_eq!(wasm(count).limits().memory, 16 << 20);
+    let plugin = count.plugin.as_ref().unwrap();
+    assert_eq!(plugin.line, 11);
+    assert!(plugin.reference.ends_with("wasm32-wasip2/release/word_count.wasm"));
     assert_eq!(s.operators[0].key_by, Some(KeySelector::JsonField(vec!["user".into(), "id".into()])));
-    assert_eq!(s.operators[0].config, vec![("n".into(), "5".into()), ("stage".into(), "tokenize".into())]);
-    assert!(matches!(&s.sinks[0].kind, SinkKind::File { dir } if dir.to_str() == Some("out/demo")));
+    let config: Vec<_> = wasm(&s.operators[0]).config.into_iter().collect();
+    assert_eq!(config, vec![("n".into(), "5".into()), ("stage".into(), "tokenize".into())]);
+    let out: FileSinkConfig = s.sinks[0].config().unwrap();
+    assert_eq!(out.path.to_str(), Some("out/demo"));
     assert_eq!(s.sinks[1].inputs.len(), 2);
 }
 
@@ -80,7 +110,7 @@ fn errors_name_file_line_column_and_field() {
         (
             "    plugin: ${PLUGINS}/word_count.wasm\n    input: events",
             "    plugn: x\n    input: events",
-            "p.yaml:17:5: operators[1].plugn: unknown field 'plugn', expected one of: name, plugin, input, inputs, key_by, parallelism, config, limits, window",
+            "p.yaml:17:5: operators[1].plugn: unknown field 'plugn', expected one of: name, type, input, inputs, key_by, parallelism, plugin, config, limits, window",
         ),
         (
             "input: events",
@@ -109,10 +139,14 @@ fn errors_name_file_line_column_and_field() {
             "memory: 16 apples",
             "p.yaml:15:23: operators[0].limits.memory: 'apples' is not a size unit (B, KB, MB, GB, KiB, MiB, GiB)",
         ),
-        ("type: stdout", "type: kafka", "p.yaml:27:11: sinks[1].type: 'kafka' is not a sink type (file, stdout)"),
+        ("type: stdout", "type: kafak", "p.yaml:27:11: sinks[1].type: 'kafak' is not a sink type (file, stdout)"),
         ("name: dups", "name: out", "p.yaml:26:11: sinks[1].name: a sink is already named 'out'"),
         ("count: 10", "count: ten", "p.yaml:7:12: sources[0].count: expected a whole number: invalid digit found in string"),
-        ("seed: 7", "seed: 7\n    path: x.txt", "p.yaml:9:11: sources[0].path: not a setting of a generator source"),
+        (
+            "seed: 7",
+            "seed: 7\n    path: x.txt",
+            "p.yaml:9:5: sources[0].path: unknown field 'path', expected one of: name, type, parallelism, timestamp, watermark, seed, count, rate, keys, start_ms",
+        ),
         (
             "    input: count\n  - name: dups",
             "  - name: dups",
@@ -136,9 +170,7 @@ fn yaml_and_shape_errors() {
 }
 
 fn plan_err(text: &str) -> SpecError {
-    let spec = ok(text);
-    let engine = PluginEngine::new(EngineConfig::default()).unwrap();
-    plan(&spec, &engine).map(|_| ()).expect_err("a planning error")
+    plan(&ok(text)).map(|_| ()).expect_err("a planning error")
 }
 
 #[test]
@@ -162,11 +194,11 @@ fn the_example_pipeline_plans() {
     let path = root().join("examples/wordcount/pipeline.yaml");
     let text = std::fs::read_to_string(&path).unwrap();
     let spec = parse(&text, "pipeline.yaml", &|n| (n == "WEIR_PLUGINS").then(|| weir_test_support::plugin_dir().display().to_string())).unwrap();
-    assert_eq!(spec.operators.iter().map(|o| (o.name.as_str(), o.parallelism)).collect::<Vec<_>>(), [("tokenize", 1), ("count", 2)]);
-    let engine = PluginEngine::new(EngineConfig::default()).unwrap();
-    let planned = plan(&spec, &engine).unwrap();
-    assert_eq!(planned.plugins.len(), 2);
-    assert_eq!(planned.plugins[0].1, planned.plugins[1].1, "one plugin, loaded once");
+    assert_eq!(spec.operators.iter().map(|o| (o.name.as_str(), o.parallelism)).collect::<Vec<_>>(), [("tokenize", None), ("count", Some(2))]);
+    let planned = plan(&spec).unwrap();
+    let logic: Vec<_> = planned.operators().map(|o| o.logic.clone().unwrap()).collect();
+    assert_eq!(logic.len(), 2);
+    assert_eq!(logic[0], logic[1], "one plugin, loaded once");
 }
 
 fn with_watermark(wm: &str) -> String {
@@ -199,7 +231,7 @@ fn watermark_strategies_bounded_and_monotonic() {
 
 #[test]
 fn window_blocks_become_window_specs() {
-    use weir_wasm::{WindowKind, WindowSpec};
+    use weir_engine::window::{WindowKind, WindowSpec};
     let spec = |w: &str| {
         format!(
             "name: w\nsources: [{{name: in, type: file, path: x, format: json_lines, timestamp: $.ts}}]\noperators: [{{name: win, plugin: p.wasm, input: in, key_by: $.user, window: {w}}}]\nsinks: [{{name: out, type: stdout, input: win}}, {{name: l, type: stdout, input: win.too-late}}]\n"
@@ -207,11 +239,12 @@ fn window_blocks_become_window_specs() {
     };
     let s = ok(&spec("{type: tumbling, size: 1m, allowed_lateness: 30s, late_output: too-late}"));
     let want = WindowSpec { kind: WindowKind::Tumbling { size: 60_000 }, allowed_lateness: 30_000, late_output: "too-late".into() };
-    assert_eq!(s.operators[0].window, Some(want));
+    let window = |s: &PipelineSpec| wasm(&s.operators[0]).window_spec();
+    assert_eq!(window(&s), Some(want));
     let s = ok(&spec("{type: sliding, size: 10m, slide: 1m, late_output: too-late}"));
-    assert_eq!(s.operators[0].window.as_ref().unwrap().kind, WindowKind::Sliding { size: 600_000, slide: 60_000 });
+    assert_eq!(window(&s).unwrap().kind, WindowKind::Sliding { size: 600_000, slide: 60_000 });
     let s = ok(&spec("{type: session, gap: 30m, late_output: too-late}"));
-    assert_eq!(s.operators[0].window.as_ref().unwrap().kind, WindowKind::Session { gap: 1_800_000 });
+    assert_eq!(window(&s).unwrap().kind, WindowKind::Session { gap: 1_800_000 });
     let e = err(&spec("{type: session, gap: 30m}"));
     assert_eq!(e, "p.yaml:4:1: sink 'l' reads 'win.too-late', but window operator 'win' has one side output, its late output 'late' (window.late_output)");
     let e = err(&spec("{type: session, gap: soon, late_output: too-late}"));
@@ -221,14 +254,25 @@ fn window_blocks_become_window_specs() {
 #[test]
 fn the_rocksdb_record_cache_is_sized_in_the_spec() {
     let with = |state: &str| format!("{GOOD}state: {state}\n");
-    assert_eq!(ok(&with("{ backend: rocksdb, cache: 256MiB }")).state.cache_bytes, Some(256 << 20));
-    assert_eq!(ok(&with("{ backend: rocksdb }")).state.cache_bytes, None);
+    let rocks = |text: &str| {
+        let mut r = registry();
+        weir_state_rocksdb::register(&mut r);
+        weir_spec::parse(text, "p.yaml", &env, &r)
+    };
+    let cache = |s: PipelineSpec| serde_json::from_value::<weir_state_rocksdb::RocksConfig>(s.state.backend.config).unwrap().cache;
+    assert_eq!(cache(rocks(&with("{ backend: rocksdb, cache: 256MiB }")).unwrap()).map(|b| b.0), Some(256 << 20));
+    assert_eq!(cache(rocks(&with("{ backend: rocksdb }")).unwrap()), None);
     assert_eq!(
         err(&with("{ backend: heap, cache: 1GiB }")),
         "p.yaml:29:32: state.cache: only the rocksdb backend has a record cache (the heap backend keeps all state in memory); set `backend: rocksdb` or remove `cache`"
     );
     assert_eq!(
-        err(&with("{ backend: rocksdb, cache: 64 apples }")),
+        rocks(&with("{ backend: rocksdb, cache: 64 apples }")).unwrap_err().to_string(),
         "p.yaml:29:35: state.cache: 'apples' is not a size unit (B, KB, MB, GB, KiB, MiB, GiB)"
+    );
+    assert_eq!(
+        err(&with("{ backend: rocksdb }")),
+        "p.yaml:29:19: state.backend: unknown backend 'rocksdb' (expected heap)",
+        "a binary without RocksDB says so"
     );
 }

@@ -3,21 +3,23 @@
 //! An operator declares named states ([`StateDescriptor`]) when it opens; every
 //! access is then scoped to one key. Backends implement [`KeyedStateBackend`]:
 //! [`HeapBackend`] keeps everything in memory, [`RocksBackend`] in RocksDB (state
-//! larger than memory). Both snapshot into files for checkpoints and restore from
-//! snapshots taken at any parallelism: state is organised by key group
-//! ([`keys`]), and a backend owns a contiguous range of key groups ([`KeyGroups`]).
+//! larger than memory, in the `weir-state-rocksdb` crate). Both snapshot into
+//! files for checkpoints and restore from snapshots taken at any parallelism:
+//! state is organised by key group ([`keys`]), and a backend owns a contiguous
+//! range of key groups ([`KeyGroups`]). Operators get their backends from a
+//! [`StateBackendFactory`], so an operator never knows which backend it runs on.
 
 mod descriptor;
+mod factory;
 mod heap;
 pub mod keys;
-mod rocks;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 pub use descriptor::{Reducer, StateDescriptor, StateId, StateKind};
+pub use factory::{HeapBackendFactory, StateBackendFactory};
 pub use heap::HeapBackend;
-pub use rocks::{RocksBackend, RocksOptions};
 
 /// The entries of one key's map state: (map key, value) pairs.
 pub type MapEntries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -43,7 +45,8 @@ pub enum StateError {
 }
 
 impl StateError {
-    pub(crate) fn storage(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
+    /// A storage failure: what was being done, and why it failed.
+    pub fn storage(context: impl std::fmt::Display, e: impl std::fmt::Display) -> Self {
         StateError::Storage(format!("{context}: {e}"))
     }
 }

@@ -1,0 +1,210 @@
+//! Snapshots (native RocksDB checkpoints, SST files shared between
+//! consecutive snapshots) and restores (copies of the key groups this backend
+//! owns, from checkpoints of any parallelism).
+
+use std::fs;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rocksdb::checkpoint::Checkpoint;
+use rocksdb::{FlushOptions, LogLevel, Options, ReadOptions, WriteBatch, DB};
+
+use super::format::{cf_name, key_group_start, Meta, HEAP_FILE, META_FILE};
+use super::{column_family, RocksBackend, RowScan};
+use weir_state::{KeyedStateBackend, RestoreFiles, SnapshotFile, StateError, StateId};
+
+/// The subdirectory of a snapshot's directory holding the checkpoint.
+const CHECKPOINT_DIR: &str = "rocksdb";
+/// Restores write in batches of about this many bytes.
+const BATCH_BYTES: usize = 4 << 20;
+
+/// An id for a backend instance, unique across processes and hosts (in
+/// practice): it prefixes the names of its shared snapshot files.
+pub(super) fn instance_id(dir: &Path) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let mut seed = Vec::new();
+    seed.extend_from_slice(&nanos.to_le_bytes());
+    seed.extend_from_slice(&std::process::id().to_le_bytes());
+    seed.extend_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    seed.extend_from_slice(dir.as_os_str().as_encoded_bytes());
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&seed))
+}
+
+/// A scratch directory, deleted on drop.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+impl RocksBackend {
+    /// Flush and checkpoint the DB (the record cache must have been written
+    /// back) into `dir`.
+    pub(super) fn snapshot_to(&mut self, dir: &Path) -> Result<Vec<SnapshotFile>, StateError> {
+        let cfs = self.states.iter().map(|s| column_family(&self.db, s)).collect::<Result<Vec<_>, _>>()?;
+        if !cfs.is_empty() {
+            let mut flush = FlushOptions::default();
+            flush.set_wait(true);
+            self.db.flush_cfs_opt(&cfs, &flush).map_err(|e| StateError::storage("flushing state for a snapshot", e))?;
+        }
+        let target = dir.join(CHECKPOINT_DIR);
+        Checkpoint::new(&self.db)
+            .and_then(|c| c.create_checkpoint(&target))
+            .map_err(|e| StateError::storage(format_args!("creating a RocksDB checkpoint in {}", target.display()), e))?;
+
+        let meta = Meta {
+            max_parallelism: self.key_groups.max_parallelism,
+            key_group_start: self.key_groups.range.start,
+            key_group_end: self.key_groups.range.end,
+            time_ms: self.now_ms,
+            states: self.states.iter().map(|s| s.descriptor.clone()).collect(),
+        };
+        let meta = meta.encode().map_err(|e| StateError::storage("encoding snapshot metadata", e))?;
+        let meta_path = target.join(META_FILE);
+        let io = |e: std::io::Error| StateError::storage(format_args!("writing {}", meta_path.display()), e);
+        fs::File::create(&meta_path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &meta).and_then(|()| f.sync_all()))
+            .map_err(io)?;
+
+        let io = |e: std::io::Error| StateError::storage(format_args!("listing {}", target.display()), e);
+        let mut files = Vec::new();
+        for entry in fs::read_dir(&target).map_err(io)? {
+            let entry = entry.map_err(io)?;
+            if !entry.file_type().map_err(io)?.is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let shared = name.ends_with(".sst");
+            let name = if shared { format!("{}-{name}", self.instance_id) } else { name };
+            files.push(SnapshotFile { path: entry.path(), name, shared });
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(files)
+    }
+
+    /// Restore the key groups we own from one task's snapshot.
+    pub(super) fn restore_one(&mut self, files: &RestoreFiles) -> Result<(), StateError> {
+        if let Some((_, path)) = files.iter().find(|(n, _)| n == HEAP_FILE) {
+            return Err(StateError::Restore {
+                file: path.display().to_string(),
+                message: "the snapshot was taken by another state backend (heap); this task uses the RocksDB backend \
+                          (restore with the state.backend the checkpoint was taken with)"
+                    .into(),
+            });
+        }
+        let Some((_, meta_path)) = files.iter().find(|(n, _)| n == META_FILE) else {
+            let file = files.first().map_or_else(|| "an empty snapshot".to_string(), |(_, p)| p.display().to_string());
+            let message = format!(
+                "'{META_FILE}' is missing: not a snapshot of the RocksDB state backend (was the state checkpointed with another state.backend?)"
+            );
+            return Err(StateError::Restore { file, message });
+        };
+        let file = meta_path.display().to_string();
+        let bad = |message: String| StateError::Restore { file: file.clone(), message };
+        let bytes = fs::read(meta_path).map_err(|e| bad(e.to_string()))?;
+        let meta = Meta::decode(&bytes).map_err(bad)?;
+        if meta.max_parallelism != self.key_groups.max_parallelism {
+            return Err(bad(format!(
+                "it was taken with max_parallelism {} (key groups); this pipeline has {}; the number of key groups cannot change",
+                meta.max_parallelism, self.key_groups.max_parallelism
+            )));
+        }
+        let ids = meta.states.iter().map(|d| self.declare(d.clone())).collect::<Result<Vec<_>, _>>()?;
+        let groups = meta.key_group_start.max(self.key_groups.range.start)..meta.key_group_end.min(self.key_groups.range.end);
+        if groups.is_empty() || ids.is_empty() {
+            return Ok(()); // nothing of ours in it
+        }
+
+        // Materialise the checkpoint (SSTs hard-linked where possible) and
+        // open it read-only.
+        self.restores += 1;
+        let scratch = Scratch(self.work_dir.0.join(format!("restore-{}", self.restores)));
+        let _ = fs::remove_dir_all(&scratch.0);
+        fs::create_dir_all(&scratch.0)
+            .map_err(|e| StateError::storage(format_args!("creating {}", scratch.0.display()), e))?;
+        for (name, path) in files {
+            if name == META_FILE {
+                continue;
+            }
+            if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+                return Err(StateError::Restore {
+                    file: path.display().to_string(),
+                    message: format!("'{name}' is not a file name of a RocksDB-backend snapshot"),
+                });
+            }
+            let sst = name.ends_with(".sst");
+            // Shared SSTs were stored as "<instance>-<name>".
+            let local = if sst { name.rsplit_once('-').map_or(name.as_str(), |(_, n)| n) } else { name.as_str() };
+            let target = scratch.0.join(local);
+            if !(sst && fs::hard_link(path, &target).is_ok()) {
+                fs::copy(path, &target).map_err(|e| StateError::Restore {
+                    file: path.display().to_string(),
+                    message: format!("copying it to {}: {e}", target.display()),
+                })?;
+            }
+        }
+        let mut opts = Options::default();
+        opts.set_log_level(LogLevel::Warn);
+        opts.set_keep_log_file_num(1);
+        let cfs = meta.states.iter().map(|d| cf_name(&d.name));
+        let src = DB::open_cf_for_read_only(&opts, &scratch.0, cfs, false)
+            .map_err(|e| bad(format!("opening its RocksDB checkpoint: {e}")))?;
+        let cutoff = meta.time_ms.max(self.now_ms);
+        for &id in &ids {
+            self.copy_state(&src, id, groups.clone(), cutoff, &bad)?;
+        }
+        drop(src);
+        drop(scratch);
+        Ok(())
+    }
+
+    /// Copy state `id`'s live rows of key groups `groups` from `src`.
+    fn copy_state(
+        &self,
+        src: &DB,
+        id: StateId,
+        groups: Range<u32>,
+        cutoff: i64,
+        bad: &dyn Fn(String) -> StateError,
+    ) -> Result<(), StateError> {
+        let s = &self.states[id as usize];
+        let name = &s.descriptor.name;
+        let src_cf = src.cf_handle(&s.cf).ok_or_else(|| bad(format!("it has no column family for state '{name}'")))?;
+        let dst_cf = column_family(&self.db, s)?;
+        let mut read = ReadOptions::default();
+        read.fill_cache(false);
+        read.set_readahead_size(2 << 20);
+        if let Some(end) = key_group_start(groups.end) {
+            read.set_iterate_upper_bound(end.to_vec());
+        }
+        let start = key_group_start(groups.start).ok_or_else(|| bad(format!("key group {} out of range", groups.start)))?;
+        let mut it = src.raw_iterator_cf_opt(src_cf, read);
+        it.seek(start);
+        let mut scan = RowScan::new(s.descriptor.kind, s.ttl_ms, cutoff);
+        let write = |batch: WriteBatch| {
+            self.db
+                .write_opt(batch, &self.write_opts)
+                .map_err(|e| StateError::storage(format_args!("restoring state '{name}'"), e))
+        };
+        let mut batch = WriteBatch::default();
+        while let Some((k, v)) = it.item() {
+            if scan.live(k, v).is_some() {
+                batch.put_cf(dst_cf, k, v);
+                if batch.size_in_bytes() >= BATCH_BYTES {
+                    write(std::mem::take(&mut batch))?;
+                }
+            }
+            it.next();
+        }
+        it.status().map_err(|e| bad(format!("reading state '{name}': {e}")))?;
+        if !batch.is_empty() {
+            write(batch)?;
+        }
+        Ok(())
+    }
+}

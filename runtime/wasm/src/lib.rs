@@ -1,0 +1,39 @@
+//! Weir's WebAssembly host: loads operator components, sandboxes them and runs
+//! them as dataflow operators.
+//!
+//! * A component is compiled once and its compiled artifact cached on disk by
+//!   content hash and engine version, so a restart does not recompile.
+//! * Every parallel task gets its own instance, created from a pre-instantiated
+//!   [`Plugin`]; guests get WASI with no capabilities (no files, network or
+//!   environment), stdout/stderr go to the host log tagged with the plugin.
+//! * Memory is capped per instance, and every call into a guest has a CPU
+//!   deadline (epoch interruption), so a guest that loops or eats memory fails
+//!   with an error naming plugin, operator and input, and the host stays up.
+
+mod bindings;
+mod cache;
+mod error;
+mod host;
+mod kind;
+mod loader;
+mod log_stream;
+mod operator;
+mod snapshot;
+mod window;
+
+pub use error::WasmError;
+pub use kind::{LimitsConfig, PluginFiles, PluginSource, Plugins, WasmConfig, WasmOperators, WindowConfig};
+pub use loader::{LoaderConfig, Plugin, PluginLoader, PluginMeta};
+pub use operator::{Limits, OperatorSettings, WasmOperator, WasmOperatorFactory};
+pub use window::{WindowOperator, WindowOperatorFactory};
+
+/// Register the `wasm` operator kind (the default of operator entries).
+pub fn register(registry: &mut weir_spec::Registry) {
+    registry.operator(WasmOperators);
+}
+
+/// The WIT world of a stream operator component.
+pub const WORLD: &str = "weir:operator/operator@0.1.0";
+/// The WIT world of a window function component (the per-window logic of a
+/// window operator).
+pub const WINDOW_WORLD: &str = "weir:operator/window-operator@0.2.0";
