@@ -15,15 +15,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{JobControl, Ticket};
+use weir_engine::{now_ms, JobControl, Ticket};
 use weir_spec::{BuildEnv, PipelineSpec, PlannedNode};
 
 use crate::error::ApiError;
+use crate::model::{
+    CheckpointStatus, Checkpoints, Deleted, FailureKind, LastCheckpoint, NodeStatus, PipelineDetail, PipelineStatus, PipelineSummary,
+    SwapInfo, SwapStatus,
+};
 use crate::registry::Registry;
 
-/// What is stored of a pipeline.
+/// What is stored of a pipeline (`pipeline.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub(crate) struct Record {
+pub(crate) struct StoredPipeline {
     pub id: String,
     /// The spec as sent (YAML or JSON).
     pub spec: String,
@@ -32,25 +36,6 @@ pub(crate) struct Record {
     /// Operator -> `name@version` it runs now (swaps change it).
     pub plugins: BTreeMap<String, String>,
     pub created_ms: i64,
-}
-
-/// Where a swap is, as the API shows it.
-#[derive(Clone, Debug, Serialize)]
-pub struct SwapInfo {
-    pub operator: String,
-    pub from: String,
-    pub to: String,
-    /// "pending", "switched" (in probation), "confirmed", "rolled-back", "refused".
-    pub status: String,
-    /// The checkpoint at whose barrier the operator switched.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub epoch: Option<u64>,
-    pub requested_ms: i64,
-    /// From the request to every task running the new version.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub switch_ms: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 /// A swap being followed.
@@ -72,27 +57,42 @@ pub(crate) struct Running {
     pub started: Instant,
 }
 
-#[derive(Default)]
 pub(crate) struct Live {
-    /// "starting", "running", "restarting", "stopping", "stopped", "finished", "failed".
-    pub status: String,
+    pub status: PipelineStatus,
     pub error: Option<String>,
     pub restarts: u64,
     pub running: Option<Running>,
     pub swap: Option<ActiveSwap>,
-    pub swaps: BTreeMap<&'static str, u64>,
-    /// Job failures by kind: trap, deadline, memory, other.
-    pub failures: BTreeMap<&'static str, u64>,
+    /// Swaps by result.
+    pub swaps: BTreeMap<SwapStatus, u64>,
+    /// Job failures by kind.
+    pub failures: BTreeMap<FailureKind, u64>,
     /// The checkpoint or savepoint the current run resumed from.
     pub resumed: Option<String>,
     /// A stop was asked for.
     pub stopping: bool,
 }
 
+impl Live {
+    pub fn new(status: PipelineStatus) -> Self {
+        Live {
+            status,
+            error: None,
+            restarts: 0,
+            running: None,
+            swap: None,
+            swaps: BTreeMap::new(),
+            failures: BTreeMap::new(),
+            resumed: None,
+            stopping: false,
+        }
+    }
+}
+
 pub(crate) struct Entry {
     pub id: String,
     pub dir: PathBuf,
-    pub record: Mutex<Record>,
+    pub record: Mutex<StoredPipeline>,
     pub live: Mutex<Live>,
     pub thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -103,14 +103,14 @@ impl Entry {
         save_record(&self.dir, &record)
     }
 
-    pub fn set_status(&self, status: &str, error: Option<String>) {
+    pub fn set_status(&self, status: PipelineStatus, error: Option<String>) {
         let mut l = self.live.lock().unwrap();
-        l.status = status.to_string();
+        l.status = status;
         l.error = error;
     }
 }
 
-fn save_record(dir: &std::path::Path, record: &Record) -> Result<(), ApiError> {
+fn save_record(dir: &std::path::Path, record: &StoredPipeline) -> Result<(), ApiError> {
     std::fs::create_dir_all(dir).map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
     let path = dir.join("pipeline.json");
     let tmp = dir.join(".pipeline.json.tmp");
@@ -118,10 +118,6 @@ fn save_record(dir: &std::path::Path, record: &Record) -> Result<(), ApiError> {
     std::fs::write(&tmp, json)
         .and_then(|()| std::fs::rename(&tmp, &path))
         .map_err(|e| ApiError::internal(format!("cannot write {}: {e}", path.display())))
-}
-
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Split `name@version`.
@@ -149,14 +145,14 @@ impl Pipelines {
         for e in listing.flatten() {
             let path = e.path().join("pipeline.json");
             let Ok(bytes) = std::fs::read(&path) else { continue };
-            let record: Record = serde_json::from_slice(&bytes)
+            let record: StoredPipeline = serde_json::from_slice(&bytes)
                 .map_err(|err| ApiError::internal(format!("{} is damaged: {err}", path.display())))?;
             let running = record.running;
             let entry = Arc::new(Entry {
                 id: record.id.clone(),
                 dir: e.path(),
                 record: Mutex::new(record),
-                live: Mutex::new(Live { status: "stopped".into(), ..Default::default() }),
+                live: Mutex::new(Live::new(PipelineStatus::Stopped)),
                 thread: Mutex::default(),
             });
             p.entries.lock().unwrap().insert(entry.id.clone(), entry.clone());
@@ -218,7 +214,7 @@ impl Pipelines {
     }
 
     /// Create a pipeline and start it; it is stored only if it starts.
-    pub fn create(self: &Arc<Self>, text: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn create(self: &Arc<Self>, text: &str) -> Result<PipelineDetail, ApiError> {
         let spec = self.parse(text, None)?;
         let id = spec.name.clone();
         let plugins: BTreeMap<String, String> =
@@ -230,12 +226,12 @@ impl Pipelines {
                     "a pipeline '{id}' already exists; delete it first (DELETE /api/v1/pipelines/{id}) or use another name"
                 )));
             }
-            let record = Record { id: id.clone(), spec: text.to_string(), running: true, plugins, created_ms: now_ms() };
+            let record = StoredPipeline { id: id.clone(), spec: text.to_string(), running: true, plugins, created_ms: now_ms() };
             let entry = Arc::new(Entry {
                 id: id.clone(),
                 dir: self.dir.join(&id),
                 record: Mutex::new(record),
-                live: Mutex::new(Live { status: "starting".into(), ..Default::default() }),
+                live: Mutex::new(Live::new(PipelineStatus::Starting)),
                 thread: Mutex::default(),
             });
             entries.insert(id.clone(), entry.clone());
@@ -266,69 +262,64 @@ impl Pipelines {
         }
     }
 
-    pub fn list(&self) -> Vec<serde_json::Value> {
+    pub fn list(&self) -> Vec<PipelineSummary> {
         let entries: Vec<_> = self.entries.lock().unwrap().values().cloned().collect();
         entries.iter().map(|e| self.summary(e)).collect()
     }
 
-    fn summary(&self, e: &Entry) -> serde_json::Value {
+    fn summary(&self, e: &Entry) -> PipelineSummary {
         let l = e.live.lock().unwrap();
         let r = e.record.lock().unwrap();
-        serde_json::json!({
-            "id": e.id,
-            "status": l.status,
-            "plugins": r.plugins,
-            "restarts": l.restarts,
-            "error": l.error,
-        })
+        PipelineSummary { id: e.id.clone(), status: l.status, plugins: r.plugins.clone(), restarts: l.restarts, error: l.error.clone() }
     }
 
     /// Status of a pipeline: per operator records in and out, plugin version,
     /// the last checkpoint, the last swap.
-    pub(crate) fn describe(&self, e: &Entry) -> serde_json::Value {
-        let mut v = self.summary(e);
+    pub(crate) fn describe(&self, e: &Entry) -> PipelineDetail {
+        let summary = self.summary(e);
         let l = e.live.lock().unwrap();
-        let plugins = e.record.lock().unwrap().plugins.clone();
+        let mut d = PipelineDetail {
+            summary,
+            uptime_s: None,
+            nodes: None,
+            checkpoints: None,
+            resumed_from: l.resumed.clone(),
+            swap: l.swap.as_ref().map(|s| s.info.clone()),
+            savepoint: None,
+        };
         if let Some(run) = &l.running {
             let nodes = run.control.metrics().snapshot();
-            let uptime = run.started.elapsed().as_secs_f64();
-            v["uptime_s"] = uptime.into();
-            v["nodes"] = nodes
-                .iter()
-                .map(|n| {
-                    serde_json::json!({
-                        "name": n.node,
-                        "parallelism": n.parallelism,
-                        "records_in": n.records_in,
-                        "records_out": n.records_out,
-                        "bytes_in": n.bytes_in,
-                        "bytes_out": n.bytes_out,
-                        "backlog": backlog(&run.spec, &nodes, &n.node),
-                        "busy_s": n.busy_nanos as f64 / 1e9,
-                        "plugin": plugins.get(&n.node),
+            let backlogs = backlogs(&run.spec, &nodes);
+            d.uptime_s = Some(run.started.elapsed().as_secs_f64());
+            d.nodes = Some(
+                nodes
+                    .iter()
+                    .zip(backlogs)
+                    .map(|(n, backlog)| NodeStatus {
+                        name: n.node.clone(),
+                        parallelism: n.parallelism,
+                        records_in: n.records_in,
+                        records_out: n.records_out,
+                        bytes_in: n.bytes_in,
+                        bytes_out: n.bytes_out,
+                        backlog,
+                        busy_s: n.busy_nanos as f64 / 1e9,
+                        plugin: d.summary.plugins.get(&n.node).cloned(),
                     })
-                })
-                .collect();
+                    .collect(),
+            );
             let c = run.control.checkpoints();
-            v["checkpoints"] = serde_json::json!({
-                "completed": c.completed,
-                "failed": c.failed,
-                "last": c.last_epoch.map(|epoch| serde_json::json!({
-                    "epoch": epoch,
-                    "completed_ms": c.last_completed_ms,
-                    "duration_ms": c.last_duration_ms,
-                })),
+            d.checkpoints = Some(CheckpointStatus {
+                completed: c.completed,
+                failed: c.failed,
+                last: c.last_epoch.map(|epoch| LastCheckpoint { epoch, completed_ms: c.last_completed_ms, duration_ms: c.last_duration_ms }),
             });
         }
-        v["resumed_from"] = l.resumed.clone().into();
-        if let Some(s) = &l.swap {
-            v["swap"] = serde_json::to_value(&s.info).unwrap_or_default();
-        }
-        v
+        d
     }
 
     /// The stored checkpoints and savepoints of a pipeline.
-    pub fn checkpoints(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn checkpoints(&self, id: &str) -> Result<Checkpoints, ApiError> {
         let e = self.get(id)?;
         let storage = {
             let l = e.live.lock().unwrap();
@@ -345,12 +336,17 @@ impl Pipelines {
         };
         let checkpoints = storage.checkpoints().map_err(|e| ApiError::internal(e.to_string()))?;
         let savepoints = storage.savepoints().map_err(|e| ApiError::internal(e.to_string()))?;
-        Ok(serde_json::json!({ "id": id, "location": storage.location(), "checkpoints": checkpoints, "savepoints": savepoints }))
+        Ok(Checkpoints {
+            id: id.to_string(),
+            location: storage.location().to_string(),
+            checkpoints: checkpoints.into_iter().map(Into::into).collect(),
+            savepoints,
+        })
     }
 
     /// Stop a pipeline: take a savepoint, then stop its job. It stays stopped
     /// (also across node restarts) until started.
-    pub fn stop(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn stop(&self, id: &str) -> Result<PipelineDetail, ApiError> {
         let e = self.get(id)?;
         let savepoint = format!("stop-{}", now_ms());
         let target = {
@@ -373,13 +369,13 @@ impl Pipelines {
         if let Some(h) = e.thread.lock().unwrap().take() {
             let _ = h.join();
         }
-        let mut v = self.describe(&e);
-        v["savepoint"] = taken.into();
-        Ok(v)
+        let mut d = self.describe(&e);
+        d.savepoint = taken;
+        Ok(d)
     }
 
     /// Start a stopped pipeline; it resumes from its latest checkpoint.
-    pub fn start(self: &Arc<Self>, id: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn start(self: &Arc<Self>, id: &str) -> Result<PipelineDetail, ApiError> {
         let e = self.get(id)?;
         if e.live.lock().unwrap().running.is_some() {
             return Err(ApiError::conflict(format!("pipeline '{id}' is running")));
@@ -390,7 +386,7 @@ impl Pipelines {
         {
             let mut l = e.live.lock().unwrap();
             l.stopping = false;
-            l.status = "starting".into();
+            l.status = PipelineStatus::Starting;
             l.error = None;
         }
         e.record.lock().unwrap().running = true;
@@ -402,7 +398,7 @@ impl Pipelines {
     }
 
     /// Stop a pipeline (without a savepoint) and delete it with its checkpoints.
-    pub fn delete(&self, id: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn delete(&self, id: &str) -> Result<Deleted, ApiError> {
         let e = self.get(id)?;
         let control = {
             let mut l = e.live.lock().unwrap();
@@ -417,7 +413,7 @@ impl Pipelines {
         }
         self.entries.lock().unwrap().remove(id);
         std::fs::remove_dir_all(&e.dir).map_err(|err| ApiError::internal(format!("cannot delete {}: {err}", e.dir.display())))?;
-        Ok(serde_json::json!({ "id": id, "deleted": true }))
+        Ok(Deleted { id: id.to_string(), deleted: true })
     }
 
     /// Pipelines whose operators run `name@version`.
@@ -436,39 +432,45 @@ impl Pipelines {
     }
 
     /// Hot swap operator `op` of pipeline `id` to `plugin` (`name@version`).
-    pub fn swap(&self, id: &str, op: &str, plugin: &str, probation: Duration) -> Result<serde_json::Value, ApiError> {
+    pub fn swap(&self, id: &str, op: &str, plugin: &str, probation: Duration) -> Result<PipelineDetail, ApiError> {
         let e = self.get(id)?;
         crate::swap::swap(self, &e, op, plugin, probation)?;
         Ok(self.describe(&e))
     }
 
-    /// Metrics of every pipeline, in Prometheus text.
-    pub fn metrics(&self, out: &mut String) {
-        crate::metrics::pipelines(self, out)
-    }
 }
 
-/// Records sent to `node` that it has not taken yet (in its input channels),
-/// where that is known: every input is the main output of a node that feeds
-/// only `node`.
-fn backlog(spec: &PipelineSpec, nodes: &[weir_engine::NodeSnapshot], node: &str) -> Option<u64> {
-    let inputs = |n: &str| {
-        spec.operators.iter().find(|o| o.name == n).map(|o| &o.inputs).or_else(|| spec.sinks.iter().find(|s| s.name == n).map(|s| &s.inputs))
-    };
-    let all_inputs: Vec<&weir_spec::InputRef> = spec.operators.iter().flat_map(|o| &o.inputs).chain(spec.sinks.iter().flat_map(|s| &s.inputs)).collect();
-    let mut sent = 0;
-    for i in inputs(node)? {
-        let consumers = all_inputs.iter().filter(|j| j.node == i.node).count();
-        if i.output.is_some() || consumers != 1 {
-            return None;
-        }
-        sent += nodes.iter().find(|n| n.node == i.node)?.records_out;
+/// Per node (in `nodes`' order), the records sent to it that it has not
+/// taken yet (in its input channels), where that is known: every input is the
+/// main output of a node that feeds only it. Linear in the spec's size.
+fn backlogs(spec: &PipelineSpec, nodes: &[weir_engine::NodeSnapshot]) -> Vec<Option<u64>> {
+    let out: std::collections::HashMap<&str, u64> = nodes.iter().map(|n| (n.node.as_str(), n.records_out)).collect();
+    let inputs_of: std::collections::HashMap<&str, &[weir_spec::InputRef]> =
+        spec.nodes().map(|n| (n.name.as_str(), n.inputs.as_slice())).collect();
+    let mut readers: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for i in spec.nodes().flat_map(|n| &n.inputs) {
+        *readers.entry(i.node.as_str()).or_default() += 1;
     }
-    let taken = nodes.iter().find(|n| n.node == node)?.records_in;
-    Some(sent.saturating_sub(taken))
+    nodes
+        .iter()
+        .map(|n| {
+            let inputs = inputs_of.get(n.node.as_str())?;
+            if inputs.is_empty() {
+                return None;
+            }
+            let mut sent = 0;
+            for i in inputs.iter() {
+                if i.output.is_some() || readers.get(i.node.as_str()) != Some(&1) {
+                    return None;
+                }
+                sent += out.get(i.node.as_str())?;
+            }
+            Some(sent.saturating_sub(n.records_in))
+        })
+        .collect()
 }
 
 /// Counts a swap result.
-pub(crate) fn count_swap(l: &mut Live, result: &'static str) {
+pub(crate) fn count_swap(l: &mut Live, result: SwapStatus) {
     *l.swaps.entry(result).or_default() += 1;
 }

@@ -14,7 +14,7 @@ use weir_wasm::{PluginLoader, PluginSource, WasmError};
 use crate::error::ApiError;
 
 /// One stored version of a plugin.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct PluginVersion {
     pub name: String,
     pub version: String,
@@ -97,7 +97,7 @@ impl Registry {
                 .and_then(|()| std::fs::rename(&tmp, &blob))
                 .map_err(|e| ApiError::internal(format!("cannot store the component: {e}")))?;
         }
-        let uploaded_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let uploaded_ms = weir_engine::now_ms();
         let v = PluginVersion {
             name: name.into(),
             version: version.into(),

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use weir_engine::SwapState;
 
 use crate::error::ApiError;
+use crate::model::{FailureKind, PipelineStatus, SwapStatus};
 use crate::pipelines::{count_swap, Entry, Pipelines, Running};
 
 const MAX_RESTARTS: usize = 3;
@@ -56,14 +57,14 @@ fn supervise(p: &Pipelines, e: &Entry, mut started: Option<Sender<Result<(), Api
     let mut failures: Vec<Instant> = Vec::new();
     loop {
         if e.live.lock().unwrap().stopping {
-            e.set_status("stopped", None);
+            e.set_status(PipelineStatus::Stopped, None);
             return;
         }
         let (job, launch, running) = match start(p, e) {
             Ok(r) => r,
             Err(err) => {
                 tracing::warn!("pipeline '{}' cannot start: {}", e.id, err.message);
-                e.set_status("failed", Some(err.message.clone()));
+                e.set_status(PipelineStatus::Failed, Some(err.message.clone()));
                 if let Some(s) = started.take() {
                     let _ = s.send(Err(err));
                 }
@@ -72,7 +73,7 @@ fn supervise(p: &Pipelines, e: &Entry, mut started: Option<Sender<Result<(), Api
         };
         {
             let mut l = e.live.lock().unwrap();
-            l.status = "running".into();
+            l.status = PipelineStatus::Running;
             l.error = None;
             l.resumed = launch.resumed.as_ref().map(|r| r.name.clone());
             // A stop or delete that came while the job started saw no job to stop.
@@ -106,19 +107,21 @@ fn supervise(p: &Pipelines, e: &Entry, mut started: Option<Sender<Result<(), Api
         };
         let err = match result {
             Ok(_) => {
-                e.set_status("finished", None);
+                e.set_status(PipelineStatus::Finished, None);
                 return;
             }
             Err(_) if stopping => {
-                e.set_status("stopped", None);
+                e.set_status(PipelineStatus::Stopped, None);
                 return;
             }
-            Err(err) => format!("{err:#}"),
+            Err(err) => {
+                *e.live.lock().unwrap().failures.entry(FailureKind::of(&err)).or_default() += 1;
+                format!("{err:#}")
+            }
         };
-        count_failure(e, &err);
         if roll_back(e, &err) {
             tracing::warn!("pipeline '{}' failed during a swap's probation: {err}; rolled back", e.id);
-            e.set_status("restarting", Some(err));
+            e.set_status(PipelineStatus::Restarting, Some(err));
             continue;
         }
         let now = Instant::now();
@@ -126,32 +129,18 @@ fn supervise(p: &Pipelines, e: &Entry, mut started: Option<Sender<Result<(), Api
         failures.push(now);
         if failures.len() > MAX_RESTARTS {
             tracing::error!("pipeline '{}' failed {} times within {:?}: {err}", e.id, failures.len(), RESTART_WINDOW);
-            e.set_status("failed", Some(err));
+            e.set_status(PipelineStatus::Failed, Some(err));
             return;
         }
         tracing::warn!("pipeline '{}' failed: {err}; restarting from its latest checkpoint", e.id);
         {
             let mut l = e.live.lock().unwrap();
             l.restarts += 1;
-            l.status = "restarting".into();
+            l.status = PipelineStatus::Restarting;
             l.error = Some(err);
         }
         std::thread::sleep(RESTART_DELAY);
     }
-}
-
-/// Count a job failure by its kind, for `/metrics`.
-fn count_failure(e: &Entry, err: &str) {
-    let kind = if err.contains(" trapped in ") {
-        "trap"
-    } else if err.contains("deadline") {
-        "deadline"
-    } else if err.contains("memory limit") {
-        "memory"
-    } else {
-        "other"
-    };
-    *e.live.lock().unwrap().failures.entry(kind).or_default() += 1;
 }
 
 /// A switched swap is confirmed once a checkpoint after its own completes: the
@@ -165,15 +154,15 @@ fn confirm_swap(e: &Entry) {
     match ticket.state() {
         SwapState::Switched { epoch } => {
             s.info.epoch = Some(epoch);
-            if s.info.status == "pending" {
-                s.info.status = "switched".into();
+            if s.info.status == SwapStatus::Pending {
+                s.info.status = SwapStatus::Switched;
                 s.info.switch_ms = ticket.switched_at().map(|t| t.duration_since(ticket.requested).as_secs_f64() * 1e3);
             }
             if last.is_some_and(|l| l > epoch) {
-                s.info.status = "confirmed".into();
+                s.info.status = SwapStatus::Confirmed;
                 s.ticket = None;
                 let (op, to, digest) = (s.info.operator.clone(), s.info.to.clone(), s.digest.clone());
-                count_swap(&mut l, "confirmed");
+                count_swap(&mut l, SwapStatus::Confirmed);
                 drop(l);
                 e.record.lock().unwrap().plugins.insert(op.clone(), to.clone());
                 if let Err(err) = e.save() {
@@ -201,12 +190,12 @@ fn roll_back(e: &Entry, err: &str) -> bool {
         return false;
     }
     s.ticket = None;
-    s.info.status = "rolled-back".into();
+    s.info.status = SwapStatus::RolledBack;
     let reason = match s.info.reason.take() {
         Some(r) => format!("{r}; the job failed: {err}"),
         None => err.to_string(),
     };
     s.info.reason = Some(format!("{} was rolled back to {}: {reason}", s.info.to, s.info.from));
-    count_swap(&mut l, "rolled-back");
+    count_swap(&mut l, SwapStatus::RolledBack);
     true
 }

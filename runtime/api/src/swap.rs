@@ -11,7 +11,9 @@ use weir_engine::SwapState;
 use weir_spec::BuildContext;
 
 use crate::error::ApiError;
-use crate::pipelines::{count_swap, now_ms, plugin_ref, ActiveSwap, Entry, Pipelines, SwapInfo};
+use crate::model::{SwapInfo, SwapStatus};
+use crate::pipelines::{count_swap, plugin_ref, ActiveSwap, Entry, Pipelines};
+use weir_engine::now_ms;
 
 /// How long the request waits for every task to switch.
 const SWITCH_WAIT: Duration = Duration::from_secs(30);
@@ -40,7 +42,7 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
         if let Some(s) = l.swap.as_ref().filter(|s| s.ticket.is_some()) {
             return Err(ApiError::conflict(format!(
                 "operator '{}' of pipeline '{}' is being swapped to {} ({}); wait until it is confirmed or rolled back",
-                s.info.operator, e.id, s.info.to, s.info.status
+                s.info.operator, e.id, s.info.to, s.info.status.as_str()
             )));
         }
         let planned = run.nodes.iter().find(|o| o.name == op).cloned().expect("every operator is planned");
@@ -53,18 +55,18 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
         operator: op.to_string(),
         from: from.clone(),
         to: plugin.to_string(),
-        status: "pending".into(),
+        status: SwapStatus::Pending,
         epoch: None,
         requested_ms: now_ms(),
         switch_ms: None,
         reason: None,
     };
     let refuse = |info: &mut SwapInfo, why: String| {
-        info.status = "refused".into();
+        info.status = SwapStatus::Refused;
         info.reason = Some(why.clone());
         let mut l = e.live.lock().unwrap();
         l.swap = Some(ActiveSwap { info: info.clone(), ticket: None, digest: stored.digest.clone() });
-        count_swap(&mut l, "refused");
+        count_swap(&mut l, SwapStatus::Refused);
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why)
     };
     // Off the hot path: compile (or fetch from the cache) and try it out, with
@@ -85,8 +87,8 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
     match ticket.wait(SWITCH_WAIT) {
         SwapState::Switched { epoch } => {
             let mut l = e.live.lock().unwrap();
-            if let Some(s) = l.swap.as_mut().filter(|s| s.info.status == "pending") {
-                s.info.status = "switched".into();
+            if let Some(s) = l.swap.as_mut().filter(|s| s.info.status == SwapStatus::Pending) {
+                s.info.status = SwapStatus::Switched;
                 s.info.epoch = Some(epoch);
                 s.info.switch_ms = ticket.switched_at().map(|t| t.duration_since(ticket.requested).as_secs_f64() * 1e3);
             }
