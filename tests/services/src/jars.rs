@@ -12,7 +12,8 @@ use crate::proc::ctx;
 
 /// The workspace root.
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// Cargo's target directory: `$CARGO_TARGET_DIR` (a relative one taken from the

@@ -134,7 +134,8 @@ fn bin_dir() -> io::Result<PathBuf> {
         .filter(|(_, d)| has_initdb(d))
         .collect();
     versions.sort();
-    versions.pop().map(|(_, d)| d).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no PostgreSQL server binaries: neither `pg_config --bindir` nor /usr/lib/postgresql/*/bin has initdb"))
+    let missing = "no PostgreSQL server binaries: neither `pg_config --bindir` nor /usr/lib/postgresql/*/bin has initdb";
+    versions.pop().map(|(_, d)| d).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, missing))
 }
 
 /// The uid and gid of `nobody`, from /etc/passwd.
