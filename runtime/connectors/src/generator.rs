@@ -55,7 +55,8 @@ impl SourceConnector for Generators {
         if let Some(r) = g.rate
             && !(r > 0.0 && r <= MAX_RATE)
         {
-            return Err(cx.error("rate", format!("must be a positive number of events per second, at most {MAX_RATE:e}, not {r}")));
+            let shown = if r.abs() >= 1e6 { format!("{r:e}") } else { r.to_string() };
+            return Err(cx.error("rate", format!("must be a positive number of events per second, at most {MAX_RATE:e}, not {shown}")));
         }
         if !(1..=MAX_KEYS).contains(&g.keys) {
             return Err(cx.error("keys", format!("must be between 1 and {MAX_KEYS}, not {}", g.keys)));

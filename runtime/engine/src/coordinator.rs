@@ -81,14 +81,26 @@ pub(crate) struct SavepointRequest {
     pub name: String,
     /// The epoch of the checkpoint kept as the savepoint, or why there is none.
     pub reply: Sender<Result<u64, String>>,
+    /// Stop the job once the savepoint is complete and its output published.
+    pub stop: bool,
+}
+
+/// What the coordinator tells a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Notice {
+    /// Checkpoint `epoch` is complete: sinks publish what it covers.
+    Completed(u64),
+    /// Stop, after committing what the notices before said (a stop with a
+    /// savepoint).
+    Stop,
 }
 
 /// A task's end of the checkpoint protocol.
 pub(crate) struct TaskCheckpointing {
     pub task: usize,
     pub uploaders: crate::uploader::Uploaders,
-    /// Epochs of completed checkpoints ([`FINAL_EPOCH`] for the final one).
-    pub completed: Receiver<u64>,
+    /// Completed checkpoints ([`FINAL_EPOCH`] for the final one) and stops.
+    pub completed: Receiver<Notice>,
     /// Source tasks: epochs to inject barriers for.
     pub triggers: Option<Receiver<u64>>,
     pub staging: PathBuf,
@@ -104,7 +116,7 @@ pub(crate) struct Coordinator {
     /// Per source task.
     pub triggers: Vec<Sender<u64>>,
     /// Per task.
-    pub completed: Vec<Sender<u64>>,
+    pub completed: Vec<Sender<Notice>>,
     pub savepoints: Receiver<SavepointRequest>,
     pub cancel: Arc<AtomicBool>,
     pub swaps: Arc<SwapBoard>,
@@ -188,8 +200,11 @@ impl Coordinator {
                 // Every task (and so every uploader) has exited.
                 Err(RecvTimeoutError::Disconnected) => break Ok(()),
             }
-            if let Some(p) = pending.take_if(|p| p.stored.len() >= self.tasks) {
-                self.complete(p);
+            if let Some(p) = pending.take_if(|p| p.stored.len() >= self.tasks)
+                && self.complete(p)
+            {
+                tracing::info!("stopped with a savepoint");
+                break Ok(());
             }
             if finished.len() == self.tasks && pending.is_none() {
                 // The final checkpoint: every task's input has ended.
@@ -199,7 +214,7 @@ impl Coordinator {
                 }
                 tracing::info!(epoch, "final checkpoint complete");
                 for c in &self.completed {
-                    let _ = c.send(FINAL_EPOCH);
+                    let _ = c.send(Notice::Completed(FINAL_EPOCH));
                 }
                 break Ok(());
             }
@@ -212,7 +227,9 @@ impl Coordinator {
         result
     }
 
-    fn complete(&self, p: Pending) {
+    /// Complete checkpoint `p`; true if the job stops now (a stop with a
+    /// savepoint succeeded: every task has been told to commit, then stop).
+    fn complete(&self, p: Pending) -> bool {
         // Every task's part is stored: the epoch's staging directory is done.
         let _ = std::fs::remove_dir_all(self.staging_dir.join(p.epoch.to_string()));
         let duration_ms = p.started.elapsed().as_millis() as u64;
@@ -232,24 +249,36 @@ impl Coordinator {
             }
             record.failure = Some(e);
             self.stats.record(record);
-            return;
+            return false;
         }
+        let mut stop = false;
+        let mut answer = None;
         if let Some(s) = p.savepoint {
             let kept = self.store.keep_as_savepoint(p.epoch, &s.name);
             match &kept {
                 Ok(()) => {
                     tracing::info!(epoch = p.epoch, "savepoint '{}' taken", s.name);
                     record.savepoint = Some(s.name.clone());
+                    stop = s.stop;
                 }
                 Err(e) => tracing::warn!("savepoint '{}' failed: {e}", s.name),
             }
-            let _ = s.reply.send(kept.map(|()| p.epoch).map_err(|e| e.to_string()));
+            answer = Some((s.reply, kept.map(|()| p.epoch).map_err(|e| e.to_string())));
         }
         tracing::debug!(epoch = p.epoch, took_ms = duration_ms, "checkpoint complete");
         self.stats.record(record);
         for c in &self.completed {
-            let _ = c.send(p.epoch);
+            let _ = c.send(Notice::Completed(p.epoch));
+            if stop {
+                let _ = c.send(Notice::Stop);
+            }
         }
+        // Answer once every task has been told, so that a stop's caller
+        // finds the output published when the job has ended.
+        if let Some((reply, r)) = answer {
+            let _ = reply.send(r);
+        }
+        stop
     }
 }
 
@@ -294,7 +323,7 @@ mod tests {
         store: Arc<Recorder>,
         stored: Sender<Stored>,
         triggers: Vec<Receiver<u64>>,
-        completed: Vec<Receiver<u64>>,
+        completed: Vec<Receiver<Notice>>,
         savepoints: Sender<SavepointRequest>,
         stats: Arc<CheckpointStats>,
         cancel: Arc<AtomicBool>,
@@ -349,7 +378,7 @@ mod tests {
         h.stored.send(Stored { task, epoch, result: Ok(part(task, 10)) }).unwrap();
     }
 
-    fn recv(r: &Receiver<u64>) -> u64 {
+    fn recv<T>(r: &Receiver<T>) -> T {
         r.recv_timeout(Duration::from_secs(5)).expect("within 5 s")
     }
 
@@ -365,7 +394,7 @@ mod tests {
         assert!(h.triggers[0].try_recv().is_err(), "no second checkpoint while one is pending");
         ack(&h, 1, Some(5));
         for c in &h.completed {
-            assert_eq!(recv(c), 5);
+            assert_eq!(recv(c), Notice::Completed(5));
         }
         let done = h.store.completed.lock().unwrap().clone();
         assert_eq!(done, vec![(5, false, vec![("n0".into(), 0), ("n1".into(), 0), ("n2".into(), 0)])]);
@@ -406,19 +435,19 @@ mod tests {
         // The source finishes first: its final snapshot, then a savepoint is asked for.
         ack(&h, 0, None);
         let (reply, answer) = bounded(1);
-        h.savepoints.send(SavepointRequest { name: "sp".into(), reply }).unwrap();
+        h.savepoints.send(SavepointRequest { name: "sp".into(), reply, stop: false }).unwrap();
         // Only the running task is asked (finished sources get no trigger)...
         assert_eq!(recv(&h.triggers[0]), 5, "the trigger still goes out");
         ack(&h, 1, Some(5));
         assert_eq!(answer.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(5));
         assert_eq!(*h.store.savepoints.lock().unwrap(), vec![(5, "sp".to_string())]);
         for c in &h.completed {
-            assert_eq!(recv(c), 5);
+            assert_eq!(recv(c), Notice::Completed(5));
         }
         // ...and the last task ends: the final checkpoint names both final snapshots.
         ack(&h, 1, None);
         for c in &h.completed {
-            assert_eq!(recv(c), FINAL_EPOCH);
+            assert_eq!(recv(c), Notice::Completed(FINAL_EPOCH));
         }
         h.run.join().unwrap().unwrap();
         let done = h.store.completed.lock().unwrap().clone();
@@ -427,10 +456,28 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_with_savepoint_tells_every_task_to_commit_then_stop() {
+        let h = harness(2, 1, None);
+        let (reply, answer) = bounded(1);
+        h.savepoints.send(SavepointRequest { name: "stop-1".into(), reply, stop: true }).unwrap();
+        assert_eq!(recv(&h.triggers[0]), 5);
+        ack(&h, 0, Some(5));
+        ack(&h, 1, Some(5));
+        assert_eq!(answer.recv_timeout(Duration::from_secs(5)).unwrap(), Ok(5));
+        for c in &h.completed {
+            // The answer came after both notices were sent.
+            assert_eq!(c.try_recv().unwrap(), Notice::Completed(5));
+            assert_eq!(c.try_recv().unwrap(), Notice::Stop);
+        }
+        h.run.join().unwrap().unwrap();
+        assert_eq!(h.stats.summary().history[0].savepoint.as_deref(), Some("stop-1"));
+    }
+
+    #[test]
     fn a_savepoint_asked_for_when_the_job_stops_gets_an_answer() {
         let h = harness(1, 1, None);
         let (reply, answer) = bounded(1);
-        h.savepoints.send(SavepointRequest { name: "late".into(), reply }).unwrap();
+        h.savepoints.send(SavepointRequest { name: "late".into(), reply, stop: false }).unwrap();
         assert_eq!(recv(&h.triggers[0]), 5);
         h.cancel.store(true, Ordering::Relaxed);
         h.run.join().unwrap().unwrap();

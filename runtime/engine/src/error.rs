@@ -119,4 +119,7 @@ pub enum EngineError {
     /// The task stopped because another task failed or the job was cancelled.
     #[error("cancelled")]
     Cancelled,
+    /// The job stopped with a savepoint, its output published.
+    #[error("stopped with a savepoint")]
+    Stopped,
 }

@@ -103,12 +103,24 @@ impl JobControl {
     /// Take a checkpoint now and keep it as savepoint `name`; returns its
     /// epoch once it is complete, or why it is not (waiting at most `timeout`).
     pub fn savepoint(&self, name: &str, timeout: Duration) -> Result<u64, EngineError> {
+        self.request_savepoint(name, timeout, false)
+    }
+
+    /// Stop with a savepoint, as Flink's stop: take savepoint `name`, let
+    /// every sink publish what it covers, then stop the job (its `wait`
+    /// returns [`EngineError::Stopped`]). Returns the savepoint's epoch. If
+    /// the savepoint fails the job keeps running.
+    pub fn stop_with_savepoint(&self, name: &str, timeout: Duration) -> Result<u64, EngineError> {
+        self.request_savepoint(name, timeout, true)
+    }
+
+    fn request_savepoint(&self, name: &str, timeout: Duration, stop: bool) -> Result<u64, EngineError> {
         let Some(tx) = &self.savepoints else {
             return Err(EngineError::Plan("a savepoint is a checkpoint, but this job does not checkpoint".into()));
         };
         let (reply, answer) = bounded(1);
         let gone = || EngineError::Checkpoint(format!("the job stopped before savepoint '{name}' was taken"));
-        tx.send(SavepointRequest { name: name.to_string(), reply }).map_err(|_| gone())?;
+        tx.send(SavepointRequest { name: name.to_string(), reply, stop }).map_err(|_| gone())?;
         match answer.recv_timeout(timeout) {
             Ok(Ok(epoch)) => Ok(epoch),
             Ok(Err(why)) => Err(EngineError::Checkpoint(format!("savepoint '{name}': {why}"))),
@@ -136,16 +148,22 @@ impl Job {
     }
 
     /// Wait for every task. The first task failure cancels the others and is
-    /// returned.
+    /// returned (a failure rather than the cancellation or stop it caused).
     pub fn wait(self) -> Result<JobReport, EngineError> {
+        let rank = |e: &EngineError| match e {
+            EngineError::Cancelled => 0,
+            EngineError::Stopped => 1,
+            _ => 2,
+        };
         let mut first: Option<EngineError> = None;
         for _ in 0..self.handles.len() {
             let r = self.done.recv().unwrap_or(Err(EngineError::Cancelled));
             if let Err(e) = r {
-                self.control.cancel();
-                match (&first, &e) {
-                    (None, _) | (Some(EngineError::Cancelled), _) => first = Some(e),
-                    _ => {}
+                if !matches!(e, EngineError::Stopped) {
+                    self.control.cancel();
+                }
+                if first.as_ref().is_none_or(|f| rank(&e) > rank(f)) {
+                    first = Some(e);
                 }
             }
         }

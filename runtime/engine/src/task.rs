@@ -9,7 +9,7 @@ use crossbeam_channel::RecvTimeoutError;
 use crate::align::{Aligner, Step};
 use crate::batch::{Origin, RecordBatch};
 use crate::checkpoint::{TaskState, FINAL_EPOCH};
-use crate::coordinator::TaskCheckpointing;
+use crate::coordinator::{Notice, TaskCheckpointing};
 use crate::event_time::{WatermarkEvent, WatermarkGenerator};
 use crate::exchange::{ExchangeFailure, ExchangeWriter};
 use crate::metrics::NodeMetrics;
@@ -91,6 +91,19 @@ const TICK: Duration = Duration::from_millis(10);
 
 impl Task {
     pub fn run(mut self, input: TaskInput) -> Result<(), EngineError> {
+        let r = self.run_input(input);
+        if matches!(r, Err(EngineError::Cancelled)) {
+            // Whatever completed before the cancellation is published: a
+            // stop's last checkpoint must not stay staged because this task
+            // saw its input disconnect before it read the notice.
+            if let Err(e) = self.poll_completed() {
+                tracing::warn!(task = self.name, "cannot publish completed checkpoints while stopping: {e}");
+            }
+        }
+        r
+    }
+
+    fn run_input(&mut self, input: TaskInput) -> Result<(), EngineError> {
         let position = match input {
             TaskInput::Source { source, index, watermarks } => {
                 self.watermarks = watermarks;
@@ -109,12 +122,16 @@ impl Task {
         self.checkpointing.as_ref()?.triggers.as_ref()?.try_recv().ok()
     }
 
-    /// Commit sinks for the checkpoints completed since the last look.
+    /// Commit sinks for the checkpoints completed since the last look; a
+    /// stop ends the task (after those commits).
     fn poll_completed(&mut self) -> Result<(), EngineError> {
         let Some(ck) = &self.checkpointing else { return Ok(()) };
-        let epochs: Vec<u64> = ck.completed.try_iter().collect();
-        for e in epochs {
-            self.commit(e)?;
+        let notices: Vec<Notice> = ck.completed.try_iter().collect();
+        for n in notices {
+            match n {
+                Notice::Completed(e) => self.commit(e)?,
+                Notice::Stop => return Err(EngineError::Stopped),
+            }
         }
         Ok(())
     }
@@ -214,12 +231,13 @@ impl Task {
             self.cancelled()?;
             let Some(ck) = &self.checkpointing else { return Ok(()) };
             match ck.completed.recv_timeout(POLL) {
-                Ok(e) => {
+                Ok(Notice::Completed(e)) => {
                     self.commit(e)?;
                     if e == FINAL_EPOCH {
                         return Ok(());
                     }
                 }
+                Ok(Notice::Stop) => return Err(EngineError::Stopped),
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => {
                     return Err(EngineError::Checkpoint(

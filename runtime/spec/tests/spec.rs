@@ -276,3 +276,47 @@ fn the_rocksdb_record_cache_is_sized_in_the_spec() {
         "a binary without RocksDB says so"
     );
 }
+
+#[test]
+fn every_number_has_a_range_checked_before_anything_runs() {
+    let with = |extra: &str| format!("{GOOD}{extra}\n");
+    assert_eq!(
+        err(&with("batch: { size: 1000000000000 }").replace("batch: { size: 256, timeout: 2ms }\n", "")),
+        "p.yaml:28:16: batch.size: must be between 1 and 1000000, not 1000000000000"
+    );
+    assert_eq!(
+        err(&GOOD.replace("size: 256", "size: 18446744073709551615")),
+        "p.yaml:3:16: batch.size: must be between 1 and 1000000, not 18446744073709551615"
+    );
+    assert_eq!(
+        err(&with("state: { dir: /tmp/x }\ncheckpoint: { interval: 10000000000000000000s }")),
+        "p.yaml:30:25: checkpoint.interval: must be between 10ms and 24h, not 10000000000000000000s"
+    );
+    assert_eq!(
+        err(&GOOD.replace("memory: 16MiB", "memory: 64GiB")),
+        "p.yaml:15:23: operators[0].limits.memory: must be between 64KiB (one Wasm page) and 4GiB (a 32-bit guest's address space)"
+    );
+    assert_eq!(err(&GOOD.replace("seed: 7", "seed: 7\n    rate: 1e300")), "p.yaml:9:11: sources[0].rate: must be a positive number of events per second, at most 1e9, not 1e300");
+    assert_eq!(err(&with("max_parallelism: 100000")), "p.yaml:29:18: max_parallelism: must be between 1 and 32768, not 100000");
+    assert_eq!(
+        err(&with("state: { dir: /tmp/x }\ncheckpoint: { retain: 0 }")),
+        "p.yaml:30:23: checkpoint.retain: must be between 1 and 1000, not 0"
+    );
+}
+
+/// No recursion depth depends on the spec: 50 000 operators, each reading the
+/// next one (the worst order for a recursive sort), validate.
+#[test]
+fn a_spec_of_fifty_thousand_operators_validates() {
+    let n = 50_000;
+    let mut text = String::from("name: long\nsources: [{name: s, type: generator, count: 1}]\noperators:\n");
+    for i in 0..n {
+        let input = if i + 1 == n { "s".to_string() } else { format!("op{}", i + 1) };
+        text.push_str(&format!("  - {{name: op{i}, plugin: p.wasm, input: {input}}}\n"));
+    }
+    text.push_str("sinks: [{name: out, type: stdout, input: op0}]\n");
+    let s = ok(&text);
+    assert_eq!(s.operators.len(), n);
+    assert_eq!(s.operators[0].name, format!("op{}", n - 1), "in topological order");
+    assert_eq!(s.operators[n - 1].name, "op0");
+}
