@@ -4,9 +4,22 @@
 
 CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+# Guest components are built in a target directory of their own, into
+# $(GUEST_DIR): by `make plugins`, and by the build script of tests/support
+# (tests/support/build.rs, for the guests the tests load) with the same command
+# lines, so that a plain `cargo test` finds them and neither redoes the other's
+# work. `make plugins` then copies them into $(WASM_DIR), where the examples,
+# the README and weir-bench look for them.
+GUEST_TARGET := $(TARGET_DIR)/guests
+GUEST_DIR := $(GUEST_TARGET)/wasm32-wasip2/release
 WASM_DIR := $(TARGET_DIR)/wasm32-wasip2/release
-# Shipped plugins, test guests and benchmark guests.
-GUESTS := word-count dedup window-count fraud misbehave not-an-operator bench-ops conformance counter-v1 counter-v2 counter-trap counter-bad-open nexmark-queries window-count-v2
+# Rust guests: shipped plugins, test guests and benchmark guests, i.e. every
+# crate under plugins/, tests/guests/ and benches/guests/ (build.rs takes the
+# first two).
+GUESTS := $(shell sed -n '/^\[package\]/,/^\[/s/^name *= *"\(.*\)"/\1/p' $(wildcard plugins/*/Cargo.toml tests/guests/*/Cargo.toml benches/guests/*/Cargo.toml))
+# As build.rs runs it: host RUSTFLAGS would replace the wasm32 rustflags of
+# .cargo/config.toml, and a build-dir of the user's config is not ours.
+GUEST_CARGO := env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS CARGO_BUILD_BUILD_DIR=$(GUEST_TARGET) $(CARGO)
 
 # Python and JavaScript components: componentize-py 0.25.1 (pip-installed into
 # $(PYTOOLS) unless COMPONENTIZE_PY is given) and componentize-js 0.23.0
@@ -30,14 +43,27 @@ all: build
 setup:
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-## Build the guest components (plugins and test fixtures) into $(WASM_DIR).
+## Build the guest components (plugins and test fixtures) into $(GUEST_DIR)
+## and copy them to $(WASM_DIR).
 plugins: rust-plugins py-plugins js-plugins
 
-rust-plugins: setup
-	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(GUESTS))
+# Copy the components of $(GUEST_DIR) that differ to $(WASM_DIR). Unlink
+# first: a file there may be a hard link into cargo's deps/ (a `cargo build
+# --target wasm32-wasip2` without --target-dir writes there).
+define publish
+@mkdir -p $(WASM_DIR)
+@for f in $(GUEST_DIR)/*.wasm; do [ -f "$$f" ] || continue; t="$(WASM_DIR)/$${f##*/}"; \
+	  cmp -s "$$f" "$$t" || { rm -f "$$t" && cp -p "$$f" "$$t" && echo "published $$t"; }; done
+endef
 
-py-plugins: $(foreach g,$(PY_GUESTS),$(WASM_DIR)/$(word 1,$(subst :, ,$(g))).wasm)
-js-plugins: $(foreach g,$(JS_GUESTS),$(WASM_DIR)/$(word 1,$(subst :, ,$(g))).wasm)
+rust-plugins: setup
+	$(GUEST_CARGO) build --release --target wasm32-wasip2 --target-dir $(GUEST_TARGET) $(addprefix -p ,$(GUESTS))
+	$(publish)
+
+py-plugins: $(foreach g,$(PY_GUESTS),$(GUEST_DIR)/$(word 1,$(subst :, ,$(g))).wasm)
+	$(publish)
+js-plugins: $(foreach g,$(JS_GUESTS),$(GUEST_DIR)/$(word 1,$(subst :, ,$(g))).wasm)
+	$(publish)
 
 $(PYTOOLS)/bin/componentize-py:
 	python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore --target $(PYTOOLS) componentize-py==$(COMPONENTIZE_PY_VERSION)
@@ -46,17 +72,21 @@ $(JS_TOOLS): sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund
 	touch $@
 
-# $(call py-guest,NAME,DIR) and $(call js-guest,NAME,DIR): $(WASM_DIR)/NAME.wasm
-# from DIR, rebuilt only when a source of DIR, the SDK or the WIT changed.
+# $(call py-guest,NAME,DIR) and $(call js-guest,NAME,DIR): $(GUEST_DIR)/NAME.wasm
+# from DIR, rebuilt only when a source of DIR, the SDK or the WIT changed (the
+# rule build.rs follows too). Written aside and renamed, so that an interrupted
+# build leaves nothing that looks up to date.
 define py-guest
-$(WASM_DIR)/$(1).wasm: $(wildcard $(2)/*.py) $(PY_SDK) $(wildcard $(WIT)/*.wit) | $(if $(filter command line environment,$(origin COMPONENTIZE_PY)),,$(PYTOOLS)/bin/componentize-py)
+$(GUEST_DIR)/$(1).wasm: $(wildcard $(2)/*.py) $(PY_SDK) $(wildcard $(WIT)/*.wit) | $(if $(filter command line environment,$(origin COMPONENTIZE_PY)),,$(PYTOOLS)/bin/componentize-py)
 	@mkdir -p $$(@D)
-	$(COMPONENTIZE_PY) -d $(WIT) -w operator componentize -p $(2) -p sdk/python app -o $$@
+	$(COMPONENTIZE_PY) -d $(WIT) -w operator componentize -p $(2) -p sdk/python app -o $$(@D)/.$(1).partial.wasm
+	mv $$(@D)/.$(1).partial.wasm $$@
 endef
 define js-guest
-$(WASM_DIR)/$(1).wasm: $(wildcard $(2)/*.js) $(JS_SDK) $(wildcard $(WIT)/*.wit) | $(JS_TOOLS)
+$(GUEST_DIR)/$(1).wasm: $(wildcard $(2)/*.js) $(JS_SDK) $(wildcard $(WIT)/*.wit) | $(JS_TOOLS)
 	@mkdir -p $$(@D)
-	$(COMPONENTIZE_JS) $(2)/app.js --wit $(WIT) --world-name operator -d http fetch-event -o $$@
+	$(COMPONENTIZE_JS) $(2)/app.js --wit $(WIT) --world-name operator -d http fetch-event -o $$(@D)/.$(1).partial.wasm
+	mv $$(@D)/.$(1).partial.wasm $$@
 endef
 $(foreach g,$(PY_GUESTS),$(eval $(call py-guest,$(word 1,$(subst :, ,$(g))),$(word 2,$(subst :, ,$(g))))))
 $(foreach g,$(JS_GUESTS),$(eval $(call js-guest,$(word 1,$(subst :, ,$(g))),$(word 2,$(subst :, ,$(g))))))
@@ -72,6 +102,8 @@ run: build
 	@echo "output: $${WEIR_OUTPUT:-out/wordcount}/part-*.jsonl"
 
 ## All tests: unit, integration and end-to-end (the latter run the weir binary).
+## `make plugins` first installs the Python and JavaScript component builders;
+## the guests themselves `cargo test` builds too (tests/support/build.rs).
 test: plugins
 	$(CARGO) test --release
 
