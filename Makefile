@@ -6,7 +6,7 @@ CARGO ?= cargo
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 WASM_DIR := $(TARGET_DIR)/wasm32-wasip2/release
 # Shipped plugins, test guests and benchmark guests.
-GUESTS := word-count dedup window-count fraud misbehave not-an-operator bench-ops conformance counter-v1 counter-v2 counter-trap counter-bad-open nexmark-queries window-count-v2
+GUESTS := word-count dedup window-count fraud misbehave adversary not-an-operator bench-ops conformance counter-v1 counter-v2 counter-trap counter-bad-open nexmark-queries window-count-v2
 
 # Python and JavaScript components: componentize-py 0.25.1 (pip-installed into
 # $(PYTOOLS) unless COMPONENTIZE_PY is given) and componentize-js 0.23.0
