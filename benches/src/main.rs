@@ -229,7 +229,7 @@ fn main() -> anyhow::Result<()> {
             plugin: plugin.clone(),
             settings: OperatorSettings {
                 config: vec![("op".into(), op.into())],
-                limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60) },
+                limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60), ..Default::default() },
                 ..Default::default()
             },
         })

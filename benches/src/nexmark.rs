@@ -229,7 +229,7 @@ fn run_query(
             plugin: plugin.clone(),
             settings: OperatorSettings {
                 config: vec![("query".into(), stage.into())],
-                limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60) },
+                limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60), ..Default::default() },
                 ..Default::default()
             },
         });

@@ -57,7 +57,7 @@ fn factory(engine: &PluginLoader, path: &Path, version: &str) -> anyhow::Result<
     let bytes = std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e} (build it: make plugins)", path.display()))?;
     Ok(WasmOperatorFactory {
         plugin: engine.load("counter", Some(version), &bytes)?,
-        settings: OperatorSettings { limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60) }, ..Default::default() },
+        settings: OperatorSettings { limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60), ..Default::default() }, ..Default::default() },
     })
 }
 

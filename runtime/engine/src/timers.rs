@@ -38,6 +38,15 @@ impl TimerService {
         self.set(d).remove(&(time, key.to_vec()));
     }
 
+    /// How many timers are registered (both domains).
+    pub fn len(&self) -> usize {
+        self.event.len() + self.processing.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Every timer, encoded for a checkpoint.
     pub fn snapshot(&self) -> Vec<u8> {
         let sets = (&self.event, &self.processing);

@@ -35,12 +35,26 @@ pub enum WasmError {
     Memory { plugin: String, operator: String, task: u32, requested: usize, limit: usize },
     #[error("plugin {plugin} trapped in operator '{operator}' (task {task}){panic}: {message}")]
     Trap { plugin: String, operator: String, task: u32, panic: String, message: String },
+    #[error(
+        "plugin {plugin} in operator '{operator}' (task {task}) tried to register more than {limit} timers and was stopped: delete timers it no longer needs, or raise its limit (limits.timers)"
+    )]
+    Timers { plugin: String, operator: String, task: u32, limit: usize },
     #[error("plugin {plugin} in operator '{operator}' (task {task}) broke the operator contract: {message}")]
     Contract { plugin: String, operator: String, task: u32, message: String },
     #[error("keyed state of operator '{operator}' (plugin {plugin}, task {task}): {message}")]
     State { plugin: String, operator: String, task: u32, message: String },
     #[error("cannot set up the Wasm engine: {0}")]
     Engine(String),
+}
+
+/// Why the host stopped a guest from inside one of its imports (the error a
+/// host function traps with).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Stop {
+    #[error("the call's deadline passed while the guest waited in wasi:io/poll")]
+    Deadline,
+    #[error("the guest tried to register more than {limit} timers")]
+    Timers { limit: usize },
 }
 
 /// Who made a guest call: plugin (`name@version`), operator and task.
@@ -51,38 +65,42 @@ pub(crate) struct Caller<'a> {
 }
 
 impl Caller<'_> {
-    /// A call into the guest failed: say why (memory limit, deadline, trap with
-    /// the guest's panic message), with the input row it concerns if known.
-    pub(crate) fn failed(
-        &self,
-        host: &mut crate::host::HostState,
-        e: wasmtime::Error,
-        call: &str,
-        deadline: Duration,
-    ) -> (WasmError, Option<u32>) {
+    /// A call into the guest failed: say why (memory limit, deadline, a quota,
+    /// trap with the guest's panic message), with the input row it concerns if
+    /// known: the row the SDK reported with a panic, or else the row of the
+    /// guest's last state or timer call in this call ([`HostState::row`]).
+    ///
+    /// [`HostState::row`]: crate::host::HostState::row
+    pub(crate) fn failed(&self, host: &mut crate::host::HostState, e: wasmtime::Error, call: &str) -> (WasmError, Option<u32>) {
         let (plugin, operator, task) = (self.plugin.to_string(), self.operator.to_string(), self.task);
         tracing::debug!(plugin, operator, task, "guest {call} failed: {e:?}");
+        let deadline = host.limits.call_timeout;
         if let Some(requested) = host.limiter.hit.take() {
-            return (WasmError::Memory { plugin, operator, task, requested, limit: host.limiter.limit }, None);
+            return (WasmError::Memory { plugin, operator, task, requested, limit: host.limiter.limit }, host.row);
+        }
+        match e.downcast_ref::<Stop>() {
+            Some(Stop::Deadline) => return (WasmError::Deadline { plugin, operator, task, deadline }, host.row),
+            Some(&Stop::Timers { limit }) => return (WasmError::Timers { plugin, operator, task, limit }, host.row),
+            None => {}
         }
         if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
-            return (WasmError::Deadline { plugin, operator, task, deadline }, None);
+            return (WasmError::Deadline { plugin, operator, task, deadline }, host.row);
         }
         let (row, panic) = match host.panic.take() {
             Some((row, msg)) => (row, format!(" in {call}, panicking with '{msg}'")),
-            None => (None, format!(" in {call}")),
+            None => (host.row, format!(" in {call}")),
         };
         (WasmError::Trap { plugin, operator, task, panic, message: e.root_cause().to_string() }, row)
     }
 
-    /// The guest returned an error from `call`.
-    pub(crate) fn guest_error(&self, call: &str, message: String) -> WasmError {
+    /// The guest returned an error from `call`; its message is cut to `limit` bytes.
+    pub(crate) fn guest_error(&self, call: &str, message: String, limit: usize) -> WasmError {
         WasmError::Guest {
             plugin: self.plugin.to_string(),
             operator: self.operator.to_string(),
             task: self.task,
             what: format!("returned an error from {call}"),
-            message,
+            message: crate::guest_log::cut(message, limit),
         }
     }
 }

@@ -1,14 +1,16 @@
 //! The host side of the imports a guest calls: keyed state, timers, runtime.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
-use wasmtime::ResourceLimiter;
+use wasmtime::{ResourceLimiter, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use weir_state::{KeyedStateBackend, Reducer, StateDescriptor, StateKind};
 
 use crate::bindings::{runtime, state, timers, types};
+use crate::error::Stop;
+use crate::guest_log::{cut, GuestLog};
+use crate::Limits;
 use weir_engine::{now_ms, Domain, TimerService};
 
 /// Caps an instance's linear memory; remembers a refused growth so the trap
@@ -54,8 +56,23 @@ pub(crate) struct HostState {
     pub timers: TimerService,
     pub watermark: i64,
     pub info: runtime::TaskInfo,
-    /// "plugin@version/operator[task]" for logs.
-    pub tag: Arc<str>,
+    pub log: GuestLog,
+    pub limits: Limits,
+    /// When the current call must end (see [`arm`]); WASI waits stop there.
+    pub deadline: Instant,
+    /// The input row of the guest's last state or timer call in the current
+    /// call: the row a deadline, memory or quota error names.
+    pub row: Option<u32>,
+}
+
+/// Start a call into the guest: set its deadline (the epoch deadline bounds
+/// wasm code, [`HostState::deadline`] waits in WASI) and forget the last row.
+pub(crate) fn arm(store: &mut Store<HostState>) {
+    let d = store.data_mut();
+    let timeout = d.limits.call_timeout;
+    d.deadline = Instant::now() + timeout;
+    d.row = None;
+    store.set_epoch_deadline(crate::operator::ticks(timeout));
 }
 
 /// A task's keyed state, timers and watermark, handed from one instance of a
@@ -136,6 +153,7 @@ fn trap(e: weir_state::StateError) -> wasmtime::Error {
 /// Split borrows: the scope key and the state backend at once.
 macro_rules! with_key {
     ($self:ident, $scope:expr, |$key:ident, $st:ident| $body:expr) => {{
+        $self.row = Some($scope);
         let $key = scope(&$self.scope_keys, &$self.scope_ends, $scope)?;
         let $st = &mut $self.state;
         $body.map_err(trap)
@@ -292,29 +310,43 @@ impl state::Host for HostState {
     }
 }
 
+impl HostState {
+    /// Register a timer of the current input row `sc`, within `limits.timers`.
+    fn register_timer(&mut self, domain: Domain, sc: u32, time: i64) -> wasmtime::Result<()> {
+        self.row = Some(sc);
+        let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
+        let before = self.timers.len();
+        self.timers.register(domain, time, key);
+        if before >= self.limits.timers && self.timers.len() > before {
+            self.timers.delete(domain, time, key);
+            return Err(wasmtime::Error::new(Stop::Timers { limit: self.limits.timers }));
+        }
+        Ok(())
+    }
+
+    fn delete_timer(&mut self, domain: Domain, sc: u32, time: i64) -> wasmtime::Result<()> {
+        self.row = Some(sc);
+        let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
+        self.timers.delete(domain, time, key);
+        Ok(())
+    }
+}
+
 impl timers::Host for HostState {
     fn register_event_time_timer(&mut self, sc: u32, time: i64) -> wasmtime::Result<()> {
-        let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
-        self.timers.register(Domain::Event, time, key);
-        Ok(())
+        self.register_timer(Domain::Event, sc, time)
     }
 
     fn delete_event_time_timer(&mut self, sc: u32, time: i64) -> wasmtime::Result<()> {
-        let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
-        self.timers.delete(Domain::Event, time, key);
-        Ok(())
+        self.delete_timer(Domain::Event, sc, time)
     }
 
     fn register_processing_time_timer(&mut self, sc: u32, time: i64) -> wasmtime::Result<()> {
-        let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
-        self.timers.register(Domain::Processing, time, key);
-        Ok(())
+        self.register_timer(Domain::Processing, sc, time)
     }
 
     fn delete_processing_time_timer(&mut self, sc: u32, time: i64) -> wasmtime::Result<()> {
-        let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
-        self.timers.delete(Domain::Processing, time, key);
-        Ok(())
+        self.delete_timer(Domain::Processing, sc, time)
     }
 
     fn current_watermark(&mut self) -> wasmtime::Result<i64> {
@@ -372,19 +404,12 @@ impl runtime::Host for HostState {
     }
 
     fn log(&mut self, level: runtime::Level, message: String) -> wasmtime::Result<()> {
-        let tag = &*self.tag;
-        match level {
-            runtime::Level::Trace => tracing::trace!(target: "weir::plugin", plugin = tag, "{message}"),
-            runtime::Level::Debug => tracing::debug!(target: "weir::plugin", plugin = tag, "{message}"),
-            runtime::Level::Info => tracing::info!(target: "weir::plugin", plugin = tag, "{message}"),
-            runtime::Level::Warn => tracing::warn!(target: "weir::plugin", plugin = tag, "{message}"),
-            runtime::Level::Error => tracing::error!(target: "weir::plugin", plugin = tag, "{message}"),
-        }
+        self.log.line(level, None, message.as_bytes(), 0);
         Ok(())
     }
 
     fn report_panic(&mut self, row: Option<u32>, message: String) -> wasmtime::Result<()> {
-        self.panic = Some((row, message));
+        self.panic = Some((row, cut(message, self.limits.error_message)));
         Ok(())
     }
 }

@@ -106,6 +106,7 @@ impl WasmConfig {
         Limits {
             memory: self.limits.memory.map_or(d.memory, |b| b.0),
             call_timeout: self.limits.call_timeout.map_or(d.call_timeout, |t| t.0),
+            ..d
         }
     }
 
@@ -131,6 +132,8 @@ impl WasmConfig {
     }
 }
 
+// `SpecError` is weir-spec's (what `OperatorKind::check` returns); its size is that crate's call.
+#[allow(clippy::result_large_err)]
 fn check_window(w: &WindowConfig, cx: &Check<'_>) -> Result<(), SpecError> {
     if cx.key_by.is_none() {
         return Err(cx.error_at("window.type", "window", "a window operator needs key_by (windows are per key)"));

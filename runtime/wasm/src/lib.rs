@@ -6,19 +6,27 @@
 //! * Every parallel task gets its own instance, created from a pre-instantiated
 //!   [`Plugin`]; guests get WASI with no capabilities (no files, network or
 //!   environment), stdout/stderr go to the host log tagged with the plugin.
-//! * Memory is capped per instance, and every call into a guest has a CPU
-//!   deadline (epoch interruption), so a guest that loops or eats memory fails
-//!   with an error naming plugin, operator and input, and the host stays up.
+//! * Memory is capped per instance, and every call into a guest has a
+//!   deadline (epoch interruption while it runs wasm code; WASI waits end
+//!   there too), so a guest that loops, sleeps or eats memory fails with an
+//!   error naming plugin, operator and input, and the host stays up.
+//! * What else a guest can make the host keep or write is bounded per task:
+//!   registered timers, log lines and log volume, error and panic messages
+//!   ([`Limits`]).
+//! * The compiled-component cache is authenticated: an entry whose MAC does
+//!   not verify is deleted and recompiled, never deserialized.
 
 mod bindings;
 mod cache;
 mod error;
+mod guest_log;
 mod host;
 mod kind;
 mod loader;
 mod log_stream;
 mod operator;
 mod snapshot;
+mod wait;
 mod window;
 
 pub use error::WasmError;

@@ -57,8 +57,7 @@ impl Drop for Ticker {
 pub(crate) struct Shared {
     pub engine: Engine,
     linker: Linker<HostState>,
-    cache_dir: Option<PathBuf>,
-    engine_key: String,
+    cache: Option<cache::Cache>,
     _ticker: Ticker,
 }
 
@@ -101,6 +100,7 @@ impl PluginLoader {
         let engine = Engine::new(&c).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
+        crate::wait::add_to_linker(&mut linker).map_err(|e| WasmError::Engine(format!("{e:#}")))?;
         Operator::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(|e| WasmError::Engine(format!("{e:#}")))?;
 
@@ -115,16 +115,8 @@ impl PluginLoader {
                 }
             })
             .map_err(|e| WasmError::Engine(format!("cannot start the epoch thread: {e}")))?;
-        let engine_key = cache::engine_key(&engine);
-        Ok(PluginLoader {
-            shared: Arc::new(Shared {
-                engine,
-                linker,
-                cache_dir: config.cache_dir,
-                engine_key,
-                _ticker: Ticker { stop },
-            }),
-        })
+        let cache = config.cache_dir.and_then(|d| cache::Cache::open(d, &engine));
+        Ok(PluginLoader { shared: Arc::new(Shared { engine, linker, cache, _ticker: Ticker { stop } }) })
     }
 
     /// Load a plugin from a `.wasm` file. Its name is the file's stem and its
@@ -167,8 +159,8 @@ impl PluginLoader {
     }
 
     fn compile(&self, bytes: &[u8], meta: &PluginMeta) -> Result<Component, WasmError> {
-        let cached = self.shared.cache_dir.as_ref().map(|d| cache::path(d, &meta.digest, &self.shared.engine_key));
-        if let Some(c) = cached.as_deref().and_then(|p| cache::load(&self.shared.engine, p)) {
+        let cache = self.shared.cache.as_ref();
+        if let Some(c) = cache.and_then(|c| c.load(&self.shared.engine, &meta.digest)) {
             tracing::debug!(plugin = %meta, "loaded compiled plugin from cache");
             return Ok(c);
         }
@@ -176,8 +168,8 @@ impl PluginLoader {
         let component = Component::new(&self.shared.engine, bytes)
             .map_err(|e| WasmError::Compile { plugin: meta.to_string(), message: format!("{e:#}") })?;
         tracing::debug!(plugin = %meta, elapsed = ?t0.elapsed(), "compiled plugin");
-        if let Some(p) = cached {
-            cache::store(&component, &p);
+        if let Some(c) = cache {
+            c.store(&component, &meta.digest);
         }
         Ok(component)
     }

@@ -1,5 +1,7 @@
-//! Guest stdout/stderr, forwarded line by line to the host log, tagged with the
-//! plugin and operator.
+//! Guest stdout/stderr, forwarded line by line to the host log through the
+//! task's [`GuestLog`] (tagged with plugin, operator and task; lines cut to
+//! its line limit, volume rate-limited). A line is held until its newline (or
+//! the instance's end) in at most the line limit of memory.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -9,33 +11,58 @@ use bytes::Bytes;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-/// Longest line kept; longer output is logged in pieces of this size.
-const MAX_LINE: usize = 16 * 1024;
+use crate::bindings::runtime::Level;
+use crate::guest_log::GuestLog;
 
 #[derive(Clone)]
 pub(crate) struct LogStream {
-    inner: Arc<Mutex<Vec<u8>>>,
-    tag: Arc<str>,
+    inner: Arc<Mutex<Pending>>,
+}
+
+/// The line being written: its first bytes, up to the line limit, and how
+/// many more there were.
+struct Pending {
+    log: GuestLog,
     stream: &'static str,
+    line: Vec<u8>,
+    cut: usize,
+}
+
+impl Pending {
+    fn push(&mut self, bytes: &[u8]) {
+        let take = bytes.len().min(self.log.line_max().saturating_sub(self.line.len()));
+        self.line.extend_from_slice(&bytes[..take]);
+        self.cut += bytes.len() - take;
+    }
+
+    fn end_line(&mut self) {
+        self.log.line(Level::Info, Some(self.stream), &self.line, self.cut);
+        self.line.clear();
+        self.cut = 0;
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.line.is_empty() || self.cut > 0 {
+            self.end_line();
+        }
+    }
 }
 
 impl LogStream {
-    pub fn new(tag: Arc<str>, stream: &'static str) -> Self {
-        LogStream { inner: Arc::default(), tag, stream }
+    pub fn new(log: GuestLog, stream: &'static str) -> Self {
+        LogStream { inner: Arc::new(Mutex::new(Pending { log, stream, line: Vec::new(), cut: 0 })) }
     }
 
-    fn write_bytes(&self, bytes: &[u8]) {
-        let mut buf = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        buf.extend_from_slice(bytes);
-        while let Some(nl) = buf.iter().position(|&b| b == b'\n').or((buf.len() >= MAX_LINE).then_some(MAX_LINE)) {
-            let cut = nl.min(buf.len());
-            let line: Vec<u8> = buf.drain(..cut).collect();
-            if buf.first() == Some(&b'\n') {
-                buf.remove(0);
-            }
-            let line = String::from_utf8_lossy(&line);
-            tracing::info!(target: "weir::plugin", plugin = %self.tag, stream = self.stream, "{}", line.trim_end_matches('\r'));
+    fn write_bytes(&self, mut bytes: &[u8]) {
+        let mut p = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(nl) = bytes.iter().position(|&b| b == b'\n') {
+            p.push(&bytes[..nl]);
+            p.end_line();
+            bytes = &bytes[nl + 1..];
         }
+        p.push(bytes);
     }
 }
 

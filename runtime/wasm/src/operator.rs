@@ -15,24 +15,42 @@ use weir_state::{KeyGroups, KeyedStateBackend, RestoreFiles, StateBackendFactory
 
 use crate::bindings::{self, runtime, types};
 use crate::loader::{Plugin, Shared, EPOCH_TICK};
-use crate::host::{swap_instance, HostState, MemoryLimiter};
+use crate::guest_log::{cut, GuestLog};
+use crate::host::{arm, swap_instance, HostState, MemoryLimiter};
 use weir_engine::now_ms;
 use crate::log_stream::LogStream;
 use weir_engine::Domain;
 use crate::WasmError;
 
-/// Sandbox limits of one operator.
+/// Sandbox limits of one operator: what each of its tasks may use.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     /// Maximum linear memory of one instance, in bytes.
     pub memory: usize,
-    /// Maximum time of one call into the guest (open, a batch, fired timers).
+    /// Maximum time of one call into the guest (open, a batch, fired timers),
+    /// running wasm code or waiting in WASI.
     pub call_timeout: Duration,
+    /// Maximum number of timers registered at once (both time domains).
+    pub timers: usize,
+    /// Longest log line kept (a `log` call or a line of stdout/stderr), in
+    /// bytes; the rest is cut.
+    pub log_line: usize,
+    /// Log bytes per second; lines over it are dropped and counted.
+    pub log_rate: usize,
+    /// Longest error or panic message of the guest kept, in bytes.
+    pub error_message: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { memory: 256 << 20, call_timeout: Duration::from_secs(5) }
+        Limits {
+            memory: 256 << 20,
+            call_timeout: Duration::from_secs(5),
+            timers: 1_000_000,
+            log_line: 8 << 10,
+            log_rate: 1 << 20,
+            error_message: 4 << 10,
+        }
     }
 }
 
@@ -65,7 +83,6 @@ pub struct WasmOperator {
     plugin: String,
     operator: String,
     task: u32,
-    deadline: Duration,
     /// Engine port of each guest side output (`None`: nobody reads it).
     port_map: Vec<Option<usize>>,
     /// Records emitted to side outputs that the dataflow does not read.
@@ -107,7 +124,7 @@ impl Plugin {
             return Err((err, state));
         };
         let mut store = self.new_store(ctx, settings, state);
-        store.set_epoch_deadline(ticks(settings.limits.call_timeout));
+        arm(&mut store);
         let bindings = match pre.instantiate(&mut store) {
             Ok(b) => b,
             Err(e) => {
@@ -121,7 +138,6 @@ impl Plugin {
             plugin,
             operator: ctx.node.to_string(),
             task: ctx.task_index,
-            deadline: settings.limits.call_timeout,
             port_map: Vec::new(),
             unconsumed: 0,
             ctx: TaskContext { restore: None, ..ctx.clone() },
@@ -132,14 +148,16 @@ impl Plugin {
     /// A sandboxed store for one task over its keyed state backend: WASI
     /// without capabilities and the memory limit.
     pub(crate) fn new_store(&self, ctx: &TaskContext, settings: &OperatorSettings, state: Box<dyn KeyedStateBackend>) -> Store<HostState> {
-        let tag: Arc<str> = format!("{}/{}[{}]", self.meta, ctx.node, ctx.task_index).into();
-        // No preopened directories, environment, arguments or network.
+        let log = GuestLog::new(&self.meta.to_string(), &ctx.node, ctx.task_index, &settings.limits);
+        // No preopened directories, environment, arguments or network; stdin
+        // is closed (reads end at once).
         let wasi = WasiCtxBuilder::new()
             .allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false)
-            .stdout(LogStream::new(tag.clone(), "stdout"))
-            .stderr(LogStream::new(tag.clone(), "stderr"))
+            .stdin(std::io::empty())
+            .stdout(LogStream::new(log.clone(), "stdout"))
+            .stderr(LogStream::new(log.clone(), "stderr"))
             .build();
         let host = HostState {
             wasi,
@@ -161,7 +179,10 @@ impl Plugin {
                 task_index: ctx.task_index,
                 parallelism: ctx.parallelism,
             },
-            tag,
+            log,
+            limits: settings.limits.clone(),
+            deadline: std::time::Instant::now() + settings.limits.call_timeout,
+            row: None,
         };
         let mut store = Store::new(&self.shared.engine, host);
         store.limiter(|s| &mut s.limiter);
@@ -186,12 +207,12 @@ pub(crate) fn ticks(timeout: Duration) -> u64 {
 impl WasmOperator {
     fn open(&mut self, config: &[(String, String)], wanted: &[String]) -> Result<(), WasmError> {
         self.store.data_mut().opening = true;
-        self.store.set_epoch_deadline(ticks(self.deadline));
+        arm(&mut self.store);
         let r = self.bindings.weir_operator_handler().call_open(&mut self.store, config);
         self.store.data_mut().opening = false;
         match r {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => return Err(self.open_error(message)),
+            Ok(Err(message)) => return Err(self.open_error(cut(message, self.store.data().limits.error_message))),
             Err(e) => return Err(self.trap(e, "open").0),
         }
         let declared = self.store.data().outputs.clone();
@@ -236,7 +257,7 @@ impl WasmOperator {
     /// Turn a failed call into an error, with the input row it concerns if known.
     fn trap(&mut self, e: wasmtime::Error, call: &str) -> (WasmError, Option<u32>) {
         let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
-        caller.failed(self.store.data_mut(), e, call, self.deadline)
+        caller.failed(self.store.data_mut(), e, call)
     }
 
     fn contract(&self, message: String) -> OperatorError {
@@ -260,7 +281,8 @@ impl WasmOperator {
             Ok(Ok(emitted)) => self.emit(emitted, origins, out),
             Ok(Err(e)) => {
                 let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
-                Err(OperatorError::new(caller.guest_error(call, e.message)).at(at(e.row)))
+                let limit = self.store.data().limits.error_message;
+                Err(OperatorError::new(caller.guest_error(call, e.message, limit)).at(at(e.row)))
             }
             Err(e) => {
                 let (err, row) = self.trap(e, call);
@@ -276,11 +298,15 @@ impl WasmOperator {
             return Err(self.contract(format!("it emitted {n} records but {} causes", causes.len())));
         }
         let mut batch_origins = Vec::with_capacity(n);
-        for c in causes {
+        for (i, &c) in causes.iter().enumerate() {
             match origins.get(c as usize) {
                 Some(o) => batch_origins.push(*o),
                 None => {
-                    return Err(self.contract(format!("an emitted record names input row {c} of a {}-row input", origins.len())))
+                    let key = key_of(&r.keys, &r.key_ends, i);
+                    return Err(self.contract(format!(
+                        "its emitted record {i}{key} names input row {c} as its cause, of a {}-row input",
+                        origins.len()
+                    )));
                 }
             }
         }
@@ -293,7 +319,12 @@ impl WasmOperator {
             headers: r.headers.into_iter().map(|h| Header { row: h.row, name: h.name, value: h.value }).collect(),
             origins: batch_origins,
         };
-        batch.validate().map_err(|m| self.contract(format!("it emitted a malformed batch: {m}")))?;
+        if let Err(m) = batch.validate() {
+            // The input row whose output is broken, when one is.
+            let at = first_bad_row(&batch).filter(|&i| i < n).map(|i| (causes[i], batch.origins[i]));
+            let row = at.map_or(String::new(), |(c, _)| format!(" (an output of input row {c})"));
+            return Err(self.contract(format!("it emitted a malformed batch{row}: {m}")).at(at.map(|(_, o)| o)));
+        }
         if outputs.is_empty() {
             let main = out.main();
             if main.is_empty() { *main = batch } else { main.append(&batch) }
@@ -309,10 +340,13 @@ impl WasmOperator {
                 match self.port_map.get(o as usize - 1) {
                     Some(p) => *p,
                     None => {
-                        return Err(self.contract(format!(
-                            "it emitted to output {o}, but declared only {} side outputs",
-                            self.port_map.len()
-                        )))
+                        return Err(self
+                            .contract(format!(
+                                "its emitted record {i} (an output of input row {}) goes to output {o}, but it declared only {} side outputs",
+                                causes[i],
+                                self.port_map.len()
+                            ))
+                            .at(Some(batch.origins[i])))
                     }
                 }
             };
@@ -336,7 +370,7 @@ impl WasmOperator {
             });
         }
         self.set_scopes(&fired.keys, &fired.key_ends);
-        self.store.set_epoch_deadline(ticks(self.deadline));
+        arm(&mut self.store);
         let r = self.bindings.weir_operator_handler().call_on_timer(&mut self.store, &fired);
         self.handle(r, &vec![TIMER_ORIGIN; due.len()], "on-timer", out)
     }
@@ -411,7 +445,7 @@ impl Operator for WasmOperator {
             timestamps,
             headers: headers.into_iter().map(|h| types::Header { row: h.row, name: h.name, value: h.value }).collect(),
         };
-        self.store.set_epoch_deadline(ticks(self.deadline));
+        arm(&mut self.store);
         let r = self.bindings.weir_operator_handler().call_process(&mut self.store, &batch);
         self.handle(r, &origins, "process", out)
     }
@@ -434,6 +468,32 @@ impl Operator for WasmOperator {
     }
 }
 
+/// ` (key "…")` of emitted row `i`, if its key bytes are where `ends` says
+/// (at most 64 bytes of it), for contract errors.
+fn key_of(keys: &[u8], ends: &[u32], i: usize) -> String {
+    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+    match keys.get(start..ends[i] as usize) {
+        Some(k) => format!(" (key {:?})", String::from_utf8_lossy(&k[..k.len().min(64)])),
+        None => String::new(),
+    }
+}
+
+/// The first row of a batch whose key or value end is out of order or past
+/// the bytes (what [`RecordBatch::validate`] refuses row by row).
+fn first_bad_row(b: &RecordBatch) -> Option<usize> {
+    let bad = |ends: &[u32], len: usize| {
+        let mut prev = 0;
+        ends.iter().position(|&e| {
+            let bad = e < prev || e as usize > len;
+            prev = e;
+            bad
+        })
+    };
+    match (bad(&b.key_ends, b.keys.len()), bad(&b.value_ends, b.values.len())) {
+        (Some(k), Some(v)) => Some(k.min(v)),
+        (k, v) => k.or(v),
+    }
+}
 
 /// Creates a [`WasmOperator`] per parallel task.
 pub struct WasmOperatorFactory {

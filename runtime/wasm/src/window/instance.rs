@@ -9,8 +9,9 @@ use super::operator::WindowOperator;
 use weir_engine::window::{store, WindowSpec};
 use crate::bindings::types;
 use crate::loader::Plugin;
-use crate::host::swap_instance;
-use crate::operator::{ticks, OperatorSettings};
+use crate::guest_log::cut;
+use crate::host::{arm, swap_instance};
+use crate::operator::OperatorSettings;
 use crate::WasmError;
 
 impl Plugin {
@@ -71,7 +72,7 @@ impl Plugin {
             return Err((WasmError::WrongWorld { plugin, operator, found: self.meta.world, needs }, state));
         };
         let mut store = self.new_store(ctx, settings, state);
-        store.set_epoch_deadline(ticks(settings.limits.call_timeout));
+        arm(&mut store);
         let bindings = match pre.instantiate(&mut store) {
             Ok(b) => b,
             Err(e) => {
@@ -87,7 +88,6 @@ impl Plugin {
             plugin,
             operator,
             task: ctx.task_index,
-            deadline: settings.limits.call_timeout,
             late_port: ctx.side_outputs.iter().position(|s| *s == spec.late_output).map(|p| p + 1),
             late_unread: 0,
             ctx: TaskContext { restore: None, ..ctx.clone() },
@@ -123,12 +123,13 @@ impl WindowOperator {
 impl WindowOperator {
     pub(super) fn open(&mut self, config: &[(String, String)]) -> Result<(), WasmError> {
         self.store.data_mut().opening = true;
-        self.store.set_epoch_deadline(ticks(self.deadline));
+        arm(&mut self.store);
         let r = self.bindings.weir_operator0_2_0_window().call_open(&mut self.store, config);
         self.store.data_mut().opening = false;
         match r {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => {
+                let message = cut(message, self.store.data().limits.error_message);
                 Err(WasmError::Open { plugin: self.plugin.clone(), operator: self.operator.clone(), task: self.task, message })
             }
             Err(e) => Err(self.trap(e, "open").0),
@@ -160,7 +161,7 @@ impl WindowOperator {
     /// Turn a failed call into an error, with the row it concerns if known.
     pub(super) fn trap(&mut self, e: wasmtime::Error, call: &str) -> (WasmError, Option<u32>) {
         let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
-        caller.failed(self.store.data_mut(), e, call, self.deadline)
+        caller.failed(self.store.data_mut(), e, call)
     }
 
     /// The outcome of a guest call: its value, or an error at the origin of the row it names.
@@ -174,7 +175,8 @@ impl WindowOperator {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => {
                 let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
-                Err(OperatorError::new(caller.guest_error(call, e.message)).at(origin(e.row)))
+                let limit = self.store.data().limits.error_message;
+                Err(OperatorError::new(caller.guest_error(call, e.message, limit)).at(origin(e.row)))
             }
             Err(e) => {
                 let (err, row) = self.trap(e, call);

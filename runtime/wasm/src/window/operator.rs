@@ -14,7 +14,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasmtime::Store;
 use weir_engine::{Emitter, Operator, OperatorError, Origin, RecordBatch, SnapshotWriter, NO_TIMESTAMP};
@@ -26,7 +25,7 @@ use crate::bindings::v0_2::{window as wit, WindowOperator as Bindings};
 use crate::loader::Shared;
 use crate::host::HostState;
 use weir_engine::now_ms;
-use crate::operator::{ticks, TIMER_ORIGIN};
+use crate::operator::TIMER_ORIGIN;
 use weir_engine::Domain;
 use crate::WasmError;
 
@@ -60,7 +59,6 @@ pub struct WindowOperator {
     pub(super) plugin: String,
     pub(super) operator: String,
     pub(super) task: u32,
-    pub(super) deadline: Duration,
     /// Engine port of the late side output (`None`: nobody reads it).
     pub(super) late_port: Option<usize>,
     /// Records later than the allowed lateness that no node reads (counted,
@@ -179,7 +177,7 @@ impl WindowOperator {
             w.accumulators.push(acc);
             meta.push((key, b, origin));
         }
-        self.store.set_epoch_deadline(ticks(self.deadline));
+        crate::host::arm(&mut self.store);
         let r = self.bindings.weir_operator0_2_0_window().call_get_result(&mut self.store, &w);
         let results = self.result(r, "get-result", |row| row.and_then(|r| meta.get(r as usize)).map(|m| m.2))?;
         if results.len() != meta.len() {
@@ -273,7 +271,7 @@ impl Operator for WindowOperator {
                 accs.extend(g.iter().cloned());
                 group_ends.push(accs.len() as u32);
             }
-            self.store.set_epoch_deadline(ticks(self.deadline));
+            crate::host::arm(&mut self.store);
             let r = self.bindings.weir_operator0_2_0_window().call_merge(&mut self.store, &accs, &group_ends);
             let m = self.result(r, "merge", |_| input.origins.first().copied())?;
             if m.len() != merges.len() {
@@ -299,7 +297,7 @@ impl Operator for WindowOperator {
         let batch = types::Batch { keys, key_ends, values, value_ends, timestamps, headers };
         if !on_time.is_empty() {
             let (rows, targets): (Vec<u32>, Vec<u32>) = on_time.iter().map(|&(r, s)| (r, s as u32)).unzip();
-            self.store.set_epoch_deadline(ticks(self.deadline));
+            crate::host::arm(&mut self.store);
             let r = self.bindings.weir_operator0_2_0_window().call_add(&mut self.store, &current, &batch, &rows, &targets);
             let accs = self.result(r, "add", |row| row.and_then(|r| origins.get(r as usize)).copied())?;
             if accs.len() != slots.len() {
@@ -311,7 +309,7 @@ impl Operator for WindowOperator {
         for (row, slot) in late {
             let one = row_batch(&batch, row as usize);
             let acc = vec![current[slot].take()];
-            self.store.set_epoch_deadline(ticks(self.deadline));
+            crate::host::arm(&mut self.store);
             let r = self.bindings.weir_operator0_2_0_window().call_add(&mut self.store, &acc, &one, &[0], &[0]);
             let origin = origins.get(row as usize).copied();
             let mut accs = self.result(r, "add", |_| origin)?;
