@@ -218,7 +218,7 @@ fn run_query(
     let src = df.add_source("events", 1, Arc::new(Replay(input.clone())))?;
     if windowed(query) {
         // The records' timestamps are the events' dateTime already.
-        df.set_event_time(src, EventTime { field: None, out_of_orderness: OUT_OF_ORDERNESS, idle_timeout: None })?;
+        df.set_event_time(src, EventTime { field: None, out_of_orderness: OUT_OF_ORDERNESS, idle_timeout: None, unit: None })?;
     }
     // The stateless queries spread the events round-robin; the others key them.
     let stages = stages(query);

@@ -59,7 +59,7 @@ fn run_count(
         let nodes = df
             .node_names()
             .into_iter()
-            .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.name().into(), parallelism: p, plugin: None, plugin_sha256: None })
+            .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.name().into(), parallelism: p, plugin: None, plugin_sha256: None, state_shape: None })
             .collect();
         let storage = Arc::new(Storage::open(dir.join("store").to_str().expect("utf-8"), "state-bench", nodes, 1000)?);
         df.set_checkpointing(CheckpointConfig { interval: Some(interval), store: storage, staging_dir: dir.join("staging"), first_epoch: 1 });
@@ -163,7 +163,7 @@ fn big_rocksdb_checkpoint(tmp: &Path, keys: u64) -> anyhow::Result<()> {
     db.len(s)?; // writes the cache back
     let write = t.elapsed();
     let logical = keys * (VALUE as u64 + 8);
-    let nodes = vec![NodeInfo { name: "big".into(), kind: "operator".into(), parallelism: 1, plugin: None, plugin_sha256: None }];
+    let nodes = vec![NodeInfo { name: "big".into(), kind: "operator".into(), parallelism: 1, plugin: None, plugin_sha256: None, state_shape: None }];
     let store_dir = tmp.join("big-store");
     let storage = Storage::open(store_dir.to_str().expect("utf-8"), "big", nodes, 2)?;
     let checkpoint = |epoch: u64, db: &mut RocksBackend| -> anyhow::Result<(Duration, Duration, u64)> {

@@ -85,7 +85,7 @@ pub fn run(engine: &PluginLoader, v1: &Path, v2: &Path, swaps: usize) -> anyhow:
     let nodes = df
         .node_names()
         .into_iter()
-        .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.name().into(), parallelism: p, plugin: None, plugin_sha256: None })
+        .map(|(n, k, p)| NodeInfo { name: n.into(), kind: k.name().into(), parallelism: p, plugin: None, plugin_sha256: None, state_shape: None })
         .collect();
     let storage = Arc::new(Storage::open(tmp.path().join("store").to_str().expect("utf-8"), "swap-bench", nodes, 3)?);
     df.set_checkpointing(CheckpointConfig {

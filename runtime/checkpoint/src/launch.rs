@@ -60,6 +60,7 @@ pub fn open_storage(spec: &PipelineSpec, planned: &Planned) -> Result<Option<Sto
             parallelism: n.parallelism,
             plugin: n.logic.as_ref().map(|l| l.label.clone()),
             plugin_sha256: n.logic.as_ref().map(|l| l.digest.clone()),
+            state_shape: n.state_shape.clone(),
         })
         .collect();
     let retain = spec.checkpoint.as_ref().map_or(3, |c| c.retain);

@@ -354,6 +354,16 @@ impl Storage {
             )));
         }
         for (old, new) in m.nodes.iter().zip(&nodes) {
+            if let (Some(was), Some(is)) = (&old.state_shape, &new.state_shape)
+                && was != is
+            {
+                return Err(CheckpointError::Incompatible(format!(
+                    "{} holds {name}, in which operator '{}' keeps state of the shape {was}, but the spec now says {is}; \
+                     restoring would mix the two (windows of the old size with the new): start afresh (--fresh), or \
+                     run it with its old settings",
+                    self.location, new.name
+                )));
+            }
             if old.plugin_sha256 != new.plugin_sha256 && old.plugin_sha256.is_some() {
                 tracing::info!(
                     "operator '{}' restores state written by plugin {} (sha256 {}) into {} (sha256 {})",

@@ -19,6 +19,10 @@ pub struct NodeInfo {
     pub plugin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin_sha256: Option<String>,
+    /// What the node's keyed state layout depends on (a window operator's
+    /// windows): state written under another shape is not restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_shape: Option<String>,
 }
 
 /// A stored file: its name in the task's snapshot, where it is relative to

@@ -510,3 +510,69 @@ fn unread_late_records_are_reported() {
     );
     assert_eq!(norm(parts(&out).concat()), golden("tumbling", "expected.jsonl"));
 }
+
+/// What would fail at start fails `weir validate`: a side output the plugin
+/// does not declare, key_by on records that have no such key, and a window
+/// whose shape changed under restored state.
+#[test]
+fn validate_finds_what_would_fail_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "{\"user\":\"a\",\"ts\":1767225600000}\n{\"user\":\"b\",\"ts\":1767225660000}\n").unwrap();
+    let validate = |name: &str, spec: String| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, spec).unwrap();
+        let o = weir(&["validate", p.to_str().unwrap()], &[]);
+        assert!(!o.status.success(), "{name} validates");
+        stderr(&o)
+    };
+    // word_count declares no side output.
+    let err = validate(
+        "side.yaml",
+        format!(
+            "name: s\nsources: [{{name: in, type: file, path: '{}'}}]\noperators:\n  - {{name: count, plugin: '${{WEIR_PLUGINS}}/word_count.wasm', input: in, config: {{stage: tokenize}}}}\nsinks: [{{name: out, type: stdout, input: count.oops}}]\n",
+            input.display()
+        ),
+    );
+    assert!(err.contains("the pipeline reads side output 'oops', but the plugin declares these side outputs: none"), "{err}");
+    let lines = |key_by: &str| {
+        format!(
+            "name: k\nsources: [{{name: in, type: file, path: '{}'}}]\noperators:\n  - {{name: count, plugin: '${{WEIR_PLUGINS}}/word_count.wasm', input: in, key_by: '{key_by}'}}\nsinks: [{{name: out, type: stdout, input: count}}]\n",
+            input.display()
+        )
+    };
+    let err = validate("key.yaml", lines("key"));
+    assert!(
+        err.contains("key.yaml:4:1: operator 'count': key_by: key, but source 'in' reads lines of text (format: lines) without keys, so every record would be under one empty key"),
+        "{err}"
+    );
+    let err = validate("field.yaml", lines("$.user"));
+    assert!(err.contains("operator 'count': key_by: $.user, but source 'in' reads lines of text (format: lines), not JSON values, so they have no fields"), "{err}");
+
+    // A window run to its end, kept as a savepoint; then the window's size changes.
+    let state = dir.path().join("state");
+    let out = dir.path().join("out");
+    let window = |size: &str| {
+        format!(
+            "name: w\nstate: {{dir: '{}'}}\ncheckpoint: {{interval: 1s}}\nsources: [{{name: in, type: file, path: '{}', format: json_lines, timestamp: $.ts}}]\noperators:\n  - {{name: win, plugin: '${{WEIR_PLUGINS}}/window_count.wasm', input: in, key_by: $.user, window: {{type: tumbling, size: {size}}}}}\nsinks: [{{name: out, type: file, path: '{}', input: win}}]\n",
+            state.display(),
+            input.display(),
+            out.display()
+        )
+    };
+    let p = dir.path().join("w.yaml");
+    std::fs::write(&p, window("1m")).unwrap();
+    let o = weir(&["run", p.to_str().unwrap(), "--progress", "0"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = weir(&["savepoint", p.to_str().unwrap(), "before"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(&p, window("5m")).unwrap();
+    let o = weir(&["run", p.to_str().unwrap(), "--progress", "0", "--from-savepoint", "before"], &[]);
+    let err = stderr(&o);
+    assert!(!o.status.success(), "a changed window resumed: {err}");
+    assert!(
+        err.contains("operator 'win' keeps state of the shape") && err.contains("\"size\":60000") && err.contains("\"size\":300000")
+            && err.contains("start afresh (--fresh)"),
+        "{err}"
+    );
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
-use weir_spec::{BuildContext, BuildError, Check, SourceConnector, SpecError};
+use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -47,6 +47,15 @@ impl SourceConnector for FileSources {
 
     fn build(&self, config: FileSource, _: &BuildContext<'_>) -> Result<Arc<dyn SourceFactory>, BuildError> {
         Ok(Arc::new(config))
+    }
+
+    /// Records have empty keys; values are JSON with `format: json_lines`.
+    fn records(&self, config: &FileSource) -> RecordShape {
+        let (json, described) = match config.format {
+            FileFormat::Lines => (false, "lines of text (format: lines)"),
+            FileFormat::JsonLines => (true, "JSON lines"),
+        };
+        RecordShape { keyed: Some(false), json: Some(json), described }
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext};
-use weir_spec::{BuildContext, BuildError, Check, SourceConnector, SpecError};
+use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
 
 /// A generator source's definition: `type: generator` (`seed`, `count`
 /// (omitted: unbounded), `rate`, `keys`, `start_ms`).
@@ -66,6 +66,10 @@ impl SourceConnector for Generators {
 
     fn build(&self, g: GeneratorSpec, _: &BuildContext<'_>) -> Result<Arc<dyn SourceFactory>, BuildError> {
         Ok(Arc::new(GeneratorSource(Arc::new(g))))
+    }
+
+    fn records(&self, _: &GeneratorSpec) -> RecordShape {
+        RecordShape { keyed: Some(true), json: Some(true), described: "generated events" }
     }
 }
 

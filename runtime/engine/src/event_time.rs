@@ -26,6 +26,19 @@ pub struct EventTime {
     pub out_of_orderness: Duration,
     /// Mark the source idle after this long without records.
     pub idle_timeout: Option<Duration>,
+    /// The unit of numeric timestamps in `field`; `None`: milliseconds, and
+    /// numbers that look like seconds are refused rather than read as 1970.
+    #[serde(default)]
+    pub unit: Option<TimeUnit>,
+}
+
+/// The unit of numeric epoch timestamps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TimeUnit {
+    Seconds,
+    Millis,
+    Micros,
+    Nanos,
 }
 
 /// A source task's watermark generator.
@@ -61,7 +74,7 @@ impl WatermarkGenerator {
     pub fn assign(&self, batch: &mut RecordBatch) -> Result<(), (usize, String)> {
         let Some(path) = &self.config.field else { return Ok(()) };
         for i in 0..batch.len() {
-            batch.timestamps[i] = timestamp_of(batch.value(i), path).map_err(|m| (i, m))?;
+            batch.timestamps[i] = timestamp_of(batch.value(i), path, self.config.unit).map_err(|m| (i, m))?;
         }
         Ok(())
     }
@@ -144,9 +157,9 @@ impl WatermarkTracker {
     }
 }
 
-/// A record's event time from a JSON field: milliseconds (a number) or an
-/// RFC 3339 string.
-pub(crate) fn timestamp_of(value: &[u8], path: &[String]) -> Result<i64, String> {
+/// A record's event time from a JSON field: a number of `unit`s since the
+/// epoch (milliseconds by default) or an RFC 3339 string.
+pub(crate) fn timestamp_of(value: &[u8], path: &[String], unit: Option<TimeUnit>) -> Result<i64, String> {
     let v: serde_json::Value =
         serde_json::from_slice(value).map_err(|e| format!("value is not JSON ({e}), so it has no timestamp field"))?;
     let mut cur = &v;
@@ -155,10 +168,23 @@ pub(crate) fn timestamp_of(value: &[u8], path: &[String]) -> Result<i64, String>
     }
     let field = path.join(".");
     match cur {
-        serde_json::Value::Number(n) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .ok_or_else(|| format!("timestamp field '{field}' is {n}, not milliseconds since the epoch")),
+        serde_json::Value::Number(n) => {
+            let v = n
+                .as_i64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
+                .ok_or_else(|| format!("timestamp field '{field}' is {n}, not a number of milliseconds since the epoch"))?;
+            match unit {
+                // 10^9..10^11 ms is January to March 1970, but seconds of 2001 to 5138.
+                None if (1_000_000_000..100_000_000_000).contains(&v) => Err(format!(
+                    "timestamp field '{field}' is {v}: as milliseconds that is in January 1970, as seconds it is a recent time; \
+                     set the source's timestamp_unit (s or ms) to say which"
+                )),
+                None | Some(TimeUnit::Millis) => Ok(v),
+                Some(TimeUnit::Seconds) => Ok(v.saturating_mul(1000)),
+                Some(TimeUnit::Micros) => Ok(v / 1000),
+                Some(TimeUnit::Nanos) => Ok(v / 1_000_000),
+            }
+        }
         serde_json::Value::String(s) => parse_rfc3339(s)
             .ok_or_else(|| format!("timestamp field '{field}' is \"{s}\", not an RFC 3339 time like 2026-01-02T03:04:05Z")),
         other => Err(format!("timestamp field '{field}' is {other}, not a number of milliseconds or an RFC 3339 string")),
@@ -213,21 +239,27 @@ mod tests {
     #[test]
     fn timestamps_from_json_fields() {
         let p = |s: &str| s.split('.').map(String::from).collect::<Vec<_>>();
-        assert_eq!(timestamp_of(br#"{"ts":1700000000123}"#, &p("ts")), Ok(1_700_000_000_123));
-        assert_eq!(timestamp_of(br#"{"e":{"at":"1970-01-01T00:00:01.5Z"}}"#, &p("e.at")), Ok(1500));
-        assert_eq!(timestamp_of(br#"{"t":"2024-02-29T12:00:00+01:00"}"#, &p("t")), Ok(1_709_204_400_000));
-        assert_eq!(timestamp_of(br#"{"x":1}"#, &p("ts")), Err("value has no timestamp field 'ts'".into()));
+        assert_eq!(timestamp_of(br#"{"ts":1700000000123}"#, &p("ts"), None), Ok(1_700_000_000_123));
+        assert_eq!(timestamp_of(br#"{"e":{"at":"1970-01-01T00:00:01.5Z"}}"#, &p("e.at"), None), Ok(1500));
+        assert_eq!(timestamp_of(br#"{"t":"2024-02-29T12:00:00+01:00"}"#, &p("t"), None), Ok(1_709_204_400_000));
+        assert_eq!(timestamp_of(br#"{"x":1}"#, &p("ts"), None), Err("value has no timestamp field 'ts'".into()));
         assert_eq!(
-            timestamp_of(br#"{"ts":"yesterday"}"#, &p("ts")),
+            timestamp_of(br#"{"ts":"yesterday"}"#, &p("ts"), None),
             Err("timestamp field 'ts' is \"yesterday\", not an RFC 3339 time like 2026-01-02T03:04:05Z".into())
         );
-        assert!(timestamp_of(b"nope", &p("ts")).unwrap_err().contains("not JSON"));
+        assert!(timestamp_of(b"nope", &p("ts"), None).unwrap_err().contains("not JSON"));
+        // Epoch seconds are not read as 1970 milliseconds: the unit must be said.
+        let e = timestamp_of(br#"{"ts":1700000000}"#, &p("ts"), None).unwrap_err();
+        assert!(e.contains("is 1700000000: as milliseconds that is in January 1970") && e.contains("timestamp_unit"), "{e}");
+        assert_eq!(timestamp_of(br#"{"ts":1700000000}"#, &p("ts"), Some(TimeUnit::Seconds)), Ok(1_700_000_000_000));
+        assert_eq!(timestamp_of(br#"{"ts":1700000000123456}"#, &p("ts"), Some(TimeUnit::Micros)), Ok(1_700_000_000_123));
+        assert_eq!(timestamp_of(br#"{"ts":5000}"#, &p("ts"), None), Ok(5000), "small times (tests) stay milliseconds");
     }
 
     #[test]
     fn bounded_out_of_orderness_watermarks() {
         let mut g = WatermarkGenerator::new(
-            EventTime { field: None, out_of_orderness: Duration::from_millis(100), idle_timeout: None },
+            EventTime { field: None, out_of_orderness: Duration::from_millis(100), idle_timeout: None, unit: None },
             None,
         );
         let mut b = RecordBatch::default();

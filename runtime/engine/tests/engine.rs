@@ -438,8 +438,8 @@ fn watermarks_are_the_minimum_of_the_inputs_and_an_idle_input_is_left_out() {
     let a = df.add_source("busy", 1, Arc::new(busy)).unwrap();
     let b = df.add_source("quiet", 1, Arc::new(quiet)).unwrap();
     let ooo = Duration::from_millis(50);
-    df.set_event_time(a, EventTime { field: None, out_of_orderness: ooo, idle_timeout: None }).unwrap();
-    df.set_event_time(b, EventTime { field: None, out_of_orderness: ooo, idle_timeout: Some(Duration::from_millis(100)) }).unwrap();
+    df.set_event_time(a, EventTime { field: None, out_of_orderness: ooo, idle_timeout: None, unit: None }).unwrap();
+    df.set_event_time(b, EventTime { field: None, out_of_orderness: ooo, idle_timeout: Some(Duration::from_millis(100)), unit: None }).unwrap();
     let (l, e) = (log.clone(), quiet_ended.clone());
     let op = df
         .add_operator(

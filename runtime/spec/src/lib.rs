@@ -43,8 +43,8 @@ mod validate;
 pub use error::SpecError;
 pub use plan::{build_env, plan, Planned, PlannedNode, RegistryResolver};
 pub use registry::{
-    BuildContext, BuildEnv, BuildError, BuiltOperator, Check, Extensions, Logic, OperatorKind, Registry, SinkConnector,
-    SourceConnector, StateBackend, DEFAULT_OPERATOR,
+    BuildContext, BuildEnv, BuildError, BuiltOperator, Check, Extensions, Logic, OperatorKind, RecordShape, Registry,
+    SinkConnector, SourceConnector, StateBackend, DEFAULT_OPERATOR,
 };
 pub use units::{parse_bytes, parse_duration};
 pub use validate::{CheckpointDef, InputRef, NodeDef, PipelineSpec, PluginRef, StateDef};

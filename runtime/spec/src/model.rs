@@ -55,7 +55,7 @@ pub(crate) struct RawCheckpoint {
     pub retain: Option<Spanned<u64>>,
 }
 
-pub(crate) const SOURCE_COMMON: &[&str] = &["name", "type", "parallelism", "timestamp", "watermark"];
+pub(crate) const SOURCE_COMMON: &[&str] = &["name", "type", "parallelism", "timestamp", "timestamp_unit", "watermark"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +65,7 @@ pub(crate) struct RawSource {
     pub kind: S,
     pub parallelism: Option<Spanned<u64>>,
     pub timestamp: Option<S>,
+    pub timestamp_unit: Option<S>,
     pub watermark: Option<RawWatermark>,
 }
 

@@ -30,6 +30,8 @@ pub struct PlannedNode {
     pub side_outputs: Vec<String>,
     /// The plugin it runs, if it runs one.
     pub logic: Option<Logic>,
+    /// What its keyed state's layout depends on (see [`crate::BuiltOperator`]).
+    pub state_shape: Option<String>,
 }
 
 impl Planned {
@@ -113,7 +115,7 @@ pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) ->
             source,
         };
         let d = n.descriptor.clone();
-        let mut logic = None;
+        let (mut logic, mut state_shape) = (None, None);
         let id = match n.role {
             Role::Source => {
                 let f = registry.build_source(&d, &cx).map_err(failed)?;
@@ -126,6 +128,7 @@ pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) ->
             Role::Operator => {
                 let built = registry.build_operator(&d, &cx).map_err(failed)?;
                 logic = built.logic;
+                state_shape = built.state_shape;
                 let inputs = edges(&n.inputs, &n.key_by, &ids);
                 df.add_operator_described(&n.name, parallelism, d.clone(), built.factory, inputs, side_outputs.clone())
                     .map_err(engine_err)?
@@ -137,7 +140,7 @@ pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) ->
         };
         ids.insert(&n.name, id);
         par.insert(&n.name, parallelism);
-        nodes.push(PlannedNode { name: n.name.clone(), role: n.role, parallelism, descriptor: d, side_outputs, logic });
+        nodes.push(PlannedNode { name: n.name.clone(), role: n.role, parallelism, descriptor: d, side_outputs, logic, state_shape });
     }
     Ok(Planned { dataflow: df, nodes, env })
 }

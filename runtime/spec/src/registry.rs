@@ -136,6 +136,22 @@ pub struct Logic {
 pub struct BuiltOperator {
     pub factory: Arc<dyn OperatorFactory>,
     pub logic: Option<Logic>,
+    /// What of its config its keyed state depends on (a window operator's
+    /// windows, say), recorded in checkpoints: restoring state written under
+    /// another shape is refused, as restoring into a renamed operator is.
+    pub state_shape: Option<String>,
+}
+
+/// What the records of a source look like, as far as its type knows: the
+/// checks of the nodes reading it use it (`None`: not known).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RecordShape {
+    /// Records carry keys (not all empty).
+    pub keyed: Option<bool>,
+    /// Values are JSON.
+    pub json: Option<bool>,
+    /// How to say what the records are, in messages ("lines of text (format: lines)").
+    pub described: &'static str,
 }
 
 /// A source connector: `type: NAME` in `sources:`.
@@ -150,6 +166,11 @@ pub trait SourceConnector: Send + Sync + 'static {
     }
 
     fn build(&self, config: Self::Config, cx: &BuildContext<'_>) -> Result<Arc<dyn SourceFactory>, BuildError>;
+
+    /// What its records look like (for the checks of `key_by` on readers).
+    fn records(&self, _config: &Self::Config) -> RecordShape {
+        RecordShape::default()
+    }
 }
 
 /// A sink connector: `type: NAME` in `sinks:`.
@@ -257,6 +278,17 @@ impl<C: SinkConnector> Erased<Arc<dyn SinkFactory>> for Sink<C> {
     }
 }
 
+/// What the registry needs of a source beyond validate and build.
+pub(crate) trait ErasedSource: Erased<Arc<dyn SourceFactory>> {
+    fn records(&self, config: &serde_json::Value) -> RecordShape;
+}
+
+impl<C: SourceConnector> ErasedSource for Source<C> {
+    fn records(&self, c: &serde_json::Value) -> RecordShape {
+        config(C::TYPE, c).map(|c| self.0.records(&c)).unwrap_or_default()
+    }
+}
+
 /// What the registry needs of an operator kind beyond validate and build.
 pub(crate) trait ErasedOperator: Erased<BuiltOperator> {
     fn plugin_field(&self) -> Option<&'static str>;
@@ -311,7 +343,7 @@ impl<B: StateBackend> ErasedBackend for Backend<B> {
 /// The registered types. [`Registry::new`] has the `heap` state backend;
 /// connectors and operator kinds come from the crates that define them.
 pub struct Registry {
-    pub(crate) sources: BTreeMap<&'static str, Arc<dyn Erased<Arc<dyn SourceFactory>>>>,
+    pub(crate) sources: BTreeMap<&'static str, Arc<dyn ErasedSource>>,
     pub(crate) sinks: BTreeMap<&'static str, Arc<dyn Erased<Arc<dyn SinkFactory>>>>,
     pub(crate) operators: BTreeMap<&'static str, Arc<dyn ErasedOperator>>,
     pub(crate) backends: BTreeMap<&'static str, Arc<dyn ErasedBackend>>,

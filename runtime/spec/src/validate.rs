@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use marked_yaml::{Node, Spanned};
-use weir_engine::{Descriptor, EngineOptions, EventTime, KeySelector, Role, DEFAULT_MAX_PARALLELISM};
+use weir_engine::{Descriptor, EngineOptions, EventTime, KeySelector, Role, TimeUnit, DEFAULT_MAX_PARALLELISM};
 
 use crate::model::{self, RawNode, RawSource, RawSpec, RawState, S};
 use crate::registry::{Check, Registry, DEFAULT_OPERATOR};
@@ -221,6 +221,7 @@ pub(crate) fn validate(root: &Node, file: &str, node_dir: Option<&std::path::Pat
         operators.iter().enumerate().map(|(i, o)| node(&cx, Role::Operator, i, o, &names, max)).collect::<Result<Vec<_>, _>>()?;
     let sinks = sinks.iter().enumerate().map(|(i, s)| node(&cx, Role::Sink, i, s, &names, max)).collect::<Result<Vec<_>, _>>()?;
     check_side_outputs(&cx, &operators, &sinks)?;
+    check_keys(&cx, &sources, &operators, &sinks)?;
     let operators = topo_sort(&cx, operators, &raw_operators)?;
     let (state, checkpoint) = state_and_checkpoint(&cx, root, &raw)?;
     Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks, state, checkpoint })
@@ -343,6 +344,18 @@ fn event_time(cx: &Ctx, f: &str, s: &RawSource) -> Result<Option<EventTime>, Spe
         et.field = Some(parts.ok_or_else(|| {
             cx.err(t, format!("{f}.timestamp: '{}' is not a JSON field: use '$.field.path' (milliseconds or an RFC 3339 string)", **t))
         })?);
+    }
+    if let Some(u) = &s.timestamp_unit {
+        if s.timestamp.is_none() {
+            return Err(cx.err(u, format!("{f}.timestamp_unit: set with timestamp (the field whose unit it is)")));
+        }
+        et.unit = Some(match u.as_str() {
+            "s" => TimeUnit::Seconds,
+            "ms" => TimeUnit::Millis,
+            "us" => TimeUnit::Micros,
+            "ns" => TimeUnit::Nanos,
+            other => return Err(cx.err(u, format!("{f}.timestamp_unit: '{other}' is not a unit of epoch time (s, ms, us, ns)"))),
+        });
     }
     if let Some(w) = &s.watermark {
         match (w.strategy.as_ref().map(|s| s.as_str()), &w.out_of_orderness) {
@@ -481,6 +494,43 @@ fn check_side_outputs(cx: &Ctx, ops: &[NodeDef], sinks: &[NodeDef]) -> Result<()
                     message: format!("{} '{}' reads '{}.{out}', but {why}", reader.role.name(), reader.name, i.node),
                 });
             }
+        }
+    }
+    Ok(())
+}
+
+/// `key_by` of nodes that read a source directly, against what the source's
+/// records are: a field of values that are not JSON, or the record key of a
+/// source whose records have none.
+fn check_keys(cx: &Ctx, sources: &[NodeDef], ops: &[NodeDef], sinks: &[NodeDef]) -> Result<(), SpecError> {
+    let shapes: HashMap<&str, crate::RecordShape> = sources
+        .iter()
+        .filter_map(|s| Some((s.name.as_str(), cx.registry.sources.get(s.descriptor.kind.as_str())?.records(&s.descriptor.config))))
+        .collect();
+    for reader in ops.iter().chain(sinks) {
+        let Some(key_by) = &reader.key_by else { continue };
+        for i in &reader.inputs {
+            let Some(shape) = shapes.get(i.node.as_str()) else { continue };
+            let what = shape.described;
+            let problem = match key_by {
+                KeySelector::RecordKey if shape.keyed == Some(false) => format!(
+                    "key_by: key, but source '{}' reads {what} without keys, so every record would be under one empty key; \
+                     key by a field of JSON values instead ('$.field')",
+                    i.node
+                ),
+                KeySelector::JsonField(path) if shape.json == Some(false) => format!(
+                    "key_by: $.{}, but source '{}' reads {what}, not JSON values, so they have no fields",
+                    path.join("."),
+                    i.node
+                ),
+                _ => continue,
+            };
+            return Err(SpecError::At {
+                file: cx.file.into(),
+                line: reader.line,
+                column: 1,
+                message: format!("{} '{}': {problem}", reader.role.name(), reader.name),
+            });
         }
     }
     Ok(())

@@ -252,34 +252,64 @@ impl OperatorKind for WasmOperators {
         })
     }
 
+    /// The operator's factory, after trying the plugin out (see [`tried`]),
+    /// so that `weir validate` finds what would fail at start.
     fn build(&self, c: WasmConfig, cx: &BuildContext<'_>) -> Result<BuiltOperator, BuildError> {
-        let plugin = load(&c, cx)?;
+        let (factory, plugin) = tried(&c, cx)?;
         let logic = Some(Logic { label: plugin.meta().to_string(), digest: plugin.meta().digest.clone() });
-        let settings = c.settings(cx);
-        let factory: Arc<dyn OperatorFactory> = match c.window_spec() {
-            Some(window) => Arc::new(WindowOperatorFactory { plugin, settings, window }),
-            None => Arc::new(WasmOperatorFactory { plugin, settings }),
-        };
-        Ok(BuiltOperator { factory, logic })
+        // A window operator's state is its windows: their shape must not
+        // change under restored state.
+        let state_shape = c.window_spec().map(|w| serde_json::to_string(&w).expect("a window spec serialises"));
+        Ok(BuiltOperator { factory: factory.into_factory(), logic, state_shape })
     }
 
-    /// The new plugin, instantiated and opened on scratch heap state with the
-    /// operator's config and side outputs before anything switches to it.
+    /// The new plugin, tried out, before anything switches to it.
     fn replacement(&self, c: WasmConfig, cx: &BuildContext<'_>) -> Result<Replacement, BuildError> {
-        let plugin = load(&c, cx)?;
-        let settings = c.settings(cx);
-        let trial = OperatorSettings { state: Arc::new(weir_state::HeapBackendFactory), ..settings.clone() };
-        let mut ctx = TaskContext::new(&cx.env.pipeline, cx.node, 0, cx.parallelism);
-        ctx.side_outputs = cx.side_outputs.to_vec().into();
-        match c.window_spec() {
-            Some(window) => {
-                plugin.instantiate_window(&ctx, &trial, &window).map_err(BuildError::new)?;
-                Ok(Arc::new(WindowOperatorFactory { plugin, settings, window }))
-            }
-            None => {
-                plugin.instantiate(&ctx, &trial).map_err(BuildError::new)?;
-                Ok(Arc::new(WasmOperatorFactory { plugin, settings }))
-            }
+        Ok(tried(&c, cx)?.0.into_replacement())
+    }
+}
+
+/// A stream or window operator's factory.
+enum Factory {
+    Stream(Arc<WasmOperatorFactory>),
+    Window(Arc<WindowOperatorFactory>),
+}
+
+impl Factory {
+    fn into_factory(self) -> Arc<dyn OperatorFactory> {
+        match self {
+            Factory::Stream(f) => f,
+            Factory::Window(f) => f,
         }
     }
+
+    /// As the replacement a running operator's `swap` understands.
+    fn into_replacement(self) -> Replacement {
+        match self {
+            Factory::Stream(f) => f,
+            Factory::Window(f) => f,
+        }
+    }
+}
+
+/// Load the plugin and try it out: one instance, instantiated and opened on
+/// scratch heap state with the operator's config and the side outputs the
+/// pipeline reads from it (a plugin that does not declare one fails here).
+fn tried(c: &WasmConfig, cx: &BuildContext<'_>) -> Result<(Factory, Plugin), BuildError> {
+    let plugin = load(c, cx)?;
+    let settings = c.settings(cx);
+    let trial = OperatorSettings { state: Arc::new(weir_state::HeapBackendFactory), ..settings.clone() };
+    let mut ctx = TaskContext::new(&cx.env.pipeline, cx.node, 0, cx.parallelism);
+    ctx.side_outputs = cx.side_outputs.to_vec().into();
+    let factory = match c.window_spec() {
+        Some(window) => {
+            plugin.instantiate_window(&ctx, &trial, &window).map_err(BuildError::new)?;
+            Factory::Window(Arc::new(WindowOperatorFactory { plugin: plugin.clone(), settings, window }))
+        }
+        None => {
+            plugin.instantiate(&ctx, &trial).map_err(BuildError::new)?;
+            Factory::Stream(Arc::new(WasmOperatorFactory { plugin: plugin.clone(), settings }))
+        }
+    };
+    Ok((factory, plugin))
 }
