@@ -105,25 +105,21 @@ async fn require_token(State(state): State<Arc<AppState>>, request: Request, nex
 async fn read_body(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
     let (limit, timeout) = (state.config.max_upload, state.config.body_timeout);
-    let bytes = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
-        Ok(Ok(b)) => b,
-        Ok(Err(e)) => {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return if too_large {
-                plugin_routes::too_large(&state).into_response()
-            } else {
-                ApiError::bad_request(format!("cannot read the request body: {e}")).into_response()
-            };
+    let failed = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(e)) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => {
+            plugin_routes::too_large(&state)
         }
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the request body did not arrive within {} s (weir serve --body-timeout)", timeout.as_secs_f64()),
-            )
-            .into_response()
-        }
+        Ok(Err(e)) => ApiError::bad_request(format!("cannot read the request body: {e}")),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {} s (weir serve --body-timeout)", timeout.as_secs_f64()),
+        ),
     };
-    next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await
+    if parts.method == Method::POST && parts.uri.path() == "/api/v1/plugins" {
+        state.metrics.rejected.inc();
+    }
+    failed.into_response()
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

@@ -3,9 +3,9 @@
 //! deadline for a request's headers (and for a TLS handshake), and a
 //! graceful shutdown that waits a bounded time for open connections.
 //!
-//! Connections over the cap are accepted and refused at once: a plain
-//! connection gets a `503` with a JSON error (without reading its request),
-//! a TLS connection is closed. The request body's deadline is a layer of the
+//! Connections over the cap are accepted and refused: a plain connection
+//! gets a `503` with a JSON error once its request's head arrived (or after
+//! a second), a TLS connection is closed at once. The request body's deadline is a layer of the
 //! router (see `lib.rs`), since it must answer `408` as JSON.
 
 use std::future::Future;
@@ -121,9 +121,21 @@ pub async fn serve(listener: TcpListener, app: Router, opts: ServeOptions, shutd
     }
 }
 
-/// Answer a connection over the cap with a 503 and close it (bounded: it
-/// never takes more than about a second and a half).
+/// Answer a connection over the cap with a 503 and close it: after its
+/// request's head (so that a client reads it as the answer to its request),
+/// or after a second without one. Bounded: about two seconds at most.
 async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, max: usize) {
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Ok(n @ 1..) = stream.read(&mut buf).await {
+            head.extend_from_slice(&buf[..n]);
+            if head.windows(4).any(|w| w == b"\r\n\r\n") || head.len() > 16 * 1024 {
+                break;
+            }
+        }
+    })
+    .await;
     let body = format!(
         "{{\"error\":\"this node has {max} connections open, its limit (weir serve --max-connections); try again later\"}}"
     );
@@ -134,11 +146,10 @@ async fn refuse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, max: usize) {
     let wrote = tokio::time::timeout(Duration::from_secs(1), stream.write_all(response.as_bytes())).await;
     if matches!(wrote, Ok(Ok(()))) {
         let _ = stream.shutdown().await;
-        // Read what the client sent, so that closing does not reset the
-        // connection before it reads the answer.
-        let mut sink = [0u8; 4096];
-        let _ = tokio::time::timeout(Duration::from_millis(500), async {
-            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        // Read what else the client sent (a body), so that closing does not
+        // reset the connection before it reads the answer.
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
         })
         .await;
     }

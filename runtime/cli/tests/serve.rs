@@ -102,7 +102,7 @@ fn a_token_guards_every_route_and_the_api_describes_itself() {
     for path in ["/api/v1/plugins", "/api/v1/plugins/word-count", "/api/v1/pipelines", "/api/v1/pipelines/x", "/api/v1/openapi.json", "/metrics", "/nope"] {
         let resp = anonymous.get(format!("{}{path}", node.url)).send().unwrap();
         assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{path}");
-        let got = (resp.status().as_u16(), resp.json::<serde_json::Value>().unwrap());
+        let got = (resp.status().as_u16(), serde_json::from_str::<serde_json::Value>(&resp.text().unwrap()).unwrap());
         assert_eq!(got, needs_token, "{path}");
     }
     assert_eq!(node.get("/api/v1/plugins").0, 200, "with the token");
@@ -117,7 +117,7 @@ fn a_token_guards_every_route_and_the_api_describes_itself() {
     let resp = node.http().patch(format!("{}/api/v1/plugins", node.url)).send().unwrap();
     assert_eq!(resp.status().as_u16(), 405);
     assert_eq!(resp.headers()["content-type"], "application/json");
-    assert_eq!(resp.json::<serde_json::Value>().unwrap(), serde_json::json!({"error": "/api/v1/plugins does not take PATCH; see /api/v1/openapi.json"}));
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&resp.text().unwrap()).unwrap(), serde_json::json!({"error": "/api/v1/plugins does not take PATCH; see /api/v1/openapi.json"}));
 
     let (status, doc) = node.get("/api/v1/openapi.json");
     assert_eq!(status, 200);
@@ -209,7 +209,8 @@ fn counted(v: &serde_json::Value) -> u64 {
 fn idle_connections_starve_neither_the_api_nor_a_running_pipeline() {
     use std::io::Read;
     let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
-    let node = Node::start_in(dir.clone(), &["--header-timeout", "3s", "--max-connections", "1024"]);
+    // The default header timeout (10 s) and connection cap (1024).
+    let node = Node::start_in(dir.clone(), &[]);
     assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
     let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "counter@1", &dir.path().join("out"), 5_000));
     assert_eq!(status, 201, "{body}");
@@ -218,7 +219,12 @@ fn idle_connections_starve_neither_the_api_nor_a_running_pipeline() {
     // 2 000 idle connections (loopback; closed at the end of the test).
     const IDLE: usize = 2_000;
     let opened = std::time::Instant::now();
-    let idle: Vec<std::net::TcpStream> = (0..IDLE).map(|_| std::net::TcpStream::connect(node.addr()).unwrap()).collect();
+    // Opened from 10 threads: a connect now and then waits a second for its
+    // SYN to be sent again (the loopback's SYN queue), so that they overlap.
+    let idle: Vec<std::net::TcpStream> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..10).map(|_| s.spawn(|| (0..IDLE / 10).map(|_| std::net::TcpStream::connect(node.addr()).unwrap()).collect::<Vec<_>>())).collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
     eprintln!("opened {IDLE} idle connections in {:?}", opened.elapsed());
     // Over the cap: a JSON 503 at once.
     let (status, body) = node.send(node.anonymous().get(format!("{}/api/v1/pipelines", node.url)));
@@ -227,18 +233,21 @@ fn idle_connections_starve_neither_the_api_nor_a_running_pipeline() {
         (503, "this node has 1024 connections open, its limit (weir serve --max-connections); try again later")
     );
     // The node closes the idle ones after the header timeout; then it answers again.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let mut refused = 0;
     for mut c in &idle {
         c.set_read_timeout(Some(deadline.saturating_duration_since(std::time::Instant::now()).max(std::time::Duration::from_millis(1)))).unwrap();
         let mut got = Vec::new();
         let r = c.read_to_end(&mut got);
-        assert!(r.is_ok(), "the node closed every idle connection within 20 s: {r:?}");
+        assert!(r.is_ok(), "the node closed every idle connection within 30 s: {r:?}");
         refused += usize::from(got.starts_with(b"HTTP/1.1 503"));
     }
     let closed = opened.elapsed();
     eprintln!("all {IDLE} closed by the node after {closed:?}: {refused} refused over the cap, {} after the header timeout", IDLE - refused);
-    assert_eq!(IDLE - refused, 1024, "the cap held 1024 connections");
+    // Those it held: at most its cap (fewer if some it held timed out before
+    // all were opened, making room for others).
+    assert!((1000..=1024).contains(&(IDLE - refused)), "the cap held {} connections", IDLE - refused);
+    assert!(closed > std::time::Duration::from_secs(10), "held ones lasted the header timeout: {closed:?}");
     let before = counted(&node.json("/api/v1/pipelines/counts"));
     std::thread::sleep(std::time::Duration::from_millis(500));
     let v = node.json("/api/v1/pipelines/counts");
@@ -544,4 +553,211 @@ fn a_window_operator_swaps_its_window_function_and_keeps_its_windows() {
         versions.insert(*version);
     }
     assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1, 2], "both versions fired windows");
+}
+
+/// Rewrite the JSON file at `path` with `f`.
+fn edit_json(path: &std::path::Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn failures_that_may_pass_are_retried_with_back_off_and_others_stay_failed() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
+    assert_eq!(node.upload("other", "1", wasm("counter_v1"), None).0, 201);
+    let out = dir.path().join("out-flaky");
+    for (id, plugin, out) in [("flaky", "counter@1", out.clone()), ("orphan", "other@1", dir.path().join("o")), ("garbled", "counter@1", dir.path().join("g"))] {
+        let (status, body) = node.post("/api/v1/pipelines", counting_spec(id, plugin, &out, 2_000));
+        assert_eq!(status, 201, "{body}");
+    }
+    node.wait_for("/api/v1/pipelines/flaky", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(2));
+    drop(node);
+
+    // While the node is down: flaky's output directory becomes a file (an
+    // I/O error that can pass), orphan's plugin leaves the registry, and
+    // garbled's spec stops parsing.
+    let data = dir.path().join("data");
+    std::fs::rename(&out, dir.path().join("out-flaky.kept")).unwrap();
+    std::fs::write(&out, "in the way").unwrap();
+    edit_json(&data.join("plugins/index.json"), |v| drop(v.as_object_mut().unwrap().remove("other")));
+    edit_json(&data.join("pipelines/garbled/pipeline.json"), |v| v["spec"] = "name: garbled\nsources: [".into());
+
+    let node = Node::start_in(dir.clone(), &[]);
+    let v = node.wait_for("/api/v1/pipelines/flaky", "a second retry", |v| v["retry"]["attempt"].as_u64() >= Some(2));
+    assert_eq!(v["status"], "restarting", "{v:#}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(&format!("cannot create output directory {}: File exists (os error 17)", out.display())), "{error}");
+    let backoff = v["retry"]["backoff_s"].as_f64().unwrap();
+    let attempt = v["retry"]["attempt"].as_u64().unwrap();
+    assert_eq!(backoff, 0.5 * f64::from(1 << (attempt - 1)), "{v:#}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let next = v["retry"]["next_retry_ms"].as_i64().unwrap();
+    assert!(next > now - 1_000 && next <= now + (backoff * 1e3) as i64 + 1_000, "next retry at {next}, now {now}");
+    for (id, message) in [
+        ("orphan", "spec:12: operators[0].plugin: plugin other@1 is not in this node's registry (no versions); upload it first: POST /api/v1/plugins?name=other&version=1"),
+        ("garbled", "spec:3:1: invalid YAML: "),
+    ] {
+        let v = node.wait_for(&format!("/api/v1/pipelines/{id}"), "failed", |v| v["status"] == "failed");
+        assert!(v["error"].as_str().unwrap().starts_with(message), "{id}: {v:#}");
+        assert!(v.get("retry").is_none(), "{id} is not retried: {v:#}");
+    }
+    let o = weir(&["pipeline", "show", "flaky", "--server", &node.url], &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("  retry: attempt "), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // Once the directory is back, the next attempt runs, from its checkpoint.
+    std::fs::remove_file(&out).unwrap();
+    std::fs::rename(dir.path().join("out-flaky.kept"), &out).unwrap();
+    let v = node.wait_for("/api/v1/pipelines/flaky", "flaky to run", |v| v["status"] == "running" && counted(v) > 0);
+    assert!(v.get("retry").is_none() && v["error"].is_null(), "{v:#}");
+    assert!(v["resumed_from"].as_str().unwrap().starts_with("chk-"), "{v:#}");
+    assert!(node.log().contains("pipeline 'flaky' cannot start: "), "{}", node.log());
+    node.wait_for("/api/v1/pipelines/flaky", "a checkpoint", |v| v["checkpoints"]["completed"].as_u64() > Some(1));
+    assert_eq!(node.post("/api/v1/pipelines/flaky/stop", "").0, 200);
+    check_counts(&out);
+}
+
+#[test]
+fn finished_pipelines_stay_finished_and_damaged_files_are_skipped() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
+    let bounded_out = dir.path().join("bounded-out");
+    let bounded = counting_spec("bounded", "counter@1", &bounded_out, 1).replace("    rate: 1\n", "    count: 3000\n");
+    let (status, body) = node.post("/api/v1/pipelines", bounded);
+    assert_eq!(status, 201, "{body}");
+    for id in ["steady", "victim"] {
+        let (status, body) = node.post("/api/v1/pipelines", counting_spec(id, "counter@1", &dir.path().join(id), 2_000));
+        assert_eq!(status, 201, "{body}");
+    }
+    node.wait_for("/api/v1/pipelines/bounded", "bounded to finish", |v| v["status"] == "finished");
+    node.wait_for("/api/v1/pipelines/steady", "records", |v| counted(v) > 100);
+    let (_, n) = check_counts(&bounded_out);
+    assert_eq!(n, 3000);
+    let output = |d: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().flatten().map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap())).collect();
+        v.sort();
+        v
+    };
+    let published = output(&bounded_out);
+    drop(node);
+
+    let data = dir.path().join("data");
+    let victim = data.join("pipelines/victim/pipeline.json");
+    std::fs::write(&victim, "{not json").unwrap();
+    let node = Node::start_in(dir.clone(), &[]);
+    node.wait_for("/api/v1/pipelines/steady", "steady to resume", |v| v["status"] == "running" && counted(v) > 0);
+    let why = format!("{} cannot be read: key must be a string at line 1 column 2", victim.display());
+    let list = node.json("/api/v1/pipelines");
+    let listed = |id: &str| list.as_array().unwrap().iter().find(|p| p["id"] == id).cloned().unwrap();
+    assert_eq!((listed("victim")["status"].as_str(), listed("victim")["error"].as_str()), (Some("damaged"), Some(why.as_str())), "{list:#}");
+    assert_eq!(listed("bounded")["status"], "finished", "a finished pipeline stays finished: {list:#}");
+    assert!(node.log().contains(&format!("skipping a pipeline: {why}")), "{}", node.log());
+    let (status, body) = node.post("/api/v1/pipelines/victim/start", "");
+    assert_eq!(status, 409);
+    assert_eq!(body["error"].as_str().unwrap(), format!("pipeline 'victim' is damaged: {why}; fix the file and restart the node, or delete the pipeline"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "{not json", "a damaged file is left as it is");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(output(&bounded_out), published, "the finished pipeline did not run again");
+    assert_eq!(node.send(node.http().delete(format!("{}/api/v1/pipelines/victim", node.url))).0, 200);
+    assert!(!victim.exists());
+    drop(node);
+
+    // A damaged plugin index: the node starts with an empty registry and keeps the file.
+    let index = data.join("plugins/index.json");
+    std::fs::write(&index, "[1, 2").unwrap();
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.get("/api/v1/plugins"), (200, "[]".into()));
+    let kept: Vec<_> = std::fs::read_dir(data.join("plugins")).unwrap().flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("index.json.damaged-")).collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "[1, 2");
+    assert!(node.log().contains(&format!("the plugin index {} cannot be read", index.display())) && node.log().contains(&format!("it was moved to {} and the registry starts empty", kept[0].display())), "{}", node.log());
+    let v = node.wait_for("/api/v1/pipelines/steady", "steady to fail", |v| v["status"] == "failed");
+    assert!(v["error"].as_str().unwrap().contains("plugin counter@1 is not in this node's registry"), "{v:#}");
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201, "uploads write a new index");
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "[1, 2");
+    assert_eq!(node.post("/api/v1/pipelines/steady/start", "").0, 200);
+}
+
+#[test]
+fn a_swap_in_probation_when_the_node_is_killed_is_rolled_back_and_says_so() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    for (v, guest) in [("1", "counter_v1"), ("2", "counter_v2")] {
+        assert_eq!(node.upload("counter", v, wasm(guest), None).0, 201);
+    }
+    let out = dir.path().join("out");
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "counter@1", &out, 5_000));
+    assert_eq!(status, 201, "{body}");
+    node.wait_for("/api/v1/pipelines/counts", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(1));
+    let (status, body) = node.send(
+        node.http()
+            .post(format!("{}/api/v1/pipelines/counts/operators/count/swap", node.url))
+            .header("content-type", "application/json")
+            .body(r#"{"plugin": "counter@2", "probation": "1h"}"#),
+    );
+    assert_eq!((status, body["swap"]["status"].as_str()), (200, Some("switched")), "{body}");
+    let stored = dir.path().join("data/pipelines/counts/pipeline.json");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!((record["swap"]["status"].as_str(), record["swap"]["to"].as_str()), (Some("switched"), Some("counter@2")), "{record:#}");
+    node.wait_for("/api/v1/pipelines/counts", "v2 to count", |v| counted(v) > 0);
+    drop(node); // SIGKILL, during the probation
+
+    let node = Node::start_in(dir.clone(), &[]);
+    let v = node.wait_for("/api/v1/pipelines/counts", "the resumed run", |v| v["status"] == "running" && v["swap"]["reason"].is_string());
+    let resumed = v["resumed_from"].as_str().unwrap();
+    let reason = format!("the node stopped during the swap's probation; the pipeline resumed from checkpoint {resumed} with counter@1");
+    assert_eq!((v["swap"]["status"].as_str(), v["swap"]["reason"].as_str()), (Some("rolled-back"), Some(reason.as_str())), "{v:#}");
+    assert_eq!(v["plugins"]["count"], "counter@1");
+    assert!(node.log().contains(&format!("pipeline 'counts': the swap of 'count' to counter@2 was rolled back: {reason}")), "{}", node.log());
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert!(record.get("swap").is_none(), "forgotten once reported: {record:#}");
+    let (_, metrics) = node.get("/metrics");
+    assert!(metrics.contains("weir_swaps_total{pipeline=\"counts\",result=\"rolled-back\"} 1"), "{metrics}");
+    node.wait_for("/api/v1/pipelines/counts", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(1));
+    assert_eq!(node.post("/api/v1/pipelines/counts/stop", "").0, 200);
+    let (versions, _) = check_counts(&out);
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1], "v2's probation output was never published");
+}
+
+#[test]
+fn a_pipeline_whose_checkpoints_are_all_damaged_waits_for_a_fresh_start() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
+    let out = dir.path().join("out");
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "counter@1", &out, 5_000));
+    assert_eq!(status, 201, "{body}");
+    node.wait_for("/api/v1/pipelines/counts", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(2));
+    drop(node);
+    let checkpoints = dir.path().join("data/pipelines/counts/state/checkpoints");
+    let mut damaged = 0;
+    for c in std::fs::read_dir(&checkpoints).unwrap().flatten() {
+        let manifest = c.path().join("_manifest.json");
+        if manifest.exists() {
+            std::fs::write(&manifest, "garbage").unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    let published = common::parts(&out);
+
+    let node = Node::start_in(dir.clone(), &[]);
+    let v = node.wait_for("/api/v1/pipelines/counts", "counts to fail", |v| v["status"] == "failed");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(&format!("none of the checkpoints of pipeline 'counts' in {} can be resumed from: chk-", checkpoints.parent().unwrap().display())), "{error}");
+    assert!(error.contains(": unreadable manifest: expected value at line 1 column 1;"), "{error}");
+    assert!(error.ends_with("or on a node POST /api/v1/pipelines/counts/start?fresh=true"), "{error}");
+    assert!(v.get("retry").is_none(), "{v:#}");
+    assert_eq!(common::parts(&out), published, "the published output is untouched");
+    let (status, body) = node.post("/api/v1/pipelines/counts/start", "");
+    assert_eq!((status, body["error"].as_str()), (400, Some(error)), "{body}");
+    let (status, body) = node.post("/api/v1/pipelines/counts/start?fresh=maybe", "");
+    assert_eq!(status, 400, "{body}");
+    let o = weir(&["pipeline", "start", "counts", "--fresh", "--server", &node.url, "--output", "json"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["status"].as_str(), v["resumed_from"].as_str()), (Some("running"), None), "{v:#}");
 }

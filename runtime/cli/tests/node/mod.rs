@@ -24,21 +24,25 @@ impl Node {
     }
 
     /// A node with its data in `dir/data` and its log in `dir/node-<n>.log`;
-    /// `--token T` among `extra` makes `http()` send it.
+    /// `--token T` among `extra` makes `http()` send it; `--addr` among them
+    /// replaces `127.0.0.1:0`.
     pub fn start_in(dir: Arc<tempfile::TempDir>, extra: &[&str]) -> Node {
         let data = dir.path().join("data");
         let logs = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log")).count();
         let log = std::fs::File::create(dir.path().join(format!("node-{logs}.log"))).unwrap();
-        let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
+        let mut args = vec!["serve", "--data-dir", data.to_str().unwrap()];
+        if !extra.contains(&"--addr") {
+            args.extend(["--addr", "127.0.0.1:0"]);
+        }
         args.extend_from_slice(extra);
         let token = extra.iter().position(|a| *a == "--token").map(|i| extra[i + 1].to_string());
         let mut child = crate::common::weir_cmd(&args, &[("RUST_LOG", "info")]).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let node = Node { child, url: String::new(), dir, token, root: None };
+        let mut node = Node { child, url: String::new(), dir, token, root: None };
         let url = line.split_whitespace().find(|w| w.starts_with("http://") || w.starts_with("https://"));
-        let url = url.unwrap_or_else(|| panic!("the node did not start: {line}\n{}", node.log())).to_string();
-        Node { url, ..node }
+        node.url = url.unwrap_or_else(|| panic!("the node did not start: {line}\n{}", node.log())).to_string();
+        node
     }
 
     pub fn log(&self) -> String {
