@@ -132,9 +132,10 @@ pub(crate) struct StartOptions {
     params(Id, StartOptions),
     responses(
         (status = 200, description = "running", body = PipelineDetail),
+        (status = 400, description = "a bad `fresh`, or it cannot start: a spec that no longer parses, a plugin not in the registry, checkpoints of which none can be resumed from (start it with fresh=true)", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 404, description = "no such pipeline", body = ErrorBody),
-        (status = 409, description = "it is running", body = ErrorBody),
+        (status = 409, description = "it is running or restarting, or it is damaged", body = ErrorBody),
         (status = 422, description = "the job failed to start", body = ErrorBody),
     ),
     security(("token" = []))

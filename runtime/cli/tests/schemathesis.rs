@@ -15,14 +15,19 @@ use std::time::{Duration, Instant};
 use node::{wasm, Node};
 
 const VERSION: &str = "4.3.18";
+/// hypothesis-jsonschema (which schemathesis uses) needs an internal API
+/// that later hypothesis versions dropped.
+const HYPOTHESIS: &str = "6.131.0";
 
 /// Where schemathesis is installed (installing it if it is not).
 fn schemathesis() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| weir_test_support::root().join("target"));
     let dir = target.join("pytools-schemathesis");
-    if !dir.join(format!("schemathesis-{VERSION}.dist-info")).exists() {
+    let installed = |p: &str, v: &str| dir.join(format!("{p}-{v}.dist-info")).exists();
+    if !installed("schemathesis", VERSION) || !installed("hypothesis", HYPOTHESIS) {
+        let _ = std::fs::remove_dir_all(&dir);
         let mut cmd = Command::new("python3");
-        cmd.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"]).arg(&dir).arg(format!("schemathesis=={VERSION}"));
+        cmd.args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"]).arg(&dir).arg(format!("schemathesis=={VERSION}")).arg(format!("hypothesis=={HYPOTHESIS}"));
         let o = cmd.output().expect("python3 runs");
         assert!(o.status.success(), "cannot install schemathesis: {cmd:?} failed:\n{}", String::from_utf8_lossy(&o.stderr));
     }
