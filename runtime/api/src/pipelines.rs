@@ -604,7 +604,7 @@ mod tests {
         let nodes = names
             .iter()
             .enumerate()
-            .map(|(i, name)| NodeSnapshot { node: name.clone(), records_in: 1000 - i as u64, records_out: 1000 - i as u64, ..Default::default() })
+            .map(|(i, name)| NodeSnapshot { node: name.clone(), records_in: 1_000_000 - i as u64, records_out: 1_000_000 - i as u64, ..Default::default() })
             .collect();
         (spec, nodes)
     }
