@@ -5,8 +5,10 @@
 //! stopped with a savepoint, started again, resumed when the node restarts,
 //! and operators hot-swapped to new plugin versions while they run).
 //!
-//! With a token set, every mutating request needs `Authorization: Bearer
-//! <token>` (401 otherwise). Every error is `{"error": "..."}` with its status.
+//! With a token set, every request needs `Authorization: Bearer <token>`
+//! (401 otherwise), except `/metrics` on a node with public metrics. Every
+//! error is `{"error": "..."}` with its status, unknown routes and methods
+//! included. `server.rs` serves the router (TLS, timeouts, connection cap).
 
 mod error;
 mod metrics;
@@ -16,14 +18,16 @@ mod pipeline_routes;
 mod pipelines;
 mod plugin_routes;
 mod registry;
+mod server;
 mod supervisor;
 mod swap;
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::IntoResponse;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use weir_wasm::PluginLoader;
@@ -32,6 +36,7 @@ pub use error::ApiError;
 pub use model::{FailureKind, PipelineDetail, PipelineStatus, PipelineSummary, SwapInfo, SwapStatus};
 pub use pipelines::Pipelines;
 pub use registry::{PluginVersion, Registry};
+pub use server::{serve, tls_config, ServeOptions};
 
 use pipeline_routes::*;
 use plugin_routes::*;
@@ -40,10 +45,14 @@ use plugin_routes::*;
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub data_dir: std::path::PathBuf,
-    /// Required bearer token of mutating requests.
+    /// Required bearer token of every request.
     pub token: Option<String>,
+    /// `/metrics` needs no token.
+    pub public_metrics: bool,
     /// Largest accepted upload, in bytes.
     pub max_upload: usize,
+    /// A request's body must arrive within this.
+    pub body_timeout: std::time::Duration,
 }
 
 pub struct AppState {
@@ -64,15 +73,61 @@ impl AppState {
         Ok(Arc::new(AppState { config, registry, pipelines, metrics }))
     }
 
+    /// The request has the node's token, if it has one. Compared in constant
+    /// time (as sha256 digests, so that not even the length shows).
     fn authorize(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
         let Some(token) = &self.config.token else { return Ok(()) };
         let given = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
-        if given == Some(token.as_str()) {
+        let matches = given.is_some_and(|g| bool::from(Sha256::digest(g).ct_eq(&Sha256::digest(token))));
+        if matches {
             Ok(())
         } else {
             Err(ApiError::new(StatusCode::UNAUTHORIZED, "this request needs the node's token: Authorization: Bearer <token>"))
         }
     }
+}
+
+/// Every request but public metrics needs the token.
+async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let public = state.config.public_metrics && request.uri().path() == "/metrics";
+    if !public && let Err(e) = state.authorize(request.headers()) {
+        let mut r = e.into_response();
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        return r;
+    }
+    next.run(request).await
+}
+
+/// Read the whole body within the node's body timeout (a client that sends
+/// it slowly or never gets a 408), and at most `max_upload` bytes (413).
+async fn read_body(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let (limit, timeout) = (state.config.max_upload, state.config.body_timeout);
+    let failed = match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(bytes)) => return next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(e)) if std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>()) => {
+            plugin_routes::too_large(&state)
+        }
+        Ok(Err(e)) => ApiError::bad_request(format!("cannot read the request body: {e}")),
+        Err(_) => ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!("the request body did not arrive within {} s (weir serve --body-timeout)", timeout.as_secs_f64()),
+        ),
+    };
+    if parts.method == Method::POST && parts.uri.path() == "/api/v1/plugins" {
+        state.metrics.rejected.inc();
+    }
+    failed.into_response()
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route {method} {}; see /api/v1/openapi.json", uri.path()))
+}
+
+async fn no_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, format!("{} does not take {method}; see /api/v1/openapi.json", uri.path()))
 }
 
 /// The node's routes.
@@ -90,7 +145,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/pipelines/{id}/checkpoints", get(pipeline_checkpoints))
         .route("/api/v1/pipelines/{id}/operators/{op}/swap", post(swap_operator))
         .route("/metrics", get(metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), read_body))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), require_token))
         .with_state(state)
 }
 

@@ -18,6 +18,9 @@ pub enum PipelineStatus {
     Stopped,
     Finished,
     Failed,
+    /// Its `pipeline.json` cannot be read: the node skipped it (`error` says
+    /// why); fix the file and restart the node, or delete the pipeline.
+    Damaged,
 }
 
 impl PipelineStatus {
@@ -30,6 +33,7 @@ impl PipelineStatus {
             PipelineStatus::Stopped => "stopped",
             PipelineStatus::Finished => "finished",
             PipelineStatus::Failed => "failed",
+            PipelineStatus::Damaged => "damaged",
         }
     }
 }
@@ -115,8 +119,9 @@ pub struct ErrorBody {
     pub error: String,
 }
 
-/// A swap of one operator, as the API shows it.
-#[derive(Clone, Debug, Serialize, ToSchema)]
+/// A swap of one operator, as the API shows it (and `pipeline.json` keeps it
+/// while it is in probation).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct SwapInfo {
     pub operator: String,
     /// `name@version` before and after.
@@ -192,6 +197,18 @@ pub struct CheckpointStatus {
     pub last: Option<LastCheckpoint>,
 }
 
+/// When a failed pipeline is started again (it backs off: 0.5 s, doubling
+/// up to 60 s between attempts).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RetryInfo {
+    /// Failed attempts in a row.
+    pub attempt: u32,
+    /// When the next attempt starts (ms since the epoch).
+    pub next_retry_ms: i64,
+    /// The wait before it, in seconds.
+    pub backoff_s: f64,
+}
+
 /// A pipeline's status.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct PipelineDetail {
@@ -213,6 +230,9 @@ pub struct PipelineDetail {
     /// The savepoint a stop took.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub savepoint: Option<String>,
+    /// While it waits to be started again after a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryInfo>,
 }
 
 /// A deleted pipeline.

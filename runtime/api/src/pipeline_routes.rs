@@ -3,8 +3,9 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::Json;
 
 use crate::model::{Checkpoints, Deleted, ErrorBody, PipelineDetail, PipelineSummary, SwapRequest};
@@ -51,10 +52,8 @@ pub(crate) async fn list_pipelines(State(state): State<Arc<AppState>>) -> Json<V
 )]
 pub(crate) async fn create_pipeline(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     body: Result<String, axum::extract::rejection::StringRejection>,
 ) -> Result<(StatusCode, Json<PipelineDetail>), ApiError> {
-    state.authorize(&headers)?;
     let text = body.map_err(|e| ApiError::bad_request(format!("cannot read the spec: {e}")))?;
     if text.trim().is_empty() {
         return Err(ApiError::bad_request("the request body is empty: send the pipeline spec (YAML or JSON)"));
@@ -73,8 +72,8 @@ pub(crate) async fn create_pipeline(
     responses((status = 200, body = PipelineDetail), (status = 404, description = "no such pipeline", body = ErrorBody))
 )]
 pub(crate) async fn show_pipeline(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
-    let e = state.pipelines.get(&id)?;
-    Ok(Json(state.pipelines.describe(&e)))
+    let p = state.pipelines.clone();
+    blocking(move || p.get(&id).map(|e| p.describe(&e))).await
 }
 
 /// Stop the pipeline (no savepoint) and delete it with its checkpoints.
@@ -90,8 +89,7 @@ pub(crate) async fn show_pipeline(State(state): State<Arc<AppState>>, Path(id): 
     ),
     security(("token" = []))
 )]
-pub(crate) async fn delete_pipeline(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Result<Json<Deleted>, ApiError> {
-    state.authorize(&headers)?;
+pub(crate) async fn delete_pipeline(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Json<Deleted>, ApiError> {
     let p = state.pipelines.clone();
     blocking(move || p.delete(&id)).await
 }
@@ -110,31 +108,46 @@ pub(crate) async fn delete_pipeline(State(state): State<Arc<AppState>>, headers:
     ),
     security(("token" = []))
 )]
-pub(crate) async fn stop_pipeline(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    state.authorize(&headers)?;
+pub(crate) async fn stop_pipeline(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Answer {
     let p = state.pipelines.clone();
     blocking(move || p.stop(&id)).await
 }
 
-/// Start a stopped pipeline; it resumes from its latest checkpoint.
+/// `POST .../start` options.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StartOptions {
+    /// Start afresh: delete the pipeline's checkpoints (when none of them can
+    /// be resumed from, say) and run it from the beginning.
+    #[serde(default)]
+    fresh: bool,
+}
+
+/// Start a stopped (finished, failed) pipeline; it resumes from its latest
+/// checkpoint, or starts afresh with `fresh=true`.
 #[utoipa::path(
     post,
     path = "/api/v1/pipelines/{id}/start",
     tag = "pipelines",
-    params(Id),
+    params(Id, StartOptions),
     responses(
         (status = 200, description = "running", body = PipelineDetail),
+        (status = 400, description = "a bad `fresh`, or it cannot start: a spec that no longer parses, a plugin not in the registry, checkpoints of which none can be resumed from (start it with fresh=true)", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 404, description = "no such pipeline", body = ErrorBody),
-        (status = 409, description = "it is running", body = ErrorBody),
+        (status = 409, description = "it is running or restarting, or it is damaged", body = ErrorBody),
         (status = 422, description = "the job failed to start", body = ErrorBody),
     ),
     security(("token" = []))
 )]
-pub(crate) async fn start_pipeline(State(state): State<Arc<AppState>>, headers: HeaderMap, Path(id): Path<String>) -> Answer {
-    state.authorize(&headers)?;
+pub(crate) async fn start_pipeline(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    options: Result<Query<StartOptions>, QueryRejection>,
+) -> Answer {
+    let Query(options) = options.map_err(|e| ApiError::bad_request(format!("{} (start?fresh=true or start?fresh=false)", e.body_text())))?;
     let p = state.pipelines.clone();
-    blocking(move || p.start(&id)).await
+    blocking(move || p.start(&id, options.fresh)).await
 }
 
 /// The pipeline's stored checkpoints (newest first) and savepoints.
@@ -171,11 +184,9 @@ pub(crate) async fn pipeline_checkpoints(State(state): State<Arc<AppState>>, Pat
 )]
 pub(crate) async fn swap_operator(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path((id, op)): Path<(String, String)>,
     body: Result<Json<SwapRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Answer {
-    state.authorize(&headers)?;
     let Json(req) = body.map_err(|e| ApiError::bad_request(format!("swap request: {} (send {{\"plugin\": \"NAME@VERSION\"}})", e.body_text())))?;
     let probation = match &req.probation {
         Some(p) => weir_spec::parse_duration(p)

@@ -25,6 +25,22 @@ pub(crate) struct Upload {
     version: String,
 }
 
+/// A plugin's name in a path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)]
+pub(crate) struct PluginName {
+    /// 1 to 64 letters, digits, '-' or '_'.
+    #[param(pattern = r"^[A-Za-z0-9_-]{1,64}$")]
+    name: String,
+}
+
+/// A plugin's version in a path.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path, names("version"))]
+#[allow(dead_code)]
+pub(crate) struct PluginVersionParam(#[param(pattern = r"^[A-Za-z0-9._+-]{1,64}$")] String);
+
 /// Upload a plugin version: the component as the body (or a multipart form
 /// with `name`, `version` and `file`). It is checked to be a component of a
 /// known world before anything is stored, and stored once by sha256.
@@ -33,7 +49,7 @@ pub(crate) struct Upload {
     path = "/api/v1/plugins",
     tag = "plugins",
     params(Upload),
-    request_body(content = Vec<u8>, description = "the component (application/wasm), or multipart/form-data", content_type = "application/wasm"),
+    request_body(content = Vec<u8>, description = "the component's bytes (any content type, e.g. application/wasm), or multipart/form-data with fields name, version and file", content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "stored", body = PluginVersion),
         (status = 400, description = "not a component, a core module, another world, or a bad name or version", body = ErrorBody),
@@ -55,7 +71,7 @@ pub(crate) async fn upload_plugin(
     r.map(|v| (StatusCode::CREATED, Json(v)))
 }
 
-fn too_large(state: &AppState) -> ApiError {
+pub(crate) fn too_large(state: &AppState) -> ApiError {
     ApiError::new(
         StatusCode::PAYLOAD_TOO_LARGE,
         format!("the upload is larger than this node's limit of {} bytes (weir serve --max-upload)", state.config.max_upload),
@@ -102,7 +118,6 @@ pub(crate) async fn upload(
     request: axum::extract::Request,
 ) -> Result<PluginVersion, ApiError> {
     use axum::extract::FromRequest;
-    state.authorize(headers)?;
     let multipart = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -144,7 +159,7 @@ pub(crate) async fn list_plugins(State(state): State<Arc<AppState>>) -> Json<Vec
     get,
     path = "/api/v1/plugins/{name}",
     tag = "plugins",
-    params(("name" = String, Path, description = "the plugin's name")),
+    params(PluginName),
     responses((status = 200, body = Vec<PluginVersion>), (status = 404, description = "no such plugin", body = ErrorBody))
 )]
 pub(crate) async fn plugin_versions(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> Result<Json<Vec<PluginVersion>>, ApiError> {
@@ -156,7 +171,7 @@ pub(crate) async fn plugin_versions(State(state): State<Arc<AppState>>, Path(nam
     delete,
     path = "/api/v1/plugins/{name}/{version}",
     tag = "plugins",
-    params(("name" = String, Path), ("version" = String, Path)),
+    params(PluginName, PluginVersionParam),
     responses(
         (status = 200, description = "deleted", body = PluginVersion),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
@@ -167,10 +182,8 @@ pub(crate) async fn plugin_versions(State(state): State<Arc<AppState>>, Path(nam
 )]
 pub(crate) async fn delete_plugin(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
     Path((name, version)): Path<(String, String)>,
 ) -> Result<Json<PluginVersion>, ApiError> {
-    state.authorize(&headers)?;
     let users = state.pipelines.using(&name, &version);
     if !users.is_empty() {
         return Err(ApiError::conflict(format!(

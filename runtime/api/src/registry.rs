@@ -3,6 +3,8 @@
 //! of name -> version -> digest. A component is validated (a component, not a
 //! core module, implementing the operator world) before anything is stored,
 //! and the index is replaced atomically, so a failed upload stores nothing.
+//! An index that cannot be read is moved aside (`index.json.damaged-<ms>`)
+//! and the registry starts empty.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,8 +53,21 @@ impl Registry {
         std::fs::create_dir_all(dir.join("sha256")).map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
         let index_path = dir.join("index.json");
         let index = match std::fs::read(&index_path) {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| ApiError::internal(format!("{} is damaged: {e}", index_path.display())))?,
+            Ok(b) => match serde_json::from_slice(&b) {
+                Ok(index) => index,
+                Err(e) => {
+                    // Kept aside, not overwritten: its components stay under sha256/.
+                    let kept = dir.join(format!("index.json.damaged-{}", weir_engine::now_ms()));
+                    std::fs::rename(&index_path, &kept)
+                        .map_err(|err| ApiError::internal(format!("cannot move the damaged {} aside: {err}", index_path.display())))?;
+                    tracing::error!(
+                        "the plugin index {} cannot be read ({e}); it was moved to {} and the registry starts empty",
+                        index_path.display(),
+                        kept.display()
+                    );
+                    Index::new()
+                }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index::new(),
             Err(e) => return Err(ApiError::internal(format!("cannot read {}: {e}", index_path.display()))),
         };

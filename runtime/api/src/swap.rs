@@ -91,6 +91,11 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
                 s.info.status = SwapStatus::Switched;
                 s.info.epoch = Some(epoch);
                 s.info.switch_ms = ticket.switched_at().map(|t| t.duration_since(ticket.requested).as_secs_f64() * 1e3);
+                // Kept until confirmed or rolled back: a node that stops
+                // during the probation says so when it starts again.
+                let info = s.info.clone();
+                drop(l);
+                e.persist_swap(Some(info));
             }
             Ok(())
         }

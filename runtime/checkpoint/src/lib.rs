@@ -42,6 +42,16 @@ pub enum CheckpointError {
     Incompatible(String),
     #[error("no savepoint '{name}' in {location}")]
     NoSavepoint { name: String, location: String },
+    /// Checkpoints are stored, but none can be resumed from: starting afresh
+    /// instead would re-run the pipeline and replace what it published, so
+    /// that takes an explicit `fresh`.
+    #[error(
+        "none of the checkpoints of pipeline '{pipeline}' in {location} can be resumed from: {}; \
+         starting afresh would run the pipeline from the beginning and replace its published output: \
+         to do that, start it with --fresh (weir run --fresh), or on a node POST /api/v1/pipelines/{pipeline}/start?fresh=true",
+        problems.iter().map(|(name, why)| format!("{name}: {why}")).collect::<Vec<_>>().join("; ")
+    )]
+    Unusable { pipeline: String, location: String, problems: Vec<(String, String)> },
 }
 
 /// A checkpoint loaded for recovery, its files downloaded and verified.
@@ -228,8 +238,12 @@ impl Storage {
 
     /// The newest complete, intact checkpoint, downloaded under `local`.
     /// Incomplete or damaged ones are skipped with a warning naming them; a
-    /// checkpoint of another pipeline is an error.
+    /// checkpoint of another pipeline is an error, and so is having complete
+    /// (or damaged) checkpoints of which none is usable ([`CheckpointError::Unusable`]).
+    /// Only incomplete ones (a first checkpoint cut short) mean a fresh start.
     pub fn latest(&self, local: &FsPath) -> Result<Option<Loaded>, CheckpointError> {
+        let mut problems = Vec::new();
+        let mut damaged = false;
         for epoch in self.epochs()? {
             let dir = chk_dir(epoch);
             let name = format!("chk-{epoch:010}");
@@ -237,10 +251,13 @@ impl Storage {
                 Ok(Some(m)) => m,
                 Ok(None) => {
                     tracing::warn!("skipping checkpoint {name} in {}: incomplete (no manifest)", self.location);
+                    problems.push((name, "incomplete (no manifest)".to_string()));
                     continue;
                 }
                 Err(e) => {
                     tracing::warn!("skipping checkpoint {name} in {}: {e}", self.location);
+                    problems.push((name, e));
+                    damaged = true;
                     continue;
                 }
             };
@@ -250,8 +267,15 @@ impl Storage {
                     self.remember_shared(&manifest);
                     return Ok(Some(self.loaded(manifest, name, plan)));
                 }
-                Err(e) => tracing::warn!("skipping checkpoint {name} in {}: {e}; trying an older one", self.location),
+                Err(e) => {
+                    tracing::warn!("skipping checkpoint {name} in {}: {e}; trying an older one", self.location);
+                    problems.push((name, e));
+                    damaged = true;
+                }
             }
+        }
+        if damaged {
+            return Err(CheckpointError::Unusable { pipeline: self.pipeline.clone(), location: self.location.clone(), problems });
         }
         Ok(None)
     }
@@ -573,4 +597,49 @@ impl CheckpointStore for Storage {
 /// The staging and restore directories of a job under a local work directory.
 pub fn local_dirs(work: &FsPath) -> (PathBuf, PathBuf) {
     (work.join("staging"), work.join("restore"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn storage(dir: &FsPath) -> Storage {
+        Storage::open(dir.to_str().unwrap(), "p", Vec::new(), 3).unwrap()
+    }
+
+    #[test]
+    fn only_incomplete_checkpoints_mean_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        assert!(s.latest(&dir.path().join("restore")).unwrap().is_none(), "nothing stored");
+        s.put("checkpoints/chk-0000000001/src/0/data", b"x".to_vec()).unwrap();
+        assert!(s.latest(&dir.path().join("restore")).unwrap().is_none(), "cut short before its manifest");
+    }
+
+    #[test]
+    fn checkpoints_of_which_none_is_usable_fail_the_start_naming_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = storage(dir.path());
+        s.complete(1, false, &[]).unwrap();
+        s.complete(2, false, &[]).unwrap();
+        s.put("checkpoints/chk-0000000003/src/0/data", b"x".to_vec()).unwrap();
+        let restore = dir.path().join("restore");
+        assert_eq!(s.latest(&restore).unwrap().unwrap().epoch, 2);
+        s.put("checkpoints/chk-0000000002/_manifest.json", b"{".to_vec()).unwrap();
+        assert_eq!(s.latest(&restore).unwrap().unwrap().epoch, 1, "an older intact one is used");
+        s.put("checkpoints/chk-0000000001/_manifest.json", b"not json".to_vec()).unwrap();
+        let e = s.latest(&restore).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "none of the checkpoints of pipeline 'p' in {} can be resumed from: \
+                 chk-0000000003: incomplete (no manifest); \
+                 chk-0000000002: unreadable manifest: EOF while parsing an object at line 1 column 1; \
+                 chk-0000000001: unreadable manifest: expected ident at line 1 column 2; \
+                 starting afresh would run the pipeline from the beginning and replace its published output: \
+                 to do that, start it with --fresh (weir run --fresh), or on a node POST /api/v1/pipelines/p/start?fresh=true",
+                dir.path().display()
+            )
+        );
+    }
 }

@@ -36,6 +36,9 @@ pub enum PipelineCommand {
     /// Start a stopped pipeline; it resumes from its latest checkpoint.
     Start {
         id: String,
+        /// Start afresh: delete its checkpoints and run it from the beginning.
+        #[arg(long)]
+        fresh: bool,
         #[command(flatten)]
         client: Client,
     },
@@ -85,8 +88,9 @@ pub fn pipeline(command: PipelineCommand) -> anyhow::Result<()> {
         PipelineCommand::Stop { id, client } => {
             (client, client.send(http.post(client.url(&format!("/api/v1/pipelines/{id}/stop"))))?)
         }
-        PipelineCommand::Start { id, client } => {
-            (client, client.send(http.post(client.url(&format!("/api/v1/pipelines/{id}/start"))))?)
+        PipelineCommand::Start { id, fresh, client } => {
+            let url = client.url(&format!("/api/v1/pipelines/{id}/start"));
+            (client, client.send(http.post(url).query(&[("fresh", fresh)]))?)
         }
         PipelineCommand::Delete { id, client } => {
             (client, client.send(http.delete(client.url(&format!("/api/v1/pipelines/{id}"))))?)
@@ -143,6 +147,9 @@ fn print_pipeline(p: &serde_json::Value) {
     }
     if let Some(c) = p["checkpoints"].as_object() {
         println!("  checkpoints: {} completed, {} failed, last {}", c["completed"], c["failed"], c["last"]["epoch"]);
+    }
+    if let Some(r) = p["retry"].as_object() {
+        println!("  retry: attempt {} failed, the next in {} s", r["attempt"], r["backoff_s"]);
     }
     if let Some(s) = p["savepoint"].as_str() {
         println!("  savepoint: {s}");

@@ -2,114 +2,11 @@
 //! and with `weir plugin ...`.
 
 mod common;
-
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
+mod node;
 
 use common::{stderr, weir};
+use node::{wasm, Node};
 use weir_test_support::fixture;
-
-struct Node {
-    child: Child,
-    url: String,
-    dir: std::sync::Arc<tempfile::TempDir>,
-}
-
-impl Node {
-    fn start(extra: &[&str]) -> Node {
-        Node::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), extra)
-    }
-
-    /// A node with its data in `dir/data` and its log in `dir/node-<n>.log`.
-    fn start_in(dir: std::sync::Arc<tempfile::TempDir>, extra: &[&str]) -> Node {
-        let data = dir.path().join("data");
-        let logs = std::fs::read_dir(dir.path()).unwrap().filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".log")).count();
-        let log = std::fs::File::create(dir.path().join(format!("node-{logs}.log"))).unwrap();
-        let mut args = vec!["serve", "--addr", "127.0.0.1:0", "--data-dir", data.to_str().unwrap()];
-        args.extend_from_slice(extra);
-        let mut child = common::weir_cmd(&args, &[("RUST_LOG", "info")]).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap_or_else(|| panic!("{line}")).to_string();
-        Node { child, url, dir }
-    }
-
-    fn log(&self) -> String {
-        let mut out = String::new();
-        for e in std::fs::read_dir(self.dir.path()).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "log") {
-                out += &format!("--- {}\n{}", p.display(), std::fs::read_to_string(&p).unwrap_or_default());
-            }
-        }
-        out
-    }
-
-    fn send(&self, req: reqwest::blocking::RequestBuilder) -> (u16, serde_json::Value) {
-        let resp = req.send().unwrap();
-        let status = resp.status().as_u16();
-        let text = resp.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
-    }
-
-    fn post(&self, path: &str, body: impl Into<reqwest::blocking::Body>) -> (u16, serde_json::Value) {
-        self.send(self.http().post(format!("{}{path}", self.url)).body(body))
-    }
-
-    fn json(&self, path: &str) -> serde_json::Value {
-        let (status, text) = self.get(path);
-        assert_eq!(status, 200, "{path}: {text}");
-        serde_json::from_str(&text).unwrap()
-    }
-
-    /// Poll `path` until `done` holds for its JSON (at most 60 s).
-    fn wait_for(&self, path: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        loop {
-            let v = self.json(path);
-            if done(&v) {
-                return v;
-            }
-            if std::time::Instant::now() > deadline {
-                panic!("timed out waiting for {what}: {v:#}\n{}", self.log());
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-
-    fn http(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::new()
-    }
-
-    fn upload(&self, name: &str, version: &str, body: Vec<u8>, token: Option<&str>) -> (u16, serde_json::Value) {
-        let mut req = self.http().post(format!("{}/api/v1/plugins", self.url)).query(&[("name", name), ("version", version)]).body(body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req.send().unwrap();
-        (resp.status().as_u16(), serde_json::from_str(&resp.text().unwrap()).unwrap())
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        let resp = self.http().get(format!("{}{path}", self.url)).send().unwrap();
-        (resp.status().as_u16(), resp.text().unwrap())
-    }
-
-    fn stored_blobs(&self) -> usize {
-        std::fs::read_dir(self.dir.path().join("data/plugins/sha256")).map(|r| r.count()).unwrap_or(0)
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn wasm(name: &str) -> Vec<u8> {
-    std::fs::read(fixture(name)).unwrap()
-}
 
 #[test]
 fn plugins_are_uploaded_listed_and_deleted_over_http_and_the_cli() {
@@ -188,20 +85,39 @@ fn bad_uploads_get_json_errors_and_store_nothing() {
 }
 
 #[test]
-fn a_token_guards_every_mutation_and_the_api_describes_itself() {
+fn a_token_guards_every_route_and_the_api_describes_itself() {
     let node = Node::start(&["--token", "s3cret"]);
-    let (status, body) = node.upload("word-count", "1", wasm("word_count"), None);
-    assert_eq!(status, 401);
-    assert_eq!(body["error"], "this request needs the node's token: Authorization: Bearer <token>");
+    let anonymous = node.anonymous();
+    let needs_token = (401, serde_json::json!({"error": "this request needs the node's token: Authorization: Bearer <token>"}));
+    let (status, body) = node.send(anonymous.post(format!("{}/api/v1/plugins?name=word-count&version=1", node.url)).body(wasm("word_count")));
+    assert_eq!((status, body), needs_token.clone());
     assert_eq!(node.upload("word-count", "1", wasm("word_count"), Some("wrong")).0, 401);
+    assert_eq!(node.upload("word-count", "1", wasm("word_count"), Some("s3cret-and-more")).0, 401);
     let (status, body) = node.upload("word-count", "1", wasm("word_count"), Some("s3cret"));
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["world"], "weir:operator/operator@0.1.0");
-    let resp = node.http().delete(format!("{}/api/v1/plugins/word-count/1", node.url)).send().unwrap();
+    let resp = anonymous.delete(format!("{}/api/v1/plugins/word-count/1", node.url)).send().unwrap();
     assert_eq!(resp.status().as_u16(), 401);
-    assert_eq!(node.get("/api/v1/plugins").0, 200, "reading needs no token");
+    // Reads need it too, every one of them, and unknown routes.
+    for path in ["/api/v1/plugins", "/api/v1/plugins/word-count", "/api/v1/pipelines", "/api/v1/pipelines/x", "/api/v1/openapi.json", "/metrics", "/nope"] {
+        let resp = anonymous.get(format!("{}{path}", node.url)).send().unwrap();
+        assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{path}");
+        let got = (resp.status().as_u16(), serde_json::from_str::<serde_json::Value>(&resp.text().unwrap()).unwrap());
+        assert_eq!(got, needs_token, "{path}");
+    }
+    assert_eq!(node.get("/api/v1/plugins").0, 200, "with the token");
     let (_, metrics) = node.get("/metrics");
     assert!(metrics.contains("weir_plugins 1\n") && metrics.contains("weir_plugin_uploads_total 1\n"), "{metrics}");
+
+    // Unknown routes and methods answer JSON.
+    let (status, body) = node.send(node.http().get(format!("{}/x", node.url)));
+    assert_eq!((status, body), (404, serde_json::json!({"error": "no route GET /x; see /api/v1/openapi.json"})));
+    let (status, body) = node.send(node.http().put(format!("{}/api/v1/pipelines/x/y/z", node.url)));
+    assert_eq!((status, body), (404, serde_json::json!({"error": "no route PUT /api/v1/pipelines/x/y/z; see /api/v1/openapi.json"})));
+    let resp = node.http().patch(format!("{}/api/v1/plugins", node.url)).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 405);
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&resp.text().unwrap()).unwrap(), serde_json::json!({"error": "/api/v1/plugins does not take PATCH; see /api/v1/openapi.json"}));
 
     let (status, doc) = node.get("/api/v1/openapi.json");
     assert_eq!(status, 200);
@@ -221,6 +137,151 @@ fn a_token_guards_every_mutation_and_the_api_describes_itself() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
+    let mut operations = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            assert_eq!(op["security"], serde_json::json!([{"token": []}]), "{method} {path}");
+            assert!(op["responses"].get("401").is_some(), "{method} {path} documents its 401");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 13);
+    drop(node);
+
+    // With --public-metrics, only /metrics is open.
+    let node = Node::start(&["--token", "s3cret", "--public-metrics"]);
+    let resp = anonymous.get(format!("{}/metrics", node.url)).send().unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(resp.text().unwrap().contains("weir_plugins 0"));
+    assert_eq!(anonymous.get(format!("{}/api/v1/pipelines", node.url)).send().unwrap().status().as_u16(), 401);
+}
+
+#[test]
+fn a_node_without_a_token_listens_on_loopback_only_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let o = weir(&["serve", "--addr", "0.0.0.0:0", "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: --addr 0.0.0.0:0: refusing to listen on 0.0.0.0 without a token, since anyone who reaches it could upload and run code on this node; \
+         set --token (or WEIR_TOKEN), listen on 127.0.0.1, or pass --insecure-no-token to allow it"
+    );
+    assert!(!data.exists(), "nothing was created");
+    // Told, it listens (reached here over loopback).
+    let mut node = Node::start(&["--addr", "0.0.0.0:0", "--insecure-no-token"]);
+    node.url = format!("http://127.0.0.1:{}", node.url.rsplit(':').next().unwrap());
+    assert_eq!(node.get("/api/v1/plugins"), (200, "[]".into()));
+}
+
+#[test]
+fn a_node_serves_https_with_its_certificate() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let rcgen::CertifiedKey { cert, key_pair } = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
+    let (cert_file, key_file) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_file, cert.pem()).unwrap();
+    std::fs::write(&key_file, key_pair.serialize_pem()).unwrap();
+    let mut node = Node::start_in(dir.clone(), &["--token", "t0k", "--tls-cert", cert_file.to_str().unwrap(), "--tls-key", key_file.to_str().unwrap()]);
+    assert!(node.url.starts_with("https://127.0.0.1:"), "{}", node.url);
+    node.root = Some(cert.pem().into_bytes());
+    assert_eq!(node.get("/api/v1/plugins"), (200, "[]".into()));
+    let (status, body) = node.upload("word-count", "1", wasm("word_count"), None);
+    assert_eq!(status, 201, "{body}");
+    // A client that does not trust the certificate gets no answer, nor does plain HTTP.
+    let untrusting = reqwest::blocking::Client::builder().use_rustls_tls().build().unwrap();
+    let e = untrusting.get(format!("{}/api/v1/plugins", node.url)).send().unwrap_err();
+    assert!(format!("{e:?}").contains("UnknownIssuer"), "{e:?}");
+    assert!(node.anonymous().get(format!("http://{}/api/v1/plugins", node.addr())).send().is_err());
+    assert_eq!(node.get("/api/v1/plugins/word-count").0, 200, "the node still serves");
+
+    // Bad TLS files are named.
+    let o = weir(&["serve", "--addr", "127.0.0.1:0", "--tls-cert", key_file.to_str().unwrap(), "--tls-key", key_file.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    assert_eq!(stderr(&o).trim(), format!("error: --tls-cert {}: no PEM certificate in it", key_file.display()));
+}
+
+/// A pipeline that counts into `out`, and how many records it counted.
+fn counted(v: &serde_json::Value) -> u64 {
+    v["nodes"].as_array().map_or(0, |n| n.iter().find(|n| n["name"] == "count").unwrap()["records_out"].as_u64().unwrap())
+}
+
+#[test]
+fn idle_connections_starve_neither_the_api_nor_a_running_pipeline() {
+    use std::io::Read;
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    // The default connection cap (1024); a header timeout longer than opening
+    // the connections takes here (seconds: see below).
+    let node = Node::start_in(dir.clone(), &["--header-timeout", "15s"]);
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "counter@1", &dir.path().join("out"), 5_000));
+    assert_eq!(status, 201, "{body}");
+    node.wait_for("/api/v1/pipelines/counts", "records", |v| counted(v) > 1_000);
+
+    // 2 000 idle connections (loopback; closed at the end of the test).
+    const IDLE: usize = 2_000;
+    let opened = std::time::Instant::now();
+    // Opened from 10 threads: a connect now and then waits a second for its
+    // SYN to be sent again (the loopback's SYN queue), so that they overlap.
+    let idle: Vec<std::net::TcpStream> = std::thread::scope(|s| {
+        let threads: Vec<_> = (0..10).map(|_| s.spawn(|| (0..IDLE / 10).map(|_| std::net::TcpStream::connect(node.addr()).unwrap()).collect::<Vec<_>>())).collect();
+        threads.into_iter().flat_map(|t| t.join().unwrap()).collect()
+    });
+    eprintln!("opened {IDLE} idle connections in {:?}", opened.elapsed());
+    // Over the cap: a JSON 503 at once.
+    let (status, body) = node.send(node.anonymous().get(format!("{}/api/v1/pipelines", node.url)));
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (503, "this node has 1024 connections open, its limit (weir serve --max-connections); try again later")
+    );
+    // The node closes the idle ones after the header timeout; then it answers again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(40);
+    let mut refused = 0;
+    for mut c in &idle {
+        c.set_read_timeout(Some(deadline.saturating_duration_since(std::time::Instant::now()).max(std::time::Duration::from_millis(1)))).unwrap();
+        let mut got = Vec::new();
+        let r = c.read_to_end(&mut got);
+        assert!(r.is_ok(), "the node closed every idle connection within 40 s: {r:?}");
+        refused += usize::from(got.starts_with(b"HTTP/1.1 503"));
+    }
+    let closed = opened.elapsed();
+    eprintln!("all {IDLE} closed by the node after {closed:?}: {refused} refused over the cap, {} after the header timeout", IDLE - refused);
+    // Those it held: at most its cap (fewer if some it held timed out before
+    // all were opened, making room for others).
+    assert!((1000..=1024).contains(&(IDLE - refused)), "the cap held {} connections", IDLE - refused);
+    assert!(closed > std::time::Duration::from_secs(15), "held ones lasted the header timeout: {closed:?}");
+    let before = counted(&node.json("/api/v1/pipelines/counts"));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let v = node.json("/api/v1/pipelines/counts");
+    assert_eq!((v["status"].as_str(), v["restarts"].as_u64()), (Some("running"), Some(0)), "{v:#}\n{}", node.log());
+    assert!(counted(&v) > before, "the pipeline runs on");
+    drop(idle);
+}
+
+#[test]
+fn slow_or_half_sent_requests_time_out_and_do_not_block_shutdown() {
+    use std::io::{Read, Write};
+    let mut node = Node::start(&["--header-timeout", "60s", "--body-timeout", "1s"]);
+    // A body that never arrives whole: 408 after the body timeout.
+    let mut slow = std::net::TcpStream::connect(node.addr()).unwrap();
+    slow.write_all(b"POST /api/v1/pipelines HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nname: x").unwrap();
+    let t = std::time::Instant::now();
+    let mut answer = vec![0u8; 4096];
+    let n = slow.read(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).into_owned();
+    assert!(t.elapsed() < std::time::Duration::from_secs(5), "{:?}", t.elapsed());
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.ends_with(r#"{"error":"the request body did not arrive within 1 s (weir serve --body-timeout)"}"#), "{answer}");
+
+    // Half-sent headers and a half-sent body hold the node's shutdown at most 5 s.
+    let mut half_head = std::net::TcpStream::connect(node.addr()).unwrap();
+    half_head.write_all(b"GET /api/v1/pipel").unwrap();
+    let mut half_body = std::net::TcpStream::connect(node.addr()).unwrap();
+    half_body.write_all(b"POST /api/v1/pipelines HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nname").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let took = node.interrupt();
+    eprintln!("SIGINT with two half-sent requests: the node exited after {took:?}");
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}\n{}", node.log());
+    assert!(node.log().contains("connections still open after 5s; closing them"), "{}", node.log());
 }
 
 /// A counting pipeline over an unbounded generator into an exactly-once file sink.
@@ -493,4 +554,211 @@ fn a_window_operator_swaps_its_window_function_and_keeps_its_windows() {
         versions.insert(*version);
     }
     assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1, 2], "both versions fired windows");
+}
+
+/// Rewrite the JSON file at `path` with `f`.
+fn edit_json(path: &std::path::Path, f: impl FnOnce(&mut serde_json::Value)) {
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    f(&mut v);
+    std::fs::write(path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+}
+
+#[test]
+fn failures_that_may_pass_are_retried_with_back_off_and_others_stay_failed() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
+    assert_eq!(node.upload("other", "1", wasm("counter_v1"), None).0, 201);
+    let out = dir.path().join("out-flaky");
+    for (id, plugin, out) in [("flaky", "counter@1", out.clone()), ("orphan", "other@1", dir.path().join("o")), ("garbled", "counter@1", dir.path().join("g"))] {
+        let (status, body) = node.post("/api/v1/pipelines", counting_spec(id, plugin, &out, 2_000));
+        assert_eq!(status, 201, "{body}");
+    }
+    node.wait_for("/api/v1/pipelines/flaky", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(2));
+    drop(node);
+
+    // While the node is down: flaky's output directory becomes a file (an
+    // I/O error that can pass), orphan's plugin leaves the registry, and
+    // garbled's spec stops parsing.
+    let data = dir.path().join("data");
+    std::fs::rename(&out, dir.path().join("out-flaky.kept")).unwrap();
+    std::fs::write(&out, "in the way").unwrap();
+    edit_json(&data.join("plugins/index.json"), |v| drop(v.as_object_mut().unwrap().remove("other")));
+    edit_json(&data.join("pipelines/garbled/pipeline.json"), |v| v["spec"] = "name: garbled\nsources: [".into());
+
+    let node = Node::start_in(dir.clone(), &[]);
+    let v = node.wait_for("/api/v1/pipelines/flaky", "a second retry", |v| v["retry"]["attempt"].as_u64() >= Some(2));
+    assert_eq!(v["status"], "restarting", "{v:#}");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(&format!("cannot create output directory {}: File exists (os error 17)", out.display())), "{error}");
+    let backoff = v["retry"]["backoff_s"].as_f64().unwrap();
+    let attempt = v["retry"]["attempt"].as_u64().unwrap();
+    assert_eq!(backoff, 0.5 * f64::from(1 << (attempt - 1)), "{v:#}");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let next = v["retry"]["next_retry_ms"].as_i64().unwrap();
+    assert!(next > now - 1_000 && next <= now + (backoff * 1e3) as i64 + 1_000, "next retry at {next}, now {now}");
+    for (id, message) in [
+        ("orphan", "spec:12: operators[0].plugin: plugin other@1 is not in this node's registry (no versions); upload it first: POST /api/v1/plugins?name=other&version=1"),
+        ("garbled", "spec:3:1: invalid YAML: "),
+    ] {
+        let v = node.wait_for(&format!("/api/v1/pipelines/{id}"), "failed", |v| v["status"] == "failed");
+        assert!(v["error"].as_str().unwrap().starts_with(message), "{id}: {v:#}");
+        assert!(v.get("retry").is_none(), "{id} is not retried: {v:#}");
+    }
+    let o = weir(&["pipeline", "show", "flaky", "--server", &node.url], &[]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("  retry: attempt "), "{}", String::from_utf8_lossy(&o.stdout));
+
+    // Once the directory is back, the next attempt runs, from its checkpoint.
+    std::fs::remove_file(&out).unwrap();
+    std::fs::rename(dir.path().join("out-flaky.kept"), &out).unwrap();
+    let v = node.wait_for("/api/v1/pipelines/flaky", "flaky to run", |v| v["status"] == "running" && counted(v) > 0);
+    assert!(v.get("retry").is_none() && v["error"].is_null(), "{v:#}");
+    assert!(v["resumed_from"].as_str().unwrap().starts_with("chk-"), "{v:#}");
+    assert!(node.log().contains("pipeline 'flaky' cannot start: "), "{}", node.log());
+    node.wait_for("/api/v1/pipelines/flaky", "a checkpoint", |v| v["checkpoints"]["completed"].as_u64() > Some(1));
+    assert_eq!(node.post("/api/v1/pipelines/flaky/stop", "").0, 200);
+    check_counts(&out);
+}
+
+#[test]
+fn finished_pipelines_stay_finished_and_damaged_files_are_skipped() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
+    let bounded_out = dir.path().join("bounded-out");
+    let bounded = counting_spec("bounded", "counter@1", &bounded_out, 1).replace("    rate: 1\n", "    count: 3000\n");
+    let (status, body) = node.post("/api/v1/pipelines", bounded);
+    assert_eq!(status, 201, "{body}");
+    for id in ["steady", "victim"] {
+        let (status, body) = node.post("/api/v1/pipelines", counting_spec(id, "counter@1", &dir.path().join(id), 2_000));
+        assert_eq!(status, 201, "{body}");
+    }
+    node.wait_for("/api/v1/pipelines/bounded", "bounded to finish", |v| v["status"] == "finished");
+    node.wait_for("/api/v1/pipelines/steady", "records", |v| counted(v) > 100);
+    let (_, n) = check_counts(&bounded_out);
+    assert_eq!(n, 3000);
+    let output = |d: &std::path::Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().flatten().map(|e| (e.file_name(), e.metadata().unwrap().modified().unwrap())).collect();
+        v.sort();
+        v
+    };
+    let published = output(&bounded_out);
+    drop(node);
+
+    let data = dir.path().join("data");
+    let victim = data.join("pipelines/victim/pipeline.json");
+    std::fs::write(&victim, "{not json").unwrap();
+    let node = Node::start_in(dir.clone(), &[]);
+    node.wait_for("/api/v1/pipelines/steady", "steady to resume", |v| v["status"] == "running" && counted(v) > 0);
+    let why = format!("{} cannot be read: key must be a string at line 1 column 2", victim.display());
+    let list = node.json("/api/v1/pipelines");
+    let listed = |id: &str| list.as_array().unwrap().iter().find(|p| p["id"] == id).cloned().unwrap();
+    assert_eq!((listed("victim")["status"].as_str(), listed("victim")["error"].as_str()), (Some("damaged"), Some(why.as_str())), "{list:#}");
+    assert_eq!(listed("bounded")["status"], "finished", "a finished pipeline stays finished: {list:#}");
+    assert!(node.log().contains(&format!("skipping a pipeline: {why}")), "{}", node.log());
+    let (status, body) = node.post("/api/v1/pipelines/victim/start", "");
+    assert_eq!(status, 409);
+    assert_eq!(body["error"].as_str().unwrap(), format!("pipeline 'victim' is damaged: {why}; fix the file and restart the node, or delete the pipeline"));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "{not json", "a damaged file is left as it is");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_eq!(output(&bounded_out), published, "the finished pipeline did not run again");
+    assert_eq!(node.send(node.http().delete(format!("{}/api/v1/pipelines/victim", node.url))).0, 200);
+    assert!(!victim.exists());
+    drop(node);
+
+    // A damaged plugin index: the node starts with an empty registry and keeps the file.
+    let index = data.join("plugins/index.json");
+    std::fs::write(&index, "[1, 2").unwrap();
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.get("/api/v1/plugins"), (200, "[]".into()));
+    let kept: Vec<_> = std::fs::read_dir(data.join("plugins")).unwrap().flatten().map(|e| e.path()).filter(|p| p.to_string_lossy().contains("index.json.damaged-")).collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "[1, 2");
+    assert!(node.log().contains(&format!("the plugin index {} cannot be read", index.display())) && node.log().contains(&format!("it was moved to {} and the registry starts empty", kept[0].display())), "{}", node.log());
+    let v = node.wait_for("/api/v1/pipelines/steady", "steady to fail", |v| v["status"] == "failed");
+    assert!(v["error"].as_str().unwrap().contains("plugin counter@1 is not in this node's registry"), "{v:#}");
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201, "uploads write a new index");
+    assert_eq!(std::fs::read_to_string(&kept[0]).unwrap(), "[1, 2");
+    assert_eq!(node.post("/api/v1/pipelines/steady/start", "").0, 200);
+}
+
+#[test]
+fn a_swap_in_probation_when_the_node_is_killed_is_rolled_back_and_says_so() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    for (v, guest) in [("1", "counter_v1"), ("2", "counter_v2")] {
+        assert_eq!(node.upload("counter", v, wasm(guest), None).0, 201);
+    }
+    let out = dir.path().join("out");
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "counter@1", &out, 5_000));
+    assert_eq!(status, 201, "{body}");
+    node.wait_for("/api/v1/pipelines/counts", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(1));
+    let (status, body) = node.send(
+        node.http()
+            .post(format!("{}/api/v1/pipelines/counts/operators/count/swap", node.url))
+            .header("content-type", "application/json")
+            .body(r#"{"plugin": "counter@2", "probation": "1h"}"#),
+    );
+    assert_eq!((status, body["swap"]["status"].as_str()), (200, Some("switched")), "{body}");
+    let stored = dir.path().join("data/pipelines/counts/pipeline.json");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert_eq!((record["swap"]["status"].as_str(), record["swap"]["to"].as_str()), (Some("switched"), Some("counter@2")), "{record:#}");
+    node.wait_for("/api/v1/pipelines/counts", "v2 to count", |v| counted(v) > 0);
+    drop(node); // SIGKILL, during the probation
+
+    let node = Node::start_in(dir.clone(), &[]);
+    let v = node.wait_for("/api/v1/pipelines/counts", "the resumed run", |v| v["status"] == "running" && v["swap"]["reason"].is_string());
+    let resumed = v["resumed_from"].as_str().unwrap();
+    let reason = format!("the node stopped during the swap's probation; the pipeline resumed from checkpoint {resumed} with counter@1");
+    assert_eq!((v["swap"]["status"].as_str(), v["swap"]["reason"].as_str()), (Some("rolled-back"), Some(reason.as_str())), "{v:#}");
+    assert_eq!(v["plugins"]["count"], "counter@1");
+    assert!(node.log().contains(&format!("pipeline 'counts': the swap of 'count' to counter@2 was rolled back: {reason}")), "{}", node.log());
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&stored).unwrap()).unwrap();
+    assert!(record.get("swap").is_none(), "forgotten once reported: {record:#}");
+    let (_, metrics) = node.get("/metrics");
+    assert!(metrics.contains("weir_swaps_total{pipeline=\"counts\",result=\"rolled-back\"} 1"), "{metrics}");
+    node.wait_for("/api/v1/pipelines/counts", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(1));
+    assert_eq!(node.post("/api/v1/pipelines/counts/stop", "").0, 200);
+    let (versions, _) = check_counts(&out);
+    assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1], "v2's probation output was never published");
+}
+
+#[test]
+fn a_pipeline_whose_checkpoints_are_all_damaged_waits_for_a_fresh_start() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = Node::start_in(dir.clone(), &[]);
+    assert_eq!(node.upload("counter", "1", wasm("counter_v1"), None).0, 201);
+    let out = dir.path().join("out");
+    let (status, body) = node.post("/api/v1/pipelines", counting_spec("counts", "counter@1", &out, 5_000));
+    assert_eq!(status, 201, "{body}");
+    node.wait_for("/api/v1/pipelines/counts", "checkpoints", |v| v["checkpoints"]["completed"].as_u64() > Some(2));
+    drop(node);
+    let checkpoints = dir.path().join("data/pipelines/counts/state/checkpoints");
+    let mut damaged = 0;
+    for c in std::fs::read_dir(&checkpoints).unwrap().flatten() {
+        let manifest = c.path().join("_manifest.json");
+        if manifest.exists() {
+            std::fs::write(&manifest, "garbage").unwrap();
+            damaged += 1;
+        }
+    }
+    assert!(damaged > 0);
+    let published = common::parts(&out);
+
+    let node = Node::start_in(dir.clone(), &[]);
+    let v = node.wait_for("/api/v1/pipelines/counts", "counts to fail", |v| v["status"] == "failed");
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains(&format!("none of the checkpoints of pipeline 'counts' in {} can be resumed from: chk-", checkpoints.parent().unwrap().display())), "{error}");
+    assert!(error.contains(": unreadable manifest: expected value at line 1 column 1;"), "{error}");
+    assert!(error.ends_with("or on a node POST /api/v1/pipelines/counts/start?fresh=true"), "{error}");
+    assert!(v.get("retry").is_none(), "{v:#}");
+    assert_eq!(common::parts(&out), published, "the published output is untouched");
+    let (status, body) = node.post("/api/v1/pipelines/counts/start", "");
+    assert_eq!((status, body["error"].as_str()), (400, Some(error)), "{body}");
+    let (status, body) = node.post("/api/v1/pipelines/counts/start?fresh=maybe", "");
+    assert_eq!(status, 400, "{body}");
+    let o = weir(&["pipeline", "start", "counts", "--fresh", "--server", &node.url, "--output", "json"], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((v["status"].as_str(), v["resumed_from"].as_str()), (Some("running"), None), "{v:#}");
 }
