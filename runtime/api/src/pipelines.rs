@@ -455,12 +455,15 @@ impl Pipelines {
         let mut taken = None;
         if let Some((control, checkpoints)) = target {
             if checkpoints {
-                match control.savepoint(&savepoint, Duration::from_secs(60)) {
+                // Flink's stop: the savepoint's output is published before the job ends.
+                match control.stop_with_savepoint(&savepoint, Duration::from_secs(60)) {
                     Ok(_) => taken = Some(savepoint.clone()),
                     Err(err) => tracing::warn!("pipeline '{id}': no savepoint at stop: {err}"),
                 }
             }
-            control.cancel();
+            if taken.is_none() {
+                control.cancel();
+            }
         }
         if let Some(h) = e.thread.lock().unwrap().take() {
             let _ = h.join();

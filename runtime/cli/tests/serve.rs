@@ -416,6 +416,13 @@ fn pipelines_run_swap_with_state_roll_back_a_broken_version_and_resume_after_a_n
     assert!(stopped["savepoint"].as_str().unwrap().starts_with("stop-"), "{stopped:#}");
     let (versions, n1) = check_counts(&counts_out);
     assert_eq!(versions.into_iter().collect::<Vec<_>>(), [1, 2], "v3's output was never published");
+    // The savepoint's output is published, not left staged until a next start.
+    let staged: Vec<String> = std::fs::read_dir(&counts_out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".pending"))
+        .collect();
+    assert!(staged.is_empty(), "staged after the stop: {staged:?}");
     let v = node.json("/api/v1/pipelines/other");
     assert_eq!((v["status"].as_str(), v["restarts"].as_u64()), (Some("running"), Some(0)), "{v:#}");
     assert!(records(&v) > other_before, "the other pipeline went on");
