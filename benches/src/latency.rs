@@ -45,7 +45,7 @@ impl Source for PacedIter {
             let stamp = self.base.elapsed().as_nanos() as u64;
             value[..8].copy_from_slice(&stamp.to_le_bytes());
             let key = format!("k{}", self.sent % self.keys);
-            out.push(key.as_bytes(), &value, NO_TIMESTAMP, Origin { source: 0, offset: self.sent });
+            out.push(key.as_bytes(), &value, NO_TIMESTAMP, Origin::at(self.sent));
             self.sent += 1;
         }
         Ok(SourcePoll::Ready)

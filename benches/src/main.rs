@@ -151,7 +151,7 @@ pub(crate) fn generate(records: usize, keys: u64, batch: usize) -> Vec<RecordBat
         let r = splitmix64(n);
         let key = format!("key-{}", r % keys);
         let value = format!("event payload of record number {n}");
-        b.push(key.as_bytes(), value.as_bytes(), 1_700_000_000_000 + n as i64, Origin { source: 0, offset: n });
+        b.push(key.as_bytes(), value.as_bytes(), 1_700_000_000_000 + n as i64, Origin::at(n));
         if b.len() == batch {
             out.push(b.take());
         }

@@ -280,7 +280,7 @@ pub fn run(plugin: &Plugin, events: usize, check: usize, parallelism: u32, queri
         if let Some(w) = file.as_mut() {
             writeln!(w, "{text}")?;
         }
-        b.push(key.to_string().as_bytes(), text.as_bytes(), e.timestamp() as i64, Origin { source: 0, offset: n as u64 });
+        b.push(key.to_string().as_bytes(), text.as_bytes(), e.timestamp() as i64, Origin::at(n as u64));
         if n < check {
             values.push(v);
         }

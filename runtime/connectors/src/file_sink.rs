@@ -116,7 +116,7 @@ impl SinkFactory for FileSink {
         Ok(Box::new(w))
     }
 
-    fn recover(&self, restored: Option<(u64, bool)>) -> Result<(), SinkError> {
+    fn recover(&self, restored: Option<(u64, bool)>, _state: Option<&weir_engine::NodeRestore>) -> Result<(), SinkError> {
         fs::create_dir_all(&self.dir).map_err(|e| io_err("create output directory", &self.dir, e))?;
         let covered = restored.map(|(epoch, _)| epoch);
         for entry in fs::read_dir(&self.dir).map_err(|e| io_err("read", &self.dir, e))?.flatten() {
@@ -248,7 +248,7 @@ mod tests {
         fs::write(dir.path().join("part-0001-0000000003.jsonl"), "stale\n").unwrap();
         fs::write(dir.path().join("keep.txt"), "x").unwrap();
         let sink = FileSink { dir: dir.path().into(), exactly_once: false };
-        sink.recover(None).unwrap();
+        sink.recover(None, None).unwrap();
         let mut w = sink.create(&TaskContext::new("p", "out", 0, 2)).unwrap();
         w.write(&batch(&[br#"{"a":1}"#, b"plain \"text\""])).unwrap();
         w.finish().unwrap();
@@ -261,7 +261,7 @@ mod tests {
     fn exactly_once_parts_appear_only_when_their_checkpoint_completes() {
         let dir = tempfile::tempdir().unwrap();
         let sink = FileSink { dir: dir.path().into(), exactly_once: true };
-        sink.recover(None).unwrap();
+        sink.recover(None, None).unwrap();
         let mut w = sink.create(&TaskContext::new("p", "out", 1, 2)).unwrap();
         w.write(&batch(&[b"1", b"2"])).unwrap();
         w.flush().unwrap();
@@ -297,7 +297,7 @@ mod tests {
         ] {
             fs::write(d.join(name), body).unwrap();
         }
-        FileSink { dir: d.into(), exactly_once: true }.recover(Some((2, false))).unwrap();
+        FileSink { dir: d.into(), exactly_once: true }.recover(Some((2, false)), None).unwrap();
         assert_eq!(names(d), ["other.txt", "part-0000-0000000001.jsonl", "part-0000-0000000002.jsonl", "part-0001-0000000002.jsonl"]);
     }
 }

@@ -127,7 +127,7 @@ impl Source for FileReader {
                     )));
                 }
             }
-            out.push(b"", line, NO_TIMESTAMP, Origin { source: 0, offset: self.line });
+            out.push(b"", line, NO_TIMESTAMP, Origin::at(self.line));
         }
         Ok(SourcePoll::Ready)
     }

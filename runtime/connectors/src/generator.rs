@@ -154,7 +154,7 @@ impl Source for Generator {
                 return Ok(SourcePoll::Exhausted);
             }
             let ts = self.spec.event(self.next, &mut self.key, &mut self.value);
-            out.push(&self.key, &self.value, ts, Origin { source: 0, offset: self.next });
+            out.push(&self.key, &self.value, ts, Origin::at(self.next));
             self.next += self.step;
             self.emitted += 1;
         }

@@ -11,7 +11,18 @@ pub const NO_TIMESTAMP: i64 = i64::MIN;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Origin {
     pub source: u16,
+    /// The source's split the record came from (a Kafka partition, as the
+    /// source numbers them); 0 for sources of one split. Watermarks are kept
+    /// per split.
+    pub split: u32,
     pub offset: u64,
+}
+
+impl Origin {
+    /// The record at `offset` of a source's only split.
+    pub fn at(offset: u64) -> Self {
+        Origin { source: 0, split: 0, offset }
+    }
 }
 
 /// One header of one row.
@@ -205,7 +216,7 @@ mod tests {
     use super::*;
 
     fn o(offset: u64) -> Origin {
-        Origin { source: 0, offset }
+        Origin::at(offset)
     }
 
     #[test]

@@ -41,14 +41,26 @@ pub enum TimeUnit {
     Nanos,
 }
 
-/// A source task's watermark generator.
+/// A source task's watermark generator. Records come from splits (a Kafka
+/// partition, say: `Origin::split`); each split's greatest timestamp is kept,
+/// and the watermark follows the slowest split that is not idle, as Flink's
+/// per-partition watermarks do. A source of one split is the same thing with
+/// one entry.
 pub(crate) struct WatermarkGenerator {
     pub config: EventTime,
-    /// The greatest timestamp seen (restored from checkpoints).
+    /// The watermark's basis (the slowest active split's greatest timestamp),
+    /// recorded in checkpoints.
     pub max_ts: i64,
+    splits: std::collections::HashMap<u32, Split>,
     emitted: i64,
     last_record: Instant,
     idle: bool,
+}
+
+struct Split {
+    max_ts: i64,
+    /// When it last had a record (or was first known).
+    last: Instant,
 }
 
 /// What the generator wants sent downstream.
@@ -60,13 +72,25 @@ pub(crate) enum WatermarkEvent {
 
 impl WatermarkGenerator {
     pub fn new(config: EventTime, restored_max: Option<i64>) -> Self {
-        WatermarkGenerator {
+        let max_ts = restored_max.unwrap_or(NO_TIMESTAMP);
+        let mut g = WatermarkGenerator {
             config,
-            max_ts: restored_max.unwrap_or(NO_TIMESTAMP),
+            max_ts,
+            splits: Default::default(),
             emitted: NO_TIMESTAMP,
             last_record: Instant::now(),
             idle: false,
+        };
+        // After a restore the watermark goes on from where it was, never back.
+        if max_ts != NO_TIMESTAMP {
+            g.emitted = g.watermark_of(max_ts);
         }
+        g
+    }
+
+    fn watermark_of(&self, basis: i64) -> i64 {
+        let ooo = self.config.out_of_orderness.as_millis().min(i64::MAX as u128) as i64;
+        basis.saturating_sub(ooo).saturating_sub(1)
     }
 
     /// Set each row's timestamp from the configured field. The error names the
@@ -80,29 +104,48 @@ impl WatermarkGenerator {
     }
 
     /// After a batch (possibly empty): what to send downstream, if anything.
-    pub fn after_batch(&mut self, batch: &RecordBatch, out: &mut Vec<WatermarkEvent>) {
+    /// `splits`, if the source says, are the splits it reads now: a known
+    /// split without records holds the watermark back until it has some or
+    /// is idle; a split no longer read is forgotten.
+    pub fn after_batch(&mut self, batch: &RecordBatch, splits: Option<&[u32]>, out: &mut Vec<WatermarkEvent>) {
         let now = Instant::now();
+        if let Some(known) = splits {
+            self.splits.retain(|s, _| known.contains(s));
+            for &s in known {
+                self.splits.entry(s).or_insert(Split { max_ts: NO_TIMESTAMP, last: now });
+            }
+        }
+        for (t, o) in batch.timestamps.iter().zip(&batch.origins) {
+            let split = self.splits.entry(o.split).or_insert(Split { max_ts: NO_TIMESTAMP, last: now });
+            split.last = now;
+            if *t != NO_TIMESTAMP {
+                split.max_ts = split.max_ts.max(*t);
+            }
+        }
         if !batch.is_empty() {
             self.last_record = now;
             if self.idle {
                 self.idle = false;
                 out.push(WatermarkEvent::Idle(false));
             }
-            if let Some(&m) = batch.timestamps.iter().filter(|&&t| t != NO_TIMESTAMP).max() {
-                self.max_ts = self.max_ts.max(m);
-            }
         }
-        if self.max_ts != NO_TIMESTAMP {
-            let ooo = self.config.out_of_orderness.as_millis().min(i64::MAX as u128) as i64;
-            let wm = self.max_ts.saturating_sub(ooo).saturating_sub(1);
+        let idle_after = self.config.idle_timeout;
+        let active = self.splits.values().filter(|s| idle_after.is_none_or(|t| now.duration_since(s.last) < t));
+        if let Some(basis) = active.map(|s| s.max_ts).min()
+            && basis != NO_TIMESTAMP
+        {
+            self.max_ts = self.max_ts.max(basis);
+            let wm = self.watermark_of(self.max_ts);
             if wm > self.emitted {
                 self.emitted = wm;
                 out.push(WatermarkEvent::Watermark(wm));
             }
         }
-        if let Some(t) = self.config.idle_timeout
+        let all_idle = self.splits.values().all(|s| idle_after.is_some_and(|t| now.duration_since(s.last) >= t));
+        if let Some(t) = idle_after
             && !self.idle
             && now.duration_since(self.last_record) >= t
+            && all_idle
         {
             self.idle = true;
             out.push(WatermarkEvent::Idle(true));
@@ -267,11 +310,41 @@ mod tests {
             b.push(b"k", b"v", t, Origin::default());
         }
         let mut out = Vec::new();
-        g.after_batch(&b, &mut out);
+        g.after_batch(&b, None, &mut out);
         assert_eq!(out, vec![WatermarkEvent::Watermark(1199)]);
         out.clear();
-        g.after_batch(&RecordBatch::default(), &mut out);
+        g.after_batch(&RecordBatch::default(), None, &mut out);
         assert!(out.is_empty(), "no progress, no watermark");
+    }
+
+    #[test]
+    fn the_watermark_follows_the_slowest_split_and_idle_splits_are_left_out() {
+        let mut g = WatermarkGenerator::new(
+            EventTime { field: None, out_of_orderness: Duration::ZERO, idle_timeout: Some(Duration::from_millis(30)), unit: None },
+            None,
+        );
+        let batch = |rows: &[(u32, i64)]| {
+            let mut b = RecordBatch::default();
+            for &(split, t) in rows {
+                b.push(b"k", b"v", t, Origin { source: 0, offset: 0, split });
+            }
+            b
+        };
+        let mut out = Vec::new();
+        // Split 2 is known but has nothing yet: no watermark.
+        g.after_batch(&batch(&[(0, 100), (1, 500)]), Some(&[0, 1, 2]), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        g.after_batch(&batch(&[(2, 300)]), Some(&[0, 1, 2]), &mut out);
+        assert_eq!(out, vec![WatermarkEvent::Watermark(99)], "the slowest split");
+        out.clear();
+        std::thread::sleep(Duration::from_millis(40));
+        // Splits 0 and 2 go idle; 1 has a record: the watermark follows 1.
+        g.after_batch(&batch(&[(1, 600)]), Some(&[0, 1, 2]), &mut out);
+        assert_eq!(out, vec![WatermarkEvent::Watermark(599)]);
+        out.clear();
+        // A split no longer read is forgotten.
+        g.after_batch(&batch(&[(0, 700)]), Some(&[0]), &mut out);
+        assert_eq!(out, vec![WatermarkEvent::Watermark(699)]);
     }
 
     #[test]

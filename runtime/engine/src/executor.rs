@@ -212,7 +212,8 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
     // Sinks publish what the restored checkpoint covers and drop the rest.
     for (i, f) in factories.iter().enumerate() {
         if let Factory::Sink(f) = f {
-            f.recover(restore.as_ref().map(|r| (r.epoch, r.finished))).map_err(|source| EngineError::Sink {
+            let state = restore.as_ref().and_then(|r| r.nodes.get(&nodes[i].name));
+            f.recover(restore.as_ref().map(|r| (r.epoch, r.finished)), state).map_err(|source| EngineError::Sink {
                 node: nodes[i].name.clone(),
                 task: 0,
                 parallelism: nodes[i].parallelism,
@@ -271,7 +272,9 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
                 Factory::Source(f) => {
                     let fail = |source| EngineError::Source { node: def.name.clone(), task: t, parallelism: def.parallelism, source };
                     let mut source = f.create(&ctx).map_err(fail)?;
-                    if let Some(r) = &node_restore[m] {
+                    if let Some(r) = &node_restore[m]
+                        && !f.rescalable()
+                    {
                         if r.parallelism != def.parallelism {
                             return Err(fail(crate::SourceError::msg(format!(
                                 "the checkpoint was taken with this source at parallelism {}; a source must keep its parallelism (keyed operators may change theirs)",

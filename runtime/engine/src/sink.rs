@@ -1,6 +1,7 @@
 //! Sinks: the end of a dataflow.
 
 use crate::batch::RecordBatch;
+use crate::checkpoint::{NodeRestore, SnapshotWriter};
 use crate::error::SinkError;
 use crate::operator::TaskContext;
 
@@ -23,6 +24,14 @@ pub trait Sink: Send {
         self.flush()
     }
 
+    /// State to keep in checkpoint `epoch`, written after
+    /// [`Sink::pre_commit`] (files under `dir`, later, on an uploader thread):
+    /// what [`SinkFactory::recover`] needs to finish a commit that a crash
+    /// cut short. Most sinks keep none.
+    fn snapshot(&mut self, _epoch: u64, _dir: &std::path::Path) -> Result<Option<SnapshotWriter>, SinkError> {
+        Ok(None)
+    }
+
     /// Checkpoint `epoch` is complete: publish everything staged under epochs up
     /// to `epoch` (second phase).
     fn commit(&mut self, _epoch: u64) -> Result<(), SinkError> {
@@ -42,10 +51,12 @@ pub trait SinkFactory: Send + Sync {
 
     /// Called once before any task is created. `restored` is the epoch of the
     /// checkpoint the job resumes from (and whether it was the final one of a
-    /// completed run), `None` on a fresh start. An exactly-once sink publishes
-    /// what it staged up to that checkpoint and discards the rest: output of a
-    /// failed attempt must never become visible.
-    fn recover(&self, _restored: Option<(u64, bool)>) -> Result<(), SinkError> {
+    /// completed run), `None` on a fresh start; `state` is every task's part
+    /// of the sink in that checkpoint (its [`Sink::snapshot`] files). An
+    /// exactly-once sink publishes what it staged up to that checkpoint and
+    /// discards the rest: output of a failed attempt must never become
+    /// visible, and output of a completed checkpoint must not be lost.
+    fn recover(&self, _restored: Option<(u64, bool)>, _state: Option<&NodeRestore>) -> Result<(), SinkError> {
         Ok(())
     }
 }

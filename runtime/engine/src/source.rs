@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::batch::RecordBatch;
+use crate::batch::{Origin, RecordBatch};
 use crate::error::SourceError;
 use crate::operator::TaskContext;
 
@@ -34,6 +34,19 @@ pub trait Source: Send {
     fn seek(&mut self, _position: &[u8]) -> Result<(), SourceError> {
         Err(SourceError::msg("this source cannot be replayed"))
     }
+
+    /// The splits (`Origin::split`) this task reads now, if it reads several:
+    /// the watermark waits for each one that is not idle.
+    fn splits(&self) -> Option<&[u32]> {
+        None
+    }
+
+    /// Checkpoint `epoch` is complete (everything before its barrier is
+    /// safely processed): a source may acknowledge its input up to there (a
+    /// Kafka source commits its group's offsets).
+    fn checkpoint_complete(&mut self, _epoch: u64) -> Result<(), SourceError> {
+        Ok(())
+    }
 }
 
 /// Creates the parallel instances of a source node.
@@ -43,5 +56,18 @@ pub trait SourceFactory: Send + Sync {
     /// How to name a record's offset in messages ("line 42 of input.txt").
     fn describe_offset(&self, offset: u64) -> String {
         format!("offset {offset}")
+    }
+
+    /// How to name a record in messages; sources of several splits name the
+    /// split too ("topic clicks partition 3 offset 1234").
+    fn describe_origin(&self, origin: Origin) -> String {
+        self.describe_offset(origin.offset)
+    }
+
+    /// Whether its tasks take their positions from every task's part of a
+    /// checkpoint themselves (`TaskContext::restore`), so that it can resume
+    /// at another parallelism; otherwise task `i` seeks to task `i`'s position.
+    fn rescalable(&self) -> bool {
+        false
     }
 }

@@ -48,7 +48,7 @@ pub(crate) struct SourceNames(pub Vec<(String, Arc<dyn SourceFactory>)>);
 
 impl SourceNames {
     pub fn describe(&self, origin: Option<Origin>) -> String {
-        match origin.and_then(|o| self.0.get(o.source as usize).map(|(n, f)| (n, f.describe_offset(o.offset)))) {
+        match origin.and_then(|o| self.0.get(o.source as usize).map(|(n, f)| (n, f.describe_origin(o)))) {
             Some((name, offset)) => format!(" on the record from source '{name}' at {offset}"),
             None => String::new(),
         }
@@ -96,7 +96,7 @@ impl Task {
             // Whatever completed before the cancellation is published: a
             // stop's last checkpoint must not stay staged because this task
             // saw its input disconnect before it read the notice.
-            if let Err(e) = self.poll_completed() {
+            if let Err(e) = self.poll_completed(None) {
                 tracing::warn!(task = self.name, "cannot publish completed checkpoints while stopping: {e}");
             }
         }
@@ -122,18 +122,29 @@ impl Task {
         self.checkpointing.as_ref()?.triggers.as_ref()?.try_recv().ok()
     }
 
-    /// Commit sinks for the checkpoints completed since the last look; a
-    /// stop ends the task (after those commits).
-    fn poll_completed(&mut self) -> Result<(), EngineError> {
+    /// Commit sinks (and tell a source task's source) for the checkpoints
+    /// completed since the last look; a stop ends the task (after those
+    /// commits).
+    fn poll_completed(&mut self, mut source: Option<&mut dyn Source>) -> Result<(), EngineError> {
         let Some(ck) = &self.checkpointing else { return Ok(()) };
         let notices: Vec<Notice> = ck.completed.try_iter().collect();
         for n in notices {
             match n {
-                Notice::Completed(e) => self.commit(e)?,
+                Notice::Completed(e) => {
+                    if let Some(s) = source.as_deref_mut() {
+                        s.checkpoint_complete(e).map_err(|err| self.source_error(err))?;
+                    }
+                    self.commit(e)?
+                }
                 Notice::Stop => return Err(EngineError::Stopped),
             }
         }
         Ok(())
+    }
+
+    fn source_error(&self, source: crate::SourceError) -> EngineError {
+        let ctx = &self.nodes[0].ctx;
+        EngineError::Source { node: ctx.node.to_string(), task: ctx.task_index, parallelism: ctx.parallelism, source }
     }
 
     fn commit(&mut self, epoch: u64) -> Result<(), EngineError> {
@@ -184,8 +195,18 @@ impl Task {
                     }
                 }
                 NodeImpl::Sink(sink) => {
-                    let r = guard(ctx, || sink.pre_commit(epoch.unwrap_or(FINAL_EPOCH)))?;
-                    r.map_err(|e| self.sink_error(i, e, None))?;
+                    let e = epoch.unwrap_or(FINAL_EPOCH);
+                    let dir = staging.join(&*ctx.node);
+                    let r = guard(ctx, || {
+                        sink.pre_commit(e)?;
+                        std::fs::create_dir_all(&dir).map_err(|err| {
+                            crate::SinkError::msg(format!("cannot create the staging directory {}: {err}", dir.display()))
+                        })?;
+                        sink.snapshot(e, &dir)
+                    })?;
+                    if let Some(w) = r.map_err(|err| self.sink_error(i, err, None))? {
+                        writers.push((i, w));
+                    }
                 }
             }
             states.push(state);
@@ -263,7 +284,7 @@ impl Task {
         let mut exhausted = false;
         while !exhausted {
             self.cancelled()?;
-            self.poll_completed()?;
+            self.poll_completed(Some(&mut *source))?;
             let mut batch = RecordBatch::with_capacity(bs);
             let mut first: Option<Instant> = None;
             let mut barrier = None;
@@ -314,7 +335,7 @@ impl Task {
                     let source = crate::SourceError::msg(format!("cannot take the event time{at}: {message}"));
                     return Err(EngineError::Source { node: ctx.node.to_string(), task: ctx.task_index, parallelism: ctx.parallelism, source });
                 }
-                g.after_batch(&batch, &mut events);
+                g.after_batch(&batch, source.splits(), &mut events);
             }
             if !batch.is_empty() {
                 self.push(0, batch)?;
@@ -331,6 +352,7 @@ impl Task {
             }
             self.tick()?;
             if let Some(epoch) = barrier {
+                self.poll_completed(Some(&mut *source))?;
                 self.checkpoint(Some(epoch), source.position())?;
             }
         }
@@ -387,7 +409,7 @@ impl Task {
                     Ok(m) => m,
                     Err(RecvError::Timeout) => {
                         self.cancelled()?;
-                        self.poll_completed()?;
+                        self.poll_completed(None)?;
                         self.tick()?;
                         self.idle()?;
                         continue;
@@ -418,8 +440,11 @@ impl Task {
                 Step::Nothing => {}
             }
             if let Some(epoch) = aligner.aligned() {
+                // Earlier checkpoints' commits first: a sink then holds at
+                // most the epochs still pending when it snapshots.
+                self.poll_completed(None)?;
                 self.checkpoint(Some(epoch), None)?;
-                self.poll_completed()?;
+                self.poll_completed(None)?;
             }
         }
         Ok(())

@@ -23,7 +23,7 @@ struct Counting(u64);
 impl Source for Counting {
     fn poll(&mut self, out: &mut RecordBatch, max: usize) -> Result<SourcePoll, SourceError> {
         for _ in 0..max.min(64) {
-            out.push(b"k", self.0.to_string().as_bytes(), NO_TIMESTAMP, Origin { source: 0, offset: self.0 });
+            out.push(b"k", self.0.to_string().as_bytes(), NO_TIMESTAMP, Origin::at(self.0));
             self.0 += 1;
         }
         std::thread::sleep(Duration::from_millis(1));
@@ -158,7 +158,7 @@ impl Source for UptoIter {
             if self.0 >= self.1 {
                 return Ok(SourcePoll::Exhausted);
             }
-            out.push(b"", self.0.to_string().as_bytes(), NO_TIMESTAMP, Origin { source: 0, offset: self.0 });
+            out.push(b"", self.0.to_string().as_bytes(), NO_TIMESTAMP, Origin::at(self.0));
             self.0 += 1;
         }
         Ok(SourcePoll::Ready)

@@ -51,7 +51,7 @@ impl Source for RowsIter {
             }
             let (k, v) = &self.rows[self.next % self.rows.len()];
             self.next += 1;
-            out.push(k.as_bytes(), v.as_bytes(), NO_TIMESTAMP, Origin { source: 0, offset: self.next as u64 });
+            out.push(k.as_bytes(), v.as_bytes(), NO_TIMESTAMP, Origin::at(self.next as u64));
             self.produced.fetch_add(1, Ordering::Relaxed);
         }
         Ok(SourcePoll::Ready)
@@ -395,7 +395,7 @@ struct TimedIter {
 impl Source for TimedIter {
     fn poll(&mut self, out: &mut RecordBatch, max: usize) -> Result<SourcePoll, SourceError> {
         while self.next < self.ts.len() && out.len() < max {
-            out.push(b"k", b"v", self.ts[self.next], Origin { source: 0, offset: self.next as u64 });
+            out.push(b"k", b"v", self.ts[self.next], Origin::at(self.next as u64));
             self.next += 1;
         }
         if self.next < self.ts.len() {

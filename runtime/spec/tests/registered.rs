@@ -63,7 +63,7 @@ impl Source for Counting {
                 return Ok(SourcePoll::Exhausted);
             }
             let n = self.next;
-            out.push((n % 10).to_string().as_bytes(), format!("n{n}").as_bytes(), NO_TIMESTAMP, Origin { source: 0, offset: n });
+            out.push((n % 10).to_string().as_bytes(), format!("n{n}").as_bytes(), NO_TIMESTAMP, Origin::at(n));
             self.next += self.step;
         }
         Ok(SourcePoll::Ready)

@@ -72,7 +72,7 @@ impl Default for OperatorSettings {
 
 
 /// Origin of records emitted from timers (they have no source record).
-pub(crate) const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, offset: 0 };
+pub(crate) const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, split: 0, offset: 0 };
 /// Timers handed to the guest per `on-timer` call.
 const TIMER_BATCH: usize = 1024;
 

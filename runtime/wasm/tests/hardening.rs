@@ -37,7 +37,7 @@ fn adversary(limits: Limits) -> WasmOperator {
 fn run(op: &mut WasmOperator, commands: &[&str]) -> Result<Vec<String>, OperatorError> {
     let mut b = RecordBatch::default();
     for (i, c) in commands.iter().enumerate() {
-        b.push(format!("k{i}").as_bytes(), c.as_bytes(), 0, Origin { source: 0, offset: 100 + i as u64 });
+        b.push(format!("k{i}").as_bytes(), c.as_bytes(), 0, Origin::at(100 + i as u64));
     }
     let mut out = Emitter::new(1);
     op.process(b, &mut out)?;

@@ -40,7 +40,7 @@ fn instance(plugin: &str, node: &str, config: &[(&str, &str)], side: &[&str]) ->
 fn batch(rows: &[(&str, &str, i64)]) -> RecordBatch {
     let mut b = RecordBatch::default();
     for (i, (k, v, t)) in rows.iter().enumerate() {
-        b.push(k.as_bytes(), v.as_bytes(), *t, Origin { source: 0, offset: 100 + i as u64 });
+        b.push(k.as_bytes(), v.as_bytes(), *t, Origin::at(100 + i as u64));
     }
     b
 }
@@ -161,7 +161,7 @@ fn an_infinite_loop_is_stopped_at_the_deadline_and_the_host_goes_on() {
         "{msg}"
     );
     assert!(elapsed < Duration::from_secs(5), "stopped after {elapsed:?}");
-    assert_eq!(err.origin, Some(Origin { source: 0, offset: 100 }), "no state or timer call for the looping row: names the batch");
+    assert_eq!(err.origin, Some(Origin::at(100)), "no state or timer call for the looping row: names the batch");
     // A new instance works.
     let mut op = instance("misbehave", "m", &[], &[]).unwrap();
     assert_eq!(port(&mut run(&mut op, &[("k", "fine", 0)], 1).unwrap(), 0), vec![s("k", "fine", 100)]);
@@ -181,7 +181,7 @@ fn a_panic_names_the_record_and_the_message() {
     let err = run(&mut op, &[("k1", "fine", 0), ("k2", "fine", 0), ("k3", "panic", 0)], 1).unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("trapped in operator 'm' (task 0) in process, panicking with 'bad record k3 (at "), "{msg}");
-    assert_eq!(err.origin, Some(Origin { source: 0, offset: 102 }));
+    assert_eq!(err.origin, Some(Origin::at(102)));
 }
 
 #[test]
@@ -189,7 +189,7 @@ fn a_guest_error_names_the_record() {
     let mut op = instance("misbehave", "m", &[], &[]).unwrap();
     let err = run(&mut op, &[("k1", "fine", 0), ("k2", "error", 0)], 1).unwrap_err();
     assert!(err.to_string().ends_with("in operator 'm' (task 0) returned an error from process: cannot handle record k2"), "{err}");
-    assert_eq!(err.origin, Some(Origin { source: 0, offset: 101 }));
+    assert_eq!(err.origin, Some(Origin::at(101)));
 }
 
 #[test]
