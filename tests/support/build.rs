@@ -92,18 +92,25 @@ fn main() {
 }
 
 /// The outer build's target directory: `CARGO_TARGET_DIR` when it is absolute
-/// (that is also what the Makefile uses), else the directory above `OUT_DIR`
-/// (`<target>/[<triple>/]<profile>/build/<package>-<hash>/out`) that holds
-/// cargo's `CACHEDIR.TAG`.
+/// (that is also what the Makefile uses), else the directory above `OUT_DIR`,
+/// whose layout is `<target>/[<triple>/]<profile>/build/<package>-<hash>/out`.
+/// Cargo's `CACHEDIR.TAG` is not relied on: cargo writes it only when it
+/// creates the directory itself, and CI creates `target/pytools` first.
 fn target_dir() -> PathBuf {
     if let Some(dir) = env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).filter(|d| d.is_absolute()) {
         return dir;
     }
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").unwrap());
-    let mut up = out_dir.ancestors().skip(4);
-    up.find(|d| d.join("CACHEDIR.TAG").is_file())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| panic!("no target directory (with a CACHEDIR.TAG) above OUT_DIR {}", out_dir.display()))
+    let above_profile = out_dir
+        .ancestors()
+        .nth(4)
+        .unwrap_or_else(|| panic!("OUT_DIR {} is not <target>/<profile>/build/<package>/out", out_dir.display()));
+    // With an explicit --target the profile directory sits in one named after the triple.
+    let triple = env::var_os("TARGET");
+    match (above_profile.file_name(), above_profile.parent()) {
+        (Some(name), Some(parent)) if Some(name) == triple.as_deref() => parent.to_path_buf(),
+        _ => above_profile.to_path_buf(),
+    }
 }
 
 /// (package name, directory) of every crate in RUST_GUEST_DIRS, sorted.

@@ -7,5 +7,6 @@ pub fn registry() -> weir_spec::Registry {
     weir_connectors::register(&mut r);
     weir_wasm::register(&mut r);
     weir_state_rocksdb::register(&mut r);
+    weir_kafka::register(&mut r);
     r
 }

@@ -51,7 +51,7 @@ pub use dataflow::{
     Dataflow, Descriptor, Edge, EngineOptions, KeySelector, LogicalDataflow, LogicalNode, NodeId, Partitioning, Resolver, Role,
 };
 pub use error::{EngineError, OperatorError, SinkError, SourceError};
-pub use event_time::{EventTime, TimeUnit};
+pub use event_time::{parse_rfc3339, EventTime, TimeUnit};
 pub use executor::{Job, JobControl, JobMetrics, JobReport};
 pub use metrics::{NodeMetrics, NodeSnapshot};
 pub use operator::{Emitter, Operator, OperatorFactory, TaskContext};
