@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{reference_counts, stderr, weir, weir_cmd, words_text};
+use common::{finish, kill, reference_counts, stderr, weir, weir_cmd, words_text};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use weir_test_services::{KafkaBroker, kafka_tool};
 
@@ -237,19 +237,6 @@ fn murmur2(key: &[u8]) -> u32 {
     h = h.wrapping_mul(M);
     h ^= h >> 15;
     h
-}
-
-fn finish(child: Child) -> String {
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "the run failed: {err}");
-    err
-}
-
-fn kill(mut child: Child) -> String {
-    child.kill().unwrap(); // SIGKILL
-    let o = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// The committed offsets of `group`, per `topic` partition, as Kafka's own

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{parts, reference_counts, stderr, weir, weir_cmd, words_text};
+use common::{finish, kill, parts, reference_counts, stderr, weir, weir_cmd, words_text};
 
 struct Run {
     dir: tempfile::TempDir,
@@ -100,19 +100,6 @@ fn next(x: &mut u64) -> u64 {
     *x ^= *x >> 7;
     *x ^= *x << 17;
     *x
-}
-
-fn finish(child: Child) -> String {
-    let o = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "the run failed: {err}");
-    err
-}
-
-fn kill(mut child: Child) -> String {
-    child.kill().unwrap(); // SIGKILL
-    let o = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 fn killed_runs_count_every_word_exactly_once(backend: &str) {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
 
 use weir_test_support::{plugin_dir, root};
 
@@ -106,4 +106,19 @@ pub fn run_scaffolded_counter(dir: &Path, wasm: &str) {
         *e = (*e).max(v["count"].as_u64().unwrap());
     }
     assert_eq!(max.values().sum::<u64>(), 1000, "final counts add up to every record");
+}
+
+/// Wait for a `weir` run to end; it must succeed. Its stderr.
+pub fn finish(child: Child) -> String {
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "the run failed: {err}");
+    err
+}
+
+/// SIGKILL a `weir` run. Its stderr.
+pub fn kill(mut child: Child) -> String {
+    child.kill().unwrap();
+    let o = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&o.stderr).into_owned()
 }
