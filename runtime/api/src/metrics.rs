@@ -143,6 +143,11 @@ impl Collector for PipelineFamilies {
             C,
             "Time spent in a node's code: for a Wasm operator, the time in guest calls and the host calls they make.",
         );
+        let mut dead = Family::new(
+            "weir_node_dead_letters",
+            C,
+            "Records a node failed on and skipped or sent to its dead-letter output (on_error: skip | dead-letter).",
+        );
         let mut ckpt = Family::new("weir_checkpoints_completed", C, "Completed checkpoints (since the job started).");
         let mut ckpt_failed = Family::new("weir_checkpoints_failed", C, "Failed checkpoints (since the job started).");
         let mut ckpt_s = Family::new("weir_checkpoint_last_duration_seconds", G, "From trigger to completion of the last checkpoint.");
@@ -173,6 +178,7 @@ impl Collector for PipelineFamilies {
                     bytes_out.add(labels(), n.bytes_out);
                     batches.add(labels(), n.batches_in);
                     busy.add(labels(), n.busy_nanos as f64 / 1e9);
+                    dead.add(labels(), n.dead_letters);
                 }
             }
             let c = run.control.checkpoints();
@@ -183,7 +189,7 @@ impl Collector for PipelineFamilies {
             }
         }
         for f in [
-            up, restarts, failures, plugin, records_in, records_out, bytes_in, bytes_out, batches, busy, ckpt, ckpt_failed, ckpt_s, swaps,
+            up, restarts, failures, plugin, records_in, records_out, bytes_in, bytes_out, batches, busy, dead, ckpt, ckpt_failed, ckpt_s, swaps,
         ] {
             f.encode(&mut encoder)?;
         }

@@ -178,6 +178,8 @@ pub struct NodeStatus {
     pub backlog: Option<u64>,
     /// Seconds spent in its code.
     pub busy_s: f64,
+    /// Records it failed on and skipped or sent to its dead-letter output.
+    pub dead_letters: u64,
     /// The plugin it runs, for an operator.
     pub plugin: Option<String>,
 }

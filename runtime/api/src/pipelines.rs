@@ -398,6 +398,7 @@ impl Pipelines {
                         bytes_out: n.bytes_out,
                         backlog,
                         busy_s: n.busy_nanos as f64 / 1e9,
+                        dead_letters: n.dead_letters,
                         plugin: d.summary.plugins.get(&n.node).cloned(),
                     })
                     .collect(),

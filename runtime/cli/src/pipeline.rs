@@ -143,7 +143,14 @@ fn print_pipeline(p: &serde_json::Value) {
     println!("{}", line(p));
     for n in p["nodes"].as_array().into_iter().flatten() {
         let plugin = n["plugin"].as_str().map(|s| format!(" {s}")).unwrap_or_default();
-        println!("  {}{plugin} x{}: in {} out {}", n["name"].as_str().unwrap_or("?"), n["parallelism"], n["records_in"], n["records_out"]);
+        let dead = n["dead_letters"].as_u64().filter(|&d| d > 0).map(|d| format!(" dead letters {d}")).unwrap_or_default();
+        println!(
+            "  {}{plugin} x{}: in {} out {}{dead}",
+            n["name"].as_str().unwrap_or("?"),
+            n["parallelism"],
+            n["records_in"],
+            n["records_out"]
+        );
     }
     if let Some(c) = p["checkpoints"].as_object() {
         println!("  checkpoints: {} completed, {} failed, last {}", c["completed"], c["failed"], c["last"]["epoch"]);

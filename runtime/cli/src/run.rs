@@ -118,7 +118,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     let report = result.with_context(|| format!("pipeline '{}' failed", spec.name))?;
     let mut summary = format!("pipeline '{}' finished in {:.2?}:", spec.name, report.elapsed);
     for n in &report.nodes {
-        let _ = write!(summary, " {} in {} out {};", n.node, n.records_in, n.records_out);
+        let _ = write!(summary, " {} in {} out {}", n.node, n.records_in, n.records_out);
+        if n.dead_letters > 0 {
+            let _ = write!(summary, " dead letters {}", n.dead_letters);
+        }
+        summary.push(';');
     }
     eprintln!("{}", summary.trim_end_matches(';'));
     Ok(())

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use weir_engine::{Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
+use weir_engine::{Origin, RecordBatch, Rejected, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
 use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,6 +76,8 @@ impl SourceFactory for FileSource {
             line: 0,
             byte_offset: 0,
             buf: Vec::new(),
+            isolate: ctx.on_error.isolates(),
+            rejected: Vec::new(),
         }))
     }
 
@@ -93,6 +95,10 @@ struct FileReader {
     /// Bytes consumed so far (the replay position).
     byte_offset: u64,
     buf: Vec<u8>,
+    /// `on_error: skip | dead-letter`: a line that is not JSON is left out
+    /// (into `rejected`) instead of failing the read.
+    isolate: bool,
+    rejected: Vec<Rejected>,
 }
 
 impl Source for FileReader {
@@ -120,6 +126,11 @@ impl Source for FileReader {
                     continue;
                 }
                 if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(line) {
+                    if self.isolate {
+                        let error = format!("not a JSON value: {e}");
+                        self.rejected.push(Rejected { key: Vec::new(), value: line.to_vec(), timestamp: NO_TIMESTAMP, origin: Origin::at(self.line), error });
+                        continue;
+                    }
                     return Err(SourceError::msg(format!(
                         "{} line {}: not a JSON value: {e}",
                         self.path.display(),
@@ -130,6 +141,10 @@ impl Source for FileReader {
             out.push(b"", line, NO_TIMESTAMP, Origin::at(self.line));
         }
         Ok(SourcePoll::Ready)
+    }
+
+    fn rejected(&mut self, out: &mut Vec<Rejected>) {
+        out.append(&mut self.rejected);
     }
 
     fn position(&self) -> Option<Vec<u8>> {
@@ -163,6 +178,7 @@ mod tests {
             max_parallelism: 128,
             side_outputs: Arc::new([]),
             restore: None,
+            on_error: Default::default(),
         }
     }
 

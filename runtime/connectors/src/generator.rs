@@ -185,6 +185,7 @@ mod tests {
             max_parallelism: 128,
             side_outputs: Arc::new([]),
             restore: None,
+            on_error: Default::default(),
         }
     }
 

@@ -142,6 +142,9 @@ pub struct LogicalNode {
     /// A source's event time and watermarks.
     #[serde(default)]
     pub event_time: Option<EventTime>,
+    /// What the node does with a record it fails on (sources and operators).
+    #[serde(default)]
+    pub on_error: crate::ErrorPolicy,
 }
 
 /// A dataflow as a plain value: nodes after their inputs (so it is acyclic),
@@ -297,6 +300,21 @@ impl Dataflow {
         Ok(())
     }
 
+    /// What source or operator `node` does with a record it fails on. A
+    /// source with `dead-letter` gets the side output `dead-letter` (port 1);
+    /// an operator's is among the side outputs it was added with.
+    pub fn set_error_policy(&mut self, node: NodeId, policy: crate::ErrorPolicy) -> Result<(), EngineError> {
+        let n = self.logical.nodes.get_mut(node.0).ok_or_else(|| EngineError::Plan("no such node".into()))?;
+        if n.role == Role::Sink && policy.on_error.isolates() {
+            return Err(EngineError::Plan(format!("sink '{}': on_error is a setting of sources and operators", n.name)));
+        }
+        if n.role == Role::Source && policy.on_error == crate::OnError::DeadLetter && n.side_outputs.is_empty() {
+            n.side_outputs.push(crate::DEAD_LETTER_OUTPUT.to_string());
+        }
+        n.on_error = policy;
+        Ok(())
+    }
+
     /// Resume from a checkpoint: sources seek, operators restore their key
     /// groups, sinks publish what it covers and discard the rest.
     pub fn set_restore(&mut self, plan: RestorePlan) {
@@ -323,7 +341,7 @@ impl Dataflow {
     }
 
     fn node(name: &str, role: Role, parallelism: u32, descriptor: Descriptor, inputs: Vec<Edge>, side_outputs: Vec<String>) -> LogicalNode {
-        LogicalNode { name: name.into(), role, parallelism, descriptor, inputs, side_outputs, event_time: None }
+        LogicalNode { name: name.into(), role, parallelism, descriptor, inputs, side_outputs, event_time: None, on_error: Default::default() }
     }
 
     /// A source built by `factory` in this process.

@@ -10,16 +10,25 @@ type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub struct OperatorError {
     /// The origin of the input record being handled, if known.
     pub origin: Option<Origin>,
+    /// The row of the input batch being handled, if known: the record that
+    /// `on_error: skip | dead-letter` takes out.
+    pub row: Option<usize>,
     pub source: BoxError,
 }
 
 impl OperatorError {
     pub fn new(source: impl Into<BoxError>) -> Self {
-        OperatorError { origin: None, source: source.into() }
+        OperatorError { origin: None, row: None, source: source.into() }
     }
 
     pub fn at(mut self, origin: Option<Origin>) -> Self {
         self.origin = origin;
+        self
+    }
+
+    /// The failing record is row `row` of the input batch.
+    pub fn in_row(mut self, row: Option<usize>) -> Self {
+        self.row = row;
         self
     }
 }

@@ -93,14 +93,21 @@ impl WatermarkGenerator {
         basis.saturating_sub(ooo).saturating_sub(1)
     }
 
-    /// Set each row's timestamp from the configured field. The error names the
-    /// row and why.
-    pub fn assign(&self, batch: &mut RecordBatch) -> Result<(), (usize, String)> {
-        let Some(path) = &self.config.field else { return Ok(()) };
+    /// Take every row's timestamp; rows whose timestamp cannot be read get
+    /// none and are listed, in order, with why.
+    pub fn assign_each(&self, batch: &mut RecordBatch) -> Vec<(usize, String)> {
+        let Some(path) = &self.config.field else { return Vec::new() };
+        let mut bad = Vec::new();
         for i in 0..batch.len() {
-            batch.timestamps[i] = timestamp_of(batch.value(i), path, self.config.unit).map_err(|m| (i, m))?;
+            batch.timestamps[i] = match timestamp_of(batch.value(i), path, self.config.unit) {
+                Ok(t) => t,
+                Err(m) => {
+                    bad.push((i, m));
+                    NO_TIMESTAMP
+                }
+            };
         }
-        Ok(())
+        bad
     }
 
     /// After a batch (possibly empty): what to send downstream, if anything.

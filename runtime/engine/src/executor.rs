@@ -267,6 +267,7 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
                 max_parallelism: opts.max_parallelism,
                 side_outputs: def.side_outputs.clone().into(),
                 restore: node_restore[m].clone(),
+                on_error: def.on_error.on_error,
             };
             let imp = match &factories[m] {
                 Factory::Source(f) => {
@@ -290,13 +291,23 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
                     input = Some(TaskInput::Source { source, index: source_index[&m], watermarks });
                     NodeImpl::Source
                 }
-                Factory::Operator(f) => NodeImpl::Operator(f.create(&ctx).map_err(|source| EngineError::Operator {
-                    node: def.name.clone(),
-                    task: t,
-                    parallelism: def.parallelism,
-                    at: String::new(),
-                    source,
-                })?),
+                Factory::Operator(f) => {
+                    let fail = |source| EngineError::Operator {
+                        node: def.name.clone(),
+                        task: t,
+                        parallelism: def.parallelism,
+                        at: String::new(),
+                        source,
+                    };
+                    let mut op = f.create(&ctx).map_err(fail)?;
+                    if def.on_error.on_error.isolates() && !op.isolate_failures() {
+                        return Err(fail(crate::OperatorError::new(format!(
+                            "on_error: {} needs an operator that can undo a failed call, and this one cannot (use on_error: fail)",
+                            def.on_error.on_error.name()
+                        ))));
+                    }
+                    NodeImpl::Operator(op)
+                }
                 Factory::Sink(f) => NodeImpl::Sink(f.create(&ctx).map_err(|source| EngineError::Sink {
                     node: def.name.clone(),
                     task: t,
@@ -306,7 +317,15 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
                 })?),
             };
             let ports = 1 + def.side_outputs.len();
-            members.push(TaskNode { ctx, imp, outputs: mp.outputs.clone(), metrics: metrics[m][t as usize].clone(), emitter: Emitter::new(ports) });
+            let dead_letters = crate::task::DeadLetters::new(def.on_error, &def.side_outputs);
+            members.push(TaskNode {
+                ctx,
+                imp,
+                outputs: mp.outputs.clone(),
+                metrics: metrics[m][t as usize].clone(),
+                emitter: Emitter::new(ports),
+                dead_letters,
+            });
         }
         if let plan::TaskInput::Channel { channel, producers } = tp.input {
             let rx = inboxes[channel].take().expect("one task per channel");

@@ -24,9 +24,12 @@ mod checkpoint;
 mod clock;
 mod coordinator;
 mod dataflow;
+mod dead_letter;
+mod emitted;
 mod error;
 mod event_time;
 mod exchange;
+mod isolate;
 mod executor;
 mod metrics;
 mod operator;
@@ -50,6 +53,8 @@ pub use coordinator::{CheckpointRecord, CheckpointSummary};
 pub use dataflow::{
     Dataflow, Descriptor, Edge, EngineOptions, KeySelector, LogicalDataflow, LogicalNode, NodeId, Partitioning, Resolver, Role,
 };
+pub use dead_letter::{ErrorPolicy, OnError, Rejected, DEAD_LETTER_OUTPUT};
+pub use emitted::{fuzz_emitted, BadReply, Emitted};
 pub use error::{EngineError, OperatorError, SinkError, SourceError};
 pub use event_time::{parse_rfc3339, EventTime, TimeUnit};
 pub use executor::{Job, JobControl, JobMetrics, JobReport};

@@ -13,6 +13,8 @@ pub struct NodeMetrics {
     pub batches_in: AtomicU64,
     /// Time spent inside the node (operator calls, sink writes, source polls).
     pub busy_nanos: AtomicU64,
+    /// Records skipped or sent to the dead-letter output (`on_error`).
+    pub dead_letters: AtomicU64,
 }
 
 impl NodeMetrics {
@@ -43,6 +45,7 @@ pub struct NodeSnapshot {
     pub bytes_out: u64,
     pub batches_in: u64,
     pub busy_nanos: u64,
+    pub dead_letters: u64,
 }
 
 impl NodeSnapshot {
@@ -55,6 +58,7 @@ impl NodeSnapshot {
             s.bytes_out += t.bytes_out.load(Relaxed);
             s.batches_in += t.batches_in.load(Relaxed);
             s.busy_nanos += t.busy_nanos.load(Relaxed);
+            s.dead_letters += t.dead_letters.load(Relaxed);
         }
         s
     }

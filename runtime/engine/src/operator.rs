@@ -22,6 +22,10 @@ pub struct TaskContext {
     /// part, whatever the parallelism was): an operator takes the key groups it
     /// owns now. `None` on a fresh start.
     pub restore: Option<Arc<NodeRestore>>,
+    /// What the node does with a record it fails on: a source that decodes
+    /// records leaves out (see [`crate::Source::rejected`]) instead of failing
+    /// when it isolates.
+    pub on_error: crate::OnError,
 }
 
 impl TaskContext {
@@ -36,6 +40,7 @@ impl TaskContext {
             max_parallelism: crate::DEFAULT_MAX_PARALLELISM,
             side_outputs: Arc::new([]),
             restore: None,
+            on_error: crate::OnError::Fail,
         }
     }
 }
@@ -105,6 +110,26 @@ pub trait Operator: Send {
     /// before. Operators that cannot swap keep the default.
     fn swap(&mut self, _replacement: &(dyn std::any::Any + Send + Sync)) -> Result<(), OperatorError> {
         Err(OperatorError::new("this operator cannot swap its logic"))
+    }
+
+    /// `on_error: skip | dead-letter`: called once, before any record, on
+    /// a node that isolates failing records. From then on every `process`
+    /// call must be undoable ([`Operator::undo`]). False: this operator
+    /// cannot, and the job does not start.
+    fn isolate_failures(&mut self) -> bool {
+        false
+    }
+
+    /// Undo what the `process` call that just failed did to state and timers,
+    /// and repair what the failure broke (a trapped Wasm instance is replaced),
+    /// so that the batch can run again without the failing record.
+    fn undo(&mut self) -> Result<(), OperatorError> {
+        Err(OperatorError::new("this operator cannot undo a failed call"))
+    }
+
+    /// What it runs, for dead letters (`name@version` of a plugin).
+    fn logic(&self) -> Option<String> {
+        None
     }
 }
 

@@ -177,6 +177,7 @@ mod tests {
             inputs,
             side_outputs: vec![],
             event_time: None,
+            on_error: Default::default(),
         }
     }
 

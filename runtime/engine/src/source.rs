@@ -47,6 +47,12 @@ pub trait Source: Send {
     fn checkpoint_complete(&mut self, _epoch: u64) -> Result<(), SourceError> {
         Ok(())
     }
+
+    /// Records the last polls left out because they could not be decoded,
+    /// moved into `out`. Only a source whose [`TaskContext::on_error`]
+    /// isolates leaves records out (and moves past them); otherwise a bad
+    /// record is a poll's error.
+    fn rejected(&mut self, _out: &mut Vec<crate::Rejected>) {}
 }
 
 /// Creates the parallel instances of a source node.

@@ -36,7 +36,11 @@ pub(crate) struct TaskNode {
     pub outputs: Vec<Vec<Target>>,
     pub metrics: Arc<NodeMetrics>,
     pub emitter: Emitter,
+    /// Its `on_error` (see `isolate.rs`).
+    pub dead_letters: crate::isolate::DeadLetters,
 }
+
+pub(crate) use crate::isolate::DeadLetters;
 
 pub(crate) enum TaskInput {
     Source { source: Box<dyn Source>, index: u16, watermarks: Option<WatermarkGenerator> },
@@ -53,10 +57,15 @@ impl SourceNames {
             None => String::new(),
         }
     }
+
+    /// The source of a record and its position there ("line 3 of in.txt").
+    pub fn locate(&self, origin: Origin) -> Option<(String, String)> {
+        self.0.get(origin.source as usize).map(|(n, f)| (n.clone(), f.describe_origin(origin)))
+    }
 }
 
 /// Run a node's code; a panic in it fails the task with an error naming the node.
-fn guard<R>(ctx: &TaskContext, f: impl FnOnce() -> R) -> Result<R, EngineError> {
+pub(crate) fn guard<R>(ctx: &TaskContext, f: impl FnOnce() -> R) -> Result<R, EngineError> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| EngineError::Panicked {
         node: ctx.node.to_string(),
         task: ctx.task_index,
@@ -142,7 +151,7 @@ impl Task {
         Ok(())
     }
 
-    fn source_error(&self, source: crate::SourceError) -> EngineError {
+    pub(crate) fn source_error(&self, source: crate::SourceError) -> EngineError {
         let ctx = &self.nodes[0].ctx;
         EngineError::Source { node: ctx.node.to_string(), task: ctx.task_index, parallelism: ctx.parallelism, source }
     }
@@ -327,18 +336,16 @@ impl Task {
             for o in &mut batch.origins {
                 o.source = index;
             }
+            self.isolate_source_rows(&mut *source, index, &mut batch)?;
             let mut events = Vec::new();
             if let Some(g) = &mut self.watermarks {
-                if let Err((row, message)) = g.assign(&mut batch) {
-                    let ctx = &self.nodes[0].ctx;
-                    let at = self.sources.describe(batch.origins.get(row).copied());
-                    let source = crate::SourceError::msg(format!("cannot take the event time{at}: {message}"));
-                    return Err(EngineError::Source { node: ctx.node.to_string(), task: ctx.task_index, parallelism: ctx.parallelism, source });
-                }
                 g.after_batch(&batch, source.splits(), &mut events);
             }
             if !batch.is_empty() {
                 self.push(0, batch)?;
+            } else if (0..self.nodes[0].emitter.port_count()).any(|p| !self.nodes[0].emitter.port(p).is_empty()) {
+                // Dead letters only.
+                self.route(0)?;
             }
             for e in events {
                 match e {
@@ -531,6 +538,11 @@ impl Task {
                 *node.emitter.main() = batch;
                 Ok(true)
             }
+            NodeImpl::Operator(_) if node.dead_letters.isolates() => {
+                self.process_isolating(i, batch)?;
+                self.nodes[i].metrics.add_busy(t0.elapsed().as_nanos() as u64);
+                Ok(true)
+            }
             NodeImpl::Operator(op) => {
                 let r = guard(&node.ctx, || op.process(batch, &mut node.emitter))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
@@ -581,7 +593,7 @@ impl Task {
         Ok(())
     }
 
-    fn op_error(&self, i: usize, e: OperatorError) -> EngineError {
+    pub(crate) fn op_error(&self, i: usize, e: OperatorError) -> EngineError {
         let ctx = &self.nodes[i].ctx;
         EngineError::Operator {
             node: ctx.node.to_string(),

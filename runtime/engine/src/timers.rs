@@ -38,6 +38,14 @@ impl TimerService {
         self.set(d).remove(&(time, key.to_vec()));
     }
 
+    pub fn contains(&self, d: Domain, time: i64, key: &[u8]) -> bool {
+        let set = match d {
+            Domain::Event => &self.event,
+            Domain::Processing => &self.processing,
+        };
+        set.contains(&(time, key.to_vec()))
+    }
+
     /// How many timers are registered (both domains).
     pub fn len(&self) -> usize {
         self.event.len() + self.processing.len()

@@ -15,7 +15,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use weir_engine::{Header, Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
+use weir_engine::{Header, Origin, RecordBatch, Rejected, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
 use weir_spec::units::Dur;
 use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
 
@@ -249,6 +249,8 @@ impl SourceFactory for KafkaSource {
             next_discovery: Instant::now(),
             warned: None,
             final_committed: false,
+            isolate: ctx.on_error.isolates(),
+            rejected: Vec::new(),
         };
         let fresh = ctx.restore.is_none();
         let owned = reader.owned_partitions()?;
@@ -306,6 +308,10 @@ struct Reader {
     warned: Option<Instant>,
     /// A bounded source committed its final offsets.
     final_committed: bool,
+    /// `on_error: skip | dead-letter`: a record whose key or value is not in
+    /// its format is left out (into `rejected`) instead of failing the read.
+    isolate: bool,
+    rejected: Vec<Rejected>,
 }
 
 const DEFAULT_DISCOVERY: Duration = Duration::from_secs(30);
@@ -506,20 +512,32 @@ impl Source for Reader {
             let split = part.split;
             let key = m.key().unwrap_or_default();
             let value = m.payload();
-            let record_err = |message: String| source_err(KafkaError::Record { topic: topic.clone(), partition, offset, message });
-            check(self.source.key_format, key, "key").map_err(record_err)?;
-            let value = match (value, self.source.format) {
-                (Some(v), f) => {
-                    check(f, v, "value").map_err(record_err)?;
-                    v
-                }
-                // A tombstone: no value (JSON null, for JSON values).
-                (None, Format::Json) => b"null".as_slice(),
-                (None, Format::Raw) => b"".as_slice(),
-            };
             let ts = match m.timestamp() {
                 Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
                 Timestamp::NotAvailable => NO_TIMESTAMP,
+            };
+            let bad = check(self.source.key_format, key, "key")
+                .err()
+                .or_else(|| value.and_then(|v| check(self.source.format, v, "value").err()));
+            if let Some(message) = bad {
+                if !self.isolate {
+                    return Err(source_err(KafkaError::Record { topic: topic.clone(), partition, offset, message }));
+                }
+                let origin = Origin { source: 0, split, offset: offset as u64 };
+                let value = value.unwrap_or_default().to_vec();
+                self.rejected.push(Rejected { key: key.to_vec(), value, timestamp: ts, origin, error: message });
+                let part = &mut self.parts[i];
+                part.next = offset + 1;
+                if part.done() {
+                    self.pause_done(&topic, partition);
+                }
+                continue;
+            }
+            let value = match (value, self.source.format) {
+                (Some(v), _) => v,
+                // A tombstone: no value (JSON null, for JSON values).
+                (None, Format::Json) => b"null".as_slice(),
+                (None, Format::Raw) => b"".as_slice(),
             };
             let row = out.len() as u32;
             out.push(key, value, ts, Origin { source: 0, split, offset: offset as u64 });
@@ -556,6 +574,10 @@ impl Source for Reader {
             }
         }
         Ok(if got > 0 { SourcePoll::Ready } else { SourcePoll::Pending(Duration::from_millis(5)) })
+    }
+
+    fn rejected(&mut self, out: &mut Vec<Rejected>) {
+        out.append(&mut self.rejected);
     }
 
     fn position(&self) -> Option<Vec<u8>> {

@@ -63,6 +63,19 @@ pub fn parse(text: &str, file: &str, env: &dyn Fn(&str) -> Option<String>, regis
     parse_in(text, file, env, None, registry)
 }
 
+/// Fuzzing entry (the `spec` target of `fuzz/` and the bounded runs of the
+/// tests): any bytes are a spec that validates or an error, never a panic, a
+/// hang or an overflowed stack.
+#[doc(hidden)]
+pub fn fuzz_spec(data: &[u8], registry: &Registry) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let env = |name: &str| (name == "X").then(|| "1".to_string());
+    if let Err(e) = parse(text, "fuzz.yaml", &env, registry) {
+        let _ = e.to_string();
+    }
+    let _ = parse_on_node(text, "fuzz.yaml", Path::new("/nonexistent/weir-fuzz"), registry);
+}
+
 /// Parse a spec sent to a node whose pipelines live in `pipelines_dir`: no
 /// environment, state in `<pipelines_dir>/<name>/state` unless `state.dir`
 /// says otherwise, and checkpoints every second unless `checkpoint` says

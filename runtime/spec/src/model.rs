@@ -55,7 +55,8 @@ pub(crate) struct RawCheckpoint {
     pub retain: Option<Spanned<u64>>,
 }
 
-pub(crate) const SOURCE_COMMON: &[&str] = &["name", "type", "parallelism", "timestamp", "timestamp_unit", "watermark"];
+pub(crate) const SOURCE_COMMON: &[&str] =
+    &["name", "type", "parallelism", "timestamp", "timestamp_unit", "watermark", "on_error", "max_dead_letters_per_minute"];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +68,8 @@ pub(crate) struct RawSource {
     pub timestamp: Option<S>,
     pub timestamp_unit: Option<S>,
     pub watermark: Option<RawWatermark>,
+    pub on_error: Option<S>,
+    pub max_dead_letters_per_minute: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -77,8 +80,9 @@ pub(crate) struct RawWatermark {
     pub idle_timeout: Option<S>,
 }
 
-pub(crate) const OPERATOR_COMMON: &[&str] = &["name", "type", "input", "inputs", "key_by", "parallelism"];
-pub(crate) const SINK_COMMON: &[&str] = OPERATOR_COMMON;
+pub(crate) const OPERATOR_COMMON: &[&str] =
+    &["name", "type", "input", "inputs", "key_by", "parallelism", "on_error", "max_dead_letters_per_minute"];
+pub(crate) const SINK_COMMON: &[&str] = &["name", "type", "input", "inputs", "key_by", "parallelism"];
 
 /// The common fields of an operator or a sink.
 #[derive(Deserialize)]
@@ -91,6 +95,9 @@ pub(crate) struct RawNode {
     pub inputs: Option<Vec<S>>,
     pub key_by: Option<S>,
     pub parallelism: Option<Spanned<u64>>,
+    /// Operators only (sinks do not split it off).
+    pub on_error: Option<S>,
+    pub max_dead_letters_per_minute: Option<Spanned<u64>>,
 }
 
 /// An entry split into its common fields (as `T`) and the rest (its type's

@@ -120,6 +120,7 @@ pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) ->
             Role::Source => {
                 let f = registry.build_source(&d, &cx).map_err(failed)?;
                 let id = df.add_source_described(&n.name, parallelism, d.clone(), f).map_err(engine_err)?;
+                df.set_error_policy(id, n.on_error).map_err(engine_err)?;
                 if let Some(et) = &n.event_time {
                     df.set_event_time(id, et.clone()).map_err(engine_err)?;
                 }
@@ -130,8 +131,11 @@ pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) ->
                 logic = built.logic;
                 state_shape = built.state_shape;
                 let inputs = edges(&n.inputs, &n.key_by, &ids);
-                df.add_operator_described(&n.name, parallelism, d.clone(), built.factory, inputs, side_outputs.clone())
-                    .map_err(engine_err)?
+let id = df
+                    .add_operator_described(&n.name, parallelism, d.clone(), built.factory, inputs, side_outputs.clone())
+                    .map_err(engine_err)?;
+                df.set_error_policy(id, n.on_error).map_err(engine_err)?;
+                id
             }
             Role::Sink => {
                 let f = registry.build_sink(&d, &cx).map_err(failed)?;

@@ -204,6 +204,12 @@ pub trait OperatorKind: Send + Sync + 'static {
         None
     }
 
+    /// Why its operators cannot take `on_error: skip | dead-letter` (they
+    /// cannot undo a failed call), if they cannot.
+    fn cannot_isolate(&self, _config: &Self::Config) -> Option<String> {
+        Some(format!("operators of type '{}' cannot undo a failed call", Self::TYPE))
+    }
+
     fn build(&self, config: Self::Config, cx: &BuildContext<'_>) -> Result<BuiltOperator, BuildError>;
 
     /// Hot swap: the new logic for the running tasks of an operator of this
@@ -293,6 +299,7 @@ impl<C: SourceConnector> ErasedSource for Source<C> {
 pub(crate) trait ErasedOperator: Erased<BuiltOperator> {
     fn plugin_field(&self) -> Option<&'static str>;
     fn undeclared_output(&self, config: &serde_json::Value, node: &str, output: &str) -> Option<String>;
+    fn cannot_isolate(&self, config: &serde_json::Value) -> Option<String>;
     fn replacement(&self, config: &serde_json::Value, cx: &BuildContext<'_>) -> Result<Replacement, BuildError>;
 }
 
@@ -319,6 +326,13 @@ impl<K: OperatorKind> ErasedOperator for Operator<K> {
 
     fn replacement(&self, c: &serde_json::Value, cx: &BuildContext<'_>) -> Result<Replacement, BuildError> {
         self.0.replacement(config(K::TYPE, c)?, cx)
+    }
+
+    fn cannot_isolate(&self, c: &serde_json::Value) -> Option<String> {
+        match config(K::TYPE, c) {
+            Ok(c) => self.0.cannot_isolate(&c),
+            Err(e) => Some(e.to_string()),
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use marked_yaml::{Node, Spanned};
-use weir_engine::{Descriptor, EngineOptions, EventTime, KeySelector, Role, TimeUnit, DEFAULT_MAX_PARALLELISM};
+use weir_engine::{
+    Descriptor, EngineOptions, ErrorPolicy, EventTime, KeySelector, OnError, Role, TimeUnit, DEAD_LETTER_OUTPUT, DEFAULT_MAX_PARALLELISM,
+};
 
 use crate::model::{self, RawNode, RawSource, RawSpec, RawState, S};
 use crate::registry::{Check, Registry, DEFAULT_OPERATOR};
@@ -21,6 +23,7 @@ pub(crate) mod limits {
     pub const BATCH_TIMEOUT: (Duration, Duration) = (Duration::from_micros(1), Duration::from_secs(60));
     pub const CHECKPOINT_INTERVAL: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(24 * 3600));
     pub const RETAIN: u64 = 1000;
+    pub const DEAD_LETTERS_PER_MINUTE: u64 = 1_000_000;
     /// Event-time durations: lateness, out-of-orderness, idleness, window sizes.
     pub const EVENT_TIME: Duration = Duration::from_secs(366 * 24 * 3600);
 }
@@ -119,6 +122,8 @@ pub struct NodeDef {
     pub event_time: Option<EventTime>,
     /// The plugin it runs, if its type runs one.
     pub plugin: Option<PluginRef>,
+    /// What it does with a record it fails on (sources and operators).
+    pub on_error: ErrorPolicy,
 }
 
 impl NodeDef {
@@ -221,6 +226,7 @@ pub(crate) fn validate(root: &Node, file: &str, node_dir: Option<&std::path::Pat
         operators.iter().enumerate().map(|(i, o)| node(&cx, Role::Operator, i, o, &names, max)).collect::<Result<Vec<_>, _>>()?;
     let sinks = sinks.iter().enumerate().map(|(i, s)| node(&cx, Role::Sink, i, s, &names, max)).collect::<Result<Vec<_>, _>>()?;
     check_side_outputs(&cx, &operators, &sinks)?;
+    check_dead_letters(&cx, &sources, &operators, &sinks)?;
     check_keys(&cx, &sources, &operators, &sinks)?;
     let operators = topo_sort(&cx, operators, &raw_operators)?;
     let (state, checkpoint) = state_and_checkpoint(&cx, root, &raw)?;
@@ -327,6 +333,7 @@ fn source(cx: &Ctx, i: usize, e: &model::Entry<RawSource>, max: u32) -> Result<N
         parallelism: par,
         event_time: event_time(cx, &f, s)?,
         plugin: None,
+        on_error: error_policy(cx, &f, &s.on_error, &s.max_dead_letters_per_minute)?,
     })
 }
 
@@ -404,8 +411,11 @@ fn inputs(cx: &Ctx, field: &str, n: &RawNode, names: &HashMap<String, Role>) -> 
                     return Err(cx.err(s, format!("{field}.input: no source or operator is named '{node}' (there are: {})", known.join(", "))));
                 }
                 Some(Role::Sink) => return Err(cx.err(s, format!("{field}.input: '{node}' is a sink; sinks have no output"))),
-                Some(Role::Source) if output.is_some() => {
-                    return Err(cx.err(s, format!("{field}.input: source '{node}' has no side outputs")))
+                Some(Role::Source) if output.as_deref().is_some_and(|o| o != DEAD_LETTER_OUTPUT) => {
+                    return Err(cx.err(
+                        s,
+                        format!("{field}.input: source '{node}' has no side outputs but '{DEAD_LETTER_OUTPUT}' (with on_error: dead-letter)"),
+                    ))
                 }
                 _ => {}
             }
@@ -458,6 +468,11 @@ fn node(cx: &Ctx, role: Role, i: usize, e: &model::Entry<RawNode>, names: &HashM
                 });
             };
             let config = op.validate(&e.rest, &check, model::OPERATOR_COMMON)?;
+            if let Some(at) = n.on_error.as_ref().filter(|o| o.as_str() != OnError::Fail.name())
+                && let Some(why) = op.cannot_isolate(&config)
+            {
+                return Err(cx.err(at, format!("{f}.on_error: {why}, so it takes only on_error: fail")));
+            }
             let plugin = op.plugin_field().and_then(|field| {
                 let reference = config.get(field)?.as_str()?.to_string();
                 let at = e.node.as_mapping()?.get_node(field)?.span().start()?.line();
@@ -476,7 +491,74 @@ fn node(cx: &Ctx, role: Role, i: usize, e: &model::Entry<RawNode>, names: &HashM
         parallelism: par,
         event_time: None,
         plugin,
+        on_error: error_policy(cx, &f, &n.on_error, &n.max_dead_letters_per_minute)?,
     })
+}
+
+/// `on_error` and `max_dead_letters_per_minute`.
+fn error_policy(cx: &Ctx, f: &str, on_error: &Option<S>, max: &Option<Spanned<u64>>) -> Result<ErrorPolicy, SpecError> {
+    let mut p = ErrorPolicy::default();
+    if let Some(o) = on_error {
+        p.on_error = match o.as_str() {
+            "fail" => OnError::Fail,
+            "skip" => OnError::Skip,
+            "dead-letter" => OnError::DeadLetter,
+            other => return Err(cx.err(o, format!("{f}.on_error: '{other}' is not a choice (fail, skip, dead-letter)"))),
+        };
+    }
+    if let Some(m) = max {
+        if !p.on_error.isolates() {
+            return Err(cx.err(m, format!("{f}.max_dead_letters_per_minute: set with on_error: skip or dead-letter")));
+        }
+        let v = in_range(**m, 1, limits::DEAD_LETTERS_PER_MINUTE)
+            .map_err(|msg| cx.err(m, format!("{f}.max_dead_letters_per_minute: {msg}")))?;
+        p.max_per_minute = v as u32;
+    }
+    Ok(p)
+}
+
+/// `<node>.dead-letter` is read exactly from nodes with `on_error:
+/// dead-letter`, and each such node's is read (else its dead letters would be
+/// lost without a word).
+fn check_dead_letters(cx: &Ctx, sources: &[NodeDef], ops: &[NodeDef], sinks: &[NodeDef]) -> Result<(), SpecError> {
+    let policy: HashMap<&str, OnError> = sources.iter().chain(ops).map(|n| (n.name.as_str(), n.on_error.on_error)).collect();
+    let mut read = HashSet::new();
+    for reader in ops.iter().chain(sinks) {
+        for i in reader.inputs.iter().filter(|i| i.output.as_deref() == Some(DEAD_LETTER_OUTPUT)) {
+            let on_error = policy.get(i.node.as_str()).copied().unwrap_or_default();
+            if on_error != OnError::DeadLetter {
+                return Err(SpecError::At {
+                    file: cx.file.into(),
+                    line: i.line,
+                    column: 1,
+                    message: format!(
+                        "{} '{}' reads '{}.{DEAD_LETTER_OUTPUT}', but '{}' has on_error: {} (set on_error: dead-letter on it)",
+                        reader.role.name(),
+                        reader.name,
+                        i.node,
+                        i.node,
+                        on_error.name()
+                    ),
+                });
+            }
+            read.insert(i.node.as_str());
+        }
+    }
+    if let Some(n) = sources.iter().chain(ops).find(|n| n.on_error.on_error == OnError::DeadLetter && !read.contains(n.name.as_str())) {
+        return Err(SpecError::At {
+            file: cx.file.into(),
+            line: n.line,
+            column: 1,
+            message: format!(
+                "{} '{}' has on_error: dead-letter, but nothing reads '{}.{DEAD_LETTER_OUTPUT}' (add a sink with input: {}.{DEAD_LETTER_OUTPUT}, or use on_error: skip)",
+                n.role.name(),
+                n.name,
+                n.name,
+                n.name
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Side outputs read from operators whose type fixes their side outputs.
@@ -485,6 +567,9 @@ fn check_side_outputs(cx: &Ctx, ops: &[NodeDef], sinks: &[NodeDef]) -> Result<()
     for reader in ops.iter().chain(sinks) {
         for i in &reader.inputs {
             let (Some(out), Some(op)) = (&i.output, by_name.get(i.node.as_str())) else { continue };
+            if out == DEAD_LETTER_OUTPUT {
+                continue; // check_dead_letters
+            }
             let Some(kind) = cx.registry.operators.get(op.descriptor.kind.as_str()) else { continue };
             if let Some(why) = kind.undeclared_output(&op.descriptor.config, &op.name, out) {
                 return Err(SpecError::At {

@@ -63,6 +63,8 @@ pub(crate) struct HostState {
     /// The input row of the guest's last state or timer call in the current
     /// call: the row a deadline, memory or quota error names.
     pub row: Option<u32>,
+    /// What the current call changed, when it may be undone (`on_error`).
+    pub undo: crate::undo::UndoLog,
 }
 
 /// Start a call into the guest: set its deadline (the epoch deadline bounds
@@ -160,6 +162,18 @@ macro_rules! with_key {
     }};
 }
 
+/// As `with_key!`, for a call that changes entry (`state`, key): what the
+/// entry was is saved first when the call may be undone.
+macro_rules! with_key_mut {
+    ($self:ident, $state:expr, $scope:expr, |$key:ident, $st:ident| $body:expr) => {{
+        $self.row = Some($scope);
+        let $key = scope(&$self.scope_keys, &$self.scope_ends, $scope)?;
+        $self.undo.save(&mut *$self.state, $state, $key).map_err(trap)?;
+        let $st = &mut $self.state;
+        $body.map_err(trap)
+    }};
+}
+
 fn first_rows(keys: &[u8], ends: &[u32]) -> Vec<u32> {
     let mut seen: hashbrown::HashMap<&[u8], u32, foldhash::fast::RandomState> =
         hashbrown::HashMap::with_capacity_and_hasher(ends.len(), Default::default());
@@ -200,7 +214,7 @@ impl state::Host for HostState {
     }
 
     fn value_set(&mut self, s: u32, sc: u32, value: Vec<u8>) -> wasmtime::Result<()> {
-        with_key!(self, sc, |k, st| st.value_set(s, k, &value))
+        with_key_mut!(self, s, sc, |k, st| st.value_set(s, k, &value))
     }
 
     fn value_get_column(&mut self, s: u32) -> wasmtime::Result<state::ValueColumn> {
@@ -259,6 +273,7 @@ impl state::Host for HostState {
                 return Err(wasmtime::Error::msg(format!("value-set-rows: end {end} of entry {i} is out of order or range")));
             }
             let key = scope(&self.scope_keys, &self.scope_ends, row)?;
+            self.undo.save(&mut *self.state, s, key).map_err(trap)?;
             if present[i] {
                 self.state.value_set(s, key, &bytes[start..end]).map_err(trap)?;
             } else {
@@ -274,11 +289,11 @@ impl state::Host for HostState {
     }
 
     fn map_put(&mut self, s: u32, sc: u32, map_key: Vec<u8>, value: Vec<u8>) -> wasmtime::Result<()> {
-        with_key!(self, sc, |k, st| st.map_put(s, k, &map_key, &value))
+        with_key_mut!(self, s, sc, |k, st| st.map_put(s, k, &map_key, &value))
     }
 
     fn map_remove(&mut self, s: u32, sc: u32, map_key: Vec<u8>) -> wasmtime::Result<bool> {
-        with_key!(self, sc, |k, st| st.map_remove(s, k, &map_key))
+        with_key_mut!(self, s, sc, |k, st| st.map_remove(s, k, &map_key))
     }
 
     fn map_entries(&mut self, s: u32, sc: u32) -> wasmtime::Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -286,7 +301,7 @@ impl state::Host for HostState {
     }
 
     fn list_add(&mut self, s: u32, sc: u32, value: Vec<u8>) -> wasmtime::Result<()> {
-        with_key!(self, sc, |k, st| st.list_add(s, k, &value))
+        with_key_mut!(self, s, sc, |k, st| st.list_add(s, k, &value))
     }
 
     fn list_get(&mut self, s: u32, sc: u32) -> wasmtime::Result<Vec<Vec<u8>>> {
@@ -294,11 +309,11 @@ impl state::Host for HostState {
     }
 
     fn list_update(&mut self, s: u32, sc: u32, values: Vec<Vec<u8>>) -> wasmtime::Result<()> {
-        with_key!(self, sc, |k, st| st.list_update(s, k, values))
+        with_key_mut!(self, s, sc, |k, st| st.list_update(s, k, values))
     }
 
     fn reducing_add(&mut self, s: u32, sc: u32, value: i64) -> wasmtime::Result<i64> {
-        with_key!(self, sc, |k, st| st.reducing_add(s, k, value))
+        with_key_mut!(self, s, sc, |k, st| st.reducing_add(s, k, value))
     }
 
     fn reducing_get(&mut self, s: u32, sc: u32) -> wasmtime::Result<Option<i64>> {
@@ -306,7 +321,7 @@ impl state::Host for HostState {
     }
 
     fn clear(&mut self, s: u32, sc: u32) -> wasmtime::Result<()> {
-        with_key!(self, sc, |k, st| st.clear(s, k))
+        with_key_mut!(self, s, sc, |k, st| st.clear(s, k))
     }
 }
 
@@ -316,6 +331,7 @@ impl HostState {
         self.row = Some(sc);
         let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
         let before = self.timers.len();
+        self.undo.save_timer(&self.timers, domain, time, key);
         self.timers.register(domain, time, key);
         if before >= self.limits.timers && self.timers.len() > before {
             self.timers.delete(domain, time, key);
@@ -327,6 +343,7 @@ impl HostState {
     fn delete_timer(&mut self, domain: Domain, sc: u32, time: i64) -> wasmtime::Result<()> {
         self.row = Some(sc);
         let key = scope(&self.scope_keys, &self.scope_ends, sc)?;
+        self.undo.save_timer(&self.timers, domain, time, key);
         self.timers.delete(domain, time, key);
         Ok(())
     }

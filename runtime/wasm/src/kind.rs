@@ -242,6 +242,10 @@ impl OperatorKind for WasmOperators {
         Ok(())
     }
 
+    fn cannot_isolate(&self, c: &WasmConfig) -> Option<String> {
+        c.window.as_ref().map(|_| "a window operator cannot undo a failed call".to_string())
+    }
+
     fn undeclared_output(&self, c: &WasmConfig, node: &str, output: &str) -> Option<String> {
         let w = c.window_spec()?;
         (w.late_output != output).then(|| {

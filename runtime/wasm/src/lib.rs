@@ -26,6 +26,7 @@ mod loader;
 mod log_stream;
 mod operator;
 mod snapshot;
+mod undo;
 mod wait;
 mod window;
 

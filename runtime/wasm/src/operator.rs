@@ -91,6 +91,12 @@ pub struct WasmOperator {
     ctx: TaskContext,
     /// Keeps the engine's epoch ticker (CPU deadlines) running while this lives.
     _shared: Arc<Shared>,
+    /// The plugin and settings it runs, to replace an instance that trapped.
+    respawn: (Plugin, OperatorSettings),
+    /// Whether `process` calls may be undone (`on_error: skip | dead-letter`).
+    isolating: bool,
+    /// The last call trapped: the instance is unusable until replaced.
+    trapped: bool,
 }
 
 impl Plugin {
@@ -142,6 +148,9 @@ impl Plugin {
             unconsumed: 0,
             ctx: TaskContext { restore: None, ..ctx.clone() },
             _shared: self.shared.clone(),
+            respawn: (self.clone(), settings.clone()),
+            isolating: false,
+            trapped: false,
         })
     }
 
@@ -183,6 +192,7 @@ impl Plugin {
             limits: settings.limits.clone(),
             deadline: std::time::Instant::now() + settings.limits.call_timeout,
             row: None,
+            undo: Default::default(),
         };
         let mut store = Store::new(&self.shared.engine, host);
         store.limiter(|s| &mut s.limiter);
@@ -216,13 +226,18 @@ impl WasmOperator {
             Err(e) => return Err(self.trap(e, "open").0),
         }
         let declared = self.store.data().outputs.clone();
-        if let Some(missing) = wanted.iter().find(|w| !declared.contains(w)) {
+        // The engine's own side output, whatever the plugin declares.
+        let dead_letter = |w: &&String| w.as_str() == weir_engine::DEAD_LETTER_OUTPUT;
+        if let Some(missing) = wanted.iter().filter(|w| !dead_letter(w)).find(|w| !declared.contains(w)) {
             let have = if declared.is_empty() { "none".to_string() } else { declared.join(", ") };
             return Err(self.open_error(format!(
                 "the pipeline reads side output '{missing}', but the plugin declares these side outputs: {have}"
             )));
         }
-        self.port_map = declared.iter().map(|d| wanted.iter().position(|w| w == d).map(|p| p + 1)).collect();
+        self.port_map = declared
+            .iter()
+            .map(|d| wanted.iter().position(|w| w == d).filter(|&p| !dead_letter(&&wanted[p])).map(|p| p + 1))
+            .collect();
         Ok(())
     }
 
@@ -277,39 +292,28 @@ impl WasmOperator {
         out: &mut Emitter,
     ) -> Result<(), OperatorError> {
         let at = |row: Option<u32>| row.and_then(|r| origins.get(r as usize)).or(origins.first()).copied();
+        let known = |row: Option<u32>| row.map(|r| r as usize).filter(|&r| r < origins.len());
         match r {
             Ok(Ok(emitted)) => self.emit(emitted, origins, out),
             Ok(Err(e)) => {
                 let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
                 let limit = self.store.data().limits.error_message;
-                Err(OperatorError::new(caller.guest_error(call, e.message, limit)).at(at(e.row)))
+                Err(OperatorError::new(caller.guest_error(call, e.message, limit)).at(at(e.row)).in_row(known(e.row)))
             }
             Err(e) => {
+                self.trapped = true;
+                // The row a panic reports is the failing one; the row of the
+                // last state call before a deadline or the memory limit is
+                // only a hint, which `on_error` does not take for certain.
+                let reported = self.store.data().panic.as_ref().is_some_and(|(row, _)| row.is_some());
                 let (err, row) = self.trap(e, call);
-                Err(OperatorError::new(err).at(at(row)))
+                Err(OperatorError::new(err).at(at(row)).in_row(if reported { known(row) } else { None }))
             }
         }
     }
 
     fn emit(&mut self, emitted: types::Emitted, origins: &[Origin], out: &mut Emitter) -> Result<(), OperatorError> {
         let types::Emitted { records: r, outputs, causes } = emitted;
-        let n = r.key_ends.len();
-        if causes.len() != n {
-            return Err(self.contract(format!("it emitted {n} records but {} causes", causes.len())));
-        }
-        let mut batch_origins = Vec::with_capacity(n);
-        for (i, &c) in causes.iter().enumerate() {
-            match origins.get(c as usize) {
-                Some(o) => batch_origins.push(*o),
-                None => {
-                    let key = key_of(&r.keys, &r.key_ends, i);
-                    return Err(self.contract(format!(
-                        "its emitted record {i}{key} names input row {c} as its cause, of a {}-row input",
-                        origins.len()
-                    )));
-                }
-            }
-        }
         let batch = RecordBatch {
             keys: r.keys,
             key_ends: r.key_ends,
@@ -317,39 +321,18 @@ impl WasmOperator {
             value_ends: r.value_ends,
             timestamps: r.timestamps,
             headers: r.headers.into_iter().map(|h| Header { row: h.row, name: h.name, value: h.value }).collect(),
-            origins: batch_origins,
+            origins: Vec::new(),
         };
-        if let Err(m) = batch.validate() {
-            // The input row whose output is broken, when one is.
-            let at = first_bad_row(&batch).filter(|&i| i < n).map(|i| (causes[i], batch.origins[i]));
-            let row = at.map_or(String::new(), |(c, _)| format!(" (an output of input row {c})"));
-            return Err(self.contract(format!("it emitted a malformed batch{row}: {m}")).at(at.map(|(_, o)| o)));
-        }
+        let reply = weir_engine::Emitted { batch, outputs, causes };
+        let (batch, outputs) = reply.check(origins, self.port_map.len()).map_err(|e| self.contract(e.message).at(e.at))?;
         if outputs.is_empty() {
             let main = out.main();
             if main.is_empty() { *main = batch } else { main.append(&batch) }
             return Ok(());
         }
-        if outputs.len() != n {
-            return Err(self.contract(format!("it emitted {n} records but {} output numbers", outputs.len())));
-        }
         for (i, &o) in outputs.iter().enumerate() {
-            let port = if o == 0 {
-                Some(0)
-            } else {
-                match self.port_map.get(o as usize - 1) {
-                    Some(p) => *p,
-                    None => {
-                        return Err(self
-                            .contract(format!(
-                                "its emitted record {i} (an output of input row {}) goes to output {o}, but it declared only {} side outputs",
-                                causes[i],
-                                self.port_map.len()
-                            ))
-                            .at(Some(batch.origins[i])))
-                    }
-                }
-            };
+            // In range: `check` saw to it.
+            let port = if o == 0 { Some(0) } else { self.port_map[o as usize - 1] };
             match port {
                 Some(p) => out.port(p).push_row_from(&batch, i, None),
                 None => self.unconsumed += 1,
@@ -412,8 +395,10 @@ impl WasmOperator {
             |op: &mut WasmOperator| op.store.data_mut(),
             |op| op.open(&next.settings.config, &self.ctx.side_outputs),
         )?;
-        tracing::info!(operator = self.operator, task = self.task, from = self.plugin, to = op.plugin, "swapped");
+        let isolating = self.isolating;
         *self = op;
+        self.respawn = (next.plugin.clone(), next.settings.clone());
+        self.isolating = isolating;
         Ok(())
     }
 }
@@ -426,7 +411,10 @@ impl Operator for WasmOperator {
                 self.operator
             )));
         };
-        self.swap_to(next).map_err(OperatorError::new)
+        let from = self.plugin.clone();
+        self.swap_to(next).map_err(OperatorError::new)?;
+        tracing::info!(operator = self.operator, task = self.task, from, to = self.plugin, "swapped");
+        Ok(())
     }
 
     fn snapshot(&mut self, dir: &Path) -> Result<Option<SnapshotWriter>, OperatorError> {
@@ -446,8 +434,39 @@ impl Operator for WasmOperator {
             headers: headers.into_iter().map(|h| types::Header { row: h.row, name: h.name, value: h.value }).collect(),
         };
         arm(&mut self.store);
+        if self.isolating {
+            self.store.data_mut().undo.begin();
+        }
         let r = self.bindings.weir_operator_handler().call_process(&mut self.store, &batch);
+        self.store.data_mut().undo.end();
         self.handle(r, &origins, "process", out)
+    }
+
+    fn isolate_failures(&mut self) -> bool {
+        self.isolating = true;
+        true
+    }
+
+    /// Put state and timers back as they were before the failed `process`
+    /// call; after a trap, go on in a new instance of the plugin (opened
+    /// again) over them.
+    fn undo(&mut self) -> Result<(), OperatorError> {
+        let d = self.store.data_mut();
+        let r = d.undo.undo(&mut *d.state, &mut d.timers);
+        r.map_err(|e| OperatorError::new(self.state_error(format!("cannot undo the failed call: {e}"))))?;
+        if self.trapped {
+            let (plugin, settings) = self.respawn.clone();
+            let next = WasmOperatorFactory { plugin, settings };
+            self.swap_to(&next).map_err(|e| OperatorError::new(format!("cannot replace the instance that trapped: {e}")))?;
+            self.trapped = false;
+            // One line per trap would be unbounded; the dead letter (its log line rate-limited) names the trap.
+            tracing::debug!(operator = self.operator, task = self.task, plugin = self.plugin, "a new instance replaces the one that trapped");
+        }
+        Ok(())
+    }
+
+    fn logic(&self) -> Option<String> {
+        Some(self.plugin.clone())
     }
 
     /// Event-time timers up to the watermark fire, in time order.
@@ -465,33 +484,6 @@ impl Operator for WasmOperator {
     /// event-time timer fires (in time order), as in Flink.
     fn finish(&mut self, out: &mut Emitter) -> Result<(), OperatorError> {
         self.on_watermark(i64::MAX, out)
-    }
-}
-
-/// ` (key "…")` of emitted row `i`, if its key bytes are where `ends` says
-/// (at most 64 bytes of it), for contract errors.
-fn key_of(keys: &[u8], ends: &[u32], i: usize) -> String {
-    let start = if i == 0 { 0 } else { ends[i - 1] as usize };
-    match keys.get(start..ends[i] as usize) {
-        Some(k) => format!(" (key {:?})", String::from_utf8_lossy(&k[..k.len().min(64)])),
-        None => String::new(),
-    }
-}
-
-/// The first row of a batch whose key or value end is out of order or past
-/// the bytes (what [`RecordBatch::validate`] refuses row by row).
-fn first_bad_row(b: &RecordBatch) -> Option<usize> {
-    let bad = |ends: &[u32], len: usize| {
-        let mut prev = 0;
-        ends.iter().position(|&e| {
-            let bad = e < prev || e as usize > len;
-            prev = e;
-            bad
-        })
-    };
-    match (bad(&b.key_ends, b.keys.len()), bad(&b.value_ends, b.values.len())) {
-        (Some(k), Some(v)) => Some(k.min(v)),
-        (k, v) => k.or(v),
     }
 }
 

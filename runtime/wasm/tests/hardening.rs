@@ -20,6 +20,7 @@ fn ctx() -> TaskContext {
         max_parallelism: 128,
         side_outputs: Vec::new().into(),
         restore: None,
+        on_error: Default::default(),
     }
 }
 

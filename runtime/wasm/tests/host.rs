@@ -21,6 +21,7 @@ fn ctx(node: &str, side_outputs: &[&str]) -> TaskContext {
         max_parallelism: 128,
         side_outputs: side_outputs.iter().map(|s| s.to_string()).collect::<Vec<_>>().into(),
         restore: None,
+        on_error: Default::default(),
     }
 }
 
