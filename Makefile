@@ -36,11 +36,28 @@ JS_SDK := $(wildcard sdk/js/src/*.js)
 PY_GUESTS := word_count_py:plugins/word-count-py conformance_py:tests/conformance/python
 JS_GUESTS := word_count_js:plugins/word-count-js conformance_js:tests/conformance/js
 
-.PHONY: all setup plugins rust-plugins py-plugins js-plugins build run test bench bench-suite clean
+.PHONY: all prereqs setup fuzz plugins rust-plugins py-plugins js-plugins build run test bench bench-suite clean
 
 all: build
 
-setup:
+# System packages the host build needs: RocksDB (C++, bindings generated with
+# libclang) and librdkafka (C, with OpenSSL) are built from source. Checked
+# first, so that a fresh machine gets the one command to run instead of an
+# error deep in a build script.
+prereqs:
+	@missing=""; \
+	command -v cc >/dev/null || missing="$$missing gcc"; \
+	command -v c++ >/dev/null || missing="$$missing g++"; \
+	{ [ -n "$$LIBCLANG_PATH" ] || { PATH="$$PATH:/sbin:/usr/sbin" ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so'; } || ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1; } || missing="$$missing libclang-dev"; \
+	{ command -v pkg-config >/dev/null && pkg-config --exists openssl; } || missing="$$missing libssl-dev pkg-config"; \
+	command -v python3 >/dev/null || missing="$$missing python3"; \
+	if [ -n "$$missing" ]; then \
+	  echo "Weir's build needs system packages that are missing:$$missing"; \
+	  echo "install them with:  sudo apt-get install -y$$missing"; \
+	  exit 1; \
+	fi
+
+setup: prereqs
 	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
 ## Build the guest components (plugins and test fixtures) into $(GUEST_DIR)
@@ -106,6 +123,31 @@ run: build
 ## the guests themselves `cargo test` builds too (tests/support/build.rs).
 test: plugins
 	$(CARGO) test --release
+	$(MAKE) fuzz
+
+## Fuzzing (fuzz/, cargo-fuzz on nightly Rust; both are installed when
+## missing, cargo-fuzz into $(TARGET_DIR)/tools): the spec parser and the
+## host's check of a guest's `emitted` reply, FUZZ_SECONDS each (`make test`
+## runs them for 20 s; run longer by hand). New inputs go to
+## $(TARGET_DIR)/fuzz-corpus, crashes to $(TARGET_DIR)/fuzz-artifacts.
+FUZZ_SECONDS ?= 20
+CARGO_FUZZ_VERSION := 0.13.2
+CARGO_FUZZ := $(TARGET_DIR)/tools/bin/cargo-fuzz
+FUZZ_TARGETS := spec emitted
+
+$(CARGO_FUZZ):
+	$(CARGO) install --locked --quiet --root $(TARGET_DIR)/tools cargo-fuzz --version $(CARGO_FUZZ_VERSION)
+
+fuzz: $(CARGO_FUZZ)
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p $(TARGET_DIR)/fuzz-corpus/$$t $(TARGET_DIR)/fuzz-artifacts/$$t fuzz/corpus/$$t; \
+	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
+	  (cd fuzz && RUSTUP_TOOLCHAIN=nightly $(abspath $(CARGO_FUZZ)) run --target-dir $(abspath $(TARGET_DIR))/fuzz $$t \
+	    $(abspath $(TARGET_DIR))/fuzz-corpus/$$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
+	    -artifact_prefix=$(abspath $(TARGET_DIR))/fuzz-artifacts/$$t/) || exit 1; \
+	done
 
 ## Benchmarks (not part of the tests); see benches/README.md.
 bench: plugins

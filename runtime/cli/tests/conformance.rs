@@ -159,7 +159,9 @@ fn new_build_run(lang: &str) {
     let o = Command::new(weir_bin).args(["new", "hello-op", "--lang", lang]).current_dir(dir.path()).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let plugin_dir = dir.path().join("hello-op");
-    let o = Command::new(weir_bin).args(["build", plugin_dir.to_str().unwrap()]).output().unwrap();
+    // A CARGO_TARGET_DIR of another project must not hide the component builders.
+    let other = tempfile::tempdir().unwrap();
+    let o = Command::new(weir_bin).args(["build", plugin_dir.to_str().unwrap()]).env("CARGO_TARGET_DIR", other.path()).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
     let wasm = String::from_utf8_lossy(&o.stdout).trim().to_string();
     assert!(wasm.ends_with("hello_op.wasm") && Path::new(&wasm).exists(), "{wasm}");
@@ -171,6 +173,25 @@ fn new_build_run(lang: &str) {
 #[test]
 fn new_build_run_a_scaffolded_python_plugin() {
     new_build_run("python");
+}
+
+#[test]
+fn a_python_syntax_error_is_reported_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let weir_bin = env!("CARGO_BIN_EXE_weir");
+    let o = Command::new(weir_bin).args(["new", "broken", "--lang", "python"]).current_dir(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let app = dir.path().join("broken/app.py");
+    let mut text = std::fs::read_to_string(&app).unwrap();
+    text.push_str("\ndef oops(:\n    pass\n");
+    let line = text.lines().position(|l| l == "def oops(:").unwrap() + 1;
+    std::fs::write(&app, text).unwrap();
+    let o = Command::new(weir_bin).args(["build", dir.path().join("broken").to_str().unwrap()]).output().unwrap();
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    let expected = format!("error: syntax error in {}, line {line}: ", app.canonicalize().unwrap().display());
+    assert!(err.trim().starts_with(&expected), "{err}");
+    assert!(!err.contains("install"), "{err}");
 }
 
 #[test]

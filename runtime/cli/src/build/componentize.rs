@@ -4,7 +4,10 @@
 //! `-` as `_`) against the WIT of the source tree this `weir` was built from
 //! (or `$WEIR_WIT_PATH`). The tools are found at `$WEIR_COMPONENTIZE_PY` /
 //! `$WEIR_COMPONENTIZE_JS`, else where `make plugins` installs them in that
-//! tree (`target/pytools`, `sdk/js/node_modules`), else on `PATH`.
+//! tree (`target/pytools` or `$CARGO_TARGET_DIR/pytools`, as set now or when
+//! `weir` was built; `sdk/js/node_modules`), else on `PATH`. A Python
+//! plugin's sources are compiled by `python3` first, so that a syntax error is
+//! reported as one, with its file and line.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -27,11 +30,41 @@ fn output(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(dir.join("target").join(format!("{name}.wasm")))
 }
 
-fn run(mut cmd: Command, tool: &str, dir: &Path) -> anyhow::Result<()> {
+/// Run a component builder. `tool` names it, `install` says how to get it.
+fn run(mut cmd: Command, tool: &str, install: &str, dir: &Path) -> anyhow::Result<()> {
     // Tool chatter goes to stderr: stdout is for the path of the component.
-    let status = cmd.stdout(std::io::stderr()).status().with_context(|| format!("cannot run {tool}"))?;
-    if !status.success() {
-        bail!("{tool} failed to build {}", dir.display());
+    let out = match cmd.stdout(std::io::stderr()).stderr(std::process::Stdio::piped()).output() {
+        Ok(out) => out,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{tool} is not installed: {install}"),
+        Err(e) => return Err(e).with_context(|| format!("cannot run {tool}")),
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    eprint!("{err}");
+    if !out.status.success() {
+        let tail: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = tail[tail.len().saturating_sub(12)..].join("\n");
+        bail!("{tool} failed to build {}:\n{tail}", dir.display());
+    }
+    Ok(())
+}
+
+/// Compile the plugin's Python files, so that a syntax error is named as one
+/// (componentize-py's own report of it is a long trace).
+fn check_python(dir: &Path) -> anyhow::Result<()> {
+    let dir = dir.canonicalize()?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        .collect();
+    files.sort();
+    let script = "import sys\nfor f in sys.argv[1:]:\n    try:\n        compile(open(f, encoding='utf-8').read(), f, 'exec')\n    except SyntaxError as e:\n        print(f'{e.filename}, line {e.lineno}: {e.msg}' + (f': {e.text.strip()}' if e.text else ''))\n        sys.exit(1)\n";
+    let out = match Command::new("python3").arg("-c").arg(script).args(&files).output() {
+        Ok(out) => out,
+        // No python3 here: componentize-py will say what is wrong.
+        Err(_) => return Ok(()),
+    };
+    if !out.status.success() {
+        bail!("syntax error in {}", String::from_utf8_lossy(&out.stdout).trim());
     }
     Ok(())
 }
@@ -52,14 +85,17 @@ fn componentize_py() -> Command {
     if let Some(p) = std::env::var_os("WEIR_COMPONENTIZE_PY") {
         return Command::new(p);
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(SOURCE_TREE).join("target"));
-    let tools = target.join("pytools");
-    if tools.join("bin/componentize-py").exists() {
-        let mut cmd = Command::new(tools.join("bin/componentize-py"));
-        cmd.env("PYTHONPATH", &tools);
-        return cmd;
+    let targets = [
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from),
+        option_env!("CARGO_TARGET_DIR").map(PathBuf::from),
+        Some(Path::new(SOURCE_TREE).join("target")),
+    ];
+    for tools in targets.into_iter().flatten().map(|t| t.join("pytools")) {
+        if tools.join("bin/componentize-py").exists() {
+            let mut cmd = Command::new(tools.join("bin/componentize-py"));
+            cmd.env("PYTHONPATH", &tools);
+            return cmd;
+        }
     }
     Command::new("componentize-py")
 }
@@ -71,10 +107,11 @@ pub fn python(dir: &Path) -> anyhow::Result<PathBuf> {
     if !sdk.join("weir_sdk/__init__.py").exists() {
         bail!("{} is not the Weir Python SDK (no weir_sdk/__init__.py)", sdk.display());
     }
+    check_python(dir)?;
     let mut cmd = componentize_py();
     cmd.arg("-d").arg(wit()).args(["-w", "operator", "componentize", "-p"]).arg(dir).arg("-p").arg(&sdk);
     cmd.arg("app").arg("-o").arg(&wasm);
-    run(cmd, "componentize-py (install it with `pip install componentize-py==0.25.1`)", dir)?;
+    run(cmd, "componentize-py", "install it with `pip install componentize-py==0.25.1` (or run `make plugins` in the Weir tree)", dir)?;
     Ok(wasm)
 }
 
@@ -94,6 +131,6 @@ pub fn js(dir: &Path) -> anyhow::Result<PathBuf> {
     cmd.current_dir(dir.canonicalize()?).arg("app.js").arg("--wit").arg(wit()).args(["--world-name", "operator"]);
     // The operator world imports no HTTP: keep the component's imports to WASI's basics.
     cmd.args(["-d", "http", "fetch-event", "-o"]).arg(&wasm);
-    run(cmd, "componentize-js (run `npm ci` in sdk/js)", dir)?;
+    run(cmd, "componentize-js", "run `npm ci` in sdk/js of the Weir tree", dir)?;
     Ok(wasm)
 }
