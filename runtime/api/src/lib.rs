@@ -45,6 +45,8 @@ use plugin_routes::*;
 #[derive(Clone, Debug)]
 pub struct ApiConfig {
     pub data_dir: std::path::PathBuf,
+    /// Directories besides `data_dir` whose files specs may read and write.
+    pub allowed_paths: Vec<std::path::PathBuf>,
     /// Required bearer token of every request.
     pub token: Option<String>,
     /// `/metrics` needs no token.
@@ -68,7 +70,7 @@ impl AppState {
     /// binary has).
     pub fn new(config: ApiConfig, loader: PluginLoader, types: Arc<weir_spec::Registry>) -> Result<Arc<AppState>, ApiError> {
         let registry = Arc::new(Registry::open(&config.data_dir, loader)?);
-        let pipelines = Pipelines::open(&config.data_dir, registry.clone(), types)?;
+        let pipelines = Pipelines::open(&config.data_dir, &config.allowed_paths, registry.clone(), types)?;
         let metrics = metrics::NodeMetrics::new(pipelines.clone(), registry.clone());
         Ok(Arc::new(AppState { config, registry, pipelines, metrics }))
     }

@@ -190,15 +190,25 @@ pub struct Pipelines {
     pub(crate) registry: Arc<Registry>,
     /// The connectors and operator kinds specs may name.
     pub(crate) types: Arc<weir_spec::Registry>,
+    /// Where specs may read and write files.
+    pub(crate) paths: weir_spec::PathPolicy,
     pub(crate) entries: Mutex<BTreeMap<String, Arc<Entry>>>,
 }
 
 impl Pipelines {
-    /// Open `<data>/pipelines` and start the pipelines that should run.
-    pub fn open(data_dir: &std::path::Path, registry: Arc<Registry>, types: Arc<weir_spec::Registry>) -> Result<Arc<Pipelines>, ApiError> {
+    /// Open `<data>/pipelines` and start the pipelines that should run; specs
+    /// may use files under `allowed` and the data directory only.
+    pub fn open(
+        data_dir: &std::path::Path,
+        allowed: &[PathBuf],
+        registry: Arc<Registry>,
+        types: Arc<weir_spec::Registry>,
+    ) -> Result<Arc<Pipelines>, ApiError> {
         let dir = data_dir.join("pipelines");
         std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let p = Arc::new(Pipelines { dir: dir.clone(), registry, types, entries: Mutex::default() });
+        let roots = std::iter::once(data_dir.to_path_buf()).chain(allowed.iter().cloned());
+        let paths = weir_spec::PathPolicy::new(roots).map_err(ApiError::internal)?;
+        let p = Arc::new(Pipelines { dir: dir.clone(), registry, types, paths, entries: Mutex::default() });
         let listing = std::fs::read_dir(&dir).map_err(|e| ApiError::internal(format!("cannot list {}: {e}", dir.display())))?;
         let mut dirs: Vec<_> = listing.flatten().map(|e| e.path()).collect();
         dirs.sort();
@@ -266,7 +276,7 @@ impl Pipelines {
     /// beside the definition unless the spec puts them elsewhere.
     pub(crate) fn parse(&self, text: &str, plugins: Option<&BTreeMap<String, String>>) -> Result<PipelineSpec, ApiError> {
         let mut spec =
-            weir_spec::parse_on_node(text, "spec", &self.dir, &self.types).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
+            weir_spec::parse_on_node(text, "spec", &self.dir, &self.paths, &self.types).map_err(|e| ApiError::bad_request(format!("{e:#}")))?;
         let ok = !spec.name.is_empty() && spec.name.len() <= 64 && spec.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if !ok {
             return Err(ApiError::bad_request(format!(

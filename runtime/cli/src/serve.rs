@@ -13,6 +13,11 @@ pub struct ServeArgs {
     /// checkpoints).
     #[arg(long, default_value = "weir-data")]
     data_dir: PathBuf,
+    /// A directory whose files the node's pipelines may read and write, besides
+    /// the data directory (repeatable). A spec naming a file elsewhere is
+    /// refused.
+    #[arg(long = "allow-path", value_name = "DIR")]
+    allow_path: Vec<PathBuf>,
     /// Address to listen on (port 0: any free port; the address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: String,
@@ -92,6 +97,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let loader = PluginLoader::new(LoaderConfig { cache_dir: cache_dir(&args.cache) })?;
     let config = weir_api::ApiConfig {
         data_dir: args.data_dir.clone(),
+        allowed_paths: args.allow_path.clone(),
         token: args.token.clone(),
         public_metrics: args.public_metrics,
         max_upload,

@@ -769,3 +769,64 @@ fn a_pipeline_whose_checkpoints_are_all_damaged_waits_for_a_fresh_start() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!((v["status"].as_str(), v["resumed_from"].as_str()), (Some("running"), None), "{v:#}");
 }
+
+#[test]
+fn specs_sent_to_a_node_read_and_write_only_under_its_allowed_directories() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let extra = dir.path().join("shared");
+    std::fs::create_dir_all(&extra).unwrap();
+    // Allowed: the data directory (always) and `shared`; not the rest of `dir`.
+    let node = Node::start_in(dir.clone(), &["--allow-path", extra.to_str().unwrap()]);
+    let data = dir.path().join("data");
+    std::os::unix::fs::symlink("/etc", data.join("etc-link")).unwrap();
+    let spec = |source: &str, sink: &std::path::Path, more: &str| {
+        format!(
+            "name: paths\n{more}sources:\n  - name: in\n    type: file\n    path: {source}\n\
+             sinks:\n  - name: out\n    type: file\n    path: {}\n    input: in\n",
+            sink.display()
+        )
+    };
+    let refused = |text: String, expected: &str| {
+        let (status, body) = node.post("/api/v1/pipelines", text);
+        assert_eq!(status, 400, "{body}");
+        let e = body["error"].as_str().unwrap();
+        assert!(e.contains(expected), "expected '{expected}' in: {e}");
+        assert!(e.contains("is outside the directories specs may use on this node") || e.contains("not allowed in a spec sent to a node"), "{e}");
+    };
+    let out = data.join("out");
+    refused(spec("/etc/passwd", &out, ""), "sources[0].path: '/etc/passwd' is outside the directories specs may use on this node (");
+    let (_, body) = node.post("/api/v1/pipelines", spec("/etc/passwd", &out, ""));
+    assert!(body["error"].as_str().unwrap().starts_with("spec:5:"), "names the line of the path: {body}");
+    refused(spec(&format!("{}/etc-link/passwd", data.display()), &out, ""), "(that is /etc/passwd)");
+    let escape = data.join("../elsewhere");
+    refused(spec("/etc/hostname", &escape, ""), "sources[0].path");
+    std::fs::write(data.join("in.txt"), "a\nb\n").unwrap();
+    let input = data.join("in.txt");
+    let input = input.to_str().unwrap();
+    let e = {
+        let (status, body) = node.post("/api/v1/pipelines", spec(input, &escape, ""));
+        assert_eq!(status, 400, "{body}");
+        body["error"].as_str().unwrap().to_string()
+    };
+    let real = dir.path().canonicalize().unwrap().join("elsewhere");
+    assert!(e.contains("sinks[0].path: '") && e.contains(&format!("(that is {})", real.display())), "{e}");
+    refused(spec(input, &out, "state:\n  dir: /var/tmp/weir-state\n"), "state.dir: '/var/tmp/weir-state' is outside");
+    let kafka = |prop: &str| {
+        format!(
+            "name: k\nsources:\n  - name: in\n    type: kafka\n    bootstrap: 127.0.0.1:1\n    topic: t\n    properties:\n      {prop}\n\
+             sinks:\n  - name: out\n    type: file\n    path: {}\n    input: in\n",
+            out.display()
+        )
+    };
+    refused(kafka("ssl.ca.location: /etc/ssl/certs/ca-certificates.crt"), "sources[0].properties.ssl.ca.location: '/etc/ssl/certs/ca-certificates.crt' is outside");
+    refused(kafka("plugin.library.paths: /tmp/evil.so"), "sources[0].properties.plugin.library.paths: runs a command or loads a library");
+    assert_eq!(node.json("/api/v1/pipelines"), serde_json::json!([]), "nothing stored");
+
+    // Inside the data directory and the allowed one, the same spec runs.
+    let shared_out = extra.join("out");
+    let (status, body) = node.post("/api/v1/pipelines", spec(input, &shared_out, ""));
+    assert_eq!(status, 201, "{body}\n{}", node.log());
+    node.wait_for("/api/v1/pipelines/paths", "the pipeline to finish", |v| v["status"] == "finished");
+    let lines: Vec<String> = common::parts(&shared_out).into_iter().flatten().collect();
+    assert_eq!(lines, ["\"a\"", "\"b\""]);
+}

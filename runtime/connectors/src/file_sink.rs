@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{RecordBatch, Sink, SinkError, SinkFactory, TaskContext, FINAL_EPOCH};
-use weir_spec::{BuildContext, BuildError, SinkConnector};
+use weir_spec::{BuildContext, BuildError, Check, SinkConnector, SpecError};
 
 /// The sink's definition.
 #[derive(Clone, Debug)]
@@ -44,6 +44,10 @@ pub struct FileSinks;
 impl SinkConnector for FileSinks {
     type Config = FileSinkConfig;
     const TYPE: &'static str = "file";
+
+    fn check(&self, c: &FileSinkConfig, cx: &Check<'_>) -> Result<(), SpecError> {
+        cx.path("path", &c.path)
+    }
 
     fn build(&self, c: FileSinkConfig, cx: &BuildContext<'_>) -> Result<Arc<dyn SinkFactory>, BuildError> {
         Ok(Arc::new(FileSink { dir: c.path, exactly_once: cx.env.checkpointing }))

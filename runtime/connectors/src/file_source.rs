@@ -38,7 +38,8 @@ impl SourceConnector for FileSources {
     type Config = FileSource;
     const TYPE: &'static str = "file";
 
-    fn check(&self, _: &FileSource, cx: &Check<'_>) -> Result<(), SpecError> {
+    fn check(&self, c: &FileSource, cx: &Check<'_>) -> Result<(), SpecError> {
+        cx.path("path", &c.path)?;
         match cx.parallelism {
             Some(p) if p != 1 => Err(cx.error("parallelism", "a file source reads with parallelism 1")),
             _ => Ok(()),

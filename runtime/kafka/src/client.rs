@@ -60,6 +60,28 @@ pub(crate) fn check_properties(properties: &BTreeMap<String, String>) -> Result<
     }
 }
 
+/// librdkafka properties that run a command or load code: never from a spec
+/// sent to a node.
+const RUNS_CODE: &[&str] = &["plugin.library.paths", "sasl.kerberos.kinit.cmd"];
+
+/// On a node, properties naming files (`ssl.*.location`, keytabs) must name
+/// files under the node's allowed directories, and none may run code.
+pub(crate) fn check_property_paths(properties: &BTreeMap<String, String>, cx: &weir_spec::Check<'_>) -> Result<(), weir_spec::SpecError> {
+    if !cx.on_node() {
+        return Ok(());
+    }
+    for (k, v) in properties {
+        let field = format!("properties.{k}");
+        if RUNS_CODE.contains(&k.as_str()) {
+            return Err(cx.error_at("properties", &field, "runs a command or loads a library on the node: not allowed in a spec sent to a node"));
+        }
+        if k.ends_with(".location") || k.ends_with(".keytab") {
+            cx.path(&field, std::path::Path::new(v))?;
+        }
+    }
+    Ok(())
+}
+
 /// A client config: bootstrap, Weir's settings, then the user's properties.
 pub(crate) fn config(bootstrap: &str, ours: &[(&str, &str)], properties: &BTreeMap<String, String>) -> ClientConfig {
     let mut c = ClientConfig::new();

@@ -90,7 +90,8 @@ impl SinkConnector for KafkaSinks {
                 "with a topic per record, exactly-once needs a progress_topic (an existing topic whose partition 0 records which transactions committed)",
             ));
         }
-        client::check_properties(&c.properties).map_err(|m| cx.error("properties", m))
+        client::check_properties(&c.properties).map_err(|m| cx.error("properties", m))?;
+        client::check_property_paths(&c.properties, cx)
     }
 
     fn build(&self, c: KafkaSinkConfig, cx: &BuildContext<'_>) -> Result<Arc<dyn SinkFactory>, BuildError> {

@@ -147,7 +147,8 @@ impl SourceConnector for KafkaSources {
         if let Some(d) = c.discovery_interval {
             weir_spec::units::duration_in_range(d.0, DISCOVERY.0, DISCOVERY.1).map_err(|m| cx.error("discovery_interval", m))?;
         }
-        client::check_properties(&c.properties).map_err(|m| cx.error("properties", m))
+        client::check_properties(&c.properties).map_err(|m| cx.error("properties", m))?;
+        client::check_property_paths(&c.properties, cx)
     }
 
     fn build(&self, c: KafkaSourceConfig, cx: &BuildContext<'_>) -> Result<Arc<dyn SourceFactory>, BuildError> {

@@ -35,12 +35,14 @@ mod error;
 mod heap;
 mod interpolate;
 mod model;
+mod paths;
 mod plan;
 mod registry;
 pub mod units;
 mod validate;
 
 pub use error::SpecError;
+pub use paths::PathPolicy;
 pub use plan::{build_env, plan, Planned, PlannedNode, RegistryResolver};
 pub use registry::{
     BuildContext, BuildEnv, BuildError, BuiltOperator, Check, Extensions, Logic, OperatorKind, RecordShape, Registry,
@@ -73,30 +75,40 @@ pub fn fuzz_spec(data: &[u8], registry: &Registry) {
     if let Err(e) = parse(text, "fuzz.yaml", &env, registry) {
         let _ = e.to_string();
     }
-    let _ = parse_on_node(text, "fuzz.yaml", Path::new("/nonexistent/weir-fuzz"), registry);
+    let node = Path::new("/nonexistent/weir-fuzz");
+    if let Ok(paths) = PathPolicy::new([node.to_path_buf()]) {
+        let _ = parse_on_node(text, "fuzz.yaml", &node.join("pipelines"), &paths, registry);
+    }
 }
 
 /// Parse a spec sent to a node whose pipelines live in `pipelines_dir`: no
 /// environment, state in `<pipelines_dir>/<name>/state` unless `state.dir`
 /// says otherwise, and checkpoints every second unless `checkpoint` says
-/// otherwise.
-pub fn parse_on_node(text: &str, file: &str, pipelines_dir: &Path, registry: &Registry) -> Result<PipelineSpec, SpecError> {
-    parse_in(text, file, &|_| None, Some(pipelines_dir), registry)
+/// otherwise; files it reads and writes (and its state) only under the roots
+/// of `paths`.
+pub fn parse_on_node(
+    text: &str,
+    file: &str,
+    pipelines_dir: &Path,
+    paths: &PathPolicy,
+    registry: &Registry,
+) -> Result<PipelineSpec, SpecError> {
+    parse_in(text, file, &|_| None, Some((pipelines_dir, paths)), registry)
 }
 
 fn parse_in(
     text: &str,
     file: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    node_dir: Option<&Path>,
+    node: Option<(&Path, &PathPolicy)>,
     registry: &Registry,
 ) -> Result<PipelineSpec, SpecError> {
-    let mut node = marked_yaml::parse_yaml_with_options(
+    let mut root = marked_yaml::parse_yaml_with_options(
         0,
         text,
         marked_yaml::LoaderOptions::default().error_on_duplicate_keys(true),
     )
     .map_err(|e| SpecError::from_load(file, e))?;
-    interpolate::node(&mut node, env).map_err(|(marker, message)| SpecError::at(file, marker.as_ref(), message))?;
-    validate::validate(&node, file, node_dir, registry)
+    interpolate::node(&mut root, env).map_err(|(marker, message)| SpecError::at(file, marker.as_ref(), message))?;
+    validate::validate(&root, file, node, registry)
 }

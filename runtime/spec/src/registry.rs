@@ -100,9 +100,26 @@ pub struct Check<'a> {
     pub parallelism: Option<u32>,
     /// How its input is keyed, if it is.
     pub key_by: Option<&'a KeySelector>,
+    /// On a node: the directories its specs may read and write.
+    pub(crate) paths: Option<&'a crate::PathPolicy>,
 }
 
 impl Check<'_> {
+    /// The spec was sent to a node (and runs with the node's rights, not its
+    /// author's).
+    pub fn on_node(&self) -> bool {
+        self.paths.is_some()
+    }
+
+    /// A file or directory the entry reads or writes (`field` names it): on a
+    /// node, it must lie under the directories the node lets specs use.
+    pub fn path(&self, field: &str, path: &std::path::Path) -> Result<(), SpecError> {
+        match self.paths {
+            Some(p) => p.check(path).map(|_| ()).map_err(|m| self.error(field, m)),
+            None => Ok(()),
+        }
+    }
+
     /// An error at `field` (a path of this entry, like `limits.memory`),
     /// reported as `file:line:column: sources[0].limits.memory: message`.
     pub fn error(&self, field: &str, message: impl std::fmt::Display) -> SpecError {

@@ -138,6 +138,8 @@ pub(crate) struct Ctx<'a> {
     /// For a spec sent to a node: its pipelines directory (default state
     /// directory `<dir>/<name>/state`, checkpoints every second by default).
     pub node_dir: Option<&'a std::path::Path>,
+    /// For a spec sent to a node: where its files may be.
+    pub paths: Option<&'a crate::PathPolicy>,
     pub registry: &'a Registry,
 }
 
@@ -156,8 +158,13 @@ fn duration(cx: &Ctx, v: &S, field: &str, range: (Duration, Duration)) -> Result
     duration_in_range(d, range.0, range.1).map_err(|m| cx.err(v, format!("{field}: {m}")))
 }
 
-pub(crate) fn validate(root: &Node, file: &str, node_dir: Option<&std::path::Path>, registry: &Registry) -> Result<PipelineSpec, SpecError> {
-    let cx = Ctx { file, node_dir, registry };
+pub(crate) fn validate(
+    root: &Node,
+    file: &str,
+    on_node: Option<(&std::path::Path, &crate::PathPolicy)>,
+    registry: &Registry,
+) -> Result<PipelineSpec, SpecError> {
+    let cx = Ctx { file, node_dir: on_node.map(|n| n.0), paths: on_node.map(|n| n.1), registry };
     let raw: RawSpec = marked_yaml::from_node(root).map_err(|e| SpecError::from_serde(file, e))?;
     let mut engine = EngineOptions { pipeline: raw.name.to_string(), ..Default::default() };
     check_name(&cx, &raw.name, "name")?;
@@ -246,14 +253,20 @@ fn state_and_checkpoint(cx: &Ctx, root: &Node, raw: &RawSpec) -> Result<(StateDe
             let known = one_of(&cx.registry.state_backends());
             cx.err(b, format!("state.backend: unknown backend '{kind}' (expected {known})"))
         })?;
-        let check = Check { file: cx.file, field: "state", entry: &e.node, node: "state", parallelism: None, key_by: None };
+        let check = Check { file: cx.file, field: "state", entry: &e.node, node: "state", parallelism: None, key_by: None, paths: cx.paths };
         let config = backend.validate(&e.rest, &check, model::STATE_COMMON)?;
         state.backend = Descriptor::new(kind, config);
         if let Some(d) = &e.common.dir {
             if d.is_empty() {
                 return Err(cx.err(d, "state.dir: must not be empty"));
             }
+            if let Some(p) = cx.paths {
+                p.check_location(d).map_err(|m| cx.err(d, format!("state.dir: {m}")))?;
+            }
             state.dir = Some(d.to_string());
+        }
+        if let (Some(p), Some(d)) = (cx.paths, &e.common.local_dir) {
+            p.check(std::path::Path::new(d.as_str())).map_err(|m| cx.err(d, format!("state.local_dir: {m}")))?;
         }
         state.local_dir = e.common.local_dir.as_ref().map(|d| PathBuf::from(d.as_str()));
     }
@@ -321,7 +334,7 @@ fn source(cx: &Ctx, i: usize, e: &model::Entry<RawSource>, max: u32) -> Result<N
     let Some(connector) = cx.registry.sources.get(s.kind.as_str()) else {
         return Err(unknown_type(cx, &f, &s.kind, "source", cx.registry.source_types()));
     };
-    let check = Check { file: cx.file, field: &f, entry: &e.node, node: &s.name, parallelism: par, key_by: None };
+    let check = Check { file: cx.file, field: &f, entry: &e.node, node: &s.name, parallelism: par, key_by: None, paths: cx.paths };
     let config = connector.validate(&e.rest, &check, model::SOURCE_COMMON)?;
     Ok(NodeDef {
         name: s.name.to_string(),
@@ -448,7 +461,7 @@ fn node(cx: &Ctx, role: Role, i: usize, e: &model::Entry<RawNode>, names: &HashM
     let par = parallelism(cx, &n.parallelism, &f, max)?;
     let inputs = inputs(cx, &f, n, names)?;
     let key_by = key_by(cx, &f, &n.key_by)?;
-    let check = Check { file: cx.file, field: &f, entry: &e.node, node: &n.name, parallelism: par, key_by: key_by.as_ref() };
+    let check = Check { file: cx.file, field: &f, entry: &e.node, node: &n.name, parallelism: par, key_by: key_by.as_ref(), paths: cx.paths };
     let (kind, config, plugin) = match role {
         Role::Sink => {
             let Some(kind) = &n.kind else {

@@ -196,7 +196,7 @@ fn registered_types_check_their_configs_and_are_listed() {
     let e = weir_spec::parse(&spec("x", ", count: 3"), "o.yaml", &|_| None, &r).unwrap_err().to_string();
     assert_eq!(
         e,
-        "o.yaml:3:58: sources[0].count: unknown field 'count', expected one of: name, type, parallelism, timestamp, timestamp_unit, watermark, from, to"
+        "o.yaml:3:58: sources[0].count: unknown field 'count', expected one of: name, type, parallelism, timestamp, timestamp_unit, watermark, on_error, max_dead_letters_per_minute, from, to"
     );
     let text = spec("x", "").replace("type: count-up", "type: count-down");
     let e = weir_spec::parse(&text, "o.yaml", &|_| None, &r).unwrap_err().to_string();

@@ -110,7 +110,7 @@ fn errors_name_file_line_column_and_field() {
         (
             "    plugin: ${PLUGINS}/word_count.wasm\n    input: events",
             "    plugn: x\n    input: events",
-            "p.yaml:17:5: operators[1].plugn: unknown field 'plugn', expected one of: name, type, input, inputs, key_by, parallelism, plugin, config, limits, window",
+            "p.yaml:17:5: operators[1].plugn: unknown field 'plugn', expected one of: name, type, input, inputs, key_by, parallelism, on_error, max_dead_letters_per_minute, plugin, config, limits, window",
         ),
         (
             "input: events",
@@ -145,7 +145,7 @@ fn errors_name_file_line_column_and_field() {
         (
             "seed: 7",
             "seed: 7\n    path: x.txt",
-            "p.yaml:9:5: sources[0].path: unknown field 'path', expected one of: name, type, parallelism, timestamp, timestamp_unit, watermark, seed, count, rate, keys, start_ms",
+            "p.yaml:9:5: sources[0].path: unknown field 'path', expected one of: name, type, parallelism, timestamp, timestamp_unit, watermark, on_error, max_dead_letters_per_minute, seed, count, rate, keys, start_ms",
         ),
         (
             "    input: count\n  - name: dups",

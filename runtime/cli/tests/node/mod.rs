@@ -34,6 +34,11 @@ impl Node {
         if !extra.contains(&"--addr") {
             args.extend(["--addr", "127.0.0.1:0"]);
         }
+        // Specs may use the test's directory (outputs beside the data),
+        // unless the test says what is allowed.
+        if !extra.contains(&"--allow-path") {
+            args.extend(["--allow-path", dir.path().to_str().unwrap()]);
+        }
         args.extend_from_slice(extra);
         let token = extra.iter().position(|a| *a == "--token").map(|i| extra[i + 1].to_string());
         let mut child = crate::common::weir_cmd(&args, &[("RUST_LOG", "info")]).stdout(Stdio::piped()).stderr(log).spawn().unwrap();
