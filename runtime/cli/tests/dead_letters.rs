@@ -203,16 +203,7 @@ fn killed_runs_put_every_record_exactly_once_in_the_output_or_the_dead_letters()
     let input = write(dir.path(), "in.jsonl", &text);
     let budget = ", max_dead_letters_per_minute: 1000000";
     let spec = spec(dir.path(), &input, budget, &format!(", parallelism: 2{budget}"), true);
-    let checkpoints = || -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(dir.path().join("state/checkpoints")) else { return Vec::new() };
-        let mut v: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.path().join("_manifest.json").exists())
-            .map(|e| e.file_name().into_string().unwrap())
-            .collect();
-        v.sort();
-        v
-    };
+    let checkpoints = || common::completed_checkpoints(&dir.path().join("state"));
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let first_seed = seed;
     let (mut kills, mut resumed) = (0, 0);

@@ -361,14 +361,7 @@ impl WindowJob {
     }
 
     fn checkpoints(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.dir.path().join("state/checkpoints")) else { return Vec::new() };
-        let mut v: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.path().join("_manifest.json").exists())
-            .map(|e| e.file_name().into_string().unwrap())
-            .collect();
-        v.sort();
-        v
+        common::completed_checkpoints(&self.dir.path().join("state"))
     }
 
     /// Wait for a checkpoint newer than the current newest; false if the run ended first.

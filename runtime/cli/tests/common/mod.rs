@@ -108,6 +108,16 @@ pub fn run_scaffolded_counter(dir: &Path, wasm: &str) {
     assert_eq!(max.values().sum::<u64>(), 1000, "final counts add up to every record");
 }
 
+/// The completed checkpoints (`chk-N` with a manifest) under `state_dir`, in
+/// name order.
+pub fn completed_checkpoints(state_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(state_dir.join("checkpoints")) else { return Vec::new() };
+    let mut v: Vec<String> =
+        entries.flatten().filter(|e| e.path().join("_manifest.json").exists()).map(|e| e.file_name().into_string().unwrap()).collect();
+    v.sort();
+    v
+}
+
 /// Wait for a `weir` run to end; it must succeed. Its stderr.
 pub fn finish(child: Child) -> String {
     let o = child.wait_with_output().unwrap();
