@@ -19,7 +19,9 @@ enum Prior {
 pub(crate) struct UndoLog {
     /// Set while a call that may be undone runs.
     active: bool,
-    saved: HashSet<(StateId, Vec<u8>)>,
+    /// Per state id, the keys saved in this call (looked up by `&[u8]`, so
+    /// a write to an entry already saved allocates nothing).
+    saved: Vec<HashSet<Vec<u8>>>,
     entries: Vec<(StateId, Vec<u8>, Prior)>,
     /// Timers touched: whether each was registered before.
     timers: Vec<(Domain, i64, Vec<u8>, bool)>,
@@ -31,7 +33,7 @@ impl UndoLog {
     /// A new call begins: forget the last one's log and start saving.
     pub fn begin(&mut self) {
         self.active = true;
-        self.saved.clear();
+        self.saved.iter_mut().for_each(HashSet::clear);
         self.entries.clear();
         self.timers.clear();
     }
@@ -43,7 +45,7 @@ impl UndoLog {
 
     /// Before entry (`state`, `key`) changes.
     pub fn save(&mut self, backend: &mut dyn KeyedStateBackend, state: StateId, key: &[u8]) -> Result<(), StateError> {
-        if !self.active || self.saved.contains(&(state, key.to_vec())) {
+        if !self.active || self.saved.get(state as usize).is_some_and(|s| s.contains(key)) {
             return Ok(());
         }
         if state as usize >= self.kinds.len() {
@@ -59,7 +61,10 @@ impl UndoLog {
             StateKind::List => Prior::List(backend.list_get(state, key)?),
             StateKind::Reducing(_) => Prior::Reducing(backend.reducing_get(state, key)?),
         };
-        self.saved.insert((state, key.to_vec()));
+        if self.saved.len() <= state as usize {
+            self.saved.resize_with(state as usize + 1, HashSet::new);
+        }
+        self.saved[state as usize].insert(key.to_vec());
         self.entries.push((state, key.to_vec(), prior));
         Ok(())
     }
@@ -90,7 +95,7 @@ impl UndoLog {
                 Prior::Value(None) | Prior::List(_) | Prior::Reducing(None) => {}
             }
         }
-        self.saved.clear();
+        self.saved.iter_mut().for_each(HashSet::clear);
         // Latest first, so a timer ends as it was before its first change.
         for (domain, time, key, was) in self.timers.drain(..).rev() {
             if was {
