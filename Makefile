@@ -125,28 +125,33 @@ test: plugins
 	$(CARGO) test --release
 	$(MAKE) fuzz
 
-## Fuzzing (fuzz/, cargo-fuzz on nightly Rust; both are installed when
-## missing, cargo-fuzz into $(TARGET_DIR)/tools): the spec parser and the
+## Fuzzing (fuzz/, libFuzzer through libfuzzer-sys): the spec parser and the
 ## host's check of a guest's `emitted` reply, FUZZ_SECONDS each (`make test`
-## runs them for 20 s; run longer by hand). New inputs go to
+## runs them for 20 s; run longer by hand). Built by plain cargo on the stable
+## toolchain with the coverage instrumentation cargo-fuzz adds (SanitizerCoverage
+## with inline 8-bit counters, PC tables and compare tracing), debug assertions
+## and overflow checks, but without AddressSanitizer, which needs nightly: the
+## targets' code is safe Rust, and a fresh machine then needs neither nightly
+## nor cargo-fuzz (`cargo +nightly fuzz run spec` works too). New inputs go to
 ## $(TARGET_DIR)/fuzz-corpus, crashes to $(TARGET_DIR)/fuzz-artifacts.
 FUZZ_SECONDS ?= 20
-CARGO_FUZZ_VERSION := 0.13.2
-CARGO_FUZZ := $(TARGET_DIR)/tools/bin/cargo-fuzz
 FUZZ_TARGETS := spec emitted
+FUZZ_TARGET_DIR := $(abspath $(TARGET_DIR))/fuzz
+HOST_TRIPLE := $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+FUZZ_RUSTFLAGS := --cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares -Cllvm-args=-simplifycfg-branch-fold-threshold=0 \
+	-Cdebug-assertions -Coverflow-checks
 
-$(CARGO_FUZZ):
-	$(CARGO) install --locked --quiet --root $(TARGET_DIR)/tools cargo-fuzz --version $(CARGO_FUZZ_VERSION)
-
-fuzz: $(CARGO_FUZZ)
-	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+fuzz:
+	cd fuzz && env -u CARGO_ENCODED_RUSTFLAGS RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --locked \
+	  --target $(HOST_TRIPLE) --target-dir $(FUZZ_TARGET_DIR) --bins
 	@for t in $(FUZZ_TARGETS); do \
 	  mkdir -p $(TARGET_DIR)/fuzz-corpus/$$t $(TARGET_DIR)/fuzz-artifacts/$$t fuzz/corpus/$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS) s"; \
-	  (cd fuzz && RUSTUP_TOOLCHAIN=nightly $(abspath $(CARGO_FUZZ)) run --target-dir $(abspath $(TARGET_DIR))/fuzz $$t \
-	    $(abspath $(TARGET_DIR))/fuzz-corpus/$$t corpus/$$t -- \
+	  $(FUZZ_TARGET_DIR)/$(HOST_TRIPLE)/release/$$t $(abspath $(TARGET_DIR))/fuzz-corpus/$$t fuzz/corpus/$$t \
 	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -print_final_stats=1 \
-	    -artifact_prefix=$(abspath $(TARGET_DIR))/fuzz-artifacts/$$t/) || exit 1; \
+	    -artifact_prefix=$(abspath $(TARGET_DIR))/fuzz-artifacts/$$t/ || exit 1; \
 	done
 
 ## Benchmarks (not part of the tests); see benches/README.md.

@@ -1,6 +1,7 @@
 //! `weir`: run stream pipelines whose operators are WebAssembly components.
 
 mod build;
+mod iceberg;
 mod new;
 mod types;
 mod pipeline;
@@ -55,6 +56,11 @@ enum Command {
     Build(build::BuildArgs),
     /// Create a new Rust plugin that builds as is.
     New(new::NewArgs),
+    /// Iceberg tables written by sinks: orphan data files.
+    Iceberg {
+        #[command(subcommand)]
+        command: iceberg::IcebergCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
         Command::Swap(args) => pipeline::swap(args),
         Command::Build(args) => build::build(args).map(|_| ()),
         Command::New(args) => new::new(args),
+        Command::Iceberg { command } => iceberg::iceberg(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

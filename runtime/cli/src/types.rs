@@ -8,5 +8,6 @@ pub fn registry() -> weir_spec::Registry {
     weir_wasm::register(&mut r);
     weir_state_rocksdb::register(&mut r);
     weir_kafka::register(&mut r);
+    weir_iceberg::register(&mut r);
     r
 }

@@ -67,6 +67,25 @@ impl SinkError {
     pub fn msg(message: impl Into<String>) -> Self {
         SinkError(message.into().into())
     }
+
+    /// A failure caused by row `row` of the batch given to `Sink::write`:
+    /// the engine names that record's origin instead of the batch's first.
+    pub fn in_row(row: usize, e: impl Into<BoxError>) -> Self {
+        SinkError(Box::new(RowError { row, source: e.into() }))
+    }
+
+    /// The row of the batch this failure names, if it names one.
+    pub fn row(&self) -> Option<usize> {
+        self.0.downcast_ref::<RowError>().map(|r| r.row)
+    }
+}
+
+/// A sink's failure on one row of a batch (see [`SinkError::in_row`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct RowError {
+    pub row: usize,
+    pub source: BoxError,
 }
 
 impl From<std::io::Error> for SourceError {

@@ -552,7 +552,10 @@ impl Task {
             NodeImpl::Sink(sink) => {
                 let r = guard(&node.ctx, || sink.write(&batch))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
-                r.map_err(|e| self.sink_error(i, e, batch.origins.first().copied()))?;
+                r.map_err(|e| {
+                    let at = e.row().and_then(|r| batch.origins.get(r)).or(batch.origins.first()).copied();
+                    self.sink_error(i, e, at)
+                })?;
                 Ok(false)
             }
         }

@@ -1,6 +1,6 @@
 // The conformance guest in JavaScript: the operator of tests/guests/conformance
 // (see its src/lib.rs for the behaviour), on sdk/js. The output must be
-// byte-identical to the Rust one's (runtime/cli/tests/conformance.rs).
+// byte-identical to the Rust one's (runtime/cli/tests/e2e/conformance.rs).
 import { Operator, Reducer, exportOperator } from "../../../sdk/js/src/index.js";
 
 const num = (v) => (v === undefined ? "null" : String(v));

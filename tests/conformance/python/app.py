@@ -1,6 +1,6 @@
 """The conformance guest in Python: the operator of tests/guests/conformance
 (see its src/lib.rs for the behaviour), on weir_sdk. The output must be
-byte-identical to the Rust one's (runtime/cli/tests/conformance.rs)."""
+byte-identical to the Rust one's (runtime/cli/tests/e2e/conformance.rs)."""
 
 import json
 

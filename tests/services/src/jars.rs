@@ -33,33 +33,43 @@ pub fn libs(service: &str) -> io::Result<PathBuf> {
     let pom = fs::read(&pom_path).map_err(|e| ctx(e, format!("reading {}", pom_path.display())))?;
     let dir = target_dir().join("services").join(service);
     let libs = dir.join("libs");
-    let marker = dir.join("fetched-pom.xml");
-    if fs::read(&marker).is_ok_and(|m| m == pom) {
-        return Ok(libs);
+    once(&dir, &libs, &pom, "fetched-pom.xml", || {
+        let mut cmd = Command::new("mvn");
+        cmd.args(["-q", "-B", "-f"])
+            .arg(&pom_path)
+            .arg("dependency:copy-dependencies")
+            .arg(format!("-DoutputDirectory={}", libs.display()))
+            .arg("-DincludeScope=runtime");
+        let out = cmd.output().map_err(|e| ctx(e, format!("running mvn to fetch the {service} jars (is Maven installed?)")))?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
+            return Err(io::Error::other(format!("fetching the {service} jars failed: {cmd:?} exited with {}:\n{}", out.status, tail.join("\n"))));
+        }
+        Ok(())
+    })?;
+    Ok(libs)
+}
+
+/// Make `out` in `dir` once for `want` (a pom, a requirement list): under a
+/// file lock, so that concurrent test processes make it once; a marker file
+/// holding `want` is written on success, and a stale `out` is removed first.
+pub(crate) fn once(dir: &Path, out: &Path, want: &[u8], marker: &str, make: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    let marker = dir.join(marker);
+    if fs::read(&marker).is_ok_and(|m| m == want) {
+        return Ok(());
     }
-    fs::create_dir_all(&dir).map_err(|e| ctx(e, format!("creating {}", dir.display())))?;
+    fs::create_dir_all(dir).map_err(|e| ctx(e, format!("creating {}", dir.display())))?;
     let lock = File::create(dir.join(".lock"))?;
     lock.lock().map_err(|e| ctx(e, format!("locking {}", dir.display())))?;
-    // Another process may have fetched it while this one waited for the lock.
-    if fs::read(&marker).is_ok_and(|m| m == pom) {
-        return Ok(libs);
+    // Another process may have made it while this one waited for the lock.
+    if fs::read(&marker).is_ok_and(|m| m == want) {
+        return Ok(());
     }
     let _ = fs::remove_file(&marker);
-    if libs.exists() {
-        fs::remove_dir_all(&libs).map_err(|e| ctx(e, format!("removing stale {}", libs.display())))?;
+    if out.exists() {
+        fs::remove_dir_all(out).map_err(|e| ctx(e, format!("removing stale {}", out.display())))?;
     }
-    let mut cmd = Command::new("mvn");
-    cmd.args(["-q", "-B", "-f"])
-        .arg(&pom_path)
-        .arg("dependency:copy-dependencies")
-        .arg(format!("-DoutputDirectory={}", libs.display()))
-        .arg("-DincludeScope=runtime");
-    let out = cmd.output().map_err(|e| ctx(e, format!("running mvn to fetch the {service} jars (is Maven installed?)")))?;
-    if !out.status.success() {
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = text.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(io::Error::other(format!("fetching the {service} jars failed: {cmd:?} exited with {}:\n{}", out.status, tail.join("\n"))));
-    }
-    fs::write(&marker, &pom).map_err(|e| ctx(e, format!("writing {}", marker.display())))?;
-    Ok(libs)
+    make()?;
+    fs::write(&marker, want).map_err(|e| ctx(e, format!("writing {}", marker.display())))
 }

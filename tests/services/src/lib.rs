@@ -6,14 +6,17 @@
 //! The Java services run from jars that Maven fetches once, pinned by the poms in
 //! `tests/services/poms/<service>/pom.xml`, into `<target>/services/<service>/libs`.
 //! Needs `java` (17+) and `mvn` on `PATH`, and PostgreSQL's server binaries.
+//! Python readers (PyIceberg) are pip-installed once at pinned versions.
 
 mod connect;
 mod jars;
 mod kafka;
 mod postgres;
 mod proc;
+mod python;
 
 pub use connect::KafkaConnect;
 pub use jars::{libs, target_dir};
 pub use kafka::{KafkaBroker, kafka_tool};
 pub use postgres::Postgres;
+pub use python::python_packages;

@@ -1,5 +1,5 @@
 //! The conformance guest, in Rust; `tests/conformance/{python,js}` are the same
-//! operator in the other SDKs and `runtime/cli/tests/conformance.rs` demands
+//! operator in the other SDKs and `runtime/cli/tests/e2e/conformance.rs` demands
 //! byte-identical output from all three.
 //!
 //! Input values are JSON `{"k": str, "n": int >= 0, "fail"?: true}` (the

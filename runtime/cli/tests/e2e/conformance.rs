@@ -3,12 +3,11 @@
 //! must give byte-identical output, and errors raised by guests must surface
 //! naming the plugin. Also `weir new --lang` / `weir build` for Python and JS.
 
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 
-use common::{parts, reference_counts, run_scaffolded_counter, stderr, weir, words_text};
+use crate::common::{parts, reference_counts, run_scaffolded_counter, stderr, weir, words_text};
 use weir_test_support::{fixture, root};
 
 /// The three word-count pipelines, which differ only in their plugin.

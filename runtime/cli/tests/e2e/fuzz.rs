@@ -5,9 +5,6 @@
 //! seconds of the same entry point in every `make test`. The emitted-batch
 //! target's bounded run is a unit test of `weir-engine` (`emitted.rs`).
 
-#[path = "../src/types.rs"]
-#[allow(dead_code)]
-mod types;
 
 use weir_test_support::root;
 
@@ -85,7 +82,7 @@ fn seeds() -> Vec<Vec<u8>> {
 
 #[test]
 fn the_spec_parser_survives_mutated_specs() {
-    let registry = types::registry();
+    let registry = crate::types::registry();
     let seeds = seeds();
     let mut rng = Rng(0x5eed_1234_abcd_ef01);
     for seed in &seeds {
@@ -100,7 +97,7 @@ fn the_spec_parser_survives_mutated_specs() {
 
 #[test]
 fn the_spec_parser_survives_inputs_built_to_break_parsers() {
-    let registry = types::registry();
+    let registry = crate::types::registry();
     let deep = |open: &str, close: &str, n: usize| format!("name: {}{}", open.repeat(n), close.repeat(n));
     let mut aliases = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
     for i in 1..30 {

@@ -2,13 +2,12 @@
 //! over silently (which re-runs the pipeline and replaces its published
 //! output), but fail naming each checkpoint and why, until `--fresh`.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{parts, reference_counts, weir_cmd, words_text};
+use crate::common::{parts, reference_counts, weir_cmd, words_text};
 
 fn checkpoints(state: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(state.join("checkpoints")) else { return Vec::new() };

@@ -5,14 +5,13 @@
 //! spec checks; and, killed with SIGKILL again and again, every record ends up
 //! exactly once in either the output or the dead letters.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{finish, kill, parts, stderr, weir, weir_cmd};
+use crate::common::{finish, kill, parts, stderr, weir, weir_cmd};
 use weir_test_support::fixture;
 
 fn write(dir: &Path, name: &str, body: &str) -> String {
@@ -203,7 +202,7 @@ fn killed_runs_put_every_record_exactly_once_in_the_output_or_the_dead_letters()
     let input = write(dir.path(), "in.jsonl", &text);
     let budget = ", max_dead_letters_per_minute: 1000000";
     let spec = spec(dir.path(), &input, budget, &format!(", parallelism: 2{budget}"), true);
-    let checkpoints = || common::completed_checkpoints(&dir.path().join("state"));
+    let checkpoints = || crate::common::completed_checkpoints(&dir.path().join("state"));
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let first_seed = seed;
     let (mut kills, mut resumed) = (0, 0);

@@ -4,14 +4,13 @@
 //! window errors; and window state surviving `kill -9` with every window's
 //! result published exactly once, on the heap and on RocksDB.
 
-mod common;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{parts, stderr, weir, weir_cmd};
+use crate::common::{parts, stderr, weir, weir_cmd};
 use serde_json::{json, Value};
 use weir_test_support::root;
 
@@ -361,7 +360,7 @@ impl WindowJob {
     }
 
     fn checkpoints(&self) -> Vec<String> {
-        common::completed_checkpoints(&self.dir.path().join("state"))
+        crate::common::completed_checkpoints(&self.dir.path().join("state"))
     }
 
     /// Wait for a checkpoint newer than the current newest; false if the run ended first.

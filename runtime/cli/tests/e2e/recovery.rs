@@ -3,14 +3,13 @@
 //! every running word count exactly once; savepoints restore at another
 //! parallelism; damaged checkpoints are skipped; foreign state is refused.
 
-mod common;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{finish, kill, parts, reference_counts, stderr, weir, weir_cmd, words_text};
+use crate::common::{finish, kill, parts, reference_counts, stderr, weir, weir_cmd, words_text};
 
 struct Run {
     dir: tempfile::TempDir,

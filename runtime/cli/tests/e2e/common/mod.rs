@@ -1,4 +1,4 @@
-//! Helpers shared by the CLI's integration test binaries.
+//! Helpers shared by the modules of the CLI's end-to-end tests.
 #![allow(dead_code)]
 
 use std::collections::HashMap;

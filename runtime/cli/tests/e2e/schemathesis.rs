@@ -5,14 +5,12 @@
 //! with schemathesis's report if a response is a server error or does not
 //! match the document (status code, content type, body schema).
 
-mod common;
-mod node;
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use node::{wasm, Node};
+use crate::node::{wasm, Node};
 
 const VERSION: &str = "4.3.18";
 /// hypothesis-jsonschema (which schemathesis uses) needs an internal API

@@ -1,6 +1,6 @@
 //! A real `weir serve` node for integration tests: started on a loopback port
 //! with its data and log in a temporary directory, driven over HTTP(S) with
-//! its token, killed (SIGKILL) when dropped. Shared by the node test binaries.
+//! its token, killed (SIGKILL) when dropped. Shared by the node tests (serve, schemathesis).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};

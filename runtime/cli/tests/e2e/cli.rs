@@ -1,12 +1,11 @@
 //! `weir` end to end, as a user runs it.
 
-mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
-use common::{parts, reference_counts, run_scaffolded_counter, stderr, weir, words_text};
+use crate::common::{parts, reference_counts, run_scaffolded_counter, stderr, weir, words_text};
 use weir_test_support::{fixture, root};
 
 #[test]

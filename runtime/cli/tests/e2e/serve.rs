@@ -1,11 +1,9 @@
 //! `weir serve` end to end: a real node on a loopback port, driven over HTTP
 //! and with `weir plugin ...`.
 
-mod common;
-mod node;
 
-use common::{stderr, weir};
-use node::{wasm, Node};
+use crate::common::{stderr, weir};
+use crate::node::{wasm, Node};
 use weir_test_support::fixture;
 
 #[test]
@@ -303,7 +301,7 @@ fn counting_spec(name: &str, plugin: &str, out: &std::path::Path, rate: u32) -> 
 fn check_counts(out: &std::path::Path) -> (std::collections::BTreeSet<u64>, usize) {
     let mut ids = Vec::new();
     let mut per_key: std::collections::BTreeMap<String, Vec<(u64, u64)>> = Default::default();
-    for line in common::parts(out).into_iter().flatten() {
+    for line in crate::common::parts(out).into_iter().flatten() {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line}: {e}"));
         ids.push(v["id"].as_u64().unwrap());
         per_key.entry(v["key"].as_str().unwrap().to_string()).or_default().push((v["n"].as_u64().unwrap(), v["v"].as_u64().unwrap()));
@@ -538,7 +536,7 @@ fn a_window_operator_swaps_its_window_function_and_keeps_its_windows() {
     let generator = weir_connectors::GeneratorSpec { seed: 3, count: None, rate: Some(20000.0), keys: 10, ..Default::default() };
     let (mut key, mut value) = (Vec::new(), Vec::new());
     let mut windows: std::collections::BTreeMap<(String, i64), (u64, u64)> = Default::default();
-    for line in common::parts(&out).into_iter().flatten() {
+    for line in crate::common::parts(&out).into_iter().flatten() {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         let id = (v["key"].as_str().unwrap().to_string(), v["start"].as_i64().unwrap());
         let version = v["v"].as_u64().unwrap_or(1);
@@ -750,7 +748,7 @@ fn a_pipeline_whose_checkpoints_are_all_damaged_waits_for_a_fresh_start() {
         }
     }
     assert!(damaged > 0);
-    let published = common::parts(&out);
+    let published = crate::common::parts(&out);
 
     let node = Node::start_in(dir.clone(), &[]);
     let v = node.wait_for("/api/v1/pipelines/counts", "counts to fail", |v| v["status"] == "failed");
@@ -759,7 +757,7 @@ fn a_pipeline_whose_checkpoints_are_all_damaged_waits_for_a_fresh_start() {
     assert!(error.contains(": unreadable manifest: expected value at line 1 column 1;"), "{error}");
     assert!(error.ends_with("or on a node POST /api/v1/pipelines/counts/start?fresh=true"), "{error}");
     assert!(v.get("retry").is_none(), "{v:#}");
-    assert_eq!(common::parts(&out), published, "the published output is untouched");
+    assert_eq!(crate::common::parts(&out), published, "the published output is untouched");
     let (status, body) = node.post("/api/v1/pipelines/counts/start", "");
     assert_eq!((status, body["error"].as_str()), (400, Some(error)), "{body}");
     let (status, body) = node.post("/api/v1/pipelines/counts/start?fresh=maybe", "");
@@ -827,6 +825,6 @@ fn specs_sent_to_a_node_read_and_write_only_under_its_allowed_directories() {
     let (status, body) = node.post("/api/v1/pipelines", spec(input, &shared_out, ""));
     assert_eq!(status, 201, "{body}\n{}", node.log());
     node.wait_for("/api/v1/pipelines/paths", "the pipeline to finish", |v| v["status"] == "finished");
-    let lines: Vec<String> = common::parts(&shared_out).into_iter().flatten().collect();
+    let lines: Vec<String> = crate::common::parts(&shared_out).into_iter().flatten().collect();
     assert_eq!(lines, ["\"a\"", "\"b\""]);
 }

@@ -7,14 +7,13 @@
 //! the group; and clear errors for an unreachable cluster, a missing topic and
 //! a value that is not JSON.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{finish, kill, reference_counts, stderr, weir, weir_cmd, words_text};
+use crate::common::{finish, kill, reference_counts, stderr, weir, weir_cmd, words_text};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use weir_test_services::{KafkaBroker, kafka_tool};
 

@@ -1,0 +1,344 @@
+//! Iceberg end to end: pipelines write tables of a sqlite SQL catalog with a
+//! local warehouse, and PyIceberg 0.12 (an independent reader, pip-installed
+//! at pinned versions by `weir-test-services`) reads them back: the rows
+//! equal those a file sink of the same pipeline wrote, one snapshot per
+//! checkpoint stamped with the pipeline, operator, run and checkpoint, and
+//! exactly once through `kill -9`s and the fault hooks before and after an
+//! Iceberg commit. The Iceberg source reads a snapshot back, split across
+//! tasks. Bad input gets errors naming the record and the field.
+
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::common::{completed_checkpoints, finish, kill, parts, stderr, weir, weir_cmd};
+use serde_json::Value;
+
+const PYICEBERG: &[&str] = &["pyiceberg[sql-sqlite,pyarrow]==0.12.0", "pyarrow==26.0.1", "sqlalchemy==2.1.9"];
+
+struct Lake {
+    dir: tempfile::TempDir,
+}
+
+impl Lake {
+    fn new() -> Lake {
+        Lake { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn catalog(&self) -> String {
+        format!("{{type: sql, uri: 'sqlite://{}', warehouse: '{}'}}", self.path("catalog.db").display(), self.path("warehouse").display())
+    }
+
+    /// The table as PyIceberg reads it (at `snapshot`, or the current one).
+    fn read(&self, table: &str, snapshot: Option<i64>) -> Value {
+        let site = weir_test_services::python_packages("pyiceberg", PYICEBERG).expect("PyIceberg installs");
+        let mut cmd = Command::new("python3");
+        cmd.arg(weir_test_support::root().join("tests/iceberg/read.py"))
+            .arg(self.path("catalog.db"))
+            .arg(self.path("warehouse"))
+            .args(["weir", table])
+            .env("PYTHONPATH", site);
+        if let Some(s) = snapshot {
+            cmd.arg(s.to_string());
+        }
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+}
+
+/// Rows as sorted JSON texts.
+fn rows(v: &Value) -> Vec<String> {
+    let mut r: Vec<String> = v["rows"].as_array().unwrap().iter().map(|r| r.to_string()).collect();
+    r.sort();
+    r
+}
+
+/// The file sink's lines, as the same sorted JSON texts (keys sorted by serde_json).
+fn file_rows(dir: &Path) -> Vec<String> {
+    let mut r: Vec<String> = parts(dir).concat().iter().map(|l| serde_json::from_str::<Value>(l).unwrap().to_string()).collect();
+    r.sort();
+    r
+}
+
+fn summaries(v: &Value) -> Vec<BTreeMap<String, String>> {
+    v["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["summary"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
+        .collect()
+}
+
+const SCHEMA: &str = "[{name: id, type: long, required: true}, {name: key, type: string}, {name: amount, type: long}, {name: ts, type: long}]";
+
+/// A generator → (Iceberg sink, file sink) pipeline.
+fn spec(lake: &Lake, name: &str, generator: &str, checkpoint: &str, partition: &str) -> PathBuf {
+    let text = format!(
+        r#"name: {name}
+state:
+  dir: {state}
+checkpoint:
+  interval: {checkpoint}
+sources:
+  - {{name: gen, type: generator, {generator}}}
+sinks:
+  - name: lake
+    type: iceberg
+    input: gen
+    parallelism: 2
+    catalog: {catalog}
+    table: db.events
+    schema: {SCHEMA}
+    partition: {partition}
+    target_file_size: 1 MiB
+  - {{name: copy, type: file, input: gen, path: '{copy}'}}
+"#,
+        state = lake.path("state").display(),
+        catalog = lake.catalog(),
+        copy = lake.path("copy").display(),
+    );
+    let p = lake.path(&format!("{name}.yaml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+/// `weir run` of `spec`, which must succeed.
+fn run_ok(spec: &Path) {
+    let o = weir(&["run", "--progress", "0", spec.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn append_sink_commits_one_snapshot_per_checkpoint_that_pyiceberg_reads() {
+    let lake = Lake::new();
+    let p = spec(&lake, "ice", "count: 3000, rate: 6000, keys: 50, seed: 7", "200ms", "['bucket(4, id)', key]");
+    run_ok(&p);
+    let t = lake.read("db.events", None);
+    let expected = file_rows(&lake.path("copy"));
+    assert_eq!(expected.len(), 3000);
+    assert_eq!(rows(&t), expected, "the table holds exactly the records, once each");
+    assert_eq!(t["partition_fields"], serde_json::json!(["bucket[4]:id_bucket", "identity:key"]));
+    let sums = summaries(&t);
+    assert!(sums.len() >= 2, "a run of ~0.5 s checkpointing every 200 ms commits several snapshots: {sums:?}");
+    let mut last = None;
+    let run = sums[0]["weir.run-id"].clone();
+    for s in &sums {
+        assert_eq!(s["operation"], "append");
+        assert_eq!(s["weir.pipeline"], "ice");
+        assert_eq!(s["weir.operator"], "lake");
+        assert_eq!(s["weir.run-id"], run, "one run");
+        let c: u64 = s["weir.checkpoint-id"].parse().unwrap();
+        assert!(last < Some(c), "checkpoint ids increase: {sums:?}");
+        last = Some(c);
+    }
+    // Every snapshot is readable on its own and holds a prefix of the input.
+    let first: i64 = t["snapshots"][0]["id"].as_i64().unwrap();
+    let early = rows(&lake.read("db.events", Some(first)));
+    assert!(!early.is_empty() && early.len() < 3000);
+    assert!(early.iter().all(|r| expected.binary_search(r).is_ok()));
+
+    // A second run (a fresh start) appends under a new run id.
+    std::fs::remove_dir_all(lake.path("state")).unwrap();
+    std::fs::remove_dir_all(lake.path("copy")).unwrap();
+    run_ok(&p);
+    let t = lake.read("db.events", None);
+    assert_eq!(rows(&t).len(), 6000);
+    let runs: std::collections::BTreeSet<String> = summaries(&t).iter().map(|s| s["weir.run-id"].clone()).collect();
+    assert_eq!(runs.len(), 2);
+}
+
+/// Run to completion, killed with `kill -9` after each of `kills` delays (ms)
+/// and restarted each time; `fault` for the first start.
+fn run_through_kills(lake: &Lake, p: &Path, kills: &[u64], fault: Option<&str>) -> String {
+    let mut log = String::new();
+    let args = ["run", "--progress", "0", p.to_str().unwrap()];
+    if let Some(f) = fault {
+        let o = weir(&args, &[("WEIR_FAULT", f)]);
+        log += &stderr(&o);
+        assert!(!o.status.success() && log.contains("fault injection"), "the fault hook {f} stops the run: {log}");
+    }
+    for ms in kills {
+        let mut child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(*ms));
+        if child.try_wait().unwrap().is_some() {
+            // It completed before the kill: running it again would be a new run.
+            log += &finish(child);
+            return log;
+        }
+        log += &kill(child);
+        log += "\n[test: killed with SIGKILL]\n";
+    }
+    let child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    log += &finish(child);
+    assert!(!completed_checkpoints(&lake.path("state")).is_empty());
+    log
+}
+
+fn assert_exactly_once(lake: &Lake, count: u64) -> Value {
+    let t = lake.read("db.events", None);
+    let got = rows(&t);
+    let mut ids: Vec<u64> = t["rows"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    ids.sort();
+    let dups = ids.windows(2).filter(|w| w[0] == w[1]).count();
+    assert_eq!(dups, 0, "no record twice");
+    assert_eq!(ids, (0..count).collect::<Vec<_>>(), "every record once");
+    // The values are the generator's (the file sink's exactly-once copy).
+    assert_eq!(got, file_rows(&lake.path("copy")));
+    // Each checkpoint committed once.
+    let mut seen = std::collections::HashSet::new();
+    for s in summaries(&t) {
+        assert!(seen.insert((s["weir.run-id"].clone(), s["weir.checkpoint-id"].clone())), "checkpoint committed twice: {s:?}");
+    }
+    t
+}
+
+#[test]
+fn exactly_once_through_kill_9_and_crashes_around_the_iceberg_commit() {
+    for fault in ["iceberg-before-commit:3", "iceberg-after-commit:3"] {
+        let lake = Lake::new();
+        let p = spec(&lake, "crashy", "count: 24000, rate: 4000, keys: 100, seed: 11", "150ms", "['bucket(2, key)', 'truncate(1000, id)']");
+        let mut x = fault.len() as u64 * 7919;
+        let kills: Vec<u64> = (0..5)
+            .map(|_| {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                600 + (x >> 33) % 900
+            })
+            .collect();
+        let log = run_through_kills(&lake, &p, &kills, Some(fault));
+        assert_eq!(log.matches("[test: killed with SIGKILL]").count(), 5, "five kill -9s landed while the job ran");
+        if fault.starts_with("iceberg-before") {
+            assert!(log.contains("committing it now"), "recovery commits the completed checkpoint the crash left uncommitted: {log}");
+        }
+        let t = assert_exactly_once(&lake, 24000);
+        assert!(summaries(&t).len() >= 4);
+        // Files of the killed attempts: none is in the table; listed, then removed.
+        let live: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().trim_start_matches("file://")).collect();
+        let orphans = |delete: bool| {
+            let mut args = vec!["iceberg", "orphans", "db.events", "--older-than", "0s"];
+            let (c, w) = (format!("sqlite://{}", lake.path("catalog.db").display()), lake.path("warehouse").display().to_string());
+            args.extend(["--catalog", &c, "--warehouse", &w]);
+            if delete {
+                args.push("--delete");
+            }
+            let o = weir(&args, &[]);
+            assert!(o.status.success(), "{}", stderr(&o));
+            let files: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
+            assert!(stderr(&o).contains(&format!("{} orphan data files", files.len())), "{}", stderr(&o));
+            files
+        };
+        let listed = orphans(false);
+        assert!(listed.iter().all(|f| !live.contains(&f.as_str())), "an orphan is a file no snapshot references");
+        assert!(listed.iter().all(|f| f.contains("/data/") && f.ends_with(".parquet")), "{listed:?}");
+        assert_eq!(orphans(true), listed);
+        assert!(orphans(false).is_empty());
+        assert_eq!(rows(&lake.read("db.events", None)), rows(&t), "removing orphans leaves the table as it was");
+        eprintln!("{fault}: {} orphan files of killed attempts removed", listed.len());
+    }
+}
+
+#[test]
+fn source_reads_a_snapshot_split_across_tasks() {
+    let lake = Lake::new();
+    let p = spec(&lake, "fill", "count: 2000, keys: 20, seed: 5", "100ms", "['bucket(3, id)']");
+    run_ok(&p);
+    let before = lake.read("db.events", None);
+    assert!(before["files"].as_array().unwrap().len() >= 3);
+    // More rows after the snapshot the source reads must not show.
+    let first = before["snapshots"].as_array().unwrap().last().unwrap()["id"].as_i64().unwrap();
+    let read = lake.path("read.yaml");
+    std::fs::write(
+        &read,
+        format!(
+            "name: back\nsources: [{{name: t, type: iceberg, parallelism: 2, catalog: {}, table: db.events, snapshot_id: {first}, batch_size: 100}}]\nsinks: [{{name: out, type: file, input: t, path: '{}'}}]\n",
+            lake.catalog(),
+            lake.path("back").display()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(lake.path("state")).unwrap();
+    run_ok(&p);
+    run_ok(&read);
+    let back = file_rows(&lake.path("back"));
+    assert_eq!(back, rows(&before), "the source reads the snapshot's rows, once each");
+    assert_eq!(parts(&lake.path("back")).len(), 2, "two tasks read");
+}
+
+#[test]
+fn bad_records_and_specs_get_errors_naming_what_and_where() {
+    let lake = Lake::new();
+    std::fs::write(lake.path("in.jsonl"), "{\"id\": 1, \"key\": \"a\"}\n{\"id\": \"two\", \"key\": \"b\"}\n").unwrap();
+    let p = lake.path("bad.yaml");
+    std::fs::write(
+        &p,
+        format!(
+            "name: bad\nsources: [{{name: in, type: file, format: json_lines, path: '{}'}}]\nsinks: [{{name: lake, type: iceberg, input: in, catalog: {}, table: db.t, schema: [{{name: id, type: long, required: true}}, {{name: key, type: string}}]}}]\n",
+            lake.path("in.jsonl").display(),
+            lake.catalog()
+        ),
+    )
+    .unwrap();
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("sink 'lake'") && e.contains(&format!("line 2 of {}", lake.path("in.jsonl").display())), "{e}");
+    assert!(e.contains("Iceberg table db.t: the record does not fit the table's schema"), "{e}");
+    assert!(e.contains(r#"(the record is {"id": "two", "key": "b"})"#), "{e}");
+
+    let cases = [
+        ("table: nodots", "sinks[0].table: 'nodots' is not namespace.table"),
+        ("partition: ['week(ts)']", "sinks[0].partition.0: 'week(ts)' is not a partition field"),
+        ("partition: ['day(key)']", "day does not apply to column 'key' of type string"),
+        ("mode: upsert", "sinks[0].mode: mode: upsert (equality and position deletes) is not supported yet"),
+    ];
+    for (extra, want) in cases {
+        let text = format!(
+            "name: v\nsources: [{{name: in, type: generator, count: 1}}]\nsinks:\n  - {{name: lake, type: iceberg, input: in, catalog: {}, table: db.t, schema: [{{name: id, type: long}}, {{name: key, type: string}}], {extra}}}\n",
+            lake.catalog()
+        );
+        let text = if extra.starts_with("table:") { text.replace("table: db.t, ", "") } else { text };
+        std::fs::write(&p, text).unwrap();
+        let o = weir(&["validate", p.to_str().unwrap()], &[]);
+        let out = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+        assert!(!o.status.success() && out.contains(want), "{extra}: {out}");
+    }
+    let text = format!(
+        "name: v\nsources: [{{name: in, type: generator, count: 1}}]\nsinks: [{{name: lake, type: iceberg, input: in, catalog: {{type: sql, uri: 'postgres://x', warehouse: /tmp}}, table: db.t}}]\n"
+    );
+    std::fs::write(&p, text).unwrap();
+    let o = weir(&["validate", p.to_str().unwrap()], &[]);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
+    assert!(out.contains("sinks[0].catalog.uri: 'postgres://x' is not a sqlite database file"), "{out}");
+    // A missing table and no schema to create it.
+    std::fs::write(
+        &p,
+        format!("name: v\nsources: [{{name: in, type: generator, count: 1}}]\nsinks: [{{name: lake, type: iceberg, input: in, catalog: {}, table: db.missing}}]\n", lake.catalog()),
+    )
+    .unwrap();
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("table db.missing does not exist in the catalog; declare its schema:"), "{}", stderr(&o));
+}
+
+#[test]
+fn checkpoints_every_few_milliseconds_at_full_speed_lose_and_repeat_nothing() {
+    // Sources of two tasks end at different moments; checkpoints overtake
+    // each other: every staged file must reach exactly one snapshot.
+    let lake = Lake::new();
+    let p = spec(&lake, "fast", "count: 600000, keys: 1000, seed: 3, parallelism: 2", "20ms", "['bucket(4, id)']");
+    for _ in 0..2 {
+        let _ = std::fs::remove_dir_all(lake.path("state"));
+        let _ = std::fs::remove_dir_all(lake.path("copy"));
+        run_ok(&p);
+    }
+    let t = lake.read("db.events", None);
+    let mut ids: Vec<u64> = t["rows"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    ids.sort();
+    let expected: Vec<u64> = (0..600000u64).flat_map(|i| [i, i]).collect();
+    assert!(ids == expected, "two runs of 600000 events: each id exactly twice ({} rows)", ids.len());
+}

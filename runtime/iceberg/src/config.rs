@@ -1,0 +1,329 @@
+//! The spec fields of `type: iceberg` sinks and sources, their checks, and
+//! what they build into: the catalog to open, the table's identifier, and for
+//! a table the sink creates, its Iceberg schema and partition spec.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use iceberg::spec::{NestedField, PrimitiveType, Schema, Transform, Type, UnboundPartitionSpec};
+use serde::{Deserialize, Serialize};
+use weir_spec::units::Bytes;
+use weir_spec::{Check, SpecError};
+
+/// `catalog:` of an Iceberg sink or source.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum CatalogConfig {
+    /// A SQL catalog in a sqlite file (PyIceberg's `SqlCatalog` layout), with
+    /// a warehouse directory on local disk: the embedded default.
+    Sql {
+        /// `sqlite:///abs/path/catalog.db` or `sqlite:relative/path.db`.
+        uri: String,
+        /// The directory new tables are created under.
+        warehouse: PathBuf,
+        /// The catalog's name in the database (default `weir`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+    },
+    /// An Iceberg REST catalog.
+    Rest {
+        uri: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        warehouse: Option<String>,
+    },
+}
+
+impl CatalogConfig {
+    /// The sqlite file of a SQL catalog's `uri`.
+    pub fn sqlite_file(uri: &str) -> Option<PathBuf> {
+        let rest = uri.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let rest = rest.split('?').next().unwrap_or(rest);
+        (!rest.is_empty() && rest != ":memory:").then(|| PathBuf::from(rest))
+    }
+
+    pub fn check(&self, cx: &Check<'_>) -> Result<(), SpecError> {
+        match self {
+            CatalogConfig::Sql { uri, warehouse, name } => {
+                let Some(file) = Self::sqlite_file(uri) else {
+                    return Err(cx.error(
+                        "catalog.uri",
+                        format!("'{uri}' is not a sqlite database file; write sqlite:///absolute/path/catalog.db"),
+                    ));
+                };
+                cx.path("catalog.uri", &file)?;
+                if warehouse.as_os_str().is_empty() {
+                    return Err(cx.error("catalog.warehouse", "the directory tables are created under"));
+                }
+                cx.path("catalog.warehouse", warehouse)?;
+                if name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+                    return Err(cx.error("catalog.name", "an empty catalog name"));
+                }
+                Ok(())
+            }
+            CatalogConfig::Rest { .. } => Err(cx.error(
+                "catalog.type",
+                "the REST catalog is not supported yet; use type: sql (a sqlite file and a warehouse directory)",
+            )),
+        }
+    }
+
+    /// The warehouse directory of a SQL catalog.
+    pub fn warehouse_dir(&self) -> Option<&Path> {
+        match self {
+            CatalogConfig::Sql { warehouse, .. } => Some(warehouse),
+            CatalogConfig::Rest { .. } => None,
+        }
+    }
+}
+
+/// A column of a declared `schema:`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ColumnDef {
+    pub name: String,
+    /// An Iceberg primitive type: boolean, int, long, float, double,
+    /// decimal(P,S), date, time, timestamp, timestamptz, string, uuid, binary.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// NOT NULL (default false).
+    #[serde(default)]
+    pub required: bool,
+}
+
+/// `mode:` of an Iceberg sink.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkMode {
+    #[default]
+    Append,
+    Upsert,
+}
+
+/// `type: iceberg` in `sinks:`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcebergSinkConfig {
+    pub catalog: CatalogConfig,
+    /// `namespace.table` (nested namespaces as `a.b.table`).
+    pub table: String,
+    /// The table's columns, to create it when missing; an existing table is
+    /// written by its own schema (a declared one must match it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema: Vec<ColumnDef>,
+    /// Partition fields of a created table: `col`, `identity(col)`,
+    /// `year|month|day|hour(col)`, `bucket(N, col)`, `truncate(W, col)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition: Vec<String>,
+    #[serde(default)]
+    pub mode: SinkMode,
+    /// The size at which a data file is closed and another started (default 128 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_file_size: Option<Bytes>,
+    /// Table properties of a created table.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, String>,
+}
+
+/// `type: iceberg` in `sources:`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IcebergSourceConfig {
+    pub catalog: CatalogConfig,
+    pub table: String,
+    /// The snapshot to read (default: the current one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<i64>,
+    /// Read the snapshot that was current at this time (RFC 3339, or
+    /// milliseconds since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
+    /// Rows per read batch (default 4096).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch_size: Option<usize>,
+}
+
+pub const DEFAULT_TARGET_FILE_SIZE: usize = 128 << 20;
+
+/// `ns.table` split into its namespace parts and name.
+pub fn table_parts(table: &str) -> Result<(Vec<String>, String), String> {
+    let parts: Vec<&str> = table.split('.').collect();
+    if parts.len() < 2 || parts.iter().any(|p| p.trim().is_empty() || *p != p.trim()) {
+        return Err(format!("'{table}' is not namespace.table"));
+    }
+    let (name, ns) = parts.split_last().unwrap();
+    Ok((ns.iter().map(|s| s.to_string()).collect(), name.to_string()))
+}
+
+/// Parse a column's type ("long", "decimal(10,2)", ...).
+pub fn column_type(kind: &str) -> Result<PrimitiveType, String> {
+    let t = kind.trim().to_ascii_lowercase().replace(' ', "");
+    serde_json::from_value::<PrimitiveType>(serde_json::Value::String(t)).map_err(|_| {
+        format!(
+            "'{kind}' is not an Iceberg primitive type (boolean, int, long, float, double, decimal(P,S), date, time, timestamp, timestamptz, string, uuid, binary)"
+        )
+    })
+}
+
+/// The Iceberg schema of a declared column list (field ids 1..).
+pub fn schema_of(cols: &[ColumnDef]) -> Result<Schema, (usize, String)> {
+    let mut fields = Vec::with_capacity(cols.len());
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in cols.iter().enumerate() {
+        if c.name.trim().is_empty() {
+            return Err((i, "an empty column name".into()));
+        }
+        if !seen.insert(c.name.as_str()) {
+            return Err((i, format!("column '{}' is declared twice", c.name)));
+        }
+        let t = Type::Primitive(column_type(&c.kind).map_err(|m| (i, m))?);
+        let id = i as i32 + 1;
+        fields.push(if c.required { NestedField::required(id, &c.name, t) } else { NestedField::optional(id, &c.name, t) }.into());
+    }
+    Schema::builder().with_schema_id(0).with_fields(fields).build().map_err(|e| (0, e.to_string()))
+}
+
+/// One partition field: its transform and source column.
+pub fn partition_field(text: &str) -> Result<(Transform, String), String> {
+    let t = text.trim();
+    let Some(open) = t.find('(') else {
+        return if t.is_empty() || t.contains(|c: char| c == ')' || c == ',') {
+            Err(format!("'{text}' is not a partition field"))
+        } else {
+            Ok((Transform::Identity, t.to_string()))
+        };
+    };
+    let Some(inner) = t[open + 1..].strip_suffix(')') else {
+        return Err(format!("'{text}': a missing ')'"));
+    };
+    let func = t[..open].trim().to_ascii_lowercase();
+    let args: Vec<&str> = inner.split(',').map(str::trim).collect();
+    let col = |a: &str| if a.is_empty() { Err(format!("'{text}' names no column")) } else { Ok(a.to_string()) };
+    let num = |a: &str| a.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| format!("'{text}': '{a}' is not a positive number"));
+    match (func.as_str(), args.as_slice()) {
+        ("identity", [c]) => Ok((Transform::Identity, col(c)?)),
+        ("year", [c]) => Ok((Transform::Year, col(c)?)),
+        ("month", [c]) => Ok((Transform::Month, col(c)?)),
+        ("day", [c]) => Ok((Transform::Day, col(c)?)),
+        ("hour", [c]) => Ok((Transform::Hour, col(c)?)),
+        ("bucket", [n, c]) => Ok((Transform::Bucket(num(n)?), col(c)?)),
+        ("truncate", [w, c]) => Ok((Transform::Truncate(num(w)?), col(c)?)),
+        _ => Err(format!(
+            "'{text}' is not a partition field: write col, identity(col), year|month|day|hour(col), bucket(N, col) or truncate(W, col)"
+        )),
+    }
+}
+
+/// The partition spec of `fields` over `schema`.
+pub fn partition_spec(schema: &Schema, fields: &[String]) -> Result<UnboundPartitionSpec, (usize, String)> {
+    let mut b = UnboundPartitionSpec::builder().with_spec_id(0);
+    for (i, f) in fields.iter().enumerate() {
+        let (transform, col) = partition_field(f).map_err(|m| (i, m))?;
+        let field = schema.field_by_name(&col).ok_or_else(|| (i, format!("'{f}': the schema has no column '{col}'")))?;
+        let name = match transform {
+            Transform::Identity => col.clone(),
+            Transform::Bucket(_) => format!("{col}_bucket"),
+            Transform::Truncate(_) => format!("{col}_trunc"),
+            Transform::Year => format!("{col}_year"),
+            Transform::Month => format!("{col}_month"),
+            Transform::Day => format!("{col}_day"),
+            Transform::Hour => format!("{col}_hour"),
+            _ => col.clone(),
+        };
+        if transform.result_type(&field.field_type).is_err() {
+            return Err((i, format!("'{f}': {transform} does not apply to column '{col}' of type {}", field.field_type)));
+        }
+        b = b.add_partition_field(field.id, name, transform).map_err(|e| (i, format!("'{f}': {}", e.message())))?;
+    }
+    Ok(b.build())
+}
+
+impl IcebergSinkConfig {
+    pub fn check(&self, cx: &Check<'_>) -> Result<(), SpecError> {
+        self.catalog.check(cx)?;
+        table_parts(&self.table).map_err(|m| cx.error("table", m))?;
+        if self.mode == SinkMode::Upsert {
+            return Err(cx.error(
+                "mode",
+                "mode: upsert (equality and position deletes) is not supported yet; the Iceberg sink appends (mode: append)",
+            ));
+        }
+        if !self.schema.is_empty() {
+            let schema = schema_of(&self.schema).map_err(|(i, m)| cx.error(&format!("schema.{i}"), m))?;
+            partition_spec(&schema, &self.partition).map_err(|(i, m)| cx.error(&format!("partition.{i}"), m))?;
+        } else if !self.partition.is_empty() {
+            return Err(cx.error("partition", "a partition spec is for a table the sink creates: declare its schema too"));
+        }
+        if let Some(Bytes(n)) = self.target_file_size
+            && !(1 << 20..=1 << 34).contains(&n)
+        {
+            return Err(cx.error("target_file_size", "between 1 MiB and 16 GiB"));
+        }
+        Ok(())
+    }
+}
+
+impl IcebergSourceConfig {
+    pub fn check(&self, cx: &Check<'_>) -> Result<(), SpecError> {
+        self.catalog.check(cx)?;
+        table_parts(&self.table).map_err(|m| cx.error("table", m))?;
+        if self.snapshot_id.is_some() && self.as_of.is_some() {
+            return Err(cx.error("as_of", "give snapshot_id or as_of, not both"));
+        }
+        if let Some(t) = &self.as_of {
+            parse_time_ms(t).map_err(|m| cx.error("as_of", m))?;
+        }
+        if let Some(n) = self.batch_size
+            && !(1..=1 << 20).contains(&n)
+        {
+            return Err(cx.error("batch_size", "between 1 and 1048576 rows"));
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the epoch of an RFC 3339 time or a number.
+pub fn parse_time_ms(t: &str) -> Result<i64, String> {
+    if let Ok(ms) = t.trim().parse::<i64>() {
+        return Ok(ms);
+    }
+    weir_engine::parse_rfc3339(t.trim()).ok_or_else(|| format!("'{t}' is not a time: write RFC 3339 (2026-12-03T10:00:00Z) or milliseconds since 1970"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partition_fields_parse_as_spark_writes_them() {
+        assert_eq!(partition_field("id").unwrap(), (Transform::Identity, "id".into()));
+        assert_eq!(partition_field("day(ts)").unwrap(), (Transform::Day, "ts".into()));
+        assert_eq!(partition_field("bucket(16, id)").unwrap(), (Transform::Bucket(16), "id".into()));
+        assert_eq!(partition_field("truncate(4,name)").unwrap(), (Transform::Truncate(4), "name".into()));
+        assert!(partition_field("bucket(0, id)").unwrap_err().contains("not a positive number"));
+        assert!(partition_field("week(ts)").unwrap_err().contains("is not a partition field"));
+        assert!(partition_field("day(ts").unwrap_err().contains("missing ')'"));
+    }
+
+    #[test]
+    fn types_and_tables() {
+        assert_eq!(column_type("decimal(10, 2)").unwrap(), PrimitiveType::Decimal { precision: 10, scale: 2 });
+        assert_eq!(column_type("timestamptz").unwrap(), PrimitiveType::Timestamptz);
+        assert!(column_type("varchar").unwrap_err().contains("not an Iceberg primitive type"));
+        assert_eq!(table_parts("db.events").unwrap(), (vec!["db".to_string()], "events".to_string()));
+        assert!(table_parts("events").is_err());
+        assert!(table_parts("db..events").is_err());
+        assert_eq!(CatalogConfig::sqlite_file("sqlite:///tmp/c.db"), Some(PathBuf::from("/tmp/c.db")));
+        assert_eq!(CatalogConfig::sqlite_file("sqlite:c.db?mode=rwc"), Some(PathBuf::from("c.db")));
+        assert_eq!(CatalogConfig::sqlite_file("postgres://x"), None);
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(parse_time_ms("1700000000000").unwrap(), 1_700_000_000_000);
+        assert_eq!(parse_time_ms("1970-01-01T00:00:01Z").unwrap(), 1000);
+        assert_eq!(parse_time_ms("2023-11-14T22:13:20.5Z").unwrap(), 1_700_000_000_500);
+        assert_eq!(parse_time_ms("2023-11-14T23:13:20+01:00").unwrap(), 1_700_000_000_000);
+        assert!(parse_time_ms("yesterday").is_err());
+    }
+}
