@@ -56,7 +56,7 @@ enum Command {
     Build(build::BuildArgs),
     /// Create a new Rust plugin that builds as is.
     New(new::NewArgs),
-    /// Iceberg tables written by sinks: orphan data files.
+    /// Iceberg tables written by sinks: orphan data files, snapshot expiry.
     Iceberg {
         #[command(subcommand)]
         command: iceberg::IcebergCommand,

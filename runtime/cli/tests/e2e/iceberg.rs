@@ -35,6 +35,19 @@ impl Lake {
         format!("{{type: sql, uri: 'sqlite://{}', warehouse: '{}'}}", self.path("catalog.db").display(), self.path("warehouse").display())
     }
 
+    /// `weir iceberg VERB TABLE ARGS --catalog … --warehouse …`, which must
+    /// succeed: its stdout lines and stderr.
+    fn iceberg(&self, verb: &str, table: &str, args: &[&str]) -> (Vec<String>, String) {
+        let c = format!("sqlite://{}", self.path("catalog.db").display());
+        let w = self.path("warehouse").display().to_string();
+        let mut all = vec!["iceberg", verb, table];
+        all.extend(args);
+        all.extend(["--catalog", &c, "--warehouse", &w]);
+        let o = weir(&all, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        (String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect(), stderr(&o))
+    }
+
     /// The table as PyIceberg reads it (at `snapshot`, or the current one).
     fn read(&self, table: &str, snapshot: Option<i64>) -> Value {
         let site = weir_test_services::python_packages("pyiceberg", PYICEBERG).expect("PyIceberg installs");
@@ -152,6 +165,23 @@ fn append_sink_commits_one_snapshot_per_checkpoint_that_pyiceberg_reads() {
     assert_eq!(rows(&t).len(), 6000);
     let runs: std::collections::BTreeSet<String> = summaries(&t).iter().map(|s| s["weir.run-id"].clone()).collect();
     assert_eq!(runs.len(), 2);
+
+    // Expiring every old snapshot keeps each run's latest checkpoint (which
+    // recovery reads) and the table's rows.
+    let mut latest = BTreeMap::new();
+    for s in summaries(&t) {
+        let c: u64 = s["weir.checkpoint-id"].parse().unwrap();
+        let e = latest.entry(s["weir.run-id"].clone()).or_insert(c);
+        *e = (*e).max(c);
+    }
+    let (expired, err) = lake.iceberg("expire-snapshots", "db.events", &["--older-than", "0s"]);
+    assert_eq!(expired.len(), summaries(&t).len() - 2, "{err}");
+    assert!(err.contains(&format!("expired {} snapshots", expired.len())), "{err}");
+    let after = lake.read("db.events", None);
+    assert_eq!(rows(&after), rows(&t));
+    let kept: BTreeMap<String, u64> =
+        summaries(&after).iter().map(|s| (s["weir.run-id"].clone(), s["weir.checkpoint-id"].parse().unwrap())).collect();
+    assert_eq!(kept, latest, "one snapshot per run stays: its latest checkpoint");
 }
 
 /// Run to completion, killed with `kill -9` after each of `kills` delays (ms)
@@ -221,16 +251,8 @@ fn exactly_once_through_kill_9_and_crashes_around_the_iceberg_commit() {
         // Files of the killed attempts: none is in the table; listed, then removed.
         let live: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().trim_start_matches("file://")).collect();
         let orphans = |delete: bool| {
-            let mut args = vec!["iceberg", "orphans", "db.events", "--older-than", "0s"];
-            let (c, w) = (format!("sqlite://{}", lake.path("catalog.db").display()), lake.path("warehouse").display().to_string());
-            args.extend(["--catalog", &c, "--warehouse", &w]);
-            if delete {
-                args.push("--delete");
-            }
-            let o = weir(&args, &[]);
-            assert!(o.status.success(), "{}", stderr(&o));
-            let files: Vec<String> = String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect();
-            assert!(stderr(&o).contains(&format!("{} orphan data files", files.len())), "{}", stderr(&o));
+            let (files, err) = lake.iceberg("orphans", "db.events", if delete { &["--older-than", "0s", "--delete"] } else { &["--older-than", "0s"] });
+            assert!(err.contains(&format!("{} orphan data files", files.len())), "{err}");
             files
         };
         let listed = orphans(false);
@@ -330,7 +352,7 @@ fn checkpoints_every_few_milliseconds_at_full_speed_lose_and_repeat_nothing() {
     // Sources of two tasks end at different moments; checkpoints overtake
     // each other: every staged file must reach exactly one snapshot.
     let lake = Lake::new();
-    let p = spec(&lake, "fast", "count: 600000, keys: 1000, seed: 3, parallelism: 2", "20ms", "['bucket(4, id)']");
+    let p = spec(&lake, "fast", "count: 300000, keys: 1000, seed: 3, parallelism: 2", "20ms", "['bucket(4, id)']");
     for _ in 0..2 {
         let _ = std::fs::remove_dir_all(lake.path("state"));
         let _ = std::fs::remove_dir_all(lake.path("copy"));
@@ -339,6 +361,41 @@ fn checkpoints_every_few_milliseconds_at_full_speed_lose_and_repeat_nothing() {
     let t = lake.read("db.events", None);
     let mut ids: Vec<u64> = t["rows"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
     ids.sort();
-    let expected: Vec<u64> = (0..600000u64).flat_map(|i| [i, i]).collect();
-    assert!(ids == expected, "two runs of 600000 events: each id exactly twice ({} rows)", ids.len());
+    let expected: Vec<u64> = (0..300000u64).flat_map(|i| [i, i]).collect();
+    assert!(ids == expected, "two runs of 300000 events: each id exactly twice ({} rows)", ids.len());
+}
+
+#[test]
+fn the_source_resumes_mid_scan_after_kill_9_exactly_once() {
+    let lake = Lake::new();
+    let n = 1_000_000u64;
+    let p = spec(&lake, "big", &format!("count: {n}, keys: 1000, seed: 9, parallelism: 2"), "1s", "['bucket(4, id)']");
+    run_ok(&p);
+    let read = lake.path("read.yaml");
+    std::fs::write(
+        &read,
+        format!(
+            "name: back\nstate: {{dir: '{}'}}\ncheckpoint: {{interval: 50ms}}\nsources: [{{name: t, type: iceberg, parallelism: 2, catalog: {}, table: db.events, batch_size: 500}}]\nsinks: [{{name: out, type: file, input: t, parallelism: 2, path: '{}'}}]\n",
+            lake.path("state-back").display(),
+            lake.catalog(),
+            lake.path("back").display()
+        ),
+    )
+    .unwrap();
+    let args = ["run", "--progress", "0", read.to_str().unwrap()];
+    // Kill -9 until a kill lands after a checkpoint of the scan completed.
+    for ms in [250u64, 350, 450, 550, 650] {
+        let mut child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        assert!(child.try_wait().unwrap().is_none(), "the scan is still running after {ms} ms");
+        kill(child);
+        if !completed_checkpoints(&lake.path("state-back")).is_empty() {
+            break;
+        }
+    }
+    let log = finish(weir_cmd(&args, &[("WEIR_LOG", "info")]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
+    assert!(log.contains("resuming from chk-"), "the last run resumed the scan from a checkpoint: {log}");
+    let back = file_rows(&lake.path("back"));
+    assert_eq!(back.len() as u64, n, "every row once");
+    assert_eq!(back, file_rows(&lake.path("copy")), "the rows the table was written with");
 }
