@@ -26,6 +26,7 @@ def main():
                 "id": s.snapshot_id,
                 "parent": s.parent_snapshot_id,
                 "sequence_number": s.sequence_number,
+                "timestamp_ms": s.timestamp_ms,
                 "summary": {k: v for k, v in s.summary.additional_properties.items()} | {"operation": str(s.summary.operation.value)},
             }
             for s in snaps

@@ -268,7 +268,7 @@ fn exactly_once_through_kill_9_and_crashes_around_the_iceberg_commit() {
 #[test]
 fn source_reads_a_snapshot_split_across_tasks() {
     let lake = Lake::new();
-    let p = spec(&lake, "fill", "count: 2000, keys: 20, seed: 5", "100ms", "['bucket(3, id)']");
+    let p = spec(&lake, "fill", "count: 2000, rate: 4000, keys: 20, seed: 5", "100ms", "['bucket(3, id)']");
     run_ok(&p);
     let before = lake.read("db.events", None);
     assert!(before["files"].as_array().unwrap().len() >= 3);
@@ -290,6 +290,29 @@ fn source_reads_a_snapshot_split_across_tasks() {
     let back = file_rows(&lake.path("back"));
     assert_eq!(back, rows(&before), "the source reads the snapshot's rows, once each");
     assert_eq!(parts(&lake.path("back")).len(), 2, "two tasks read");
+
+    // as_of: the snapshot current at a time (the newest as old as it).
+    let all = lake.read("db.events", None);
+    let snaps = all["snapshots"].as_array().unwrap();
+    let at = snaps[1]["timestamp_ms"].as_i64().unwrap();
+    let chosen = snaps.iter().filter(|s| s["timestamp_ms"].as_i64().unwrap() <= at).last().unwrap()["id"].as_i64().unwrap();
+    let asof = lake.path("asof.yaml");
+    let asof_spec = |at: i64| {
+        format!(
+            "name: asof\nsources: [{{name: t, type: iceberg, catalog: {}, table: db.events, as_of: '{at}'}}]\nsinks: [{{name: out, type: file, input: t, path: '{}'}}]\n",
+            lake.catalog(),
+            lake.path("asof").display()
+        )
+    };
+    std::fs::write(&asof, asof_spec(at)).unwrap();
+    run_ok(&asof);
+    let expected = rows(&lake.read("db.events", Some(chosen)));
+    assert!(!expected.is_empty() && expected.len() < rows(&all).len());
+    assert_eq!(file_rows(&lake.path("asof")), expected, "as_of {at} reads snapshot {chosen}");
+    let first_ms = snaps[0]["timestamp_ms"].as_i64().unwrap();
+    std::fs::write(&asof, asof_spec(first_ms - 1)).unwrap();
+    let o = weir(&["run", "--progress", "0", asof.to_str().unwrap()], &[]);
+    assert!(!o.status.success() && stderr(&o).contains(&format!("table db.events has no snapshot as old as {}", first_ms - 1)), "{}", stderr(&o));
 }
 
 #[test]
