@@ -229,7 +229,7 @@ impl SinkFactory for IcebergSink {
         }
         // Files of epochs after the checkpoint: never committed, never will be.
         for path in abandoned {
-            let _ = o.lake.rt.block_on(o.lake.load().map_err(sink_err)?.file_io().delete(&path));
+            let _ = o.lake.rt.block_on(table.file_io().delete(&path));
         }
         Ok(())
     }
