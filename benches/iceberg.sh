@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Iceberg append sink throughput: N generated events (parallelism 2, checkpoints
+# Iceberg sink throughput: N generated events (parallelism 2, checkpoints
 # every second) into an Iceberg table (sqlite catalog, local warehouse, Parquet
-# zstd, partitioned by bucket(8, id)), and the same events into the exactly-once
-# file sink (JSON lines) in the same run, for the ratio. Wall and CPU (user +
+# zstd, partitioned by bucket(8, id)); the same events as a change stream (N
+# keys drawn at random, 5 % deletes) into an upsert table keyed by `key`
+# (bucket(8, key)); and into the exactly-once file sink (JSON lines), all in
+# the same run, for the ratios. Wall and CPU (user +
 # sys) of each `weir run` by GNU time; files and bytes per commit from the
 # snapshot summaries, read with PyIceberg.
 #   benches/iceberg.sh [N]     (default 1000000; needs target/release/weir)
@@ -32,6 +34,25 @@ sinks:
     schema: [{name: id, type: long, required: true}, {name: key, type: string}, {name: amount, type: long}, {name: ts, type: long}]
     partition: ['bucket(8, id)']
 YAML
+cat > "$D/upsert.yaml" <<YAML
+name: upsert-bench
+state: {dir: $D/state-upsert}
+checkpoint: {interval: 1s}
+sources: [{name: gen, type: generator, count: $N, keys: $N, seed: 1, deletes: 0.05, parallelism: 2}]
+sinks:
+  - name: lake
+    type: iceberg
+    input: gen
+    parallelism: 2
+    key_by: \$.key
+    catalog: {type: sql, uri: 'sqlite://$D/catalog.db', warehouse: '$D/warehouse'}
+    table: bench.accounts
+    mode: upsert
+    key: [key]
+    deleted_field: __deleted
+    schema: [{name: id, type: long, required: true}, {name: key, type: string, required: true}, {name: amount, type: long}, {name: ts, type: long}]
+    partition: ['bucket(8, key)']
+YAML
 cat > "$D/file.yaml" <<YAML
 name: file-bench
 state: {dir: $D/state-file}
@@ -47,7 +68,8 @@ measure() {
 }
 echo "| sink | wall s | CPU s | events/s | events per CPU-second |"
 echo "|---|---:|---:|---:|---:|"
-measure "$D/ice.yaml" iceberg
+measure "$D/ice.yaml" "iceberg append"
+measure "$D/upsert.yaml" "iceberg upsert"
 measure "$D/file.yaml" "file (JSON lines)"
 PYTHONPATH="$SITE" python3 - "$D" <<'PY'
 import sys
@@ -58,6 +80,14 @@ snaps = sorted(t.metadata.snapshots, key=lambda s: s.sequence_number)
 files = [int(s.summary["added-data-files"]) for s in snaps]
 size = [int(s.summary["added-files-size"]) for s in snaps]
 rows = int(snaps[-1].summary["total-records"])
-print(f"\niceberg: {rows} rows in {len(snaps)} snapshots; per commit {sum(files)/len(snaps):.1f} files, {sum(size)/len(snaps)/1e6:.2f} MB; total {sum(size)/1e6:.1f} MB Parquet")
+print(f"\niceberg append: {rows} rows in {len(snaps)} snapshots; per commit {sum(files)/len(snaps):.1f} files, {sum(size)/len(snaps)/1e6:.2f} MB; total {sum(size)/1e6:.1f} MB Parquet")
+# The upsert table (equality deletes: PyIceberg reads its metadata, not its rows).
+t = SqlCatalog("weir", uri=f"sqlite:///{d}/catalog.db", warehouse=f"file://{d}/warehouse").load_table("bench.accounts")
+snaps = sorted(t.metadata.snapshots, key=lambda s: s.sequence_number)
+last = snaps[-1].summary.additional_properties
+get = lambda k: int(last.get(k, 0))
+print(f"iceberg upsert: {len(snaps)} snapshots; {get('total-data-files')} data files ({get('total-records')} rows), "
+      f"{get('total-delete-files')} delete files ({get('total-equality-deletes')} equality, {get('total-position-deletes')} position deletes); "
+      f"{get('total-files-size')/1e6:.1f} MB")
 PY
 du -sb "$D/out" | awk '{printf "file sink: %.1f MB of JSON lines\n", $1/1e6}'

@@ -77,7 +77,7 @@ pub fn run(engine: &PluginLoader, v1: &Path, v2: &Path, swaps: usize) -> anyhow:
         first: AtomicU64::new(0),
     });
     let mut df = Dataflow::new(EngineOptions { pipeline: "swap-bench".into(), ..Default::default() });
-    let spec = GeneratorSpec { seed: 1, count: None, rate: None, keys: 10_000, start_ms: 1_700_000_000_000 };
+    let spec = GeneratorSpec { seed: 1, count: None, rate: None, keys: 10_000, start_ms: 1_700_000_000_000, deletes: 0.0 };
     let src = df.add_source("events", 1, Arc::new(GeneratorSource(Arc::new(spec))))?;
     let first = WasmOperatorFactory { plugin: versions[0].plugin.clone(), settings: versions[0].settings.clone() };
     let op = df.add_operator("count", 2, Arc::new(first), vec![Edge::key_by(src, KeySelector::RecordKey)], vec![])?;

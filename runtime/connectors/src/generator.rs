@@ -1,7 +1,10 @@
 //! Deterministic synthetic events: the same seed gives the same events, at any
 //! parallelism. Event `n` (0-based) has key `k<j>` with `j` drawn from the seed
 //! and `n`, event time `start_ms + n`, and a JSON value
-//! `{"id":n,"key":"k<j>","amount":<0..1000>,"ts":<event time>}`.
+//! `{"id":n,"key":"k<j>","amount":<0..1000>,"ts":<event time>}`. With
+//! `deletes: F`, a change stream as Debezium's `ExtractNewRecordState` writes
+//! it: every value also carries `"__deleted":"true"` (a fraction F of the
+//! events, drawn from the seed) or `"__deleted":"false"`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +32,14 @@ pub struct GeneratorSpec {
     /// Event time of event 0, in ms since the Unix epoch.
     #[serde(default = "default_start_ms")]
     pub start_ms: i64,
+    /// The fraction of events that are deletes of their key (0: none, and no
+    /// `__deleted` field).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub deletes: f64,
+}
+
+fn is_zero(f: &f64) -> bool {
+    *f == 0.0
 }
 
 fn default_keys() -> u64 {
@@ -58,6 +69,9 @@ impl SourceConnector for Generators {
             let shown = if r.abs() >= 1e6 { format!("{r:e}") } else { r.to_string() };
             return Err(cx.error("rate", format!("must be a positive number of events per second, at most {MAX_RATE:e}, not {shown}")));
         }
+        if !(0.0..=1.0).contains(&g.deletes) {
+            return Err(cx.error("deletes", format!("must be a fraction between 0 and 1, not {}", g.deletes)));
+        }
         if !(1..=MAX_KEYS).contains(&g.keys) {
             return Err(cx.error("keys", format!("must be between 1 and {MAX_KEYS}, not {}", g.keys)));
         }
@@ -75,7 +89,7 @@ impl SourceConnector for Generators {
 
 impl Default for GeneratorSpec {
     fn default() -> Self {
-        GeneratorSpec { seed: 0, count: Some(1000), rate: None, keys: default_keys(), start_ms: default_start_ms() }
+        GeneratorSpec { seed: 0, count: Some(1000), rate: None, keys: default_keys(), start_ms: default_start_ms(), deletes: 0.0 }
     }
 }
 
@@ -101,7 +115,12 @@ impl GeneratorSpec {
         key.clear();
         value.clear();
         let _ = write!(key, "k{k}");
-        let _ = write!(value, r#"{{"id":{n},"key":"k{k}","amount":{amount},"ts":{ts}}}"#);
+        if self.deletes > 0.0 {
+            let deleted = ((splitmix64(r ^ 0xde1e_7e5) >> 11) as f64 / (1u64 << 53) as f64) < self.deletes;
+            let _ = write!(value, r#"{{"id":{n},"key":"k{k}","amount":{amount},"ts":{ts},"__deleted":"{deleted}"}}"#);
+        } else {
+            let _ = write!(value, r#"{{"id":{n},"key":"k{k}","amount":{amount},"ts":{ts}}}"#);
+        }
         ts
     }
 }
@@ -212,6 +231,21 @@ mod tests {
         let first = String::from_utf8(one[0].1.clone()).unwrap();
         assert!(first.starts_with(r#"{"id":0,"key":"k"#), "{first}");
         assert!(first.ends_with(r#","ts":1700000000000}"#), "{first}");
+    }
+
+    #[test]
+    fn deletes_flag_a_fraction_of_the_events() {
+        let spec = GeneratorSpec { seed: 3, count: Some(20000), deletes: 0.1, ..Default::default() };
+        let events = all(spec.clone(), 2);
+        let texts: Vec<String> = events.iter().map(|(_, v)| String::from_utf8(v.clone()).unwrap()).collect();
+        let deleted = texts.iter().filter(|t| t.ends_with(r#","__deleted":"true"}"#)).count();
+        let kept = texts.iter().filter(|t| t.ends_with(r#","__deleted":"false"}"#)).count();
+        assert_eq!(deleted + kept, 20000, "every event carries the flag");
+        assert!((1800..2200).contains(&deleted), "about a tenth are deletes: {deleted}");
+        // The same events as without deletes, but for the flag.
+        let plain = all(GeneratorSpec { deletes: 0.0, ..spec }, 1);
+        assert!(texts[7].starts_with(std::str::from_utf8(&plain[7].1[..plain[7].1.len() - 1]).unwrap()));
+        assert!(!String::from_utf8_lossy(&plain[7].1).contains("__deleted"));
     }
 
     #[test]

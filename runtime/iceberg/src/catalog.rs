@@ -23,6 +23,11 @@ pub struct Lake {
     pub ident: TableIdent,
     /// `ns.table`, for messages.
     pub table: String,
+    /// The catalog's name in its database, and the database.
+    name: String,
+    db: PathBuf,
+    /// A connection of our own for the commits iceberg-rust cannot make.
+    pool: std::sync::OnceLock<sqlx::SqlitePool>,
 }
 
 fn abs(p: &std::path::Path) -> Result<PathBuf, IcebergError> {
@@ -62,7 +67,44 @@ impl Lake {
                     .load(name.clone().unwrap_or_else(|| "weir".into()), props),
             )
             .map_err(|e| IcebergError::Catalog { uri: uri.clone(), source: e })?;
-        Ok(Lake { rt, catalog, ident, table: table.to_string() })
+        let name = name.clone().unwrap_or_else(|| "weir".into());
+        Ok(Lake { rt, catalog, ident, table: table.to_string(), name, db, pool: Default::default() })
+    }
+
+    /// Point the catalog's entry of the table from metadata file `current`
+    /// to `next`, if it still names `current` (the SQL catalog's own
+    /// compare-and-swap, for a commit of our own making: iceberg-rust has no
+    /// row-delta commit, and its table commits are not for crates to build).
+    /// False: another writer committed first.
+    pub fn swap_metadata(&self, current: &str, next: &str) -> Result<bool, IcebergError> {
+        let db_err = |e: sqlx::Error| IcebergError::Config(format!("Iceberg catalog {}: {e}", self.db.display()));
+        self.rt.block_on(async {
+            let pool = match self.pool.get() {
+                Some(p) => p.clone(),
+                None => {
+                    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+                        .filename(&self.db)
+                        .busy_timeout(std::time::Duration::from_secs(30));
+                    let p = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(db_err)?;
+                    self.pool.get_or_init(|| p).clone()
+                }
+            };
+            let r = sqlx::query(
+                "UPDATE iceberg_tables SET metadata_location = ?, previous_metadata_location = ? \
+                 WHERE catalog_name = ? AND table_name = ? AND table_namespace = ? \
+                 AND (iceberg_type = 'TABLE' OR iceberg_type IS NULL) AND metadata_location = ?",
+            )
+            .bind(next)
+            .bind(current)
+            .bind(&self.name)
+            .bind(self.ident.name())
+            .bind(self.ident.namespace().join("."))
+            .bind(current)
+            .execute(&pool)
+            .await
+            .map_err(db_err)?;
+            Ok(r.rows_affected() == 1)
+        })
     }
 
     pub fn load(&self) -> Result<Table, IcebergError> {
@@ -75,15 +117,21 @@ impl Lake {
 
     /// The table, created from `schema` and `partition` when missing; an
     /// existing table must have the declared columns.
+    /// `key`: an upsert sink's key, which a created table gets as its
+    /// identifier fields and an existing one must be able to take.
     pub fn load_or_create(
         &self,
         declared: Option<(Schema, iceberg::spec::UnboundPartitionSpec)>,
         properties: &std::collections::BTreeMap<String, String>,
+        key: &[String],
     ) -> Result<Table, IcebergError> {
         if self.exists()? {
             let t = self.load()?;
             if let Some((schema, _)) = &declared {
                 check_columns(&self.table, t.metadata().current_schema(), schema)?;
+            }
+            if !key.is_empty() {
+                check_upsert_table(&self.table, &t, key)?;
             }
             return Ok(t);
         }
@@ -92,6 +140,12 @@ impl Lake {
                 "table {} does not exist in the catalog; declare its schema: (and partition:) in the sink to create it",
                 self.table
             )));
+        };
+        let schema = if key.is_empty() {
+            schema
+        } else {
+            let ids = config::upsert_key(&schema, key).map_err(|(i, m)| IcebergError::Config(format!("key[{i}]: {m}")))?;
+            schema.into_builder().with_identifier_field_ids(ids).build().map_err(|e| IcebergError::iceberg(&self.table, e))?
         };
         let ns = self.ident.namespace();
         self.rt.block_on(async {
@@ -108,6 +162,46 @@ impl Lake {
         })
         .map_err(|e| IcebergError::iceberg(&self.table, e))
     }
+}
+
+/// An existing table an upsert sink writes: format 2 or later (delete
+/// files), the key's columns fit to be identifier fields and match the
+/// table's own identifier fields if it has them, and the partition spec
+/// partitions by key columns only.
+fn check_upsert_table(name: &str, t: &Table, key: &[String]) -> Result<(), IcebergError> {
+    let m = t.metadata();
+    if m.format_version() < iceberg::spec::FormatVersion::V2 {
+        return Err(IcebergError::Config(format!(
+            "table {name} is an Iceberg {} table, which has no delete files: mode: upsert needs format version 2 or later (upgrade the table, or write it with mode: append)",
+            m.format_version()
+        )));
+    }
+    let schema = m.current_schema();
+    let ids = config::upsert_key(schema, key).map_err(|(i, msg)| IcebergError::Config(format!("table {name}, key[{i}]: {msg}")))?;
+    let mut own: Vec<i32> = schema.identifier_field_ids().collect();
+    if !own.is_empty() {
+        own.sort_unstable();
+        let mut want = ids.clone();
+        want.sort_unstable();
+        if own != want {
+            let names: Vec<&str> = own.iter().filter_map(|id| schema.name_by_field_id(*id)).collect();
+            return Err(IcebergError::Config(format!(
+                "table {name}'s identifier fields are [{}], but the sink's key is [{}]",
+                names.join(", "),
+                key.join(", ")
+            )));
+        }
+    }
+    for f in m.default_partition_spec().fields() {
+        if !ids.contains(&f.source_id) {
+            let col = schema.name_by_field_id(f.source_id).unwrap_or("?");
+            return Err(IcebergError::Config(format!(
+                "table {name} is partitioned by '{col}', which is not in the sink's key [{}]: an upsert's rows of one key must stay in one partition",
+                key.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The declared columns are the table's, with the same types and nullability.

@@ -1,5 +1,6 @@
-//! Committing a checkpoint's data files to the table: one `append` snapshot
-//! per checkpoint, its summary stamped with `weir.pipeline`,
+//! Committing a checkpoint's files to the table: one snapshot per
+//! checkpoint (an `append` of data files, or a row delta with delete files,
+//! `crate::delta`), its summary stamped with `weir.pipeline`,
 //! `weir.operator`, `weir.run-id`, `weir.checkpoint-id` and a `weir.commit-id`
 //! unique to the attempt. A failed commit is retried only after reloading
 //! the table and finding that commit id in none of its snapshots (a commit
@@ -9,7 +10,8 @@
 //!
 //! Fault injection for tests: `WEIR_FAULT=iceberg-before-commit:N` aborts
 //! the process before the N-th commit of the process (after its checkpoint
-//! completed), `iceberg-after-commit:N` right after it landed.
+//! completed), `iceberg-after-commit:N` right after it landed (and
+//! `iceberg-fail-every-snapshot:N`, in `sink.rs`, fails checkpoints).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -61,9 +63,15 @@ fn landed(table: &Table, commit_id: &str) -> Option<i64> {
         .map(|s| s.snapshot_id())
 }
 
+enum Retry {
+    /// Another writer moved the table between our load and our swap.
+    Conflict,
+    Weir(IcebergError),
+}
+
 static COMMITS: AtomicU64 = AtomicU64::new(0);
 
-fn fault(kind: &str) -> Option<u64> {
+pub(crate) fn fault(kind: &str) -> Option<u64> {
     std::env::var("WEIR_FAULT").ok()?.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
 }
 
@@ -82,6 +90,8 @@ pub fn commit(lake: &Lake, stamp: &Stamp, checkpoint: u64, files: Vec<DataFile>)
         (CHECKPOINT.to_string(), checkpoint.to_string()),
         (COMMIT.to_string(), commit_id.clone()),
     ]);
+    // Delete files need a row-delta commit, which iceberg-rust has none of.
+    let delta = files.iter().any(|f| f.content_type() != iceberg::spec::DataContentType::Data);
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -89,25 +99,40 @@ pub fn commit(lake: &Lake, stamp: &Stamp, checkpoint: u64, files: Vec<DataFile>)
         if let Some(id) = landed(&table, &commit_id) {
             return Ok(id);
         }
-        let tx = Transaction::new(&table);
-        let append = tx.fast_append().add_data_files(files.clone()).set_snapshot_properties(props.clone());
-        let r = append
-            .apply(tx)
-            .and_then(|tx| lake.rt.block_on(tx.commit(&lake.catalog)));
+        let r = if delta {
+            match crate::delta::commit(lake, &table, &files, &props) {
+                Ok(Some(id)) => Ok(id),
+                Ok(None) => Err(Retry::Conflict),
+                Err(e) => Err(Retry::Weir(e)),
+            }
+        } else {
+            let tx = Transaction::new(&table);
+            let append = tx.fast_append().add_data_files(files.clone()).set_snapshot_properties(props.clone());
+            append
+                .apply(tx)
+                .and_then(|tx| lake.rt.block_on(tx.commit(&lake.catalog)))
+                .map(|t| landed(&t, &commit_id).or_else(|| t.metadata().current_snapshot_id()).unwrap_or_default())
+                .map_err(|e| Retry::Weir(IcebergError::iceberg(&lake.table, e)))
+        };
         match r {
-            Ok(t) => {
-                let id = landed(&t, &commit_id).or_else(|| t.metadata().current_snapshot_id()).unwrap_or_default();
+            Ok(id) => {
                 if fault("iceberg-after-commit") == Some(n) {
                     tracing::error!(checkpoint, "fault injection: stopping right after an Iceberg commit");
                     std::process::abort();
                 }
                 return Ok(id);
             }
-            Err(e) if attempt < 5 => {
+            Err(Retry::Conflict) if attempt < 20 => {
+                tracing::info!(table = lake.table, checkpoint, attempt, "another writer committed to the table first; committing on top of it");
+            }
+            Err(Retry::Conflict) => {
+                return Err(IcebergError::data(&lake.table, format!("checkpoint {checkpoint}'s commit lost the race to other writers {attempt} times")));
+            }
+            Err(Retry::Weir(e)) if attempt < 5 => {
                 tracing::warn!(table = lake.table, checkpoint, attempt, "Iceberg commit failed, retrying after checking it did not land: {e}");
                 std::thread::sleep(Duration::from_millis(100 << attempt));
             }
-            Err(e) => return Err(IcebergError::iceberg(&lake.table, e)),
+            Err(Retry::Weir(e)) => return Err(e),
         }
     }
 }

@@ -117,6 +117,16 @@ pub struct IcebergSinkConfig {
     pub partition: Vec<String>,
     #[serde(default)]
     pub mode: SinkMode,
+    /// mode upsert: the columns that identify a row (the table's identifier
+    /// fields; required, primitive, not floating point). A record replaces
+    /// the row of its key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<String>,
+    /// mode upsert: a top-level field that, when `true` (or `"true"`, as
+    /// Debezium's `ExtractNewRecordState` writes `__deleted`), makes the
+    /// record a delete of its key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_field: Option<String>,
     /// The size at which a data file is closed and another started (default 128 MiB).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_file_size: Option<Bytes>,
@@ -242,15 +252,31 @@ impl IcebergSinkConfig {
     pub fn check(&self, cx: &Check<'_>) -> Result<(), SpecError> {
         self.catalog.check(cx)?;
         table_parts(&self.table).map_err(|m| cx.error("table", m))?;
-        if self.mode == SinkMode::Upsert {
-            return Err(cx.error(
-                "mode",
-                "mode: upsert (equality and position deletes) is not supported yet; the Iceberg sink appends (mode: append)",
-            ));
+        if self.mode == SinkMode::Append {
+            if !self.key.is_empty() {
+                return Err(cx.error("key", "a key is for mode: upsert (an appending sink keeps every record)"));
+            }
+            if self.deleted_field.is_some() {
+                return Err(cx.error("deleted_field", "deletes are for mode: upsert (an appending sink keeps every record)"));
+            }
+        } else {
+            self.check_upsert(cx)?;
         }
         if !self.schema.is_empty() {
             let schema = schema_of(&self.schema).map_err(|(i, m)| cx.error(&format!("schema.{i}"), m))?;
-            partition_spec(&schema, &self.partition).map_err(|(i, m)| cx.error(&format!("partition.{i}"), m))?;
+            let spec = partition_spec(&schema, &self.partition).map_err(|(i, m)| cx.error(&format!("partition.{i}"), m))?;
+            if self.mode == SinkMode::Upsert {
+                upsert_key(&schema, &self.key).map_err(|(i, m)| cx.error(&format!("key.{i}"), m))?;
+                for (i, f) in spec.fields().iter().enumerate() {
+                    let col = schema.name_by_field_id(f.source_id).unwrap_or_default();
+                    if !self.key.iter().any(|k| k == col) {
+                        return Err(cx.error(
+                            &format!("partition.{i}"),
+                            format!("mode: upsert partitions by key columns only ('{col}' is not in key: [{}]): a key's rows must stay in one partition", self.key.join(", ")),
+                        ));
+                    }
+                }
+            }
         } else if !self.partition.is_empty() {
             return Err(cx.error("partition", "a partition spec is for a table the sink creates: declare its schema too"));
         }
@@ -261,6 +287,65 @@ impl IcebergSinkConfig {
         }
         Ok(())
     }
+}
+
+impl IcebergSinkConfig {
+    fn check_upsert(&self, cx: &Check<'_>) -> Result<(), SpecError> {
+        if self.key.is_empty() {
+            return Err(cx.error("key", "mode: upsert needs key: [columns] (the columns that identify a row)"));
+        }
+        if let Some((i, _)) = self.key.iter().enumerate().find(|(i, k)| self.key[..*i].contains(k)) {
+            return Err(cx.error(&format!("key.{i}"), format!("'{}' is named twice", self.key[i])));
+        }
+        if self.deleted_field.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            return Err(cx.error("deleted_field", "an empty field name"));
+        }
+        upsert_routing(&self.key, cx.key_by, cx.parallelism).map_err(|m| cx.error(if cx.key_by.is_some() { "key_by" } else { "parallelism" }, m))
+    }
+}
+
+/// Every change of a key must reach one task: a sink of parallelism above 1
+/// is keyed by the record key or by one of the key columns.
+pub fn upsert_routing(key: &[String], key_by: Option<&weir_engine::KeySelector>, parallelism: Option<u32>) -> Result<(), String> {
+    use weir_engine::KeySelector;
+    match key_by {
+        Some(KeySelector::RecordKey) => Ok(()),
+        Some(KeySelector::JsonField(path)) if path.len() == 1 && key.contains(&path[0]) => Ok(()),
+        Some(KeySelector::JsonField(path)) => Err(format!(
+            "mode: upsert sends every change of a key to one task: key_by $.{} is not a key column (key: [{}]); write key_by: $.{}",
+            path.join("."),
+            key.join(", "),
+            key[0]
+        )),
+        None if parallelism.is_some_and(|p| p > 1) => Err(format!(
+            "mode: upsert with parallelism {} needs key_by: $.{} so that every change of a key reaches the same task",
+            parallelism.unwrap_or_default(),
+            key[0]
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The field ids of an upsert key in `schema`: each column present,
+/// required, primitive and not floating point (Iceberg's rule for
+/// identifier fields).
+pub fn upsert_key(schema: &Schema, key: &[String]) -> Result<Vec<i32>, (usize, String)> {
+    let mut ids = Vec::with_capacity(key.len());
+    for (i, k) in key.iter().enumerate() {
+        let f = schema.field_by_name(k).ok_or_else(|| (i, format!("the table has no column '{k}'")))?;
+        if !f.required {
+            return Err((i, format!("key column '{k}' must be required (declare required: true): a key is never null")));
+        }
+        match &*f.field_type {
+            Type::Primitive(PrimitiveType::Float | PrimitiveType::Double) => {
+                return Err((i, format!("key column '{k}' is {}: a key cannot be floating point", f.field_type)));
+            }
+            Type::Primitive(_) => {}
+            t => return Err((i, format!("key column '{k}' is {t}: a key is of primitive columns"))),
+        }
+        ids.push(f.id);
+    }
+    Ok(ids)
 }
 
 impl IcebergSourceConfig {

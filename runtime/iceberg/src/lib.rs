@@ -12,11 +12,13 @@
 mod catalog;
 mod commit;
 pub mod config;
+mod delta;
 mod encode;
 pub mod maintenance;
 mod sink;
 mod source;
 mod storage;
+mod upsert;
 mod writer;
 
 pub use config::{CatalogConfig, IcebergSinkConfig, IcebergSourceConfig};

@@ -1,5 +1,6 @@
-//! `type: iceberg` sinks (mode append). Each task encodes its records into
-//! Arrow batches and writes Parquet data files; at a checkpoint's barrier it
+//! `type: iceberg` sinks (mode append, or upsert: `crate::upsert`). Each task
+//! encodes its records into Arrow batches and writes Parquet data files (and
+//! an upsert's delete files); at a checkpoint's barrier it
 //! closes them (pre-commit) and keeps their `DataFile` entries in its part of
 //! the checkpoint; when the checkpoint completes, each task hands its files
 //! to the sink's committer, and the last task to arrive commits every task's
@@ -25,11 +26,14 @@ use weir_state::StateError;
 use crate::IcebergError;
 use crate::catalog::Lake;
 use crate::commit::{self, Stamp};
-use crate::config::{self, DEFAULT_TARGET_FILE_SIZE, IcebergSinkConfig};
+use crate::config::{self, DEFAULT_TARGET_FILE_SIZE, IcebergSinkConfig, SinkMode};
 use crate::encode::Encoder;
+use crate::upsert::{self, Failure, UpsertFiles};
 use crate::writer::TaskFiles;
 
 const STATE_FILE: &str = "iceberg-sink.json";
+
+static SNAPSHOTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// The `iceberg` sink type.
 pub struct IcebergSinks;
@@ -50,6 +54,9 @@ impl SinkConnector for IcebergSinks {
             let spec = config::partition_spec(&schema, &c.partition).map_err(|(i, m)| BuildError::new(format!("partition[{i}]: {m}")))?;
             Some((schema, spec))
         };
+        if c.mode == SinkMode::Upsert && cx.parallelism > 1 {
+            config::upsert_routing(&c.key, cx.key_by, Some(cx.parallelism)).map_err(BuildError::new)?;
+        }
         Ok(Arc::new(IcebergSink {
             inner: Arc::new(Inner {
                 config: c,
@@ -90,7 +97,11 @@ struct Gather {
 struct Opened {
     lake: Lake,
     stamp: Stamp,
+    /// The schema records are decoded in: the table's (for an upsert sink,
+    /// with every non-key column nullable, as a delete may carry its key only).
     arrow: SchemaRef,
+    /// An upsert sink's key, as field ids.
+    key_ids: Vec<i32>,
     partition_type: StructType,
     spec_id: i32,
     format: FormatVersion,
@@ -122,12 +133,15 @@ impl Inner {
             return Ok(o.clone());
         }
         let lake = Lake::open(&self.config.catalog, &self.config.table).map_err(sink_err)?;
-        let table = lake.load_or_create(self.declared.clone(), &self.config.properties).map_err(sink_err)?;
+        let upserting = self.config.mode == SinkMode::Upsert;
+        let key: &[String] = if upserting { &self.config.key } else { &[] };
+        let table = lake.load_or_create(self.declared.clone(), &self.config.properties, key).map_err(sink_err)?;
         let m = table.metadata();
         let schema = m.current_schema();
-        let arrow = Arc::new(
-            iceberg::arrow::schema_to_arrow_schema(schema).map_err(|e| sink_err(IcebergError::iceberg(&self.config.table, e)))?,
-        );
+        let arrow = iceberg::arrow::schema_to_arrow_schema(schema).map_err(|e| sink_err(IcebergError::iceberg(&self.config.table, e)))?;
+        let arrow = Arc::new(if upserting { upsert::relaxed(&arrow, key) } else { arrow });
+        let key_ids = config::upsert_key(schema, key)
+            .map_err(|(i, m)| sink_err(IcebergError::Config(format!("table {}, key[{i}]: {m}", self.config.table))))?;
         let spec = m.default_partition_spec();
         let partition_type = spec.partition_type(schema).map_err(|e| sink_err(IcebergError::iceberg(&self.config.table, e)))?;
         let stamp = Stamp {
@@ -136,7 +150,7 @@ impl Inner {
             run: run.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         };
         let opened =
-            Arc::new(Opened { lake, stamp, arrow, partition_type, spec_id: spec.spec_id(), format: m.format_version() });
+            Arc::new(Opened { lake, stamp, arrow, key_ids, partition_type, spec_id: spec.spec_id(), format: m.format_version() });
         *o = Some(opened.clone());
         Ok(opened)
     }
@@ -161,8 +175,15 @@ impl SinkFactory for IcebergSink {
     fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Sink>, SinkError> {
         let o = self.inner.open(None)?;
         let table = o.table()?;
-        let files = TaskFiles::new(table, ctx.task_index, self.inner.target_size())
-            .map_err(|e| sink_err(IcebergError::iceberg(&self.inner.config.table, e)))?;
+        let name = &self.inner.config.table;
+        let files = if self.inner.config.mode == SinkMode::Upsert {
+            Files::Upsert(
+                UpsertFiles::new(table, ctx.task_index, self.inner.target_size(), o.key_ids.clone(), &o.arrow)
+                    .map_err(|e| sink_err(IcebergError::iceberg(name, e)))?,
+            )
+        } else {
+            Files::Append(TaskFiles::new(table, ctx.task_index, self.inner.target_size()).map_err(|e| sink_err(IcebergError::iceberg(name, e)))?)
+        };
         Ok(Box::new(Writer {
             inner: self.inner.clone(),
             encoder: Encoder::new(o.arrow.clone()),
@@ -235,11 +256,17 @@ impl SinkFactory for IcebergSink {
     }
 }
 
+/// The files a task writes: appended rows, or an upsert's rows and deletes.
+enum Files {
+    Append(TaskFiles),
+    Upsert(UpsertFiles),
+}
+
 struct Writer {
     inner: Arc<Inner>,
     opened: Arc<Opened>,
     encoder: Encoder,
-    files: TaskFiles,
+    files: Files,
     parallelism: u32,
     /// Files of pre-committed epochs not yet known to be committed.
     pending: BTreeMap<u64, Vec<DataFile>>,
@@ -252,9 +279,29 @@ impl Writer {
         &self.inner.config.table
     }
 
-    fn close_files(&mut self) -> Result<Vec<DataFile>, SinkError> {
+    /// Close the open files as those of `epoch`.
+    fn close_files(&mut self, epoch: u64) -> Result<Vec<DataFile>, SinkError> {
         let table = self.inner.config.table.clone();
-        self.opened.lake.rt.block_on(self.files.close()).map_err(|e| sink_err(IcebergError::iceberg(&table, e)))
+        let rt = &self.opened.lake.rt;
+        match &mut self.files {
+            Files::Append(f) => rt.block_on(f.close()),
+            Files::Upsert(f) => rt.block_on(f.close(epoch)),
+        }
+        .map_err(|e| sink_err(IcebergError::iceberg(&table, e)))
+    }
+
+    fn rows(&self) -> u64 {
+        match &self.files {
+            Files::Append(f) => f.rows(),
+            Files::Upsert(f) => f.rows(),
+        }
+    }
+
+    /// The files of epochs up to `epoch` are committed.
+    fn committed(&mut self, epoch: u64) {
+        if let Files::Upsert(f) = &mut self.files {
+            f.committed(epoch);
+        }
     }
 }
 
@@ -265,28 +312,43 @@ impl Sink for Writer {
             SinkError::in_row(m.row, IcebergError::data(self.table(), format!("{} (the record is {})", m.message, shown(values[m.row]))))
         })?;
         let table = self.inner.config.table.clone();
-        self.opened.lake.rt.block_on(self.files.write(arrow)).map_err(|e| sink_err(IcebergError::iceberg(&table, e)))
+        let rt = &self.opened.lake.rt;
+        match &mut self.files {
+            Files::Append(f) => rt.block_on(f.write(arrow)).map_err(|e| sink_err(IcebergError::iceberg(&table, e))),
+            Files::Upsert(f) => {
+                let deleted = upsert::deleted(&values, self.inner.config.deleted_field.as_deref());
+                rt.block_on(f.write(arrow, &deleted)).map_err(|e| match e {
+                    Failure::Row(b) => SinkError::in_row(
+                        b.row,
+                        IcebergError::data(&table, format!("{} (the record is {})", b.message, shown(values[b.row]))),
+                    ),
+                    Failure::Table(e) => sink_err(IcebergError::iceberg(&table, e)),
+                })
+            }
+        }
     }
 
     /// Without checkpoints: commit what this task wrote (at least once).
     fn flush(&mut self) -> Result<(), SinkError> {
-        if self.inner.checkpointing || self.files.rows() == 0 {
+        if self.inner.checkpointing || self.rows() == 0 {
             return Ok(());
         }
-        let files = self.close_files()?;
-        self.inner.commit(&self.opened, 0, files)
+        let files = self.close_files(0)?;
+        self.inner.commit(&self.opened, 0, files)?;
+        self.committed(u64::MAX);
+        Ok(())
     }
 
     fn pre_commit(&mut self, epoch: u64) -> Result<(), SinkError> {
         if !self.inner.checkpointing {
             return self.flush();
         }
-        let files = self.close_files()?;
+        let files = self.close_files(epoch)?;
         self.pending.insert(epoch, files);
         Ok(())
     }
 
-    fn snapshot(&mut self, _epoch: u64, dir: &std::path::Path) -> Result<Option<SnapshotWriter>, SinkError> {
+    fn snapshot(&mut self, epoch: u64, dir: &std::path::Path) -> Result<Option<SnapshotWriter>, SinkError> {
         if !self.inner.checkpointing {
             return Ok(None);
         }
@@ -304,7 +366,17 @@ impl Sink for Writer {
         }
         let state = TaskState { run: o.stamp.run.clone(), pending };
         let path = dir.join(STATE_FILE);
+        // Fault injection for tests: `WEIR_FAULT=iceberg-fail-every-snapshot:N`
+        // fails every N-th snapshot of the process's Iceberg sink tasks but
+        // the final one, and with it that checkpoint (its epoch's files go
+        // with the next one).
+        let n = SNAPSHOTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let fail = epoch != weir_engine::FINAL_EPOCH
+            && commit::fault("iceberg-fail-every-snapshot").is_some_and(|every| every > 0 && n % every == 0);
         Ok(Some(Box::new(move || {
+            if fail {
+                return Err(StateError::Storage("fault injection: failing this Iceberg sink snapshot".into()));
+            }
             let text = serde_json::to_vec(&state).map_err(|e| StateError::Storage(format!("cannot encode the Iceberg sink's state: {e}")))?;
             std::fs::write(&path, text).map_err(|e| StateError::Storage(format!("cannot write {}: {e}", path.display())))?;
             Ok(vec![SnapshotFile { path, name: STATE_FILE.into(), shared: false }])
@@ -332,11 +404,14 @@ impl Sink for Writer {
             self.inner.commit(&self.opened, epoch, files)?;
             g.committed = Some(epoch);
         }
-        if let Some(c) = g.committed {
+        let committed = g.committed;
+        drop(g);
+        if let Some(c) = committed {
             self.pending = self.pending.split_off(&c.saturating_add(1));
             if c == u64::MAX {
                 self.pending.clear();
             }
+            self.committed(c);
         }
         Ok(())
     }

@@ -106,7 +106,7 @@ pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) ->
             (_, None) => 1,
         };
         let side_outputs = side.get(n.name.as_str()).cloned().unwrap_or_default();
-        let cx = BuildContext { env: &env, node: &n.name, parallelism, side_outputs: &side_outputs };
+        let cx = BuildContext { env: &env, node: &n.name, parallelism, side_outputs: &side_outputs, key_by: n.key_by.as_ref() };
         let failed = |source: BuildError| SpecError::Build {
             file: file.clone(),
             line: n.plugin.as_ref().map_or(n.line, |p| p.line),
@@ -158,7 +158,11 @@ pub struct RegistryResolver<'a> {
 
 impl RegistryResolver<'_> {
     fn cx<'b>(&'b self, n: &'b LogicalNode) -> BuildContext<'b> {
-        BuildContext { env: self.env, node: &n.name, parallelism: n.parallelism, side_outputs: &n.side_outputs }
+        let key_by = n.inputs.iter().find_map(|e| match &e.partitioning {
+            weir_engine::Partitioning::KeyBy(k) => Some(k),
+            _ => None,
+        });
+        BuildContext { env: self.env, node: &n.name, parallelism: n.parallelism, side_outputs: &n.side_outputs, key_by }
     }
 }
 

@@ -86,6 +86,8 @@ pub struct BuildContext<'a> {
     pub parallelism: u32,
     /// The side outputs of the node that the dataflow reads, port `i + 1` each.
     pub side_outputs: &'a [String],
+    /// How its input is keyed, if it is (every record of a key reaches one task).
+    pub key_by: Option<&'a KeySelector>,
 }
 
 /// A spec entry being checked: its position, for errors that name the field.

@@ -145,7 +145,7 @@ fn errors_name_file_line_column_and_field() {
         (
             "seed: 7",
             "seed: 7\n    path: x.txt",
-            "p.yaml:9:5: sources[0].path: unknown field 'path', expected one of: name, type, parallelism, timestamp, timestamp_unit, watermark, on_error, max_dead_letters_per_minute, seed, count, rate, keys, start_ms",
+            "p.yaml:9:5: sources[0].path: unknown field 'path', expected one of: name, type, parallelism, timestamp, timestamp_unit, watermark, on_error, max_dead_letters_per_minute, seed, count, rate, keys, start_ms, deletes",
         ),
         (
             "    input: count\n  - name: dups",

@@ -16,28 +16,28 @@ use std::time::Duration;
 use crate::common::{completed_checkpoints, finish, kill, parts, stderr, weir, weir_cmd};
 use serde_json::Value;
 
-const PYICEBERG: &[&str] = &["pyiceberg[sql-sqlite,pyarrow]==0.12.0", "pyarrow==26.0.1", "sqlalchemy==2.1.9"];
+pub(crate) const PYICEBERG: &[&str] = &["pyiceberg[sql-sqlite,pyarrow]==0.12.0", "pyarrow==26.0.1", "sqlalchemy==2.1.9"];
 
-struct Lake {
+pub(crate) struct Lake {
     dir: tempfile::TempDir,
 }
 
 impl Lake {
-    fn new() -> Lake {
+    pub(crate) fn new() -> Lake {
         Lake { dir: tempfile::tempdir().unwrap() }
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(crate) fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
 
-    fn catalog(&self) -> String {
+    pub(crate) fn catalog(&self) -> String {
         format!("{{type: sql, uri: 'sqlite://{}', warehouse: '{}'}}", self.path("catalog.db").display(), self.path("warehouse").display())
     }
 
     /// `weir iceberg VERB TABLE ARGS --catalog … --warehouse …`, which must
     /// succeed: its stdout lines and stderr.
-    fn iceberg(&self, verb: &str, table: &str, args: &[&str]) -> (Vec<String>, String) {
+    pub(crate) fn iceberg(&self, verb: &str, table: &str, args: &[&str]) -> (Vec<String>, String) {
         let c = format!("sqlite://{}", self.path("catalog.db").display());
         let w = self.path("warehouse").display().to_string();
         let mut all = vec!["iceberg", verb, table];
@@ -74,7 +74,7 @@ fn rows(v: &Value) -> Vec<String> {
 }
 
 /// The file sink's lines, as the same sorted JSON texts (keys sorted by serde_json).
-fn file_rows(dir: &Path) -> Vec<String> {
+pub(crate) fn file_rows(dir: &Path) -> Vec<String> {
     let mut r: Vec<String> = parts(dir).concat().iter().map(|l| serde_json::from_str::<Value>(l).unwrap().to_string()).collect();
     r.sort();
     r
@@ -123,7 +123,7 @@ sinks:
 }
 
 /// `weir run` of `spec`, which must succeed.
-fn run_ok(spec: &Path) {
+pub(crate) fn run_ok(spec: &Path) {
     let o = weir(&["run", "--progress", "0", spec.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
 }
@@ -186,7 +186,7 @@ fn append_sink_commits_one_snapshot_per_checkpoint_that_pyiceberg_reads() {
 
 /// Run to completion, killed with `kill -9` after each of `kills` delays (ms)
 /// and restarted each time; `fault` for the first start.
-fn run_through_kills(lake: &Lake, p: &Path, kills: &[u64], fault: Option<&str>) -> String {
+pub(crate) fn run_through_kills(lake: &Lake, p: &Path, kills: &[u64], fault: Option<&str>) -> String {
     let mut log = String::new();
     let args = ["run", "--progress", "0", p.to_str().unwrap()];
     if let Some(f) = fault {
@@ -340,7 +340,6 @@ fn bad_records_and_specs_get_errors_naming_what_and_where() {
         ("table: nodots", "sinks[0].table: 'nodots' is not namespace.table"),
         ("partition: ['week(ts)']", "sinks[0].partition.0: 'week(ts)' is not a partition field"),
         ("partition: ['day(key)']", "day does not apply to column 'key' of type string"),
-        ("mode: upsert", "sinks[0].mode: mode: upsert (equality and position deletes) is not supported yet"),
     ];
     for (extra, want) in cases {
         let text = format!(

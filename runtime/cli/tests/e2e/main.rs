@@ -16,6 +16,7 @@ mod damaged_checkpoints;
 mod dead_letters;
 mod fuzz;
 mod iceberg;
+mod iceberg_upsert;
 mod kafka;
 mod recovery;
 mod schemathesis;
