@@ -11,8 +11,9 @@ usage: read_duckdb.py CATALOG_DB CATALOG_NAME NAMESPACE.TABLE [SNAPSHOT_ID] [--k
 """
 import json
 import os
-import sqlite3
 import sys
+
+import catalog
 
 import duckdb
 
@@ -27,23 +28,8 @@ def extension(package, name):
 
 
 def main():
-    argv = sys.argv[1:]
-    key = None
-    if "--key" in argv:
-        i = argv.index("--key")
-        key = argv[i + 1]
-        del argv[i : i + 2]
-    db, name, table = argv[:3]
-    snapshot = int(argv[3]) if len(argv) > 3 else None
-    ns, tname = table.rsplit(".", 1)
-    with sqlite3.connect(db) as c:
-        row = c.execute(
-            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-            (name, ns, tname),
-        ).fetchone()
-    if row is None:
-        raise SystemExit(f"no table {table} in catalog {name} of {db}")
-    location = row[0].removeprefix("file://")
+    db, name, table, snapshot, key = catalog.args(sys.argv[1:])
+    location = catalog.metadata_location(db, name, table).removeprefix("file://")
     con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
     con.execute(f"LOAD '{extension('duckdb_extension_avro', 'avro')}'")
     con.execute(f"LOAD '{extension('duckdb_extension_iceberg', 'iceberg')}'")

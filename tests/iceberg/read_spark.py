@@ -9,8 +9,9 @@ usage: read_spark.py CATALOG_DB CATALOG_NAME NAMESPACE.TABLE [--key COL]
 import glob
 import json
 import os
-import sqlite3
 import sys
+
+import catalog
 
 from pyspark.sql import SparkSession
 
@@ -25,22 +26,8 @@ def runtime_jar():
 
 
 def main():
-    argv = sys.argv[1:]
-    key = None
-    if "--key" in argv:
-        i = argv.index("--key")
-        key = argv[i + 1]
-        del argv[i : i + 2]
-    db, name, table = argv[:3]
-    ns, tname = table.rsplit(".", 1)
-    with sqlite3.connect(db) as c:
-        row = c.execute(
-            "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",
-            (name, ns, tname),
-        ).fetchone()
-    if row is None:
-        raise SystemExit(f"no table {table} in catalog {name} of {db}")
-    location = row[0]
+    db, name, table, _, key = catalog.args(sys.argv[1:])
+    location = catalog.metadata_location(db, name, table)
     spark = (
         SparkSession.builder.master("local[2]")
         .config("spark.jars", runtime_jar())

@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::common::{parts, stderr, weir};
-use crate::iceberg::{Lake, run_ok, run_through_kills};
+use crate::iceberg::{Lake, crash_fault_then_kill_5_times, pipeline, refused_sink, run_ok, summaries};
 
 const DUCKDB: &[&str] = &["duckdb==1.5.5", "duckdb-extension-iceberg==1.5.5", "duckdb-extension-avro==1.5.5"];
 /// Spark 3.5 with Iceberg's Java runtime 1.10.2 (its jar is in that PyPI
@@ -82,50 +82,20 @@ fn by_key(t: &Value) -> BTreeMap<String, Value> {
     out
 }
 
-fn summaries(t: &Value) -> Vec<BTreeMap<String, String>> {
-    t["snapshots"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["summary"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect())
-        .collect()
-}
-
 const SCHEMA: &str = "[{name: id, type: long, required: true}, {name: key, type: string, required: true}, {name: amount, type: long}, {name: ts, type: long}]";
 
 /// A change-stream generator → (upsert Iceberg sink, file sink) pipeline.
 fn spec(lake: &Lake, name: &str, generator: &str, checkpoint: &str) -> PathBuf {
-    let text = format!(
-        r#"name: {name}
-state:
-  dir: {state}
-checkpoint:
-  interval: {checkpoint}
-sources:
-  - {{name: changes, type: generator, {generator}}}
-sinks:
-  - name: lake
-    type: iceberg
-    input: changes
-    parallelism: 2
-    key_by: $.key
-    catalog: {catalog}
-    table: db.accounts
-    mode: upsert
-    key: [key]
-    deleted_field: __deleted
-    schema: {SCHEMA}
-    partition: ['bucket(4, key)']
-    target_file_size: 1 MiB
-  - {{name: copy, type: file, input: changes, path: '{copy}'}}
-"#,
-        state = lake.path("state").display(),
-        catalog = lake.catalog(),
-        copy = lake.path("copy").display(),
-    );
-    let p = lake.path(&format!("{name}.yaml"));
-    std::fs::write(&p, text).unwrap();
-    p
+    let sink = [
+        "key_by: $.key",
+        "table: db.accounts",
+        "mode: upsert",
+        "key: [key]",
+        "deleted_field: __deleted",
+        &format!("schema: {SCHEMA}"),
+        "partition: ['bucket(4, key)']",
+    ];
+    pipeline(lake, name, generator, checkpoint, &sink.map(String::from))
 }
 
 #[test]
@@ -198,18 +168,7 @@ fn upsert_exactly_once_through_kill_9_and_crashes_around_the_iceberg_commit() {
     for fault in ["iceberg-before-commit:3", "iceberg-after-commit:4"] {
         let lake = Lake::new();
         let p = spec(&lake, "crashy", "count: 20000, rate: 4000, keys: 300, seed: 12, deletes: 0.1", "150ms");
-        let mut x = fault.len() as u64 * 104729;
-        let kills: Vec<u64> = (0..5)
-            .map(|_| {
-                x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                600 + (x >> 33) % 900
-            })
-            .collect();
-        let log = run_through_kills(&lake, &p, &kills, Some(fault));
-        assert_eq!(log.matches("[test: killed with SIGKILL]").count(), 5, "five kill -9s landed while the job ran");
-        if fault.starts_with("iceberg-before") {
-            assert!(log.contains("committing it now"), "recovery commits the completed checkpoint the crash left uncommitted: {log}");
-        }
+        crash_fault_then_kill_5_times(&lake, &p, fault, 104729);
         let t = duck(&lake, "db.accounts");
         let want = model(&lake.path("copy"), BTreeMap::new());
         assert_eq!(by_key(&t), want, "{fault}: each key's last change, exactly once");
@@ -260,14 +219,8 @@ fn upsert_specs_and_records_get_errors_naming_what_and_where() {
         ("key: [id]", "sinks[0].key: a key is for mode: upsert"),
     ];
     for (extra, want) in cases {
-        let text = format!(
-            "name: v\nsources: [{{name: in, type: generator, count: 1}}]\nsinks:\n  - {{name: lake, type: iceberg, input: in, catalog: {}, table: db.t, schema: {cols}, {extra}}}\n",
-            lake.catalog()
-        );
-        std::fs::write(&p, text).unwrap();
-        let o = weir(&["validate", p.to_str().unwrap()], &[]);
-        let out = String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o);
-        assert!(!o.status.success() && out.contains(want), "{extra}: {out}");
+        let out = refused_sink(&lake, cols, extra);
+        assert!(out.contains(want), "{extra}: {out}");
     }
     // The sink's parallelism follows its input's: keyed routing is still needed.
     let text = format!(
