@@ -7,10 +7,13 @@
 # the same run, for the ratios. Wall and CPU (user +
 # sys) of each `weir run` by GNU time; files and bytes per commit from the
 # snapshot summaries, read with PyIceberg.
-#   benches/iceberg.sh [N]     (default 1000000; needs target/release/weir)
+#   benches/iceberg.sh [N [KEYS]]   (default 1000000, KEYS = N; needs target/release/weir)
+# The upsert stream draws its keys from KEYS: N = 1111111 and KEYS = 5300000
+# make ~1 M distinct keys with ~10 % of the events updates of a key.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-1000000}
+KEYS=${2:-$N}
 T=${CARGO_TARGET_DIR:-target}
 W="$T/release/weir"
 SITE="$T/services/py-pyiceberg/site"
@@ -38,7 +41,7 @@ cat > "$D/upsert.yaml" <<YAML
 name: upsert-bench
 state: {dir: $D/state-upsert}
 checkpoint: {interval: 1s}
-sources: [{name: gen, type: generator, count: $N, keys: $N, seed: 1, deletes: 0.05, parallelism: 2}]
+sources: [{name: gen, type: generator, count: $N, keys: $KEYS, seed: 1, deletes: 0.05, parallelism: 2}]
 sinks:
   - name: lake
     type: iceberg

@@ -246,6 +246,23 @@ pub(crate) fn crash_fault_then_kill_5_times(lake: &Lake, p: &Path, fault: &str, 
     }
 }
 
+/// `weir iceberg orphans` of `table` lists files that none of `live` (the
+/// files the table's snapshots reference) is, then removes them: how many.
+pub(crate) fn remove_orphans(lake: &Lake, table: &str, live: &[&str]) -> usize {
+    let live: Vec<&str> = live.iter().map(|f| f.trim_start_matches("file://")).collect();
+    let orphans = |delete: bool| {
+        let (files, err) = lake.iceberg("orphans", table, if delete { &["--older-than", "0s", "--delete"] } else { &["--older-than", "0s"] });
+        assert!(err.contains(&format!("{} orphan data files", files.len())), "{err}");
+        files
+    };
+    let listed = orphans(false);
+    assert!(listed.iter().all(|f| !live.contains(&f.as_str())), "an orphan is a file no snapshot references");
+    assert!(listed.iter().all(|f| f.contains("/data/") && f.ends_with(".parquet")), "{listed:?}");
+    assert_eq!(orphans(true), listed);
+    assert!(orphans(false).is_empty());
+    listed.len()
+}
+
 fn assert_exactly_once(lake: &Lake, count: u64) -> Value {
     let t = lake.read("db.events", None);
     let got = rows(&t);
@@ -273,19 +290,10 @@ fn exactly_once_through_kill_9_and_crashes_around_the_iceberg_commit() {
         let t = assert_exactly_once(&lake, 24000);
         assert!(summaries(&t).len() >= 4);
         // Files of the killed attempts: none is in the table; listed, then removed.
-        let live: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap().trim_start_matches("file://")).collect();
-        let orphans = |delete: bool| {
-            let (files, err) = lake.iceberg("orphans", "db.events", if delete { &["--older-than", "0s", "--delete"] } else { &["--older-than", "0s"] });
-            assert!(err.contains(&format!("{} orphan data files", files.len())), "{err}");
-            files
-        };
-        let listed = orphans(false);
-        assert!(listed.iter().all(|f| !live.contains(&f.as_str())), "an orphan is a file no snapshot references");
-        assert!(listed.iter().all(|f| f.contains("/data/") && f.ends_with(".parquet")), "{listed:?}");
-        assert_eq!(orphans(true), listed);
-        assert!(orphans(false).is_empty());
+        let live: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+        let removed = remove_orphans(&lake, "db.events", &live);
         assert_eq!(rows(&lake.read("db.events", None)), rows(&t), "removing orphans leaves the table as it was");
-        eprintln!("{fault}: {} orphan files of killed attempts removed", listed.len());
+        eprintln!("{fault}: {removed} orphan files of killed attempts removed");
     }
 }
 
