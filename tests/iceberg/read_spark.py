@@ -32,6 +32,9 @@ def main():
         SparkSession.builder.master("local[2]")
         .config("spark.jars", runtime_jar())
         .config("spark.ui.enabled", "false")
+        # The driver and block manager listen on loopback only.
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.driver.host", "127.0.0.1")
         .config("spark.sql.shuffle.partitions", "4")
         .getOrCreate()
     )
