@@ -1,6 +1,9 @@
 """What the readers of Weir's Iceberg tests share: their arguments and the
-metadata file a SQL (sqlite) catalog names for a table."""
+metadata file a SQL (sqlite) or REST catalog names for a table."""
+import json
 import sqlite3
+import urllib.parse
+import urllib.request
 
 
 def args(argv):
@@ -18,8 +21,14 @@ def args(argv):
 
 
 def metadata_location(db, name, table):
-    """The table's current metadata file, as the catalog names it."""
+    """The table's current metadata file, as the catalog names it: a SQL
+    catalog's row of it in sqlite file `db`, or, where `db` is a REST
+    catalog's URI, its load-table answer."""
     ns, tname = table.rsplit(".", 1)
+    if db.startswith(("http://", "https://")):
+        ns = urllib.parse.quote(ns.replace(".", "\x1f"), safe="")
+        with urllib.request.urlopen(f"{db.rstrip('/')}/v1/namespaces/{ns}/tables/{urllib.parse.quote(tname)}") as r:
+            return json.load(r)["metadata-location"]
     with sqlite3.connect(db) as c:
         row = c.execute(
             "SELECT metadata_location FROM iceberg_tables WHERE catalog_name = ? AND table_namespace = ? AND table_name = ?",

@@ -1,20 +1,25 @@
-"""Reads an Iceberg table of a SQL (sqlite) catalog with PyIceberg, an
-independent reader, for Weir's tests: prints one JSON document with the
+"""Reads an Iceberg table of a SQL (sqlite) or REST catalog with PyIceberg,
+an independent reader, for Weir's tests: prints one JSON document with the
 table's rows (as JSON objects, sorted by their JSON text), its snapshots in
 commit order (id, parent, sequence number, summary) and its data files.
 
 usage: read.py CATALOG_DB WAREHOUSE_DIR CATALOG_NAME NAMESPACE.TABLE [SNAPSHOT_ID]
+       read.py http://REST_CATALOG WAREHOUSE_DIR CATALOG_NAME NAMESPACE.TABLE [SNAPSHOT_ID]
 """
 import json
 import sys
 
+from pyiceberg.catalog.rest import RestCatalog
 from pyiceberg.catalog.sql import SqlCatalog
 
 
 def main():
     db, warehouse, name, table = sys.argv[1:5]
     snapshot = int(sys.argv[5]) if len(sys.argv) > 5 else None
-    catalog = SqlCatalog(name, uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")
+    if db.startswith(("http://", "https://")):
+        catalog = RestCatalog(name, uri=db)
+    else:
+        catalog = SqlCatalog(name, uri=f"sqlite:///{db}", warehouse=f"file://{warehouse}")
     t = catalog.load_table(table)
     rows = t.scan(snapshot_id=snapshot).to_arrow().to_pylist()
     texts = sorted(json.dumps(r, sort_keys=True, default=str) for r in rows)

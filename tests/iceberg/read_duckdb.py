@@ -1,4 +1,4 @@
-"""Reads an Iceberg table of a SQL (sqlite) catalog with DuckDB's iceberg
+"""Reads an Iceberg table of a SQL (sqlite) or REST catalog with DuckDB's iceberg
 extension, an independent reader that applies equality and position deletes
 (PyIceberg 0.12 refuses equality deletes), for Weir's tests of upsert sinks.
 Prints one JSON document: the table's rows (JSON objects sorted by their JSON
@@ -7,7 +7,7 @@ as the table's metadata file lists them) and its files by content; with
 `--key COL`, also for every snapshot the values of COL held by more than one
 row at that snapshot.
 
-usage: read_duckdb.py CATALOG_DB CATALOG_NAME NAMESPACE.TABLE [SNAPSHOT_ID] [--key COL]
+usage: read_duckdb.py CATALOG_DB|http://REST_CATALOG CATALOG_NAME NAMESPACE.TABLE [SNAPSHOT_ID] [--key COL]
 """
 import json
 import os
@@ -29,7 +29,7 @@ def extension(package, name):
 
 def main():
     db, name, table, snapshot, key = catalog.args(sys.argv[1:])
-    location = catalog.metadata_location(db, name, table).removeprefix("file://")
+    location = catalog.metadata_location(db, name, table).removeprefix("file://").removeprefix("file:")
     con = duckdb.connect(config={"allow_unsigned_extensions": "true", "autoinstall_known_extensions": "false"})
     con.execute(f"LOAD '{extension('duckdb_extension_avro', 'avro')}'")
     con.execute(f"LOAD '{extension('duckdb_extension_iceberg', 'iceberg')}'")
@@ -41,7 +41,8 @@ def main():
     with open(location) as f:
         meta = json.load(f)
     snaps = sorted(meta.get("snapshots", []), key=lambda s: s["sequence-number"])
-    files = con.execute(f"SELECT content, file_path FROM iceberg_metadata({args})").fetchall()
+    # The live files: a compaction's manifests also list the files it removed.
+    files = con.execute(f"SELECT content, file_path FROM iceberg_metadata({args}) WHERE status <> 'DELETED'").fetchall()
     out = {
         "rows": [json.loads(x) for x in texts],
         "snapshots": [

@@ -1,33 +1,43 @@
 //! A table of an Iceberg catalog, opened for a sink or source: the catalog
-//! connection, the async runtime iceberg-rust runs on (a small one of the
-//! node's own, entered by blocking calls from the engine's task threads), and
-//! the table's creation when a sink declares a schema for a missing one.
+//! connection (a SQL catalog in a sqlite file, or a REST catalog), the async
+//! runtime iceberg-rust runs on (a small one of the node's own, entered by
+//! blocking calls from the engine's task threads), the table's creation when
+//! a sink declares a schema for a missing one, and the catalog's
+//! compare-and-swap for the commits iceberg-rust cannot make.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Arc;
 
 use iceberg::spec::Schema;
 use iceberg::table::Table;
-use iceberg::{Catalog, CatalogBuilder, NamespaceIdent, TableCreation, TableIdent};
-use iceberg_catalog_sql::{SqlBindStyle, SqlCatalog, SqlCatalogBuilder};
+use iceberg::{Catalog, CatalogBuilder, MetadataLocation, NamespaceIdent, TableCreation, TableIdent, TableRequirement, TableUpdate};
+use iceberg_catalog_rest::RestCatalogBuilder;
+use iceberg_catalog_sql::{SqlBindStyle, SqlCatalogBuilder};
 
 use crate::IcebergError;
 use crate::config::{self, CatalogConfig};
+use crate::rest::RestCommits;
 use crate::storage::WarehouseFsFactory;
 
 /// An open catalog and one of its tables' identifiers.
 pub struct Lake {
     pub rt: tokio::runtime::Runtime,
-    pub catalog: SqlCatalog,
+    pub catalog: Arc<dyn Catalog>,
     pub ident: TableIdent,
     /// `ns.table`, for messages.
     pub table: String,
-    /// The catalog's name in its database, and the database.
-    name: String,
-    db: PathBuf,
-    /// A connection of our own for the commits iceberg-rust cannot make.
-    pool: std::sync::OnceLock<sqlx::SqlitePool>,
+    /// How a commit of our own reaches the catalog.
+    swap: Swap,
+}
+
+enum Swap {
+    /// The SQL catalog's row of the table, in its database: its catalog
+    /// name, the database, and a connection of our own.
+    Sql { name: String, db: PathBuf, pool: std::sync::OnceLock<sqlx::SqlitePool> },
+    /// The REST catalog's commit endpoint.
+    Rest(RestCommits),
 }
 
 fn abs(p: &std::path::Path) -> Result<PathBuf, IcebergError> {
@@ -37,15 +47,6 @@ fn abs(p: &std::path::Path) -> Result<PathBuf, IcebergError> {
 
 impl Lake {
     pub fn open(catalog: &CatalogConfig, table: &str) -> Result<Lake, IcebergError> {
-        let CatalogConfig::Sql { uri, warehouse, name } = catalog else {
-            return Err(IcebergError::Config("only the SQL catalog is supported".into()));
-        };
-        let db = CatalogConfig::sqlite_file(uri).ok_or_else(|| IcebergError::Config(format!("'{uri}' is not a sqlite file")))?;
-        let db = abs(&db)?;
-        let warehouse = abs(warehouse)?;
-        for d in [db.parent().unwrap_or(&warehouse), &warehouse] {
-            std::fs::create_dir_all(d).map_err(IcebergError::io(&format!("cannot create {}", d.display())))?;
-        }
         let (ns, name_) = config::table_parts(table).map_err(IcebergError::Config)?;
         let ident = TableIdent::new(NamespaceIdent::from_vec(ns).map_err(|e| IcebergError::iceberg(table, e))?, name_);
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -54,39 +55,107 @@ impl Lake {
             .enable_all()
             .build()
             .map_err(IcebergError::io("cannot start the Iceberg runtime"))?;
-        let props = HashMap::from([
-            ("uri".to_string(), format!("sqlite://{}?mode=rwc", db.display())),
-            ("warehouse".to_string(), format!("file://{}", warehouse.display())),
-            ("sql_bind_style".to_string(), SqlBindStyle::QMark.to_string()),
-        ]);
-        let catalog = rt
-            .block_on(
-                SqlCatalogBuilder::default()
-                    .with_storage_factory(Arc::new(WarehouseFsFactory { root: warehouse.clone() }))
-                    .with_runtime(iceberg::Runtime::new(&rt))
-                    .load(name.clone().unwrap_or_else(|| "weir".into()), props),
-            )
-            .map_err(|e| IcebergError::Catalog { uri: uri.clone(), source: e })?;
-        let name = name.clone().unwrap_or_else(|| "weir".into());
-        Ok(Lake { rt, catalog, ident, table: table.to_string(), name, db, pool: Default::default() })
+        let cat_err = |uri: &str| {
+            let uri = uri.to_string();
+            move |e| IcebergError::Catalog { uri, source: e }
+        };
+        let (catalog, swap): (Arc<dyn Catalog>, Swap) = match catalog {
+            CatalogConfig::Sql { uri, warehouse, name } => {
+                let db = CatalogConfig::sqlite_file(uri).ok_or_else(|| IcebergError::Config(format!("'{uri}' is not a sqlite file")))?;
+                let db = abs(&db)?;
+                let warehouse = abs(warehouse)?;
+                for d in [db.parent().unwrap_or(&warehouse), &warehouse] {
+                    std::fs::create_dir_all(d).map_err(IcebergError::io(&format!("cannot create {}", d.display())))?;
+                }
+                let props = HashMap::from([
+                    ("uri".to_string(), format!("sqlite://{}?mode=rwc", db.display())),
+                    ("warehouse".to_string(), format!("file://{}", warehouse.display())),
+                    ("sql_bind_style".to_string(), SqlBindStyle::QMark.to_string()),
+                ]);
+                let name = name.clone().unwrap_or_else(|| "weir".into());
+                let c = rt
+                    .block_on(
+                        SqlCatalogBuilder::default()
+                            .with_storage_factory(Arc::new(WarehouseFsFactory { root: warehouse.clone() }))
+                            .with_runtime(iceberg::Runtime::new(&rt))
+                            .load(name.clone(), props),
+                    )
+                    .map_err(cat_err(uri))?;
+                (Arc::new(c), Swap::Sql { name, db, pool: Default::default() })
+            }
+            CatalogConfig::Rest { uri, warehouse, warehouse_dir, token_env } => {
+                let base = config::rest_uri(uri).map_err(IcebergError::Config)?.to_string();
+                let token = match token_env {
+                    Some(v) => Some(std::env::var(v).map_err(|_| {
+                        IcebergError::Config(format!("REST catalog {uri}: environment variable {v} (token_env) is not set"))
+                    })?),
+                    None => None,
+                };
+                let mut props = HashMap::from([("uri".to_string(), base.clone())]);
+                if let Some(w) = warehouse {
+                    props.insert("warehouse".into(), w.clone());
+                }
+                if let Some(t) = &token {
+                    props.insert("token".into(), t.clone());
+                }
+                let c = rt
+                    .block_on(
+                        RestCatalogBuilder::default()
+                            .with_storage_factory(Arc::new(WarehouseFsFactory { root: abs(warehouse_dir)? }))
+                            .with_runtime(iceberg::Runtime::new(&rt))
+                            .load("weir", props),
+                    )
+                    .map_err(cat_err(uri))?;
+                (Arc::new(c), Swap::Rest(RestCommits::new(base, warehouse.clone(), token)))
+            }
+        };
+        Ok(Lake { rt, catalog, ident, table: table.to_string(), swap })
     }
 
-    /// Point the catalog's entry of the table from metadata file `current`
-    /// to `next`, if it still names `current` (the SQL catalog's own
-    /// compare-and-swap, for a commit of our own making: iceberg-rust has no
-    /// row-delta commit, and its table commits are not for crates to build).
-    /// False: another writer committed first.
-    pub fn swap_metadata(&self, current: &str, next: &str) -> Result<bool, IcebergError> {
-        let db_err = |e: sqlx::Error| IcebergError::Config(format!("Iceberg catalog {}: {e}", self.db.display()));
+    /// Apply `updates` to `table` if `requirements` hold at the catalog: the
+    /// catalog's compare-and-swap, for a commit of our own making (iceberg-rust
+    /// has no row-delta commit, and its table commits are not for crates to
+    /// build). A SQL catalog: the new metadata file written beside the old,
+    /// the catalog's row moved to it only if it still names the old one. A
+    /// REST catalog: its commit endpoint, which checks the requirements and
+    /// writes the metadata itself. False: another writer committed first.
+    pub fn commit_updates(&self, table: &Table, requirements: Vec<TableRequirement>, updates: Vec<TableUpdate>) -> Result<bool, IcebergError> {
+        let ice = |e| IcebergError::iceberg(&self.table, e);
+        match &self.swap {
+            Swap::Rest(rest) => self.rt.block_on(rest.commit(&self.ident, &requirements, &updates)).map_err(|m| IcebergError::data(&self.table, m)),
+            Swap::Sql { .. } => {
+                let m = table.metadata();
+                for r in &requirements {
+                    if r.check(Some(m)).is_err() {
+                        return Ok(false);
+                    }
+                }
+                let current = table.metadata_location_result().map_err(ice)?;
+                let mut b = m.clone().into_builder(Some(current.to_string()));
+                for u in updates {
+                    b = u.apply(b).map_err(ice)?;
+                }
+                let next = b.build().map_err(ice)?.metadata;
+                let location = MetadataLocation::from_str(current).map_err(ice)?.with_next_version().with_new_metadata(&next);
+                self.rt.block_on(next.write_to(table.file_io(), &location)).map_err(ice)?;
+                self.swap_metadata(current, &location.to_string())
+            }
+        }
+    }
+
+    /// Point the SQL catalog's entry of the table from metadata file
+    /// `current` to `next`, if it still names `current`. False: another
+    /// writer committed first.
+    fn swap_metadata(&self, current: &str, next: &str) -> Result<bool, IcebergError> {
+        let Swap::Sql { name, db, pool } = &self.swap else { unreachable!("a SQL catalog's swap") };
+        let db_err = |e: sqlx::Error| IcebergError::Config(format!("Iceberg catalog {}: {e}", db.display()));
         self.rt.block_on(async {
-            let pool = match self.pool.get() {
+            let pool = match pool.get() {
                 Some(p) => p.clone(),
                 None => {
-                    let opts = sqlx::sqlite::SqliteConnectOptions::new()
-                        .filename(&self.db)
-                        .busy_timeout(std::time::Duration::from_secs(30));
+                    let opts = sqlx::sqlite::SqliteConnectOptions::new().filename(db).busy_timeout(std::time::Duration::from_secs(30));
                     let p = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect_with(opts).await.map_err(db_err)?;
-                    self.pool.get_or_init(|| p).clone()
+                    pool.get_or_init(|| p).clone()
                 }
             };
             let r = sqlx::query(
@@ -96,7 +165,7 @@ impl Lake {
             )
             .bind(next)
             .bind(current)
-            .bind(&self.name)
+            .bind(name)
             .bind(self.ident.name())
             .bind(self.ident.namespace().join("."))
             .bind(current)

@@ -110,7 +110,7 @@ pub fn commit(lake: &Lake, stamp: &Stamp, checkpoint: u64, files: Vec<DataFile>)
             let append = tx.fast_append().add_data_files(files.clone()).set_snapshot_properties(props.clone());
             append
                 .apply(tx)
-                .and_then(|tx| lake.rt.block_on(tx.commit(&lake.catalog)))
+                .and_then(|tx| lake.rt.block_on(tx.commit(lake.catalog.as_ref())))
                 .map(|t| landed(&t, &commit_id).or_else(|| t.metadata().current_snapshot_id()).unwrap_or_default())
                 .map_err(|e| Retry::Weir(IcebergError::iceberg(&lake.table, e)))
         };

@@ -25,11 +25,24 @@ pub enum CatalogConfig {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
-    /// An Iceberg REST catalog.
+    /// An Iceberg REST catalog (Iceberg's REST catalog protocol: Polaris,
+    /// Nessie, Lakekeeper, Gravitino, Iceberg's own server), whose tables'
+    /// files lie on local disk under `warehouse_dir` (Weir's file IO is local
+    /// disk: every file a table names must be under it).
     Rest {
+        /// `http://host:port` or `https://…`, the catalog's base URI (the
+        /// protocol's paths, `/v1/…`, are added).
         uri: String,
+        /// The warehouse the catalog serves, as the server names it (sent as
+        /// its `warehouse` parameter), if it serves several.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         warehouse: Option<String>,
+        /// The local directory the catalog's tables lie under.
+        warehouse_dir: PathBuf,
+        /// The environment variable holding a bearer token for the catalog
+        /// (the token itself never goes into a spec).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token_env: Option<String>,
     },
 }
 
@@ -61,20 +74,58 @@ impl CatalogConfig {
                 }
                 Ok(())
             }
-            CatalogConfig::Rest { .. } => Err(cx.error(
-                "catalog.type",
-                "the REST catalog is not supported yet; use type: sql (a sqlite file and a warehouse directory)",
-            )),
+            CatalogConfig::Rest { uri, warehouse, warehouse_dir, token_env } => {
+                rest_uri(uri).map_err(|m| cx.error("catalog.uri", m))?;
+                if warehouse.as_deref().is_some_and(|w| w.trim().is_empty()) {
+                    return Err(cx.error("catalog.warehouse", "an empty warehouse name"));
+                }
+                if !warehouse_dir.is_absolute() {
+                    return Err(cx.error(
+                        "catalog.warehouse_dir",
+                        format!("'{}' is not an absolute path: the local directory the catalog's tables lie under", warehouse_dir.display()),
+                    ));
+                }
+                cx.path("catalog.warehouse_dir", warehouse_dir)?;
+                if let Some(v) = token_env
+                    && (v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                {
+                    return Err(cx.error("catalog.token_env", format!("'{v}' is not an environment variable's name")));
+                }
+                Ok(())
+            }
         }
     }
 
-    /// The warehouse directory of a SQL catalog.
+    /// The local directory a catalog's tables lie under.
     pub fn warehouse_dir(&self) -> Option<&Path> {
         match self {
             CatalogConfig::Sql { warehouse, .. } => Some(warehouse),
-            CatalogConfig::Rest { .. } => None,
+            CatalogConfig::Rest { warehouse_dir, .. } => Some(warehouse_dir),
         }
     }
+
+    /// The catalog's address, for messages.
+    pub fn uri(&self) -> &str {
+        match self {
+            CatalogConfig::Sql { uri, .. } | CatalogConfig::Rest { uri, .. } => uri,
+        }
+    }
+}
+
+/// A REST catalog's base URI, checked: http or https, a host, no query.
+pub fn rest_uri(uri: &str) -> Result<&str, String> {
+    let rest = uri.strip_prefix("http://").or_else(|| uri.strip_prefix("https://"));
+    let Some(rest) = rest else {
+        return Err(format!("'{uri}' is not an http:// or https:// URI (the REST catalog's base, e.g. http://127.0.0.1:8181)"));
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || host.contains('@') {
+        return Err(format!("'{uri}' names no host (or carries credentials; use token_env)"));
+    }
+    if rest.contains(['?', '#']) {
+        return Err(format!("'{uri}' has a query or fragment; give the catalog's base URI"));
+    }
+    Ok(uri.trim_end_matches('/'))
 }
 
 /// A column of a declared `schema:`.
@@ -401,6 +452,12 @@ mod tests {
         assert_eq!(CatalogConfig::sqlite_file("sqlite:///tmp/c.db"), Some(PathBuf::from("/tmp/c.db")));
         assert_eq!(CatalogConfig::sqlite_file("sqlite:c.db?mode=rwc"), Some(PathBuf::from("c.db")));
         assert_eq!(CatalogConfig::sqlite_file("postgres://x"), None);
+        assert_eq!(rest_uri("http://127.0.0.1:8181/").unwrap(), "http://127.0.0.1:8181");
+        assert_eq!(rest_uri("https://cat.example/api/catalog").unwrap(), "https://cat.example/api/catalog");
+        assert!(rest_uri("thrift://hms:9083").unwrap_err().contains("not an http:// or https:// URI"));
+        assert!(rest_uri("http://user:pw@host").unwrap_err().contains("credentials"));
+        assert!(rest_uri("http:///v1").unwrap_err().contains("names no host"));
+        assert!(rest_uri("http://h/?x=1").unwrap_err().contains("query"));
     }
 
     #[test]

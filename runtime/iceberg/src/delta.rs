@@ -5,21 +5,19 @@
 //! delete manifest of the new files, a manifest list of those and the parent
 //! snapshot's manifests, a snapshot of the table's next sequence number
 //! (equality deletes apply to data of lower sequence numbers, position deletes
-//! to data of the same one too), new table metadata with the snapshot as the
-//! main branch's head, written beside the old, and the catalog's pointer moved
-//! from the old metadata file to the new one only if it still names the old
-//! (`Lake::swap_metadata`). A writer that committed first makes the swap
-//! fail; the caller reloads the table and tries again.
+//! to data of the same one too), and the updates that add it as the main
+//! branch's head if the head is still its parent, handed to the catalog's
+//! compare-and-swap (`Lake::commit_updates`). A writer that committed first
+//! makes the swap fail; the caller reloads the table and tries again.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use iceberg::spec::{
     DataContentType, DataFile, ManifestListWriter, ManifestWriterBuilder, Operation, Snapshot, SnapshotReference, SnapshotRetention,
     SnapshotSummaryCollector, Summary, MAIN_BRANCH,
 };
 use iceberg::table::Table;
-use iceberg::{MetadataLocation, Result, TableRequirement, TableUpdate};
+use iceberg::{Result, TableRequirement, TableUpdate};
 
 use crate::IcebergError;
 use crate::catalog::Lake;
@@ -27,9 +25,21 @@ use crate::catalog::Lake;
 /// Commit `files` with summary properties `props`; the new snapshot's id, or
 /// `None` when another writer moved the table first.
 pub fn commit(lake: &Lake, table: &Table, files: &[DataFile], props: &HashMap<String, String>) -> std::result::Result<Option<i64>, IcebergError> {
-    let (next, id) = lake.rt.block_on(stage(table, files, props)).map_err(|e| IcebergError::iceberg(&lake.table, e))?;
-    let current = table.metadata_location_result().map_err(|e| IcebergError::iceberg(&lake.table, e))?;
-    Ok(lake.swap_metadata(current, &next)?.then_some(id))
+    let snapshot = lake.rt.block_on(stage(table, files, props)).map_err(|e| IcebergError::iceberg(&lake.table, e))?;
+    let m = table.metadata();
+    let id = snapshot.snapshot_id();
+    let requirements = vec![
+        TableRequirement::UuidMatch { uuid: m.uuid() },
+        TableRequirement::RefSnapshotIdMatch { r#ref: MAIN_BRANCH.to_string(), snapshot_id: m.current_snapshot_id() },
+    ];
+    let updates = vec![
+        TableUpdate::AddSnapshot { snapshot },
+        TableUpdate::SetSnapshotRef {
+            ref_name: MAIN_BRANCH.to_string(),
+            reference: SnapshotReference::new(id, SnapshotRetention::branch(None, None, None)),
+        },
+    ];
+    Ok(lake.commit_updates(table, requirements, updates)?.then_some(id))
 }
 
 fn unique_id(table: &Table) -> i64 {
@@ -42,9 +52,8 @@ fn unique_id(table: &Table) -> i64 {
     }
 }
 
-/// Write the manifests, manifest list and metadata file of the commit; the
-/// new metadata file's location and the snapshot's id.
-async fn stage(table: &Table, files: &[DataFile], props: &HashMap<String, String>) -> Result<(String, i64)> {
+/// Write the manifests and the manifest list of the commit; its snapshot.
+async fn stage(table: &Table, files: &[DataFile], props: &HashMap<String, String>) -> Result<Snapshot> {
     let m = table.metadata();
     let io = table.file_io();
     let id = unique_id(table);
@@ -92,7 +101,7 @@ async fn stage(table: &Table, files: &[DataFile], props: &HashMap<String, String
         (true, false) => Operation::Delete,
         _ => Operation::Overwrite,
     };
-    let snapshot = Snapshot::builder()
+    Ok(Snapshot::builder()
         .with_snapshot_id(id)
         .with_parent_snapshot_id(parent.map(|s| s.snapshot_id()))
         .with_sequence_number(seq)
@@ -100,32 +109,10 @@ async fn stage(table: &Table, files: &[DataFile], props: &HashMap<String, String
         .with_manifest_list(list_path)
         .with_summary(Summary { operation, additional_properties: summary })
         .with_schema_id(m.current_schema_id())
-        .build();
-
-    for r in [
-        TableRequirement::UuidMatch { uuid: m.uuid() },
-        TableRequirement::RefSnapshotIdMatch { r#ref: MAIN_BRANCH.to_string(), snapshot_id: m.current_snapshot_id() },
-    ] {
-        r.check(Some(m))?;
-    }
-    let current = table.metadata_location_result()?;
-    let mut b = m.clone().into_builder(Some(current.to_string()));
-    for u in [
-        TableUpdate::AddSnapshot { snapshot },
-        TableUpdate::SetSnapshotRef {
-            ref_name: MAIN_BRANCH.to_string(),
-            reference: SnapshotReference::new(id, SnapshotRetention::branch(None, None, None)),
-        },
-    ] {
-        b = u.apply(b)?;
-    }
-    let next = b.build()?.metadata;
-    let location = MetadataLocation::from_str(current)?.with_next_version().with_new_metadata(&next);
-    next.write_to(io, &location).await?;
-    Ok((location.to_string(), id))
+        .build())
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 

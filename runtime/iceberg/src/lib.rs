@@ -11,10 +11,12 @@
 
 mod catalog;
 mod commit;
+pub mod compact;
 pub mod config;
 mod delta;
 mod encode;
 pub mod maintenance;
+mod rest;
 mod sink;
 mod source;
 mod storage;

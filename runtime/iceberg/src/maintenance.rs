@@ -143,6 +143,6 @@ pub fn expire_snapshots(catalog: &CatalogConfig, table: &str, older_than: Durati
     // Expire by id alone: the age cutoff is pinned before every snapshot.
     let action = tx.expire_snapshots().expire_snapshot_ids(removed.clone()).expire_older_than_ms(0).retain_last(1);
     let tx = action.apply(tx).map_err(|e| IcebergError::iceberg(table, e))?;
-    lake.rt.block_on(tx.commit(&lake.catalog)).map_err(|e| IcebergError::iceberg(table, e))?;
+    lake.rt.block_on(tx.commit(lake.catalog.as_ref())).map_err(|e| IcebergError::iceberg(table, e))?;
     Ok(Expired { removed, protected, kept })
 }

@@ -28,7 +28,8 @@ enum Open {
 /// The files a task is writing.
 pub struct TaskFiles {
     table: Table,
-    task: u32,
+    /// The start of the files' names: the task's index, or what wrote them.
+    prefix: String,
     target_size: usize,
     splitter: Option<RecordBatchPartitionSplitter>,
     open: Option<Open>,
@@ -37,6 +38,11 @@ pub struct TaskFiles {
 
 impl TaskFiles {
     pub fn new(table: Table, task: u32, target_size: usize) -> Result<Self> {
+        Self::named(table, format!("{task:05}"), target_size)
+    }
+
+    /// Files whose names start with `prefix`.
+    pub fn named(table: Table, prefix: String, target_size: usize) -> Result<Self> {
         let m = table.metadata();
         let spec = m.default_partition_spec().clone();
         let splitter = if spec.is_unpartitioned() {
@@ -44,7 +50,7 @@ impl TaskFiles {
         } else {
             Some(RecordBatchPartitionSplitter::try_new_with_computed_values(m.current_schema().clone(), spec)?)
         };
-        Ok(TaskFiles { table, task, target_size, splitter, open: None, rows: 0 })
+        Ok(TaskFiles { table, prefix, target_size, splitter, open: None, rows: 0 })
     }
 
     /// Writers for new files, named uniquely (a restarted task never
@@ -53,7 +59,7 @@ impl TaskFiles {
         let m = self.table.metadata();
         let props = WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build();
         let parquet = ParquetWriterBuilder::new(props, m.current_schema().clone());
-        let names = DefaultFileNameGenerator::new(format!("{:05}-{}", self.task, uuid::Uuid::new_v4()), None, DataFileFormat::Parquet);
+        let names = DefaultFileNameGenerator::new(format!("{}-{}", self.prefix, uuid::Uuid::new_v4()), None, DataFileFormat::Parquet);
         let rolling = RollingFileWriterBuilder::new(parquet, self.target_size, self.table.file_io().clone(), DefaultLocationGenerator::new(m)?, names);
         Ok(DataFileWriterBuilder::new(rolling))
     }

@@ -143,7 +143,7 @@ fn running(status: &str) -> bool {
 }
 
 /// A minimal HTTP/1.1 GET (`Connection: close`, identity or chunked body).
-fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
+pub(crate) fn http_get(addr: SocketAddr, path: &str) -> io::Result<(u16, String)> {
     let timeout = Duration::from_secs(5);
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_read_timeout(Some(timeout))?;

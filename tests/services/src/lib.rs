@@ -1,7 +1,8 @@
 //! Real services for Weir's integration tests: a single-node KRaft Kafka broker,
-//! a Kafka Connect standalone worker (with Debezium's PostgreSQL connector) and a
-//! PostgreSQL server, each started by the test itself on free loopback ports in a
-//! fresh temporary directory, and stopped when its handle is dropped.
+//! a Kafka Connect standalone worker (with Debezium's PostgreSQL connector), a
+//! PostgreSQL server and Apache Iceberg's REST catalog server, each started by
+//! the test itself on free loopback ports in a fresh temporary directory, and
+//! stopped when its handle is dropped.
 //!
 //! The Java services run from jars that Maven fetches once, pinned by the poms in
 //! `tests/services/poms/<service>/pom.xml`, into `<target>/services/<service>/libs`.
@@ -9,6 +10,7 @@
 //! Python readers (PyIceberg) are pip-installed once at pinned versions.
 
 mod connect;
+mod iceberg_rest;
 mod jars;
 mod kafka;
 mod postgres;
@@ -16,6 +18,7 @@ mod proc;
 mod python;
 
 pub use connect::KafkaConnect;
+pub use iceberg_rest::IcebergRest;
 pub use jars::{libs, target_dir};
 pub use kafka::{KafkaBroker, kafka_tool};
 pub use postgres::Postgres;

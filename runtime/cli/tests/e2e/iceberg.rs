@@ -20,11 +20,40 @@ pub(crate) const PYICEBERG: &[&str] = &["pyiceberg[sql-sqlite,pyarrow]==0.12.0",
 
 pub(crate) struct Lake {
     dir: tempfile::TempDir,
+    /// Tables in Iceberg's REST catalog server instead of a sqlite catalog.
+    rest: Option<weir_test_services::IcebergRest>,
 }
 
 impl Lake {
     pub(crate) fn new() -> Lake {
-        Lake { dir: tempfile::tempdir().unwrap() }
+        Lake { dir: tempfile::tempdir().unwrap(), rest: None }
+    }
+
+    /// A lake whose catalog is Iceberg's own REST catalog server, started here.
+    pub(crate) fn rest() -> Lake {
+        let server = weir_test_services::IcebergRest::start().expect("Iceberg's REST catalog server starts");
+        Lake { dir: tempfile::tempdir().unwrap(), rest: Some(server) }
+    }
+
+    /// What a reader is given as the catalog: the sqlite file, or the REST URI.
+    pub(crate) fn catalog_arg(&self) -> String {
+        match &self.rest {
+            Some(r) => r.uri(),
+            None => self.path("catalog.db").display().to_string(),
+        }
+    }
+
+    /// The directory the tables lie under.
+    pub(crate) fn warehouse(&self) -> PathBuf {
+        match &self.rest {
+            Some(r) => r.warehouse(),
+            None => self.path("warehouse"),
+        }
+    }
+
+    /// The REST server's log, for a failing test's message.
+    pub(crate) fn server_log(&self) -> String {
+        self.rest.as_ref().map(|r| r.log_tail(40)).unwrap_or_default()
     }
 
     pub(crate) fn path(&self, p: &str) -> PathBuf {
@@ -44,14 +73,25 @@ impl Lake {
     }
 
     pub(crate) fn catalog(&self) -> String {
-        format!("{{type: sql, uri: 'sqlite://{}', warehouse: '{}'}}", self.path("catalog.db").display(), self.path("warehouse").display())
+        match &self.rest {
+            Some(r) => format!("{{type: rest, uri: '{}', warehouse_dir: '{}'}}", r.uri(), r.warehouse().display()),
+            None => format!("{{type: sql, uri: 'sqlite://{}', warehouse: '{}'}}", self.path("catalog.db").display(), self.path("warehouse").display()),
+        }
+    }
+
+    /// The `--catalog` of `weir iceberg` verbs.
+    pub(crate) fn catalog_flag(&self) -> String {
+        match &self.rest {
+            Some(r) => r.uri(),
+            None => format!("sqlite://{}", self.path("catalog.db").display()),
+        }
     }
 
     /// `weir iceberg VERB TABLE ARGS --catalog … --warehouse …`, which must
     /// succeed: its stdout lines and stderr.
     pub(crate) fn iceberg(&self, verb: &str, table: &str, args: &[&str]) -> (Vec<String>, String) {
-        let c = format!("sqlite://{}", self.path("catalog.db").display());
-        let w = self.path("warehouse").display().to_string();
+        let c = self.catalog_flag();
+        let w = self.warehouse().display().to_string();
         let mut all = vec!["iceberg", verb, table];
         all.extend(args);
         all.extend(["--catalog", &c, "--warehouse", &w]);
@@ -65,21 +105,21 @@ impl Lake {
         let site = weir_test_services::python_packages("pyiceberg", PYICEBERG).expect("PyIceberg installs");
         let mut cmd = Command::new("python3");
         cmd.arg(weir_test_support::root().join("tests/iceberg/read.py"))
-            .arg(self.path("catalog.db"))
-            .arg(self.path("warehouse"))
+            .arg(self.catalog_arg())
+            .arg(self.warehouse())
             .args(["weir", table])
             .env("PYTHONPATH", site);
         if let Some(s) = snapshot {
             cmd.arg(s.to_string());
         }
         let o = cmd.output().unwrap();
-        assert!(o.status.success(), "PyIceberg failed: {}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "PyIceberg failed: {}{}", String::from_utf8_lossy(&o.stderr), self.server_log());
         serde_json::from_slice(&o.stdout).unwrap()
     }
 }
 
 /// Rows as sorted JSON texts.
-fn rows(v: &Value) -> Vec<String> {
+pub(crate) fn rows(v: &Value) -> Vec<String> {
     let mut r: Vec<String> = v["rows"].as_array().unwrap().iter().map(|r| r.to_string()).collect();
     r.sort();
     r
@@ -115,7 +155,7 @@ pub(crate) fn pipeline(lake: &Lake, name: &str, generator: &str, checkpoint: &st
 }
 
 /// An append pipeline into `db.events`.
-fn spec(lake: &Lake, name: &str, generator: &str, checkpoint: &str, partition: &str) -> PathBuf {
+pub(crate) fn spec(lake: &Lake, name: &str, generator: &str, checkpoint: &str, partition: &str) -> PathBuf {
     pipeline(lake, name, generator, checkpoint, &["table: db.events".into(), format!("schema: {SCHEMA}"), format!("partition: {partition}")])
 }
 
@@ -263,7 +303,7 @@ pub(crate) fn remove_orphans(lake: &Lake, table: &str, live: &[&str]) -> usize {
     listed.len()
 }
 
-fn assert_exactly_once(lake: &Lake, count: u64) -> Value {
+pub(crate) fn assert_exactly_once(lake: &Lake, count: u64) -> Value {
     let t = lake.read("db.events", None);
     let got = rows(&t);
     let mut ids: Vec<u64> = t["rows"].as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
@@ -276,7 +316,9 @@ fn assert_exactly_once(lake: &Lake, count: u64) -> Value {
     // Each checkpoint committed once.
     let mut seen = std::collections::HashSet::new();
     for s in summaries(&t) {
-        assert!(seen.insert((s["weir.run-id"].clone(), s["weir.checkpoint-id"].clone())), "checkpoint committed twice: {s:?}");
+        // (A compaction's snapshot is no checkpoint's.)
+        let (Some(run), Some(c)) = (s.get("weir.run-id"), s.get("weir.checkpoint-id")) else { continue };
+        assert!(seen.insert((run.clone(), c.clone())), "checkpoint committed twice: {s:?}");
     }
     t
 }
@@ -422,7 +464,7 @@ fn the_source_resumes_mid_scan_after_kill_9_exactly_once() {
     std::fs::write(
         &read,
         format!(
-            "name: back\nstate: {{dir: '{}'}}\ncheckpoint: {{interval: 50ms}}\nsources: [{{name: t, type: iceberg, parallelism: 2, catalog: {}, table: db.events, batch_size: 500}}]\nsinks: [{{name: out, type: file, input: t, parallelism: 2, path: '{}'}}]\n",
+            "name: back\nstate: {{dir: '{}'}}\ncheckpoint: {{interval: 20ms}}\nsources: [{{name: t, type: iceberg, parallelism: 2, catalog: {}, table: db.events, batch_size: 500}}]\nsinks: [{{name: out, type: file, input: t, parallelism: 2, path: '{}'}}]\n",
             lake.path("state-back").display(),
             lake.catalog(),
             lake.path("back").display()
@@ -430,16 +472,16 @@ fn the_source_resumes_mid_scan_after_kill_9_exactly_once() {
     )
     .unwrap();
     let args = ["run", "--progress", "0", read.to_str().unwrap()];
-    // Kill -9 until a kill lands after a checkpoint of the scan completed.
-    for ms in [250u64, 350, 450, 550, 650] {
-        let mut child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(ms));
-        assert!(child.try_wait().unwrap().is_none(), "the scan is still running after {ms} ms");
-        kill(child);
-        if !completed_checkpoints(&lake.path("state-back")).is_empty() {
-            break;
+    // Kill -9 as soon as a checkpoint of the scan has completed (the scan of
+    // 1 M rows outlasts a few 20 ms checkpoints, on a fast machine too).
+    let mut child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    while completed_checkpoints(&lake.path("state-back")).is_empty() {
+        if child.try_wait().unwrap().is_some() {
+            panic!("the scan ended before a checkpoint completed: {}", kill(child));
         }
+        std::thread::sleep(Duration::from_millis(2));
     }
+    kill(child);
     let log = finish(weir_cmd(&args, &[("WEIR_LOG", "info")]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
     assert!(log.contains("resuming from chk-"), "the last run resumed the scan from a checkpoint: {log}");
     let back = file_rows(&lake.path("back"));
@@ -459,4 +501,132 @@ fn the_source_resumes_mid_scan_after_kill_9_exactly_once() {
         );
     }
     assert_eq!(back, copy, "the rows the table was written with");
+}
+
+#[test]
+fn rest_catalog_tables_are_written_exactly_once_and_read_by_pyiceberg() {
+    // Iceberg's own REST catalog server holds the table; the sink creates it,
+    // commits through the catalog's commit endpoint, and recovers from a
+    // crash before a commit and five kill -9s by the snapshot history the
+    // catalog serves.
+    let lake = Lake::rest();
+    let p = spec(&lake, "rest", "count: 24000, rate: 4000, keys: 100, seed: 21", "150ms", "['bucket(2, key)']");
+    crash_fault_then_kill_5_times(&lake, &p, "iceberg-before-commit:3", 31);
+    let t = assert_exactly_once(&lake, 24000);
+    let sums = summaries(&t);
+    assert!(sums.len() >= 4, "{sums:?}");
+    assert!(sums.iter().all(|s| s["operation"] == "append" && s["weir.pipeline"] == "rest"), "{sums:?}");
+    let live: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect();
+    let removed = remove_orphans(&lake, "db.events", &live);
+    assert_eq!(rows(&lake.read("db.events", None)), rows(&t), "removing orphans leaves the table as it was");
+    // Expiry through the REST catalog keeps the run's latest checkpoint.
+    let (expired, err) = lake.iceberg("expire-snapshots", "db.events", &["--older-than", "0s"]);
+    assert_eq!(expired.len(), sums.len() - 1, "{err}");
+    let after = lake.read("db.events", None);
+    assert_eq!(rows(&after), rows(&t));
+    let last = sums.iter().map(|s| s["weir.checkpoint-id"].parse::<u64>().unwrap()).max().unwrap();
+    assert_eq!(summaries(&after).iter().map(|s| s["weir.checkpoint-id"].parse::<u64>().unwrap()).collect::<Vec<_>>(), vec![last]);
+    eprintln!("{} snapshots, {removed} orphan files removed", sums.len());
+}
+
+#[test]
+fn rest_catalog_specs_and_failures_get_errors_naming_the_catalog() {
+    let lake = Lake::new();
+    let schema = "[{name: id, type: long}]";
+    let cases = [
+        ("thrift://hms:9083", "/w", "sinks[0].catalog.uri: 'thrift://hms:9083' is not an http:// or https:// URI"),
+        ("http://u:p@host:8181", "/w", "sinks[0].catalog.uri: 'http://u:p@host:8181' names no host (or carries credentials; use token_env)"),
+        ("http://127.0.0.1:8181", "w", "sinks[0].catalog.warehouse_dir: 'w' is not an absolute path"),
+    ];
+    for (uri, dir, want) in cases {
+        let text = format!(
+            "name: v\nsources: [{{name: in, type: generator, count: 1}}]\nsinks:\n  - {{name: lake, type: iceberg, input: in, catalog: {{type: rest, uri: '{uri}', warehouse_dir: '{dir}'}}, table: db.t, schema: {schema}}}\n"
+        );
+        let out = refused(&lake.path("v.yaml"), &text);
+        assert!(out.contains(want), "{uri}: {out}");
+    }
+    // Nothing listens there: the run fails naming the catalog and the table.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let text = format!(
+        "name: v\nsources: [{{name: in, type: generator, count: 1}}]\nsinks:\n  - {{name: lake, type: iceberg, input: in, catalog: {{type: rest, uri: 'http://127.0.0.1:{port}', warehouse_dir: '{}'}}, table: db.t, schema: {schema}}}\n",
+        lake.path("w").display()
+    );
+    let p = lake.path("down.yaml");
+    std::fs::write(&p, text).unwrap();
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+    let e = stderr(&o);
+    assert!(!o.status.success(), "{e}");
+    assert!(e.contains("Iceberg table db.t") && e.contains(&format!("127.0.0.1:{port}")), "{e}");
+    // A token variable that is not set.
+    let text = std::fs::read_to_string(&p).unwrap().replace("warehouse_dir:", "token_env: WEIR_TEST_NO_SUCH_TOKEN, warehouse_dir:");
+    std::fs::write(&p, text).unwrap();
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+    let e = stderr(&o);
+    assert!(e.contains(&format!("REST catalog http://127.0.0.1:{port}: environment variable WEIR_TEST_NO_SUCH_TOKEN (token_env) is not set")), "{e}");
+}
+
+/// `weir iceberg compact TABLE ARGS` with environment `env`: the partitions
+/// it printed and its summary line.
+pub(crate) fn compact(lake: &Lake, table: &str, args: &[&str], env: &[(&str, &str)]) -> (Vec<String>, String) {
+    let c = lake.catalog_flag();
+    let w = lake.warehouse().display().to_string();
+    let mut all = vec!["iceberg", "compact", table];
+    all.extend(args);
+    all.extend(["--catalog", &c, "--warehouse", &w]);
+    let o = weir(&all, env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (String::from_utf8_lossy(&o.stdout).lines().map(str::to_string).collect(), stderr(&o))
+}
+
+#[test]
+fn compaction_rewrites_small_files_into_one_replace_snapshot_that_pyiceberg_reads_alike() {
+    let lake = Lake::new();
+    let p = spec(&lake, "small", "count: 4000, rate: 8000, keys: 20, seed: 3", "50ms", "['bucket(2, id)']");
+    run_ok(&p);
+    let before = lake.read("db.events", None);
+    let files_before = before["files"].as_array().unwrap().len();
+    assert!(files_before > 6, "checkpoints every 50 ms leave many small files: {files_before}");
+    let (parts, err) = compact(&lake, "db.events", &[], &[]);
+    assert_eq!(parts, ["id_bucket=0", "id_bucket=1"], "{err}");
+    assert!(err.contains(&format!("rewrote {files_before} data files")) && err.contains("of 2 partitions into 2 files"), "{err}");
+    assert!(err.contains("4000 rows"), "{err}");
+    let after = lake.read("db.events", None);
+    assert_eq!(rows(&after), rows(&before), "the same rows");
+    assert_eq!(rows(&after), file_rows(&lake.path("copy")));
+    assert_eq!(after["files"].as_array().unwrap().len(), 2, "one file per partition");
+    let sums = summaries(&after);
+    let last = sums.last().unwrap();
+    assert_eq!(last["operation"], "replace");
+    assert_eq!(last["deleted-data-files"], files_before.to_string());
+    assert_eq!(last["total-data-files"], "2");
+    assert_eq!(last["total-records"], "4000");
+    // The snapshot before the compaction still reads as it did.
+    let prev = after["snapshots"].as_array().unwrap()[sums.len() - 2]["id"].as_i64().unwrap();
+    assert_eq!(rows(&lake.read("db.events", Some(prev))), rows(&before));
+    // Nothing is left to do; one partition alone is accepted, an unknown one does nothing.
+    let (parts, err) = compact(&lake, "db.events", &[], &[]);
+    assert!(parts.is_empty() && err.contains("nothing to compact"), "{err}");
+    let (parts, err) = compact(&lake, "db.events", &["--partition", "id_bucket=7", "--min-files", "1"], &[]);
+    assert!(parts.is_empty() && err.contains("nothing to compact"), "{err}");
+    // A bad size is named.
+    let o = weir(&["iceberg", "compact", "db.events", "--target-file-size", "12 parsecs", "--catalog", "sqlite:///x.db", "--warehouse", "/x"], &[]);
+    assert!(!o.status.success() && stderr(&o).contains("--target-file-size"), "{}", stderr(&o));
+}
+
+#[test]
+fn compaction_beside_a_streaming_append_keeps_every_commit_of_both() {
+    // The compaction pauses between its rewrite and its commit while the
+    // sink goes on committing checkpoints: it commits on top of them, and the
+    // table ends with every record once.
+    let lake = Lake::new();
+    let p = spec(&lake, "busy", "count: 16000, rate: 4000, keys: 50, seed: 8", "100ms", "['bucket(2, id)']");
+    let child = weir_cmd(&["run", "--progress", "0", p.to_str().unwrap()], &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, err) = compact(&lake, "db.events", &[], &[("WEIR_FAULT", "iceberg-compact-pause:1000")]);
+    assert!(err.contains("committed on top of"), "the sink committed while the compaction paused: {err}");
+    let log = finish(child);
+    let t = assert_exactly_once(&lake, 16000);
+    let ops: Vec<String> = summaries(&t).iter().map(|s| s["operation"].clone()).collect();
+    assert_eq!(ops.iter().filter(|o| *o == "replace").count(), 1, "{ops:?}");
+    assert_ne!(ops.last().map(String::as_str), Some("replace"), "the sink committed after the compaction: {ops:?}\n{log}");
 }

@@ -14,7 +14,7 @@ use std::process::Command;
 use serde_json::Value;
 
 use crate::common::{parts, stderr, weir};
-use crate::iceberg::{Lake, crash_fault_then_kill_5_times, pipeline, refused_sink, remove_orphans, run_ok, summaries};
+use crate::iceberg::{Lake, compact, crash_fault_then_kill_5_times, pipeline, refused_sink, remove_orphans, run_ok, summaries};
 
 const DUCKDB: &[&str] = &["duckdb==1.5.5", "duckdb-extension-iceberg==1.5.5", "duckdb-extension-avro==1.5.5"];
 /// Spark 3.5 with Iceberg's Java runtime 1.10.2 (its jar is in that PyPI
@@ -26,7 +26,7 @@ fn spark(lake: &Lake, table: &str) -> Value {
     let site = weir_test_services::python_packages("spark", SPARK).expect("PySpark installs");
     let o = Command::new("python3")
         .arg(weir_test_support::root().join("tests/iceberg/read_spark.py"))
-        .arg(lake.path("catalog.db"))
+        .arg(lake.catalog_arg())
         .args(["weir", table, "--key", "key"])
         .env("PYTHONPATH", site)
         .output()
@@ -41,11 +41,11 @@ fn duck(lake: &Lake, table: &str) -> Value {
     let site = weir_test_services::python_packages("duckdb", DUCKDB).expect("DuckDB installs");
     let mut cmd = Command::new("python3");
     cmd.arg(weir_test_support::root().join("tests/iceberg/read_duckdb.py"))
-        .arg(lake.path("catalog.db"))
+        .arg(lake.catalog_arg())
         .args(["weir", table, "--key", "key"])
         .env("PYTHONPATH", site);
     let o = cmd.output().unwrap();
-    assert!(o.status.success(), "DuckDB failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "DuckDB failed: {}{}", String::from_utf8_lossy(&o.stderr), lake.server_log());
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
@@ -185,6 +185,103 @@ fn upsert_exactly_once_through_kill_9_and_crashes_around_the_iceberg_commit() {
         assert_eq!(by_key(&duck(&lake, "db.accounts")), want, "removing orphans leaves the table as it was");
         eprintln!("{fault}: {} keys, {} snapshots, {removed} orphan files removed", want.len(), seen.len());
     }
+}
+
+#[test]
+fn upsert_through_a_rest_catalog_exactly_once_as_duckdb_reads_it() {
+    // Row deltas through Iceberg's own REST catalog server: its commit
+    // endpoint checks the main branch's head (the compare-and-swap), through
+    // a crash right after a commit and five kill -9s.
+    let lake = Lake::rest();
+    let p = spec(&lake, "restcdc", "count: 24000, rate: 4000, keys: 200, seed: 13, deletes: 0.1", "150ms");
+    crash_fault_then_kill_5_times(&lake, &p, "iceberg-after-commit:3", 7);
+    let t = duck(&lake, "db.accounts");
+    let want = model(&lake.path("copy"), BTreeMap::new());
+    assert_eq!(by_key(&t), want, "each key's last change, exactly once");
+    let sums = summaries(&t);
+    let mut seen = std::collections::HashSet::new();
+    for s in &sums {
+        assert!(seen.insert((s["weir.run-id"].clone(), s["weir.checkpoint-id"].clone())), "checkpoint committed twice: {s:?}");
+    }
+    assert!(sums.iter().any(|s| s.contains_key("added-equality-deletes")), "{sums:?}");
+    let live: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f[1].as_str().unwrap()).collect();
+    remove_orphans(&lake, "db.accounts", &live);
+    // Weir's Iceberg source reads it back through the REST catalog.
+    let read = lake.path("read.yaml");
+    std::fs::write(
+        &read,
+        format!(
+            "name: back\nsources: [{{name: t, type: iceberg, catalog: {}, table: db.accounts}}]\nsinks: [{{name: out, type: file, input: t, path: '{}'}}]\n",
+            lake.catalog(),
+            lake.path("back").display()
+        ),
+    )
+    .unwrap();
+    run_ok(&read);
+    let back: BTreeMap<String, Value> = parts(&lake.path("back"))
+        .concat()
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["key"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    assert_eq!(back, want);
+}
+
+#[test]
+fn compaction_folds_an_upsert_tables_deletes_into_its_data_files_as_duckdb_and_spark_read_it() {
+    let lake = Lake::new();
+    let p = spec(&lake, "fold", "count: 6000, rate: 12000, keys: 80, seed: 9, deletes: 0.2", "60ms");
+    run_ok(&p);
+    let want = model(&lake.path("copy"), BTreeMap::new());
+    let kinds = |t: &Value| -> std::collections::BTreeSet<String> { t["files"].as_array().unwrap().iter().map(|f| f[0].as_str().unwrap().to_string()).collect() };
+    assert_eq!(kinds(&duck(&lake, "db.accounts")).len(), 3, "data, equality and position deletes before");
+    let (parts, err) = compact(&lake, "db.accounts", &[], &[]);
+    assert_eq!(parts.len(), 4, "every bucket had deletes: {err}");
+    let t = duck(&lake, "db.accounts");
+    assert_eq!(by_key(&t), want, "the same rows, deletes applied once and for all");
+    assert_eq!(kinds(&t), ["DATA".to_string()].into(), "no delete file is left: {err}");
+    assert_eq!(t["files"].as_array().unwrap().len(), 4, "one data file per bucket");
+    let last = summaries(&t).pop().unwrap();
+    assert_eq!((last["operation"].as_str(), last["total-delete-files"].as_str()), ("replace", "0"), "{last:?}");
+    assert_eq!(last["total-records"], want.len().to_string(), "{last:?}");
+    // Iceberg's Java reader agrees, at every snapshot.
+    assert_eq!(by_key(&spark(&lake, "db.accounts")), want, "Spark reads the compacted table as DuckDB does");
+    // The sink goes on upserting into the compacted table: its equality
+    // deletes reach the rewritten rows.
+    std::fs::remove_dir_all(lake.path("state")).unwrap();
+    std::fs::remove_dir_all(lake.path("copy")).unwrap();
+    let p = spec(&lake, "fold", "count: 2000, rate: 12000, keys: 80, seed: 10, deletes: 0.2", "60ms");
+    run_ok(&p);
+    let want = model(&lake.path("copy"), want);
+    assert_eq!(by_key(&duck(&lake, "db.accounts")), want);
+}
+
+#[test]
+fn compaction_beside_a_streaming_upsert_loses_no_change_committed_meanwhile() {
+    // The rewritten files keep the starting snapshot's sequence number, so
+    // that the equality deletes the sink commits while the compaction runs
+    // reach the rows it rewrote; it commits on top of the sink's snapshots.
+    let lake = Lake::new();
+    // 3000 keys: many change again after the compaction read them, many do
+    // not (their rows in the table are the rewritten ones).
+    let p = spec(&lake, "busy", "count: 16000, rate: 4000, keys: 3000, seed: 14, deletes: 0.1", "100ms");
+    let child = crate::common::weir_cmd(&["run", "--progress", "0", p.to_str().unwrap()], &[])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let (_, err) = compact(&lake, "db.accounts", &[], &[("WEIR_FAULT", "iceberg-compact-pause:1000")]);
+    assert!(err.contains("committed on top of"), "the sink committed while the compaction paused: {err}");
+    assert!(!err.contains(" 0 rows)"), "the compaction rewrote rows: {err}");
+    eprintln!("{err}");
+    crate::common::finish(child);
+    let t = duck(&lake, "db.accounts");
+    assert_eq!(by_key(&t), model(&lake.path("copy"), BTreeMap::new()), "every change once, in order");
+    let ops: Vec<String> = summaries(&t).iter().map(|s| s["operation"].clone()).collect();
+    assert_eq!(ops.iter().filter(|o| *o == "replace").count(), 1, "{ops:?}");
 }
 
 #[test]
