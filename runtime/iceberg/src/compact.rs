@@ -29,10 +29,9 @@ use arrow_array::RecordBatch;
 use futures::StreamExt;
 use iceberg::spec::{
     DataContentType, DataFile, ManifestContentType, ManifestEntry, ManifestFile, ManifestListWriter, ManifestWriterBuilder, Operation,
-    Snapshot, SnapshotReference, SnapshotRetention, Struct, Summary, MAIN_BRANCH,
+    Snapshot, Struct, Summary,
 };
 use iceberg::table::Table;
-use iceberg::{TableRequirement, TableUpdate};
 
 use crate::IcebergError;
 use crate::catalog::Lake;
@@ -224,19 +223,8 @@ pub fn compact(catalog: &CatalogConfig, table: &str, opts: &CompactOptions) -> R
                 return Err(IcebergError::data(table, format!("{why}; nothing committed, run it again")));
             }
         };
-        let hm = head.metadata();
         let id = snap.snapshot_id();
-        let requirements = vec![
-            TableRequirement::UuidMatch { uuid: hm.uuid() },
-            TableRequirement::RefSnapshotIdMatch { r#ref: MAIN_BRANCH.to_string(), snapshot_id: hm.current_snapshot_id() },
-        ];
-        let updates = vec![
-            TableUpdate::AddSnapshot { snapshot: snap },
-            TableUpdate::SetSnapshotRef {
-                ref_name: MAIN_BRANCH.to_string(),
-                reference: SnapshotReference::new(id, SnapshotRetention::branch(None, None, None)),
-            },
-        ];
+        let (requirements, updates) = crate::delta::onto_main(&head, snap);
         if lake.commit_updates(&head, requirements, updates)? {
             out.snapshot = Some(id);
             out.rebased = attempt - out.redone;
@@ -365,13 +353,7 @@ async fn stage(
     let m = head.metadata();
     let io = head.file_io();
     let parent = m.current_snapshot().expect("the table had a snapshot when the compaction started");
-    let id = loop {
-        let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
-        let id = ((a ^ b) & (i64::MAX as u64)) as i64;
-        if id != 0 && m.snapshots().all(|s| s.snapshot_id() != id) {
-            break id;
-        }
-    };
+    let id = crate::delta::unique_id(head);
     let seq = m.next_sequence_number();
     let attempt = uuid::Uuid::new_v4();
     let schema = m.current_schema().clone();

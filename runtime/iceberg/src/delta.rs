@@ -26,6 +26,14 @@ use crate::catalog::Lake;
 /// `None` when another writer moved the table first.
 pub fn commit(lake: &Lake, table: &Table, files: &[DataFile], props: &HashMap<String, String>) -> std::result::Result<Option<i64>, IcebergError> {
     let snapshot = lake.rt.block_on(stage(table, files, props)).map_err(|e| IcebergError::iceberg(&lake.table, e))?;
+    let id = snapshot.snapshot_id();
+    let (requirements, updates) = onto_main(table, snapshot);
+    Ok(lake.commit_updates(table, requirements, updates)?.then_some(id))
+}
+
+/// The requirements and updates that make `snapshot` the head of `table`'s
+/// main branch if the head is still the one `table` has.
+pub(crate) fn onto_main(table: &Table, snapshot: Snapshot) -> (Vec<TableRequirement>, Vec<TableUpdate>) {
     let m = table.metadata();
     let id = snapshot.snapshot_id();
     let requirements = vec![
@@ -39,10 +47,11 @@ pub fn commit(lake: &Lake, table: &Table, files: &[DataFile], props: &HashMap<St
             reference: SnapshotReference::new(id, SnapshotRetention::branch(None, None, None)),
         },
     ];
-    Ok(lake.commit_updates(table, requirements, updates)?.then_some(id))
+    (requirements, updates)
 }
 
-fn unique_id(table: &Table) -> i64 {
+/// A snapshot id that `table` has not used.
+pub(crate) fn unique_id(table: &Table) -> i64 {
     loop {
         let (a, b) = uuid::Uuid::new_v4().as_u64_pair();
         let id = ((a ^ b) & (i64::MAX as u64)) as i64;

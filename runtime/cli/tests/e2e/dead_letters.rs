@@ -192,7 +192,9 @@ fn kind(i: u64) -> &'static str {
 #[test]
 fn killed_runs_put_every_record_exactly_once_in_the_output_or_the_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
-    let n: u64 = 300_000;
+    // Enough input that a run killed within 40 ms of each new checkpoint
+    // (100 ms apart) is killed at least three times on a fast machine too.
+    let n: u64 = 600_000;
     let text: String = (1..=n)
         .map(|i| match kind(i) {
             "unreadable" => format!("{{\"k\":\"k{}\",broken {i}\n", i % 50),
@@ -232,7 +234,7 @@ fn killed_runs_put_every_record_exactly_once_in_the_output_or_the_dead_letters()
         seed ^= seed >> 7;
         seed ^= seed << 17;
         if !ended {
-            std::thread::sleep(Duration::from_millis(seed % 150));
+            std::thread::sleep(Duration::from_millis(seed % 40));
         }
         if ended || child.try_wait().unwrap().is_some() {
             resumed += usize::from(finish(child).contains("resuming from chk-"));
@@ -243,6 +245,7 @@ fn killed_runs_put_every_record_exactly_once_in_the_output_or_the_dead_letters()
         kills += 1;
     }
     assert!(kills >= 3 && resumed >= 3, "{kills} kills, {resumed} resumed runs (seed {first_seed})");
+    eprintln!("{kills} kills, {resumed} resumed runs");
 
     let mut seen: BTreeMap<u64, &str> = BTreeMap::new();
     for v in json(&parts(&dir.path().join("out")).concat()) {
