@@ -82,6 +82,29 @@ fn by_key(t: &Value) -> BTreeMap<String, Value> {
     out
 }
 
+/// `db.accounts` as Weir's Iceberg source reads it (at `parallelism`), by key;
+/// no key twice.
+fn read_back(lake: &Lake, parallelism: u32) -> BTreeMap<String, Value> {
+    let read = lake.path("read.yaml");
+    std::fs::write(
+        &read,
+        format!(
+            "name: back\nsources: [{{name: t, type: iceberg, parallelism: {parallelism}, catalog: {}, table: db.accounts}}]\nsinks: [{{name: out, type: file, input: t, path: '{}'}}]\n",
+            lake.catalog(),
+            lake.path("back").display()
+        ),
+    )
+    .unwrap();
+    run_ok(&read);
+    let mut out = BTreeMap::new();
+    for l in parts(&lake.path("back")).concat() {
+        let v: Value = serde_json::from_str(&l).unwrap();
+        let k = v["key"].as_str().unwrap().to_string();
+        assert!(out.insert(k.clone(), v).is_none(), "key {k} twice in what the source read");
+    }
+    out
+}
+
 const SCHEMA: &str = "[{name: id, type: long, required: true}, {name: key, type: string, required: true}, {name: amount, type: long}, {name: ts, type: long}]";
 
 /// A change-stream generator → (upsert Iceberg sink, file sink) pipeline.
@@ -129,27 +152,7 @@ fn upsert_sink_keeps_the_last_change_of_each_key_as_duckdb_reads_it() {
     assert!(sums.iter().any(|s| s.contains_key("added-position-deletes")), "some key changed twice within a checkpoint: {sums:?}");
 
     // Weir's own Iceberg source applies the deletes too.
-    let read = lake.path("read.yaml");
-    std::fs::write(
-        &read,
-        format!(
-            "name: back\nsources: [{{name: t, type: iceberg, parallelism: 2, catalog: {}, table: db.accounts}}]\nsinks: [{{name: out, type: file, input: t, path: '{}'}}]\n",
-            lake.catalog(),
-            lake.path("back").display()
-        ),
-    )
-    .unwrap();
-    run_ok(&read);
-    let lines = parts(&lake.path("back")).concat();
-    assert_eq!(lines.len(), want.len(), "one row per live key");
-    let back: BTreeMap<String, Value> = lines
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["key"].as_str().unwrap().to_string(), v)
-        })
-        .collect();
-    assert_eq!(back, want, "the Iceberg source reads the upsert table as DuckDB does");
+    assert_eq!(read_back(&lake, 2), want, "the Iceberg source reads the upsert table as DuckDB does");
 
     // A second run (a fresh start, other changes) upserts into what the
     // first left: its equality deletes reach the first run's rows.
@@ -207,26 +210,7 @@ fn upsert_through_a_rest_catalog_exactly_once_as_duckdb_reads_it() {
     let live: Vec<&str> = t["files"].as_array().unwrap().iter().map(|f| f[1].as_str().unwrap()).collect();
     remove_orphans(&lake, "db.accounts", &live);
     // Weir's Iceberg source reads it back through the REST catalog.
-    let read = lake.path("read.yaml");
-    std::fs::write(
-        &read,
-        format!(
-            "name: back\nsources: [{{name: t, type: iceberg, catalog: {}, table: db.accounts}}]\nsinks: [{{name: out, type: file, input: t, path: '{}'}}]\n",
-            lake.catalog(),
-            lake.path("back").display()
-        ),
-    )
-    .unwrap();
-    run_ok(&read);
-    let back: BTreeMap<String, Value> = parts(&lake.path("back"))
-        .concat()
-        .iter()
-        .map(|l| {
-            let v: Value = serde_json::from_str(l).unwrap();
-            (v["key"].as_str().unwrap().to_string(), v)
-        })
-        .collect();
-    assert_eq!(back, want);
+    assert_eq!(read_back(&lake, 1), want);
 }
 
 #[test]
