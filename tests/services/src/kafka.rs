@@ -60,7 +60,8 @@ impl KafkaBroker {
         proc::write_log4j2(&d.join("log4j2.properties"), "info", "SYSTEM_OUT")?;
         let mut format = tool_command(&libs, "kafka.tools.StorageTool")?;
         format.arg("format").arg("--config").arg(d.join("server.properties"));
-        format.args(["--cluster-id", &cluster_id()?, "--standalone"]);
+        // `=`: an id may start with '-', which would read as an option.
+        format.arg(format!("--cluster-id={}", cluster_id()?)).arg("--standalone");
         proc::run_logged(&mut format, "kafka-storage format", &d.join("format.log"))?;
         let mut broker = KafkaBroker { proc: None, port, libs, dir };
         broker.restart()?;
