@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::metadata::Metadata;
 
 /// How long a metadata request may take before the cluster counts as
@@ -96,14 +96,14 @@ pub(crate) fn config(bootstrap: &str, ours: &[(&str, &str)], properties: &BTreeM
 }
 
 /// The cluster's metadata, or an error saying it cannot be reached.
-pub(crate) fn metadata(consumer: &BaseConsumer, bootstrap: &str, topic: Option<&str>) -> Result<Metadata, KafkaError> {
+pub(crate) fn metadata<C: ConsumerContext>(consumer: &BaseConsumer<C>, bootstrap: &str, topic: Option<&str>) -> Result<Metadata, KafkaError> {
     consumer
         .fetch_metadata(topic, METADATA_TIMEOUT)
         .map_err(|e| KafkaError::Unreachable { bootstrap: bootstrap.to_string(), message: e.to_string() })
 }
 
 /// The partitions of `topic`, or an error if it does not exist.
-pub(crate) fn partitions(consumer: &BaseConsumer, bootstrap: &str, topic: &str) -> Result<Vec<i32>, KafkaError> {
+pub(crate) fn partitions<C: ConsumerContext>(consumer: &BaseConsumer<C>, bootstrap: &str, topic: &str) -> Result<Vec<i32>, KafkaError> {
     let md = metadata(consumer, bootstrap, Some(topic))?;
     let t = md.topics().iter().find(|t| t.name() == topic);
     match t {

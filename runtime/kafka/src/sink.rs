@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::client::ClientContext;
 use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
@@ -168,6 +168,12 @@ const STATE_FILE: &str = "kafka-sink.state";
 /// How long a flush or commit may wait for the cluster (a broker outage
 /// shorter than this is ridden out).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long recording an epoch's progress may take before its producer
+/// counts as stuck and is replaced: librdkafka 2.10 and later can wait
+/// forever for a group coordinator it cached before a broker restart
+/// (confluentinc/librdkafka#5511), ignoring the call's timeout, while the
+/// broker aborts the idle transaction when `transaction.timeout.ms` passes.
+const STUCK_AFTER: Duration = Duration::from_secs(15);
 
 /// Delivery failures, reported by librdkafka's callback.
 #[derive(Default)]
@@ -189,7 +195,7 @@ impl ProducerContext for Failures {
     }
 }
 
-type Prod = BaseProducer<Failures>;
+type Prod = Arc<BaseProducer<Failures>>;
 
 fn sink_err(e: KafkaError) -> SinkError {
     SinkError(Box::new(e))
@@ -210,7 +216,9 @@ impl Shared {
             ours.push(("transactional.id", id));
         }
         let cfg = client::config(&c.bootstrap, &ours, &c.properties);
-        cfg.create_with_context(Failures::default()).map_err(|e| KafkaError::client(format!("cannot create a producer for {}", c.bootstrap), e))
+        cfg.create_with_context(Failures::default())
+            .map(Arc::new)
+            .map_err(|e| KafkaError::client(format!("cannot create a producer for {}", c.bootstrap), e))
     }
 
     /// A transactional producer, fenced in: any older producer with its id
@@ -236,17 +244,98 @@ impl Shared {
         Progress::new(&self.config.bootstrap, &self.config.properties, &format!("{}-{task}", self.prefix), &self.progress_topic)
     }
 
-    /// Send `records` and the progress of `epoch` in one transaction of `p`,
-    /// and commit it.
-    fn resend(&self, p: &Prod, progress: &Progress, run: &str, epoch: u64, records: &[Rec]) -> Result<(), KafkaError> {
+    /// Send `records` and the progress of `epoch` in one transaction of `p`
+    /// (slot `slot` of task `task`), and commit it.
+    fn resend(&self, task: u32, slot: u32, p: Prod, progress: &Progress, run: &str, epoch: u64, records: &[Rec]) -> Result<Prod, KafkaError> {
         p.begin_transaction().map_err(|e| KafkaError::client("cannot begin a transaction", e))?;
         for r in records {
-            send(p, r)?;
+            send(&p, r)?;
         }
-        p.send_offsets_to_transaction(&progress.offsets(epoch, run)?, &progress.group_metadata()?, FLUSH_TIMEOUT)
-            .map_err(|e| KafkaError::client("cannot record progress", e))?;
+        let p = self.record_progress(task, slot, p, progress, run, epoch, records)?;
         p.commit_transaction(FLUSH_TIMEOUT).map_err(|e| KafkaError::client(format!("cannot commit the resent epoch {epoch}"), e))?;
-        delivered(p)
+        delivered(&p)?;
+        Ok(p)
+    }
+
+    /// Add the progress of `epoch` to the open transaction of `p` (slot
+    /// `slot` of task `task`), which holds `records`. A producer stuck at it
+    /// is replaced by a new one with its transactional id, which fences it
+    /// (the broker aborts its transaction), and the epoch's records are sent
+    /// again in the new producer's transaction. Returns the producer whose
+    /// transaction now holds the epoch.
+    #[allow(clippy::too_many_arguments)]
+    fn record_progress(&self, task: u32, slot: u32, mut p: Prod, progress: &Progress, run: &str, epoch: u64, records: &[Rec]) -> Result<Prod, KafkaError> {
+        let deadline = Instant::now() + FLUSH_TIMEOUT;
+        loop {
+            match send_offsets_watched(&p, progress.offsets(epoch, run)?, progress.group_metadata()?)? {
+                Some(r) => {
+                    r.map_err(|e| KafkaError::client(format!("epoch {epoch}: cannot record progress"), e))?;
+                    return Ok(p);
+                }
+                None if Instant::now() >= deadline => {
+                    return Err(KafkaError::Other(format!(
+                        "epoch {epoch}: the transaction's progress could not be recorded within {}s (group coordinator of {}-{task} unreachable)",
+                        FLUSH_TIMEOUT.as_secs(),
+                        self.prefix
+                    )));
+                }
+                None => {
+                    tracing::warn!(
+                        sink = self.prefix,
+                        task,
+                        epoch,
+                        records = records.len(),
+                        "recording the progress of epoch {epoch} is stuck after {}s; replacing the transactional producer and sending the epoch's records again",
+                        STUCK_AFTER.as_secs()
+                    );
+                    p = self.transactional(task, slot)?;
+                    p.begin_transaction().map_err(|e| KafkaError::client("cannot begin a transaction", e))?;
+                    for r in records {
+                        send(&p, r)?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Fault injection for tests (`WEIR_FAULT=kafka-progress-stuck:N`): the
+/// N-th progress record of the process hangs, as librdkafka's does when it
+/// waits for a group coordinator it cached before a broker restart.
+fn progress_fault() -> bool {
+    static CALLS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    static AT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| {
+        std::env::var("WEIR_FAULT").ok().and_then(|f| f.strip_prefix("kafka-progress-stuck:").and_then(|n| n.parse().ok()))
+    });
+    at.is_some_and(|n| CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1 == n)
+}
+
+/// `send_offsets_to_transaction` on a thread of its own, waited for at most
+/// `STUCK_AFTER` (`None`: still running; the thread keeps its producer until
+/// the call returns, failing once the producer is fenced).
+fn send_offsets_watched(
+    p: &Prod,
+    offsets: rdkafka::TopicPartitionList,
+    group: rdkafka::consumer::ConsumerGroupMetadata,
+) -> Result<Option<rdkafka::error::KafkaResult<()>>, KafkaError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let p = p.clone();
+    let stuck = progress_fault();
+    std::thread::Builder::new()
+        .name("weir-kafka-progress".into())
+        .spawn(move || {
+            if stuck {
+                tracing::error!("fault injection: recording progress hangs (as librdkafka#5511 does) for {}s", 2 * STUCK_AFTER.as_secs());
+                std::thread::sleep(2 * STUCK_AFTER);
+            }
+            let _ = tx.send(p.send_offsets_to_transaction(&offsets, &group, FLUSH_TIMEOUT));
+        })
+        .map_err(|e| KafkaError::Other(format!("cannot start a thread to record progress: {e}")))?;
+    match rx.recv_timeout(STUCK_AFTER) {
+        Ok(r) => Ok(Some(r)),
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Ok(None),
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => Err(KafkaError::Other("the thread recording progress ended without an answer".into())),
     }
 }
 
@@ -359,7 +448,7 @@ impl SinkFactory for KafkaSink {
                     records = records.len(),
                     "the transaction of completed checkpoint {epoch} did not commit before the job stopped; sending its records again"
                 );
-                self.resend(&producers[0], &progress, &run, *epoch, records).map_err(sink_err)?;
+                producers[0] = self.resend(task, 0, producers[0].clone(), &progress, &run, *epoch, records).map_err(sink_err)?;
             }
         }
         Ok(())
@@ -465,9 +554,10 @@ impl Sink for Writer {
         let sink = self.sink.clone();
         let task = self.task;
         let Mode::ExactlyOnce(e) = &mut self.mode else { return self.flush() };
+        let slot = e.current.0;
+        let p = sink.record_progress(task, slot, e.current.1.clone(), &e.progress, &e.run, epoch, &e.open).map_err(sink_err)?;
+        e.current.1 = p;
         let p = &e.current.1;
-        p.send_offsets_to_transaction(&e.progress.offsets(epoch, &e.run).map_err(sink_err)?, &e.progress.group_metadata().map_err(sink_err)?, FLUSH_TIMEOUT)
-            .map_err(|err| sink_err(KafkaError::client(format!("epoch {epoch}: cannot record progress"), err)))?;
         p.flush(FLUSH_TIMEOUT).map_err(|err| sink_err(KafkaError::client(format!("epoch {epoch}: cannot flush"), err)))?;
         delivered(p).map_err(sink_err)?;
         let next = match e.free.pop_front() {

@@ -8,10 +8,12 @@
 //! kept per partition.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -212,7 +214,7 @@ fn source_err(e: KafkaError) -> SourceError {
 impl SourceFactory for KafkaSource {
     fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Source>, SourceError> {
         let c = &self.config;
-        let consumer: BaseConsumer = client::config(
+        let consumer: BaseConsumer<Commits> = client::config(
             &c.bootstrap,
             &[
                 ("group.id", &self.group),
@@ -224,7 +226,7 @@ impl SourceFactory for KafkaSource {
             ],
             &c.properties,
         )
-        .create()
+        .create_with_context(Commits::default())
         .map_err(|e| source_err(KafkaError::client(format!("cannot create a consumer for {}", c.bootstrap), e)))?;
         // Every task's positions in the checkpoint: this task takes its partitions'.
         let mut restored: HashMap<(String, i32), Position> = HashMap::new();
@@ -247,6 +249,7 @@ impl SourceFactory for KafkaSource {
             splits: self.splits.clone(),
             bounded: self.until.is_some(),
             commit: Default::default(),
+            commits_issued: 0,
             next_discovery: Instant::now(),
             warned: None,
             final_committed: false,
@@ -291,9 +294,26 @@ impl Part {
     }
 }
 
+/// The source consumer's asynchronous commits: how many have finished, and
+/// the last one's result (librdkafka reports them in order).
+#[derive(Default)]
+struct Commits {
+    done: AtomicU64,
+    last: Mutex<Option<rdkafka::error::KafkaResult<()>>>,
+}
+
+impl ClientContext for Commits {}
+
+impl ConsumerContext for Commits {
+    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
+        *self.last.lock().unwrap() = Some(result);
+        self.done.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 struct Reader {
     source: KafkaSourceConfig,
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<Commits>,
     topics: TopicChoice,
     group: String,
     task: u32,
@@ -304,6 +324,8 @@ struct Reader {
     bounded: bool,
     /// The positions of the last checkpoint, committed when it completes.
     commit: std::cell::RefCell<Option<Vec<Position>>>,
+    /// Asynchronous commits made so far (see `Commits`).
+    commits_issued: u64,
     next_discovery: Instant,
     /// The last transient error logged, and when.
     warned: Option<Instant>,
@@ -455,13 +477,38 @@ impl Reader {
             for p in &self.parts {
                 let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
             }
-            if tpl.count() > 0
-                && let Err(e) = self.consumer.commit(&tpl, CommitMode::Sync)
-            {
-                tracing::warn!(group = self.group, "kafka source: cannot commit the final offsets: {e}");
+            if tpl.count() > 0 {
+                match self.commit_async(&tpl) {
+                    Err(e) => tracing::warn!(group = self.group, "kafka source: cannot commit the final offsets: {e}"),
+                    Ok(()) => self.await_commits(),
+                }
             }
         }
         SourcePoll::Exhausted
+    }
+
+    fn commit_async(&mut self, tpl: &TopicPartitionList) -> rdkafka::error::KafkaResult<()> {
+        self.consumer.commit(tpl, CommitMode::Async)?;
+        self.commits_issued += 1;
+        Ok(())
+    }
+
+    /// Wait, for a bounded time, until every commit made so far finished
+    /// (a blocking commit waits as long as the group coordinator is away).
+    fn await_commits(&self) {
+        let deadline = Instant::now() + TIMEOUT;
+        let cx = self.consumer.context();
+        while cx.done.load(Ordering::SeqCst) < self.commits_issued {
+            if Instant::now() >= deadline {
+                tracing::warn!(group = self.group, "kafka source: the final offsets were not confirmed committed within {}s (the checkpoint holds them)", TIMEOUT.as_secs());
+                return;
+            }
+            // Every partition is paused at its end: this serves callbacks only.
+            let _ = self.consumer.poll(Duration::from_millis(50));
+        }
+        if let Some(Err(e)) = cx.last.lock().unwrap().take() {
+            tracing::warn!(group = self.group, "kafka source: cannot commit the final offsets: {e}");
+        }
     }
 
     /// Pause the partitions a bounded source is done with, so that it reads
@@ -608,7 +655,7 @@ impl Source for Reader {
             tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
                 .map_err(|e| source_err(KafkaError::client("cannot commit offsets", e)))?;
         }
-        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
+        if let Err(e) = self.commit_async(&tpl) {
             // Committed offsets are for monitoring; the checkpoint holds the truth.
             tracing::warn!(group = self.group, epoch, "kafka source: cannot commit offsets: {e}");
         }
