@@ -56,7 +56,7 @@ impl SourceConnector for FileSources {
             FileFormat::Lines => (false, "lines of text (format: lines)"),
             FileFormat::JsonLines => (true, "JSON lines"),
         };
-        RecordShape { keyed: Some(false), json: Some(json), described }
+        RecordShape { keyed: Some(false), json: Some(json), described, changelog: false }
     }
 }
 

@@ -83,7 +83,7 @@ impl SourceConnector for Generators {
     }
 
     fn records(&self, _: &GeneratorSpec) -> RecordShape {
-        RecordShape { keyed: Some(true), json: Some(true), described: "generated events" }
+        RecordShape { keyed: Some(true), json: Some(true), described: "generated events", changelog: false }
     }
 }
 

@@ -25,6 +25,41 @@ impl Origin {
     }
 }
 
+/// What a row is in a changelog (Flink's `RowKind`): an insert, the old and
+/// new rows of an update, or a delete. Append-only streams have inserts only.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum RowKind {
+    #[default]
+    Insert = 0,
+    UpdateBefore = 1,
+    UpdateAfter = 2,
+    Delete = 3,
+}
+
+impl RowKind {
+    /// Flink's short form: `+I`, `-U`, `+U`, `-D`.
+    pub fn short(self) -> &'static str {
+        match self {
+            RowKind::Insert => "+I",
+            RowKind::UpdateBefore => "-U",
+            RowKind::UpdateAfter => "+U",
+            RowKind::Delete => "-D",
+        }
+    }
+
+    /// A row that removes its key's earlier row (`-U`, `-D`).
+    pub fn retracts(self) -> bool {
+        matches!(self, RowKind::UpdateBefore | RowKind::Delete)
+    }
+}
+
+impl std::fmt::Display for RowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
 /// One header of one row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -35,6 +70,8 @@ pub struct Header {
 
 /// Records in columnar form. Row `i`'s key is `keys[key_ends[i-1]..key_ends[i]]`
 /// (with `key_ends[-1] = 0`); values likewise. `headers` is sparse and sorted by row.
+/// `kinds` is empty in an append-only batch (every row an insert), else one
+/// per row.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RecordBatch {
     pub keys: Vec<u8>,
@@ -44,6 +81,7 @@ pub struct RecordBatch {
     pub timestamps: Vec<i64>,
     pub headers: Vec<Header>,
     pub origins: Vec<Origin>,
+    pub kinds: Vec<RowKind>,
 }
 
 /// A borrowed view of one row.
@@ -74,6 +112,7 @@ impl RecordBatch {
             timestamps: Vec::with_capacity(rows),
             headers: Vec::new(),
             origins: Vec::with_capacity(rows),
+            kinds: Vec::new(),
         }
     }
 
@@ -108,6 +147,16 @@ impl RecordBatch {
         }
     }
 
+    /// The kind of row `i`.
+    pub fn kind(&self, i: usize) -> RowKind {
+        self.kinds.get(i).copied().unwrap_or_default()
+    }
+
+    /// Whether any row is not an insert.
+    pub fn is_changelog(&self) -> bool {
+        self.kinds.iter().any(|k| *k != RowKind::Insert)
+    }
+
     pub fn rows(&self) -> impl Iterator<Item = RecordRef<'_>> + '_ {
         (0..self.len()).map(|i| self.row(i))
     }
@@ -126,6 +175,26 @@ impl RecordBatch {
         self.value_ends.push(end_offset(self.values.len()));
         self.timestamps.push(timestamp);
         self.origins.push(origin);
+        if !self.kinds.is_empty() {
+            self.kinds.push(RowKind::Insert);
+        }
+    }
+
+    /// Append a row of kind `kind`.
+    pub fn push_kind(&mut self, key: &[u8], value: &[u8], timestamp: i64, origin: Origin, kind: RowKind) {
+        self.push(key, value, timestamp, origin);
+        self.set_kind(self.len() - 1, kind);
+    }
+
+    /// Make row `i` of kind `kind`.
+    pub fn set_kind(&mut self, i: usize, kind: RowKind) {
+        if self.kinds.is_empty() {
+            if kind == RowKind::Insert {
+                return;
+            }
+            self.kinds = vec![RowKind::Insert; self.len()];
+        }
+        self.kinds[i] = kind;
     }
 
     /// Append row `i` of `other` (with its headers), optionally with another key.
@@ -137,6 +206,7 @@ impl RecordBatch {
             other.timestamps[i],
             other.origins[i],
         );
+        self.set_kind(row as usize, other.kind(i));
         if !other.headers.is_empty() {
             for h in other.headers_of(i) {
                 self.headers.push(Header { row, ..h.clone() });
@@ -155,6 +225,14 @@ impl RecordBatch {
         self.value_ends.extend(other.value_ends.iter().map(|e| e + vbase));
         self.timestamps.extend_from_slice(&other.timestamps);
         self.origins.extend_from_slice(&other.origins);
+        if !other.kinds.is_empty() {
+            if self.kinds.is_empty() {
+                self.kinds = vec![RowKind::Insert; rows as usize];
+            }
+            self.kinds.extend_from_slice(&other.kinds);
+        } else if !self.kinds.is_empty() {
+            self.kinds.resize(self.len(), RowKind::Insert);
+        }
         self.headers.extend(other.headers.iter().map(|h| Header { row: h.row + rows, ..h.clone() }));
     }
 
@@ -166,6 +244,7 @@ impl RecordBatch {
         self.timestamps.clear();
         self.headers.clear();
         self.origins.clear();
+        self.kinds.clear();
     }
 
     /// Replace the batch with an empty one of the same capacity, returning the old.
@@ -184,6 +263,9 @@ impl RecordBatch {
                 self.value_ends.len(),
                 self.timestamps.len()
             ));
+        }
+        if !self.kinds.is_empty() && self.kinds.len() != n {
+            return Err(format!("batch columns disagree on the row count: {n} rows, {} row kinds", self.kinds.len()));
         }
         check_ends("key", &self.key_ends, self.keys.len())?;
         check_ends("value", &self.value_ends, self.values.len())?;
@@ -264,6 +346,36 @@ mod tests {
         assert_eq!(dst.key(1), b"new");
         assert_eq!(dst.headers_of(1).count(), 1);
         assert_eq!(dst.row(1).origin, o(9));
+    }
+
+    #[test]
+    fn kinds_stay_empty_for_inserts_and_follow_rows_through_append_and_copy() {
+        let mut a = RecordBatch::default();
+        a.push(b"k1", b"v1", 1, o(1));
+        a.push_kind(b"k1", b"v1", 1, o(1), RowKind::Insert);
+        assert!(a.kinds.is_empty() && !a.is_changelog());
+        let mut b = RecordBatch::default();
+        b.push_kind(b"k1", b"v1", 2, o(2), RowKind::UpdateBefore);
+        b.push_kind(b"k1", b"v2", 2, o(2), RowKind::UpdateAfter);
+        b.push(b"k3", b"v3", 3, o(3));
+        b.push_kind(b"k4", b"v4", 3, o(4), RowKind::Delete);
+        assert_eq!(b.kinds, [RowKind::UpdateBefore, RowKind::UpdateAfter, RowKind::Insert, RowKind::Delete]);
+        a.append(&b);
+        assert_eq!(a.len(), 6);
+        assert_eq!((0..6).map(|i| a.kind(i).short()).collect::<Vec<_>>(), ["+I", "+I", "-U", "+U", "+I", "-D"]);
+        a.validate().unwrap();
+        let mut c = RecordBatch::default();
+        c.push_row_from(&a, 5, None);
+        c.push_row_from(&a, 0, None);
+        assert_eq!(c.kinds, [RowKind::Delete, RowKind::Insert]);
+        assert!(RowKind::Delete.retracts() && RowKind::UpdateBefore.retracts() && !RowKind::UpdateAfter.retracts());
+        let mut d = RecordBatch::default();
+        d.push(b"x", b"y", 0, o(0));
+        d.append(&b);
+        d.append(&RecordBatch { kinds: Vec::new(), ..c.clone() });
+        assert_eq!(d.kinds.len(), d.len());
+        c.kinds.push(RowKind::Insert);
+        assert!(c.validate().unwrap_err().contains("row kinds"));
     }
 
     #[test]

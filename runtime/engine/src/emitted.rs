@@ -172,6 +172,7 @@ mod tests {
             timestamps: vec![0; n],
             headers: vec![],
             origins: vec![],
+            kinds: vec![],
         };
         Emitted { batch, outputs, causes }
     }

@@ -46,6 +46,12 @@ impl SinkConnector for IcebergSinks {
         c.check(cx)
     }
 
+    fn rejects_changelog(&self, c: &IcebergSinkConfig) -> Option<String> {
+        (c.mode != SinkMode::Upsert).then(|| {
+            "an Iceberg sink in append mode would keep every version of every row: give it mode: upsert and the table's key".to_string()
+        })
+    }
+
     fn build(&self, c: IcebergSinkConfig, cx: &BuildContext<'_>) -> Result<Arc<dyn SinkFactory>, BuildError> {
         let declared = if c.schema.is_empty() {
             None
@@ -316,7 +322,12 @@ impl Sink for Writer {
         match &mut self.files {
             Files::Append(f) => rt.block_on(f.write(arrow)).map_err(|e| sink_err(IcebergError::iceberg(&table, e))),
             Files::Upsert(f) => {
-                let deleted = upsert::deleted(&values, self.inner.config.deleted_field.as_deref());
+                let mut deleted = upsert::deleted(&values, self.inner.config.deleted_field.as_deref());
+                // A changelog's -U and -D remove their key's row (a +U after
+                // a -U writes it again).
+                for (i, d) in deleted.iter_mut().enumerate() {
+                    *d |= batch.kind(i).retracts();
+                }
                 rt.block_on(f.write(arrow, &deleted)).map_err(|e| match e {
                     Failure::Row(b) => SinkError::in_row(
                         b.row,

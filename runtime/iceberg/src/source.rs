@@ -39,7 +39,7 @@ impl SourceConnector for IcebergSources {
     }
 
     fn records(&self, _: &IcebergSourceConfig) -> RecordShape {
-        RecordShape { keyed: Some(false), json: Some(true), described: "rows of an Iceberg table, as JSON objects" }
+        RecordShape { keyed: Some(false), json: Some(true), described: "rows of an Iceberg table, as JSON objects", changelog: false }
     }
 }
 

@@ -12,6 +12,7 @@
 
 mod assign;
 mod client;
+mod debezium;
 mod progress;
 mod sink;
 mod source;

@@ -90,6 +90,9 @@ impl SinkConnector for KafkaSinks {
                 "with a topic per record, exactly-once needs a progress_topic (an existing topic whose partition 0 records which transactions committed)",
             ));
         }
+        if c.format == crate::source::Format::DebeziumJson {
+            return Err(cx.error("format", "the Kafka sink writes raw or json values; debezium-json is a source format"));
+        }
         client::check_properties(&c.properties).map_err(|m| cx.error("properties", m))?;
         client::check_property_paths(&c.properties, cx)
     }

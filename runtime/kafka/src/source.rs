@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
-use weir_engine::{Header, Origin, RecordBatch, Rejected, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
+use weir_engine::{Header, Origin, RecordBatch, Rejected, RowKind, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
 use weir_spec::units::Dur;
 use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
 
@@ -32,6 +32,10 @@ pub enum Format {
     Raw,
     /// JSON: a record that is not fails the source, naming it.
     Json,
+    /// Debezium change events (values only): a changelog of inserts,
+    /// updates and deletes (`debezium.rs`).
+    #[serde(rename = "debezium-json")]
+    DebeziumJson,
 }
 
 /// Where a partition starts reading when no checkpoint says.
@@ -146,6 +150,9 @@ impl SourceConnector for KafkaSources {
             return Err(cx.error("start", "'committed' reads the offsets of a group: set group"));
         }
         c.until().map_err(|m| cx.error("until", m))?;
+        if c.key_format == Format::DebeziumJson {
+            return Err(cx.error("key_format", "debezium-json describes values (change events); keys are raw or json"));
+        }
         if let Some(d) = c.discovery_interval {
             weir_spec::units::duration_in_range(d.0, DISCOVERY.0, DISCOVERY.1).map_err(|m| cx.error("discovery_interval", m))?;
         }
@@ -162,7 +169,15 @@ impl SourceConnector for KafkaSources {
     }
 
     fn records(&self, c: &KafkaSourceConfig) -> RecordShape {
-        RecordShape { keyed: None, json: Some(c.format == Format::Json), described: "Kafka records" }
+        match c.format {
+            Format::DebeziumJson => RecordShape {
+                keyed: None,
+                json: Some(true),
+                described: "Kafka records of Debezium change events, format: debezium-json",
+                changelog: true,
+            },
+            f => RecordShape { keyed: None, json: Some(f == Format::Json), described: "Kafka records", changelog: false },
+        }
     }
 }
 
@@ -524,7 +539,8 @@ impl Reader {
 
 fn check(format: Format, bytes: &[u8], what: &str) -> Result<(), String> {
     match format {
-        Format::Raw => Ok(()),
+        // Decoded as the rows are made.
+        Format::Raw | Format::DebeziumJson => Ok(()),
         Format::Json => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
             .map(drop)
             .map_err(|e| format!("the record's {what} is not JSON (format: json): {e}")),
@@ -564,10 +580,18 @@ impl Source for Reader {
                 Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
                 Timestamp::NotAvailable => NO_TIMESTAMP,
             };
-            let bad = check(self.source.key_format, key, "key")
-                .err()
-                .or_else(|| value.and_then(|v| check(self.source.format, v, "value").err()));
-            if let Some(message) = bad {
+            let rows: Result<crate::debezium::Rows<'_>, String> = check(self.source.key_format, key, "key").and_then(|()| {
+                match (value, self.source.format) {
+                    (Some(v), Format::DebeziumJson) => crate::debezium::decode(v),
+                    // A delete's tombstone (for log compaction): the delete came before it.
+                    (None, Format::DebeziumJson) => Ok(Vec::new()),
+                    (Some(v), f) => check(f, v, "value").map(|()| vec![(RowKind::Insert, v)]),
+                    // A tombstone: no value (JSON null, for JSON values).
+                    (None, Format::Json) => Ok(vec![(RowKind::Insert, b"null".as_slice())]),
+                    (None, Format::Raw) => Ok(vec![(RowKind::Insert, b"".as_slice())]),
+                }
+            });
+            if let Err(message) = rows {
                 if !self.isolate {
                     return Err(source_err(KafkaError::Record { topic: topic.clone(), partition, offset, message }));
                 }
@@ -581,17 +605,13 @@ impl Source for Reader {
                 }
                 continue;
             }
-            let value = match (value, self.source.format) {
-                (Some(v), _) => v,
-                // A tombstone: no value (JSON null, for JSON values).
-                (None, Format::Json) => b"null".as_slice(),
-                (None, Format::Raw) => b"".as_slice(),
-            };
-            let row = out.len() as u32;
-            out.push(key, value, ts, Origin { source: 0, split, offset: offset as u64 });
-            if let Some(hs) = m.headers() {
-                for h in hs.iter() {
-                    out.headers.push(Header { row, name: h.key.to_string(), value: h.value.unwrap_or_default().to_vec() });
+            for (kind, value) in rows.unwrap_or_default() {
+                let row = out.len() as u32;
+                out.push_kind(key, value, ts, Origin { source: 0, split, offset: offset as u64 }, kind);
+                if let Some(hs) = m.headers() {
+                    for h in hs.iter() {
+                        out.headers.push(Header { row, name: h.key.to_string(), value: h.value.unwrap_or_default().to_vec() });
+                    }
                 }
             }
             let part = &mut self.parts[i];

@@ -171,6 +171,9 @@ pub struct RecordShape {
     pub json: Option<bool>,
     /// How to say what the records are, in messages ("lines of text (format: lines)").
     pub described: &'static str,
+    /// Rows have kinds (inserts, updates and deletes: a changelog, such as
+    /// `format: debezium-json`), not inserts only.
+    pub changelog: bool,
 }
 
 /// A source connector: `type: NAME` in `sources:`.
@@ -202,6 +205,12 @@ pub trait SinkConnector: Send + Sync + 'static {
     }
 
     fn build(&self, config: Self::Config, cx: &BuildContext<'_>) -> Result<Arc<dyn SinkFactory>, BuildError>;
+
+    /// Why it cannot take a changelog (rows that update and delete), if it
+    /// cannot; the default: it writes every row as a new record.
+    fn rejects_changelog(&self, _config: &Self::Config) -> Option<String> {
+        Some(format!("a '{}' sink writes every row as a new record and would lose the updates and deletes", Self::TYPE))
+    }
 }
 
 /// An operator kind: `type: NAME` in `operators:` (an entry with no `type`
@@ -314,6 +323,17 @@ impl<C: SourceConnector> ErasedSource for Source<C> {
     }
 }
 
+/// What the registry needs of a sink beyond validate and build.
+pub(crate) trait ErasedSink: Erased<Arc<dyn SinkFactory>> {
+    fn rejects_changelog(&self, config: &serde_json::Value) -> Option<String>;
+}
+
+impl<C: SinkConnector> ErasedSink for Sink<C> {
+    fn rejects_changelog(&self, c: &serde_json::Value) -> Option<String> {
+        config(C::TYPE, c).ok().and_then(|c| self.0.rejects_changelog(&c))
+    }
+}
+
 /// What the registry needs of an operator kind beyond validate and build.
 pub(crate) trait ErasedOperator: Erased<BuiltOperator> {
     fn plugin_field(&self) -> Option<&'static str>;
@@ -377,7 +397,7 @@ impl<B: StateBackend> ErasedBackend for Backend<B> {
 /// connectors and operator kinds come from the crates that define them.
 pub struct Registry {
     pub(crate) sources: BTreeMap<&'static str, Arc<dyn ErasedSource>>,
-    pub(crate) sinks: BTreeMap<&'static str, Arc<dyn Erased<Arc<dyn SinkFactory>>>>,
+    pub(crate) sinks: BTreeMap<&'static str, Arc<dyn ErasedSink>>,
     pub(crate) operators: BTreeMap<&'static str, Arc<dyn ErasedOperator>>,
     pub(crate) backends: BTreeMap<&'static str, Arc<dyn ErasedBackend>>,
 }

@@ -235,6 +235,7 @@ pub(crate) fn validate(
     check_side_outputs(&cx, &operators, &sinks)?;
     check_dead_letters(&cx, &sources, &operators, &sinks)?;
     check_keys(&cx, &sources, &operators, &sinks)?;
+    check_changelogs(&cx, &sources, &operators, &sinks)?;
     let operators = topo_sort(&cx, operators, &raw_operators)?;
     let (state, checkpoint) = state_and_checkpoint(&cx, root, &raw)?;
     Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks, state, checkpoint })
@@ -628,6 +629,46 @@ fn check_keys(cx: &Ctx, sources: &[NodeDef], ops: &[NodeDef], sinks: &[NodeDef])
                 line: reader.line,
                 column: 1,
                 message: format!("{} '{}': {problem}", reader.role.name(), reader.name),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Readers of a changelog source (rows that insert, update and delete):
+/// operators see every record as an insert (the 0.1.0 and 0.2.0 worlds carry
+/// no row kinds), so none may read one; sinks must say they take one.
+fn check_changelogs(cx: &Ctx, sources: &[NodeDef], ops: &[NodeDef], sinks: &[NodeDef]) -> Result<(), SpecError> {
+    let changelogs: HashMap<&str, &'static str> = sources
+        .iter()
+        .filter_map(|s| {
+            let shape = cx.registry.sources.get(s.descriptor.kind.as_str())?.records(&s.descriptor.config);
+            shape.changelog.then_some((s.name.as_str(), shape.described))
+        })
+        .collect();
+    for reader in ops.iter().chain(sinks) {
+        for i in &reader.inputs {
+            let Some(what) = changelogs.get(i.node.as_str()) else { continue };
+            let problem = match reader.role {
+                Role::Operator => format!(
+                    "operators see every record as an insert (the weir:operator 0.1.0 and 0.2.0 worlds carry no row kinds), so they cannot read a changelog; \
+                     write it to a sink that applies changes (an Iceberg table with mode: upsert)"
+                ),
+                _ => match cx.registry.sinks.get(reader.descriptor.kind.as_str()).and_then(|k| k.rejects_changelog(&reader.descriptor.config)) {
+                    Some(why) => why,
+                    None => continue,
+                },
+            };
+            return Err(SpecError::At {
+                file: cx.file.into(),
+                line: reader.line,
+                column: 1,
+                message: format!(
+                    "{} '{}' reads '{}', a changelog of inserts, updates and deletes ({what}), but {problem}",
+                    reader.role.name(),
+                    reader.name,
+                    i.node
+                ),
             });
         }
     }

@@ -43,6 +43,10 @@ pub enum WasmError {
     Contract { plugin: String, operator: String, task: u32, message: String },
     #[error("keyed state of operator '{operator}' (plugin {plugin}, task {task}): {message}")]
     State { plugin: String, operator: String, task: u32, message: String },
+    #[error(
+        "plugin {plugin} in operator '{operator}' (task {task}) received a changelog (updates and deletes), but its world sees every record as an insert: put it before the changelog source's decoding, or give it an upsert sink to feed"
+    )]
+    ChangelogInput { plugin: String, operator: String, task: u32 },
     #[error("cannot set up the Wasm engine: {0}")]
     Engine(String),
 }

@@ -322,6 +322,7 @@ impl WasmOperator {
             timestamps: r.timestamps,
             headers: r.headers.into_iter().map(|h| Header { row: h.row, name: h.name, value: h.value }).collect(),
             origins: Vec::new(),
+            kinds: Vec::new(),
         };
         let reply = weir_engine::Emitted { batch, outputs, causes };
         let (batch, outputs) = reply.check(origins, self.port_map.len()).map_err(|e| self.contract(e.message).at(e.at))?;
@@ -423,7 +424,10 @@ impl Operator for WasmOperator {
     }
 
     fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {
-        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins } = input;
+        if input.is_changelog() {
+            return Err(OperatorError::new(WasmError::ChangelogInput { plugin: self.plugin.clone(), operator: self.operator.clone(), task: self.task }));
+        }
+        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins, kinds: _ } = input;
         self.set_scopes(&keys, &key_ends);
         let batch = types::Batch {
             keys,

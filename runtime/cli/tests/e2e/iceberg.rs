@@ -101,7 +101,7 @@ impl Lake {
     }
 
     /// The table as PyIceberg reads it (at `snapshot`, or the current one).
-    fn read(&self, table: &str, snapshot: Option<i64>) -> Value {
+    pub(crate) fn read(&self, table: &str, snapshot: Option<i64>) -> Value {
         let site = weir_test_services::python_packages("pyiceberg", PYICEBERG).expect("PyIceberg installs");
         let mut cmd = Command::new("python3");
         cmd.arg(weir_test_support::root().join("tests/iceberg/read.py"))

@@ -38,11 +38,17 @@ fn spark(lake: &Lake, table: &str) -> Value {
 /// The table as DuckDB reads it (the current snapshot), with the keys that
 /// each snapshot holds more than one row of.
 fn duck(lake: &Lake, table: &str) -> Value {
+    duck_keyed(lake, table, "key")
+}
+
+/// The table as DuckDB reads it, with the values of column `key` that each
+/// snapshot holds more than one row of.
+pub(crate) fn duck_keyed(lake: &Lake, table: &str, key: &str) -> Value {
     let site = weir_test_services::python_packages("duckdb", DUCKDB).expect("DuckDB installs");
     let mut cmd = Command::new("python3");
     cmd.arg(weir_test_support::root().join("tests/iceberg/read_duckdb.py"))
         .arg(lake.catalog_arg())
-        .args(["weir", table, "--key", "key"])
+        .args(["weir", table, "--key", key])
         .env("PYTHONPATH", site);
     let o = cmd.output().unwrap();
     assert!(o.status.success(), "DuckDB failed: {}{}", String::from_utf8_lossy(&o.stderr), lake.server_log());

@@ -10,6 +10,7 @@ mod node;
 #[allow(dead_code)]
 mod types;
 
+mod cdc;
 mod cli;
 mod conformance;
 mod damaged_checkpoints;

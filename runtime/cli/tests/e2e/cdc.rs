@@ -1,0 +1,362 @@
+//! Change data capture: Debezium change events (`format: debezium-json`) on
+//! a real Kafka broker, as Debezium's PostgreSQL connector writes them (keys
+//! `{"id": N}`, a snapshot of `r` events, then `c`, `u` and `d` with a
+//! tombstone after each delete, some in the JSON converter's schema
+//! envelope), applied to an Iceberg upsert table through `kill -9`s; DuckDB's
+//! iceberg extension reads the table, which must equal the rows the change
+//! events leave, row for row. Readers that cannot take a changelog are
+//! refused at validation, saying why.
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::{Value, json};
+use weir_test_services::KafkaBroker;
+
+use crate::common::{finish, kill, stderr, weir, weir_cmd};
+use crate::iceberg::Lake;
+use crate::iceberg_upsert::duck_keyed;
+
+const TOPIC: &str = "pg.public.accounts";
+
+/// A seeded workload on a table `accounts (id, name, balance, email)`: the
+/// change events Debezium would write for it, and the table it leaves.
+struct Workload {
+    events: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    table: BTreeMap<i64, Value>,
+    lsn: u64,
+}
+
+impl Workload {
+    fn emit(&mut self, id: i64, op: &str, before: Option<Value>, after: Option<Value>) {
+        self.lsn += 1;
+        let lsn = self.lsn;
+        let payload = json!({
+            "before": before, "after": after, "op": op, "ts_ms": 1_760_000_000_000u64 + lsn,
+            "source": {"connector": "postgresql", "db": "shop", "schema": "public", "table": "accounts", "lsn": lsn},
+        });
+        // Every third event in the JSON converter's envelope.
+        let value = if lsn % 3 == 0 { json!({"schema": {"type": "struct", "optional": false}, "payload": payload}) } else { payload };
+        let key = json!({"id": id}).to_string().into_bytes();
+        self.events.push((key.clone(), Some(value.to_string().into_bytes())));
+        if op == "d" {
+            self.events.push((key, None));
+        }
+    }
+
+    /// Update the `pick`-th row (modulo the rows there are) to version `v`.
+    fn update(&mut self, pick: u64, v: u64) {
+        let ids: Vec<i64> = self.table.keys().copied().collect();
+        let id = ids[(pick as usize) % ids.len()];
+        let (before, after) = (self.table[&id].clone(), row(id, v));
+        self.emit(id, "u", Some(before), Some(after.clone()));
+        self.table.insert(id, after);
+    }
+}
+
+fn row(id: i64, v: u64) -> Value {
+    json!({"id": id, "name": format!("user-{id}-{v}"), "balance": (v % 10_000) as i64 - 5000, "email": if v % 7 == 0 { Value::Null } else { json!(format!("u{id}@example.com")) }})
+}
+
+fn workload(seed: u64, snapshot: i64, changes: usize) -> Workload {
+    let mut x = seed;
+    let mut next = move |n: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    let mut w = Workload { events: Vec::new(), table: BTreeMap::new(), lsn: 0 };
+    for id in 0..snapshot {
+        let r = row(id, next(1 << 20));
+        w.emit(id, "r", None, Some(r.clone()));
+        w.table.insert(id, r);
+    }
+    let mut new_id = snapshot;
+    for _ in 0..changes {
+        match next(100) {
+            // Updates of the same keys, many times over.
+            0..50 => w.update(next(1 << 20), next(1 << 20)),
+            50..65 if w.table.len() > 10 => {
+                let ids: Vec<i64> = w.table.keys().copied().collect();
+                let id = ids[next(ids.len() as u64) as usize];
+                let before = w.table.remove(&id);
+                w.emit(id, "d", before, None);
+            }
+            65..92 => {
+                let r = row(new_id, next(1 << 20));
+                w.emit(new_id, "c", None, Some(r.clone()));
+                w.table.insert(new_id, r);
+                new_id += 1;
+            }
+            // One transaction updating many rows.
+            _ => {
+                for _ in 0..25 {
+                    w.update(next(1 << 20), next(1 << 20));
+                }
+            }
+        }
+    }
+    // A delete and a re-insert of one key.
+    let id = *w.table.keys().next().unwrap();
+    let before = w.table.remove(&id);
+    w.emit(id, "d", before, None);
+    let r = row(id, 424_242);
+    w.emit(id, "c", None, Some(r.clone()));
+    w.table.insert(id, r);
+    w
+}
+
+fn produce(kafka: &KafkaBroker, topic: &str, events: &[(Vec<u8>, Option<Vec<u8>>)]) {
+    let p: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for (k, v) in events {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).key(&k[..]);
+        if let Some(v) = v {
+            rec = rec.payload(&v[..]);
+        }
+        let mut rec = Some(rec);
+        while let Some(r) = rec.take() {
+            if let Err((e, back)) = p.send(r) {
+                assert_eq!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull), "{e}");
+                p.poll(Duration::from_millis(20));
+                rec = Some(back);
+            }
+        }
+        p.poll(Duration::ZERO);
+    }
+    p.flush(Duration::from_secs(60)).unwrap();
+}
+
+const SCHEMA: &str = "[{name: id, type: long, required: true}, {name: name, type: string}, {name: balance, type: long}, {name: email, type: string}]";
+
+fn spec(lake: &Lake, kafka: &KafkaBroker, sink: &str) -> String {
+    format!(
+        "name: cdc\nstate: {{dir: '@state'}}\ncheckpoint: {{interval: 100ms}}\nsources:\n  - {{name: pg, type: kafka, bootstrap: '{}', topic: {TOPIC}, format: debezium-json, key_format: json, until: latest}}\n{sink}",
+        kafka.bootstrap()
+    )
+    .replace("@catalog", &lake.catalog())
+}
+
+fn upsert_sink() -> String {
+    format!(
+        "sinks:\n  - {{name: lake, type: iceberg, input: pg, key_by: $.id, parallelism: 2, catalog: @catalog, table: db.accounts, mode: upsert, key: [id], schema: {SCHEMA}}}\n"
+    )
+}
+
+/// The highest completed checkpoint id under `state`.
+fn last_checkpoint(state: &std::path::Path) -> u64 {
+    crate::common::completed_checkpoints(state).iter().filter_map(|c| c.strip_prefix("chk-")?.parse().ok()).max().unwrap_or(0)
+}
+
+#[test]
+fn debezium_changes_through_kill_9_leave_the_iceberg_table_equal_to_the_database() {
+    let kafka = KafkaBroker::start().unwrap();
+    kafka.create_topic(TOPIC, 3).unwrap();
+    let w = workload(17, 300, 6000);
+    produce(&kafka, TOPIC, &w.events);
+    let lake = Lake::new();
+    let p = lake.spec_file("cdc", &spec(&lake, &kafka, &upsert_sink()));
+    let args = ["run", "--progress", "0", p.to_str().unwrap()];
+    let state = lake.path("state");
+    // Killed soon after each of its first checkpoints, and restarted.
+    let mut kills = 0;
+    let mut done = false;
+    for _ in 0..3 {
+        let mut child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let (before, start) = (last_checkpoint(&state), Instant::now());
+        while last_checkpoint(&state) == before && child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        if child.try_wait().unwrap().is_some() {
+            finish(child);
+            done = true;
+            break;
+        }
+        kill(child);
+        kills += 1;
+    }
+    if !done {
+        let child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        finish(child);
+    }
+    assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
+    let t = duck_keyed(&lake, "db.accounts", "id");
+    for (snapshot, keys) in t["duplicates_by_snapshot"].as_object().unwrap() {
+        assert!(keys.as_array().unwrap().is_empty(), "snapshot {snapshot} holds more than one row of ids {keys}");
+    }
+    let got: BTreeMap<i64, Value> = t["rows"].as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r.clone())).collect();
+    assert_eq!(got.len(), t["rows"].as_array().unwrap().len(), "no id twice");
+    let missing: Vec<_> = w.table.keys().filter(|k| !got.contains_key(k)).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !w.table.contains_key(k)).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "ids missing {missing:?}, ids that should be gone {extra:?}");
+    for (id, want) in &w.table {
+        assert_eq!(&got[id], want, "row {id}");
+    }
+
+    // An update without its old row (a table without REPLICA IDENTITY FULL)
+    // stops the job, naming the record and what to do.
+    kafka.create_topic("pg.public.plain", 1).unwrap();
+    let bad = br#"{"before":null,"after":{"id":1,"name":"x"},"op":"u","source":{"schema":"public","table":"plain"}}"#;
+    let ok = br#"{"before":null,"after":{"id":1,"name":"x"},"op":"c","source":{"schema":"public","table":"plain"}}"#;
+    produce(&kafka, "pg.public.plain", &[(b"{\"id\":1}".to_vec(), Some(ok.to_vec())), (b"{\"id\":1}".to_vec(), Some(bad.to_vec()))]);
+    let p = lake.spec_file("plain", &spec(&lake, &kafka, &upsert_sink()).replace(TOPIC, "pg.public.plain").replace("db.accounts", "db.plain"));
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+    let err = stderr(&o);
+    assert!(!o.status.success());
+    assert!(err.contains("topic pg.public.plain partition 0 offset 1: a Debezium update event (op 'u') of public.plain has no 'before' row"), "{err}");
+    assert!(err.contains("ALTER TABLE public.plain REPLICA IDENTITY FULL"), "{err}");
+}
+
+#[test]
+fn readers_that_cannot_take_a_changelog_are_refused_saying_why() {
+    let lake = Lake::new();
+    let kafka_spec = |rest: &str| {
+        format!("name: cdc\nsources:\n  - {{name: pg, type: kafka, bootstrap: '127.0.0.1:1', topic: t, format: debezium-json}}\n{rest}")
+            .replace("@catalog", &lake.catalog())
+    };
+    let refused = |text: String| {
+        let p = lake.path("v.yaml");
+        std::fs::write(&p, text).unwrap();
+        let o = weir(&["validate", p.to_str().unwrap()], &[]);
+        assert!(!o.status.success());
+        String::from_utf8_lossy(&o.stdout).into_owned() + &stderr(&o)
+    };
+    let plugin = weir_test_support::plugin_dir().join("word_count.wasm");
+    let err = refused(kafka_spec(&format!(
+        "operators:\n  - {{name: mask, plugin: '{}', input: pg}}\nsinks:\n  - {{name: out, type: stdout, input: mask}}\n",
+        plugin.display()
+    )));
+    assert!(err.contains("v.yaml:5:1"), "{err}");
+    assert!(err.contains("operator 'mask' reads 'pg', a changelog of inserts, updates and deletes (Kafka records of Debezium change events, format: debezium-json)"), "{err}");
+    assert!(err.contains("the weir:operator 0.1.0 and 0.2.0 worlds carry no row kinds"), "{err}");
+    let err = refused(kafka_spec("sinks:\n  - {name: out, type: file, input: pg, path: /tmp/x}\n"));
+    assert!(err.contains("sink 'out' reads 'pg', a changelog") && err.contains("a 'file' sink writes every row as a new record"), "{err}");
+    let err = refused(kafka_spec(&format!("sinks:\n  - {{name: lake, type: iceberg, input: pg, catalog: @catalog, table: db.t, schema: {SCHEMA}}}\n")));
+    assert!(err.contains("an Iceberg sink in append mode would keep every version of every row: give it mode: upsert"), "{err}");
+    let err = refused(
+        "name: x\nsources:\n  - {name: pg, type: kafka, bootstrap: 'b:1', topic: t, key_format: debezium-json}\nsinks:\n  - {name: out, type: stdout, input: pg}\n".into(),
+    );
+    assert!(err.contains("debezium-json describes values"), "{err}");
+}
+
+/// A seeded round of transactions on `accounts`: inserts of new ids, updates
+/// of the same few ids many times, deletes, a delete and re-insert of one id
+/// in one transaction, and one transaction updating many rows.
+fn round(pg: &weir_test_services::Postgres, seed: u64, next_id: &mut i64) {
+    let mut x = seed;
+    let mut next = move |n: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    for t in 0..60 {
+        let sql = match next(10) {
+            0..=3 => {
+                let id = next(40);
+                format!("update accounts set balance = balance + {}, name = 'hot-{id}-{seed}-{t}' where id = {id}", next(100))
+            }
+            4 | 5 => {
+                let id = *next_id;
+                *next_id += 1;
+                format!("insert into accounts values ({id}, 'new-{id}', {}, 'n{id}@example.com')", next(1000))
+            }
+            6 => format!("delete from accounts where id = {}", next(*next_id as u64)),
+            7 => {
+                let id = next(40);
+                format!("delete from accounts where id = {id}; insert into accounts values ({id}, 'again-{seed}-{t}', -1, null)")
+            }
+            8 => format!("update accounts set email = null, balance = balance - 1 where id % 7 = {}", next(7)),
+            _ => format!("update accounts set name = name || '+' where id between {0} and {0} + 30", next(*next_id as u64)),
+        };
+        pg.psql(&sql).unwrap();
+    }
+}
+
+/// `accounts` as PostgreSQL has it, by id.
+fn database(pg: &weir_test_services::Postgres) -> BTreeMap<i64, Value> {
+    let text = pg.psql("select coalesce(json_agg(a order by id), '[]') from accounts a").unwrap();
+    let rows: Vec<Value> = serde_json::from_str(&text).unwrap();
+    rows.into_iter().map(|r| (r["id"].as_i64().unwrap(), r)).collect()
+}
+
+/// The Iceberg table as DuckDB reads it, by id, asserting no snapshot holds an id twice.
+fn lake_rows(lake: &Lake) -> BTreeMap<i64, Value> {
+    let t = duck_keyed(lake, "db.accounts", "id");
+    for (snapshot, keys) in t["duplicates_by_snapshot"].as_object().unwrap() {
+        assert!(keys.as_array().unwrap().is_empty(), "snapshot {snapshot} holds more than one row of ids {keys}");
+    }
+    t["rows"].as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r.clone())).collect()
+}
+
+#[test]
+fn a_postgres_table_through_real_debezium_and_kill_9_lands_in_iceberg_row_for_row() {
+    let pg = weir_test_services::Postgres::start().unwrap();
+    pg.psql(
+        "create table accounts(id int primary key, name text not null, balance bigint, email text); \
+         alter table accounts replica identity full; \
+         insert into accounts select i, 'initial-' || i, i * 10, 'a' || i || '@example.com' from generate_series(0, 199) i",
+    )
+    .unwrap();
+    let kafka = KafkaBroker::start().unwrap();
+    kafka.create_topic("cdc.public.accounts", 3).unwrap();
+    let port = pg.port().to_string();
+    let connect = weir_test_services::KafkaConnect::start(
+        &kafka.bootstrap(),
+        &[
+            ("name", "cdc"),
+            ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
+            ("plugin.name", "pgoutput"),
+            ("database.hostname", "127.0.0.1"),
+            ("database.port", &port),
+            ("database.user", "postgres"),
+            ("database.dbname", "postgres"),
+            ("topic.prefix", "cdc"),
+            ("table.include.list", "public.accounts"),
+            ("slot.name", "weir_cdc"),
+            ("publication.autocreate.mode", "filtered"),
+            ("snapshot.mode", "initial"),
+        ],
+    )
+    .unwrap();
+    let lake = Lake::new();
+    let schema = "[{name: id, type: int, required: true}, {name: name, type: string}, {name: balance, type: long}, {name: email, type: string}]";
+    let text = format!(
+        "name: cdc\nstate: {{dir: '@state'}}\ncheckpoint: {{interval: 200ms}}\nsources:\n  - {{name: pg, type: kafka, bootstrap: '{}', topic: cdc.public.accounts, format: debezium-json, key_format: json}}\n\
+         sinks:\n  - {{name: lake, type: iceberg, input: pg, key_by: $.id, parallelism: 2, catalog: @catalog, table: db.accounts, mode: upsert, key: [id], schema: {schema}}}\n",
+        kafka.bootstrap()
+    );
+    let p = lake.spec_file("cdc", &text);
+    let args = ["run", "--progress", "0", p.to_str().unwrap()];
+    let mut next_id = 200;
+    // Four rounds of changes, Weir killed with kill -9 in each at a seeded moment.
+    for r in 0..4u64 {
+        let mut child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        round(&pg, 100 + r, &mut next_id);
+        std::thread::sleep(Duration::from_millis(300 + (r * 7919) % 900));
+        assert!(child.try_wait().unwrap().is_none(), "an unbounded job runs until stopped");
+        kill(child);
+    }
+    let mut child = weir_cmd(&args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    round(&pg, 999, &mut next_id);
+    let want = database(&pg);
+    let start = Instant::now();
+    let got = loop {
+        let got = lake_rows(&lake);
+        if got == want || start.elapsed() > Duration::from_secs(120) || child.try_wait().unwrap().is_some() {
+            break got;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let log = kill(child);
+    let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(k)).collect();
+    let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(k)).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "ids missing {missing:?}, ids that should be gone {extra:?}\n{log}\nconnect:\n{}", connect.log_tail(20));
+    for (id, row) in &want {
+        assert_eq!(&got[id], row, "row {id}");
+    }
+    eprintln!("the table caught up {:.1} s after the last change ({} rows)", start.elapsed().as_secs_f64(), want.len());
+}
