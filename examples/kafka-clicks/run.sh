@@ -55,7 +55,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
-kafka_tool kafka.tools.StorageTool format --config "$DIR/server.properties" --cluster-id "$(kafka_tool kafka.tools.StorageTool random-uuid)" --standalone >/dev/null
+kafka_tool kafka.tools.StorageTool format --config "$DIR/server.properties" --cluster-id="$(kafka_tool kafka.tools.StorageTool random-uuid)" --standalone >/dev/null
 java -Xmx512m -cp "$CP" kafka.Kafka "$DIR/server.properties" > "$DIR/broker.log" 2>&1 &
 BROKER=$!
 echo "broker starting on $WEIR_KAFKA (log: $DIR/broker.log)"

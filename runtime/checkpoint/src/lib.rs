@@ -230,8 +230,27 @@ impl Storage {
 
     /// Delete every checkpoint (not savepoints): a fresh start.
     pub fn clear(&self) -> Result<(), CheckpointError> {
-        self.delete_prefix("checkpoints")?;
-        self.delete_prefix("shared")?;
+        self.clear_with(|_| true)
+    }
+
+    /// `clear`, calling `go_on` with each path before deleting it (false:
+    /// stop there, as a crash would). A process may die anywhere in here, so
+    /// the manifests go first, oldest first: at every point the newest
+    /// manifest left is the newest there was, and every checkpoint older than
+    /// it has none, so the next start finds what this one found (the
+    /// completed last run: a new run again; nothing: a fresh start), never
+    /// an older checkpoint of a run that has since gone on or ended.
+    fn clear_with(&self, mut go_on: impl FnMut(&str) -> bool) -> Result<(), CheckpointError> {
+        let mut epochs = self.epochs()?;
+        epochs.reverse();
+        let manifests = epochs.iter().map(|e| format!("{}/{MANIFEST}", chk_dir(*e)));
+        let rest = self.list("checkpoints")?.into_iter().chain(self.list("shared")?);
+        for rel in manifests.chain(rest) {
+            if !go_on(&rel) {
+                return Ok(());
+            }
+            self.delete(&rel)?;
+        }
         self.shared.lock().expect("lock").clear();
         Ok(())
     }
@@ -614,6 +633,54 @@ mod tests {
         assert!(s.latest(&dir.path().join("restore")).unwrap().is_none(), "nothing stored");
         s.put("checkpoints/chk-0000000001/src/0/data", b"x".to_vec()).unwrap();
         assert!(s.latest(&dir.path().join("restore")).unwrap().is_none(), "cut short before its manifest");
+    }
+
+    #[test]
+    fn a_clear_cut_short_anywhere_never_leaves_an_older_checkpoint_to_resume() {
+        let files = |n: u64| (0..3).map(move |i| (n, format!("checkpoints/chk-{n:010}/src/{i}/data")));
+        let mut deleted: u32 = 0;
+        loop {
+            let dir = tempfile::tempdir().unwrap();
+            let s = storage(dir.path());
+            for (n, f) in files(1).chain(files(2)).chain(files(3)) {
+                s.put(&f, vec![n as u8]).unwrap();
+            }
+            let task = |n: u64| StoredTask {
+                node: "src".into(),
+                task: 0,
+                parallelism: 1,
+                position: None,
+                watermark: None,
+                files: vec![weir_engine::StoredFile { name: "data".into(), path: format!("checkpoints/chk-{n:010}/src/0/data"), size: 1, checksum: checksum(&[n as u8]), shared: false }],
+            };
+            s.complete(1, false, &[task(1)]).unwrap();
+            s.complete(2, false, &[task(2)]).unwrap();
+            s.complete(3, true, &[task(3)]).unwrap();
+            // A crash after `deleted` deletions.
+            let mut left: u32 = deleted;
+            let done = std::cell::Cell::new(true);
+            s.clear_with(|_| {
+                let go = left > 0;
+                left = left.saturating_sub(1);
+                if !go {
+                    done.set(false);
+                }
+                go
+            })
+            .unwrap();
+            let restore = dir.path().join("restore");
+            match s.latest(&restore) {
+                Ok(None) => {}
+                Ok(Some(l)) => assert!(l.epoch == 3 && l.finished, "after {deleted} deletions the start finds chk-{}", l.epoch),
+                Err(e) => panic!("after {deleted} deletions: {e}"),
+            }
+            if done.get() {
+                assert!(s.latest(&restore).unwrap().is_none());
+                break;
+            }
+            deleted += 1;
+        }
+        assert!(deleted > 10, "every point of the clear was tried ({deleted})");
     }
 
     #[test]

@@ -25,7 +25,7 @@ use rdkafka::message::{Header as KafkaHeader, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use serde::{Deserialize, Serialize};
-use weir_engine::{NodeRestore, RecordBatch, Sink, SinkError, SinkFactory, SnapshotFile, SnapshotWriter, TaskContext, FINAL_EPOCH};
+use weir_engine::{NodeRestore, RecordBatch, RowKind, Sink, SinkError, SinkFactory, SnapshotFile, SnapshotWriter, TaskContext, FINAL_EPOCH};
 use weir_state::StateError;
 use weir_spec::{BuildContext, BuildError, Check, SinkConnector, SpecError};
 
@@ -49,7 +49,9 @@ pub struct KafkaSinkConfig {
     /// `exactly-once` (default when the pipeline checkpoints) or `at-least-once`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
-    /// Values must be JSON (`json`) or are bytes as they are (`raw`, default).
+    /// Values must be JSON (`json`) or are bytes as they are (`raw`,
+    /// default); a changelog is written as upserts by key (`upsert`: -D a
+    /// tombstone, -U left out) or as Debezium events (`debezium-json`).
     #[serde(default)]
     pub format: crate::source::Format,
     /// The prefix of the transactional ids and progress groups (default
@@ -90,11 +92,18 @@ impl SinkConnector for KafkaSinks {
                 "with a topic per record, exactly-once needs a progress_topic (an existing topic whose partition 0 records which transactions committed)",
             ));
         }
-        if c.format == crate::source::Format::DebeziumJson {
-            return Err(cx.error("format", "the Kafka sink writes raw or json values; debezium-json is a source format"));
-        }
         client::check_properties(&c.properties).map_err(|m| cx.error("properties", m))?;
         client::check_property_paths(&c.properties, cx)
+    }
+
+    fn rejects_changelog(&self, c: &KafkaSinkConfig) -> Option<String> {
+        use crate::source::Format;
+        match c.format {
+            Format::Upsert | Format::DebeziumJson => None,
+            Format::Raw | Format::Json => Some(
+                "a Kafka sink with format raw or json writes every row as a new record: give it format: upsert (deletes as tombstones) or format: debezium-json".into(),
+            ),
+        }
     }
 
     fn build(&self, c: KafkaSinkConfig, cx: &BuildContext<'_>) -> Result<Arc<dyn SinkFactory>, BuildError> {
@@ -147,12 +156,13 @@ impl std::ops::Deref for KafkaSink {
     }
 }
 
-/// A record as sent, and kept for the checkpoint until its epoch commits.
+/// A record as sent, and kept for the checkpoint until its epoch commits;
+/// `value: None` is a tombstone.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Rec {
     topic: String,
     key: Vec<u8>,
-    value: Vec<u8>,
+    value: Option<Vec<u8>>,
     headers: Vec<(String, Vec<u8>)>,
     timestamp: Option<i64>,
 }
@@ -167,7 +177,38 @@ struct SinkState {
     pending: Vec<(u64, Vec<Rec>)>,
 }
 
-const STATE_FILE: &str = "kafka-sink.state";
+/// The sink state of checkpoints of Weir before tombstones (values always
+/// present), still restored.
+mod v1 {
+    use serde::Deserialize;
+
+    #[derive(Deserialize)]
+    pub(super) struct Rec {
+        topic: String,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        headers: Vec<(String, Vec<u8>)>,
+        timestamp: Option<i64>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct SinkState {
+        run: String,
+        slots: u32,
+        pending: Vec<(u64, Vec<Rec>)>,
+    }
+
+    pub(super) const STATE_FILE: &str = "kafka-sink.state";
+
+    impl From<SinkState> for super::SinkState {
+        fn from(s: SinkState) -> Self {
+            let rec = |r: Rec| super::Rec { topic: r.topic, key: r.key, value: Some(r.value), headers: r.headers, timestamp: r.timestamp };
+            super::SinkState { run: s.run, slots: s.slots, pending: s.pending.into_iter().map(|(e, rs)| (e, rs.into_iter().map(rec).collect())).collect() }
+        }
+    }
+}
+
+const STATE_FILE: &str = "kafka-sink.v2.state";
 /// How long a flush or commit may wait for the cluster (a broker outage
 /// shorter than this is ridden out).
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(120);
@@ -348,7 +389,10 @@ fn send(p: &Prod, r: &Rec) -> Result<(), KafkaError> {
     for (k, v) in &r.headers {
         headers = headers.insert(KafkaHeader { key: k, value: Some(v) });
     }
-    let mut rec = BaseRecord::to(&r.topic).key(&r.key[..]).payload(&r.value[..]).headers(headers);
+    let mut rec = BaseRecord::to(&r.topic).key(&r.key[..]).headers(headers);
+    if let Some(v) = &r.value {
+        rec = rec.payload(&v[..]);
+    }
     if let Some(t) = r.timestamp {
         rec = rec.timestamp(t);
     }
@@ -413,11 +457,14 @@ impl SinkFactory for KafkaSink {
             Some(n) => {
                 let mut v = Vec::new();
                 for (task, files) in n.files.iter().enumerate() {
+                    let unreadable = |path: &std::path::Path, e: postcard::Error| SinkError::msg(format!("unreadable Kafka sink state {}: {e}", path.display()));
+                    let read = |path: &std::path::Path| std::fs::read(path).map_err(|e| SinkError::msg(format!("cannot read {}: {e}", path.display())));
                     if let Some((_, path)) = files.iter().find(|(name, _)| name == STATE_FILE) {
-                        let bytes = std::fs::read(path).map_err(|e| SinkError::msg(format!("cannot read {}: {e}", path.display())))?;
-                        let s: SinkState = postcard::from_bytes(&bytes)
-                            .map_err(|e| SinkError::msg(format!("unreadable Kafka sink state {}: {e}", path.display())))?;
+                        let s: SinkState = postcard::from_bytes(&read(path)?).map_err(|e| unreadable(path, e))?;
                         v.push((task as u32, s));
+                    } else if let Some((_, path)) = files.iter().find(|(name, _)| name == v1::STATE_FILE) {
+                        let s: v1::SinkState = postcard::from_bytes(&read(path)?).map_err(|e| unreadable(path, e))?;
+                        v.push((task as u32, s.into()));
                     }
                 }
                 v
@@ -509,17 +556,29 @@ impl Writer {
 
 impl Sink for Writer {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        let json = self.sink.config.format == crate::source::Format::Json;
+        use crate::source::Format;
+        let format = self.sink.config.format;
         for i in 0..batch.len() {
             let r = batch.row(i);
-            if json && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(r.value) {
-                return Err(SinkError::msg(format!("the record's value is not JSON (format: json): {e}")));
+            if format != Format::Raw && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(r.value) {
+                return Err(SinkError::in_row(i, KafkaError::Other(format!("the record's value is not JSON (format: {}): {e}", format.name()))));
             }
+            let kind = batch.kind(i);
+            let value = match format {
+                Format::Raw | Format::Json => Some(r.value.to_vec()),
+                Format::Upsert => match kind {
+                    // The +U after it writes the key's new row.
+                    RowKind::UpdateBefore => continue,
+                    RowKind::Delete => None,
+                    RowKind::Insert | RowKind::UpdateAfter => Some(r.value.to_vec()),
+                },
+                Format::DebeziumJson => Some(crate::debezium::encode(kind, r.value)),
+            };
             let topic = self.topic_of(r.value).map_err(SinkError::msg)?;
             let rec = Rec {
                 topic,
                 key: r.key.to_vec(),
-                value: r.value.to_vec(),
+                value,
                 headers: batch.headers_of(i).map(|h| (h.name.clone(), h.value.clone())).collect(),
                 timestamp: (r.timestamp != weir_engine::NO_TIMESTAMP).then_some(r.timestamp),
             };

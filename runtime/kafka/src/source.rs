@@ -8,12 +8,10 @@
 //! kept per partition.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::client::ClientContext;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message, Timestamp};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
@@ -36,6 +34,21 @@ pub enum Format {
     /// updates and deletes (`debezium.rs`).
     #[serde(rename = "debezium-json")]
     DebeziumJson,
+    /// JSON values as upserts by key, a record without a value deleting its
+    /// key (Flink's `upsert-kafka`): a changelog of +U and -D rows, a delete's
+    /// row being its key (a JSON object of the key's fields).
+    Upsert,
+}
+
+impl Format {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Format::Raw => "raw",
+            Format::Json => "json",
+            Format::DebeziumJson => "debezium-json",
+            Format::Upsert => "upsert",
+        }
+    }
 }
 
 /// Where a partition starts reading when no checkpoint says.
@@ -150,8 +163,8 @@ impl SourceConnector for KafkaSources {
             return Err(cx.error("start", "'committed' reads the offsets of a group: set group"));
         }
         c.until().map_err(|m| cx.error("until", m))?;
-        if c.key_format == Format::DebeziumJson {
-            return Err(cx.error("key_format", "debezium-json describes values (change events); keys are raw or json"));
+        if matches!(c.key_format, Format::DebeziumJson | Format::Upsert) {
+            return Err(cx.error("key_format", format!("{} describes values; keys are raw or json", c.key_format.name())));
         }
         if let Some(d) = c.discovery_interval {
             weir_spec::units::duration_in_range(d.0, DISCOVERY.0, DISCOVERY.1).map_err(|m| cx.error("discovery_interval", m))?;
@@ -174,6 +187,12 @@ impl SourceConnector for KafkaSources {
                 keyed: None,
                 json: Some(true),
                 described: "Kafka records of Debezium change events, format: debezium-json",
+                changelog: true,
+            },
+            Format::Upsert => RecordShape {
+                keyed: Some(true),
+                json: Some(true),
+                described: "Kafka records as upserts by key, format: upsert",
                 changelog: true,
             },
             f => RecordShape { keyed: None, json: Some(f == Format::Json), described: "Kafka records", changelog: false },
@@ -229,7 +248,7 @@ fn source_err(e: KafkaError) -> SourceError {
 impl SourceFactory for KafkaSource {
     fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Source>, SourceError> {
         let c = &self.config;
-        let consumer: BaseConsumer<Commits> = client::config(
+        let consumer: BaseConsumer = client::config(
             &c.bootstrap,
             &[
                 ("group.id", &self.group),
@@ -241,7 +260,7 @@ impl SourceFactory for KafkaSource {
             ],
             &c.properties,
         )
-        .create_with_context(Commits::default())
+        .create()
         .map_err(|e| source_err(KafkaError::client(format!("cannot create a consumer for {}", c.bootstrap), e)))?;
         // Every task's positions in the checkpoint: this task takes its partitions'.
         let mut restored: HashMap<(String, i32), Position> = HashMap::new();
@@ -264,7 +283,6 @@ impl SourceFactory for KafkaSource {
             splits: self.splits.clone(),
             bounded: self.until.is_some(),
             commit: Default::default(),
-            commits_issued: 0,
             next_discovery: Instant::now(),
             warned: None,
             final_committed: false,
@@ -309,26 +327,9 @@ impl Part {
     }
 }
 
-/// The source consumer's asynchronous commits: how many have finished, and
-/// the last one's result (librdkafka reports them in order).
-#[derive(Default)]
-struct Commits {
-    done: AtomicU64,
-    last: Mutex<Option<rdkafka::error::KafkaResult<()>>>,
-}
-
-impl ClientContext for Commits {}
-
-impl ConsumerContext for Commits {
-    fn commit_callback(&self, result: rdkafka::error::KafkaResult<()>, _offsets: &TopicPartitionList) {
-        *self.last.lock().unwrap() = Some(result);
-        self.done.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
 struct Reader {
     source: KafkaSourceConfig,
-    consumer: BaseConsumer<Commits>,
+    consumer: BaseConsumer,
     topics: TopicChoice,
     group: String,
     task: u32,
@@ -339,8 +340,6 @@ struct Reader {
     bounded: bool,
     /// The positions of the last checkpoint, committed when it completes.
     commit: std::cell::RefCell<Option<Vec<Position>>>,
-    /// Asynchronous commits made so far (see `Commits`).
-    commits_issued: u64,
     next_discovery: Instant,
     /// The last transient error logged, and when.
     warned: Option<Instant>,
@@ -493,37 +492,31 @@ impl Reader {
                 let _ = tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next));
             }
             if tpl.count() > 0 {
-                match self.commit_async(&tpl) {
+                match self.consumer.commit(&tpl, CommitMode::Async) {
                     Err(e) => tracing::warn!(group = self.group, "kafka source: cannot commit the final offsets: {e}"),
-                    Ok(()) => self.await_commits(),
+                    Ok(()) => self.await_committed(&tpl),
                 }
             }
         }
         SourcePoll::Exhausted
     }
 
-    fn commit_async(&mut self, tpl: &TopicPartitionList) -> rdkafka::error::KafkaResult<()> {
-        self.consumer.commit(tpl, CommitMode::Async)?;
-        self.commits_issued += 1;
-        Ok(())
-    }
-
-    /// Wait, for a bounded time, until every commit made so far finished
-    /// (a blocking commit waits as long as the group coordinator is away).
-    fn await_commits(&self) {
+    /// Wait, for a bounded time, until the group's committed offsets are
+    /// `tpl`'s (a blocking commit would wait as long as the group
+    /// coordinator is away, however long that is).
+    fn await_committed(&self, tpl: &TopicPartitionList) {
         let deadline = Instant::now() + TIMEOUT;
-        let cx = self.consumer.context();
-        while cx.done.load(Ordering::SeqCst) < self.commits_issued {
-            if Instant::now() >= deadline {
-                tracing::warn!(group = self.group, "kafka source: the final offsets were not confirmed committed within {}s (the checkpoint holds them)", TIMEOUT.as_secs());
+        let want: Vec<(String, i32, Offset)> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition(), e.offset())).collect();
+        while Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Ok(got) = self.consumer.committed_offsets(tpl.clone(), left.min(Duration::from_secs(2)))
+                && want.iter().all(|(t, p, o)| got.find_partition(t, *p).map(|e| e.offset()) == Some(*o))
+            {
                 return;
             }
-            // Every partition is paused at its end: this serves callbacks only.
-            let _ = self.consumer.poll(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if let Some(Err(e)) = cx.last.lock().unwrap().take() {
-            tracing::warn!(group = self.group, "kafka source: cannot commit the final offsets: {e}");
-        }
+        tracing::warn!(group = self.group, "kafka source: the final offsets were not confirmed committed within {}s (the checkpoint holds them)", TIMEOUT.as_secs());
     }
 
     /// Pause the partitions a bounded source is done with, so that it reads
@@ -541,7 +534,7 @@ fn check(format: Format, bytes: &[u8], what: &str) -> Result<(), String> {
     match format {
         // Decoded as the rows are made.
         Format::Raw | Format::DebeziumJson => Ok(()),
-        Format::Json => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+        Format::Json | Format::Upsert => serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
             .map(drop)
             .map_err(|e| format!("the record's {what} is not JSON (format: json): {e}")),
     }
@@ -585,10 +578,14 @@ impl Source for Reader {
                     (Some(v), Format::DebeziumJson) => crate::debezium::decode(v),
                     // A delete's tombstone (for log compaction): the delete came before it.
                     (None, Format::DebeziumJson) => Ok(Vec::new()),
+                    (Some(v), Format::Upsert) => check(Format::Json, v, "value").map(|()| vec![(RowKind::UpdateAfter, v)]),
+                    // A delete: its row is its key.
+                    (None, Format::Upsert) if key.is_empty() => Err("a record without a value deletes its key, but it has no key (format: upsert)".into()),
+                    (None, Format::Upsert) => Ok(vec![(RowKind::Delete, key)]),
                     (Some(v), f) => check(f, v, "value").map(|()| vec![(RowKind::Insert, v)]),
                     // A tombstone: no value (JSON null, for JSON values).
                     (None, Format::Json) => Ok(vec![(RowKind::Insert, b"null".as_slice())]),
-                    (None, Format::Raw) => Ok(vec![(RowKind::Insert, b"".as_slice())]),
+                    (None, _) => Ok(vec![(RowKind::Insert, b"".as_slice())]),
                 }
             });
             if let Err(message) = rows {
@@ -675,7 +672,7 @@ impl Source for Reader {
             tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
                 .map_err(|e| source_err(KafkaError::client("cannot commit offsets", e)))?;
         }
-        if let Err(e) = self.commit_async(&tpl) {
+        if let Err(e) = self.consumer.commit(&tpl, CommitMode::Async) {
             // Committed offsets are for monitoring; the checkpoint holds the truth.
             tracing::warn!(group = self.group, epoch, "kafka source: cannot commit offsets: {e}");
         }

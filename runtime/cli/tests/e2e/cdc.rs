@@ -157,13 +157,15 @@ fn last_checkpoint(state: &std::path::Path) -> u64 {
 fn debezium_changes_through_kill_9_leave_the_iceberg_table_equal_to_the_database() {
     let kafka = KafkaBroker::start().unwrap();
     kafka.create_topic(TOPIC, 3).unwrap();
-    let w = workload(17, 300, 6000);
+    let w = workload(17, 300, 40_000);
     produce(&kafka, TOPIC, &w.events);
     let lake = Lake::new();
     let p = lake.spec_file("cdc", &spec(&lake, &kafka, &upsert_sink()));
     let args = ["run", "--progress", "0", p.to_str().unwrap()];
     let state = lake.path("state");
-    // Killed soon after each of its first checkpoints, and restarted.
+    // Killed soon after each of its first checkpoints, and restarted (a kill
+    // may also land after the run completed, before it exited: the next start
+    // then begins a new run, which must not resume anything of the last).
     let mut kills = 0;
     let mut done = false;
     for _ in 0..3 {
@@ -234,6 +236,8 @@ fn readers_that_cannot_take_a_changelog_are_refused_saying_why() {
     assert!(err.contains("v.yaml:5:1"), "{err}");
     assert!(err.contains("operator 'mask' reads 'pg', a changelog of inserts, updates and deletes (Kafka records of Debezium change events, format: debezium-json)"), "{err}");
     assert!(err.contains("the weir:operator 0.1.0 and 0.2.0 worlds carry no row kinds"), "{err}");
+    let err = refused(kafka_spec("sinks:\n  - {name: out, type: kafka, input: pg, bootstrap: 'b:1', topic: o, format: json}\n"));
+    assert!(err.contains("give it format: upsert (deletes as tombstones) or format: debezium-json"), "{err}");
     let err = refused(kafka_spec("sinks:\n  - {name: out, type: file, input: pg, path: /tmp/x}\n"));
     assert!(err.contains("sink 'out' reads 'pg', a changelog") && err.contains("a 'file' sink writes every row as a new record"), "{err}");
     let err = refused(kafka_spec(&format!("sinks:\n  - {{name: lake, type: iceberg, input: pg, catalog: @catalog, table: db.t, schema: {SCHEMA}}}\n")));
@@ -359,4 +363,84 @@ fn a_postgres_table_through_real_debezium_and_kill_9_lands_in_iceberg_row_for_ro
         assert_eq!(&got[id], row, "row {id}");
     }
     eprintln!("the table caught up {:.1} s after the last change ({} rows)", start.elapsed().as_secs_f64(), want.len());
+}
+
+/// Every committed record of `topic` (read_committed), in partition order:
+/// (key, value; `None` a tombstone).
+fn committed(kafka: &KafkaBroker, topic: &str) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("group.id", "cdc-check")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let md = c.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
+    let parts: Vec<i32> = md.topics()[0].partitions().iter().map(|p| p.id()).collect();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for &p in &parts {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning).unwrap();
+        ends.insert(p, c.fetch_watermarks(topic, p, Duration::from_secs(10)).unwrap().1);
+    }
+    c.assign(&tpl).unwrap();
+    let mut out: BTreeMap<i32, Vec<(Vec<u8>, Option<Vec<u8>>)>> = BTreeMap::new();
+    let start = Instant::now();
+    loop {
+        let pos = c.position().unwrap();
+        let done = ends.iter().all(|(p, end)| match pos.find_partition(topic, *p).map(|e| e.offset()) {
+            Some(rdkafka::Offset::Offset(o)) => o >= *end,
+            _ => *end == 0,
+        });
+        if done {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "reading {topic} back took over 60 s");
+        if let Some(m) = c.poll(Duration::from_millis(100)) {
+            let m = m.unwrap();
+            out.entry(m.partition()).or_default().push((m.key().unwrap_or_default().to_vec(), m.payload().map(<[u8]>::to_vec)));
+        }
+    }
+    out.into_values().flatten().collect()
+}
+
+#[test]
+fn a_changelog_goes_out_to_kafka_as_upserts_and_debezium_events_and_comes_back_alike() {
+    let kafka = KafkaBroker::start().unwrap();
+    for t in [TOPIC, "accounts-upserts", "accounts-changes"] {
+        kafka.create_topic(t, 3).unwrap();
+    }
+    let w = workload(23, 200, 3000);
+    produce(&kafka, TOPIC, &w.events);
+    let lake = Lake::new();
+    // Debezium events in; upserts and Debezium events out, exactly once.
+    let out = "sinks:\n  - {name: upserts, type: kafka, input: pg, bootstrap: 'B', topic: accounts-upserts, format: upsert}\n  - {name: changes, type: kafka, input: pg, bootstrap: 'B', topic: accounts-changes, format: debezium-json}\n"
+        .replace('B', &kafka.bootstrap());
+    let p = lake.spec_file("out", &spec(&lake, &kafka, &out));
+    let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    // The upsert topic's last record of each key is its row, or a tombstone.
+    let mut last: BTreeMap<i64, Option<Value>> = BTreeMap::new();
+    for (k, v) in committed(&kafka, "accounts-upserts") {
+        let key: Value = serde_json::from_slice(&k).unwrap();
+        last.insert(key["id"].as_i64().unwrap(), v.map(|v| serde_json::from_slice(&v).unwrap()));
+    }
+    let live: BTreeMap<i64, Value> = last.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+    assert_eq!(live, w.table, "the upsert topic compacts to the table");
+
+    // Both topics, read back as changelogs into upsert tables, give the table.
+    for (topic, format, table) in [("accounts-upserts", "upsert", "db.from_upserts"), ("accounts-changes", "debezium-json", "db.from_changes")] {
+        let _ = std::fs::remove_dir_all(lake.path("state"));
+        let text = spec(&lake, &kafka, &upsert_sink()).replace(TOPIC, topic).replace("format: debezium-json", &format!("format: {format}")).replace("db.accounts", table);
+        let p = lake.spec_file(format, &text);
+        let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let t = duck_keyed(&lake, table, "id");
+        let got: BTreeMap<i64, Value> = t["rows"].as_array().unwrap().iter().map(|r| (r["id"].as_i64().unwrap(), r.clone())).collect();
+        assert_eq!(got.len(), t["rows"].as_array().unwrap().len(), "no id twice in {table}");
+        assert_eq!(got, w.table, "{table} (read as {format})");
+    }
 }
