@@ -28,49 +28,14 @@ if [ ! -f "$LIBS/kafka_2.13-4.4.0.jar" ]; then # shared with the tests: never re
     cp "$KAFKA_POM" "$T/services/kafka/fetched-pom.xml"
 fi
 CP="$LIBS/*"
-kafka_tool() { java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$CP" "$@" 2> >(grep -v '^SLF4J\|WARN' >&2); }
+source tests/services/kafka-broker.sh
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 PORT=$(free_port)
-CONTROLLER=$(free_port)
 BOOTSTRAP=127.0.0.1:$PORT
 DIR=$(mktemp -d)
-cleanup() {
-    local status=$?
-    set +e
-    [ -n "${BROKER:-}" ] && kill "$BROKER" 2>/dev/null && wait "$BROKER" 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
-    exit $status
-}
-trap cleanup EXIT
-cat > "$DIR/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER
-log.dirs=$DIR/data
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-PROPS
-kafka_tool kafka.tools.StorageTool format --config "$DIR/server.properties" --cluster-id="$(kafka_tool kafka.tools.StorageTool random-uuid)" --standalone >/dev/null
-java -Xmx1g -cp "$CP" kafka.Kafka "$DIR/server.properties" > "$DIR/broker.log" 2>&1 &
-BROKER=$!
-for _ in $(seq 120); do
-    kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2>&1 && break
-    kill -0 $BROKER 2>/dev/null || { tail -20 "$DIR/broker.log"; exit 1; }
-    sleep 0.5
-done
-kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic cdc.public.accounts --partitions 4 --replication-factor 1 >/dev/null
+trap kafka_cleanup EXIT
+kafka_start "$DIR" "$PORT" "$(free_port)"
+kafka_topic "$BOOTSTRAP" cdc.public.accounts 4
 
 echo "producing $EVENTS change events over $KEYS keys into cdc.public.accounts (4 partitions)" >&2
 python3 - "$EVENTS" "$KEYS" > "$DIR/changes" <<'PY'

@@ -80,53 +80,17 @@ javac -cp "$FLINK_LIB/*:$CONNECTOR_LIBS/*" -d "$CLASSES" benches/flink/KafkaCoun
 javac -cp "$LIBS/*" -d "$CLASSES" benches/flink/KafkaCheck.java
 
 CP="$LIBS/*"
-kafka_tool() { java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$CP" "$@" 2> >(grep -v '^SLF4J\|WARN' >&2); }
+source tests/services/kafka-broker.sh
 check() { java -Xmx1g -cp "$CLASSES:$CP" KafkaCheck "$@" 2> >(grep -v '^SLF4J' >&2); }
 
-# The broker, as examples/kafka-clicks/run.sh starts it.
+# The broker (tests/services/kafka-broker.sh).
 PORT=${WEIR_KAFKA_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 CONTROLLER=${WEIR_KAFKA_CONTROLLER_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
 BOOTSTRAP=127.0.0.1:$PORT
 DIR=$(mktemp -d)
-cleanup() {
-    local status=$?
-    set +e
-    [ -n "${JOB:-}" ] && kill "$JOB" 2>/dev/null && wait "$JOB" 2>/dev/null
-    [ -n "${BROKER:-}" ] && kill "$BROKER" 2>/dev/null && wait "$BROKER" 2>/dev/null
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $DIR" >&2; else rm -rf "$DIR"; fi
-    exit $status
-}
-trap cleanup EXIT
-cat > "$DIR/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER
-log.dirs=$DIR/data
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=4
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-PROPS
-kafka_tool kafka.tools.StorageTool format --config "$DIR/server.properties" --cluster-id="$(kafka_tool kafka.tools.StorageTool random-uuid)" --standalone >/dev/null
-java -Xmx1g -cp "$CP" kafka.Kafka "$DIR/server.properties" > "$DIR/broker.log" 2>&1 &
-BROKER=$!
-echo "broker on $BOOTSTRAP (log: $DIR/broker.log)" >&2
-for _ in $(seq 120); do
-    kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2>&1 && break
-    kill -0 $BROKER 2>/dev/null || { tail -20 "$DIR/broker.log"; exit 1; }
-    sleep 0.5
-done
-topic() { kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$BOOTSTRAP" --create --topic "$1" --partitions "$2" --replication-factor 1 >/dev/null; }
+trap kafka_cleanup EXIT
+kafka_start "$DIR" "$PORT" "$CONTROLLER"
+topic() { kafka_topic "$BOOTSTRAP" "$1" "$2"; }
 topic events 4
 topic weir-counts 4
 topic flink-counts 4

@@ -32,40 +32,14 @@ if ! cmp -s "$POM" "$TARGET/services/kafka/fetched-pom.xml"; then
   cp "$POM" "$TARGET/services/kafka/fetched-pom.xml"
 fi
 CP="$LIBS/*"
-kafka_tool() { java -Xmx256m -XX:TieredStopAtLevel=1 -cp "$CP" "$@" 2> >(grep -v '^SLF4J\|WARN' >&2); }
+source tests/services/kafka-broker.sh
 
 DIR=$(mktemp -d)
 cleanup() { [ -n "${BROKER:-}" ] && kill "$BROKER" 2>/dev/null && wait "$BROKER" 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
-cat > "$DIR/server.properties" <<PROPS
-process.roles=broker,controller
-node.id=1
-listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER
-advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-inter.broker.listener.name=PLAINTEXT
-controller.listener.names=CONTROLLER
-controller.quorum.bootstrap.servers=127.0.0.1:$CONTROLLER
-log.dirs=$DIR/data
-auto.create.topics.enable=false
-offsets.topic.replication.factor=1
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
-group.initial.rebalance.delay.ms=0
-PROPS
-kafka_tool kafka.tools.StorageTool format --config "$DIR/server.properties" --cluster-id="$(kafka_tool kafka.tools.StorageTool random-uuid)" --standalone >/dev/null
-java -Xmx512m -cp "$CP" kafka.Kafka "$DIR/server.properties" > "$DIR/broker.log" 2>&1 &
-BROKER=$!
-echo "broker starting on $WEIR_KAFKA (log: $DIR/broker.log)"
-for _ in $(seq 120); do
-  kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$WEIR_KAFKA" --list >/dev/null 2>&1 && break
-  kill -0 $BROKER 2>/dev/null || { tail -20 "$DIR/broker.log"; exit 1; }
-  sleep 0.5
-done
-kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$WEIR_KAFKA" --create --topic clicks --partitions 3 --replication-factor 1 >/dev/null
-kafka_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$WEIR_KAFKA" --create --topic clicks-per-user --partitions 2 --replication-factor 1 >/dev/null
+KAFKA_HEAP=512m kafka_start "$DIR" "$PORT" "$CONTROLLER"
+kafka_topic "$WEIR_KAFKA" clicks 3
+kafka_topic "$WEIR_KAFKA" clicks-per-user 2
 
 echo "producing $CLICKS clicks of 8 users over $((CLICKS / 60 + 1)) minutes"
 python3 - "$CLICKS" <<'PY' | kafka_tool org.apache.kafka.tools.ConsoleProducer --bootstrap-server "$WEIR_KAFKA" --topic clicks --reader-property parse.key=true --reader-property key.separator=$'\t'

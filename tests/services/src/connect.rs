@@ -32,6 +32,34 @@ impl KafkaConnect {
         Self::start_with(bootstrap, &[], connector)
     }
 
+    /// A worker running Debezium's PostgreSQL connector `cdc` (pgoutput, an
+    /// initial snapshot, replication slot `slot`) on `pg`'s `tables` (a
+    /// comma-separated include list such as `public.t`), writing to topics
+    /// `cdc.<schema>.<table>` (created with one partition if missing).
+    pub fn debezium_postgres(bootstrap: &str, pg: &crate::Postgres, tables: &str, slot: &str) -> io::Result<KafkaConnect> {
+        let port = pg.port().to_string();
+        Self::start(
+            bootstrap,
+            &[
+                ("name", "cdc"),
+                ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
+                ("plugin.name", "pgoutput"),
+                ("database.hostname", "127.0.0.1"),
+                ("database.port", &port),
+                ("database.user", "postgres"),
+                ("database.dbname", "postgres"),
+                ("topic.prefix", "cdc"),
+                ("table.include.list", tables),
+                ("slot.name", slot),
+                ("publication.autocreate.mode", "filtered"),
+                ("snapshot.mode", "initial"),
+                // The broker does not create topics on first use; Connect does, with these.
+                ("topic.creation.default.replication.factor", "1"),
+                ("topic.creation.default.partitions", "1"),
+            ],
+        )
+    }
+
     /// `start`, with `worker` settings added to (or replacing) the worker's defaults.
     pub fn start_with(bootstrap: &str, worker: &[(&str, &str)], connector: &[(&str, &str)]) -> io::Result<KafkaConnect> {
         let name = connector.iter().find(|(k, _)| *k == "name").map(|(_, v)| v.to_string());

@@ -54,29 +54,8 @@ fn debezium_streams_a_postgres_table_into_kafka() {
     let pg = Postgres::start().unwrap();
     pg.psql("create table t(id int primary key, v text); insert into t values (1, 'before-1'), (2, 'before-2')").unwrap();
     let kafka = KafkaBroker::start().unwrap();
-    let port = pg.port().to_string();
     let t = Instant::now();
-    let connect = KafkaConnect::start(
-        &kafka.bootstrap(),
-        &[
-            ("name", "cdc"),
-            ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
-            ("plugin.name", "pgoutput"),
-            ("database.hostname", "127.0.0.1"),
-            ("database.port", &port),
-            ("database.user", "postgres"),
-            ("database.dbname", "postgres"),
-            ("topic.prefix", "cdc"),
-            ("table.include.list", "public.t"),
-            ("slot.name", "weir_test"),
-            ("publication.autocreate.mode", "filtered"),
-            ("snapshot.mode", "initial"),
-            // The broker does not create topics on first use; Connect does, with these.
-            ("topic.creation.default.replication.factor", "1"),
-            ("topic.creation.default.partitions", "1"),
-        ],
-    )
-    .unwrap();
+    let connect = KafkaConnect::debezium_postgres(&kafka.bootstrap(), &pg, "public.t", "weir_test").unwrap();
     eprintln!("connect: connector RUNNING {:.1} s after start", t.elapsed().as_secs_f64());
     pg.psql("insert into t values (3, 'after-3'); insert into t values (4, 'after-4')").unwrap();
     let t = Instant::now();

@@ -11,11 +11,10 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::{Value, json};
 use weir_test_services::KafkaBroker;
 
-use crate::common::{finish, kill, stderr, weir, weir_cmd};
+use crate::common::{finish, kill, produce, stderr, weir, weir_cmd};
 use crate::iceberg::Lake;
 use crate::iceberg_upsert::duck_keyed;
 
@@ -107,31 +106,6 @@ fn workload(seed: u64, snapshot: i64, changes: usize) -> Workload {
     w
 }
 
-fn produce(kafka: &KafkaBroker, topic: &str, events: &[(Vec<u8>, Option<Vec<u8>>)]) {
-    let p: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap())
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    for (k, v) in events {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).key(&k[..]);
-        if let Some(v) = v {
-            rec = rec.payload(&v[..]);
-        }
-        let mut rec = Some(rec);
-        while let Some(r) = rec.take() {
-            if let Err((e, back)) = p.send(r) {
-                assert_eq!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull), "{e}");
-                p.poll(Duration::from_millis(20));
-                rec = Some(back);
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(60)).unwrap();
-}
-
 const SCHEMA: &str = "[{name: id, type: long, required: true}, {name: name, type: string}, {name: balance, type: long}, {name: email, type: string}]";
 
 fn spec(lake: &Lake, kafka: &KafkaBroker, sink: &str) -> String {
@@ -158,7 +132,7 @@ fn debezium_changes_through_kill_9_leave_the_iceberg_table_equal_to_the_database
     let kafka = KafkaBroker::start().unwrap();
     kafka.create_topic(TOPIC, 3).unwrap();
     let w = workload(17, 300, 40_000);
-    produce(&kafka, TOPIC, &w.events);
+    produce(&kafka, TOPIC, w.events.iter().map(|(k, v)| (Some(k.clone()), v.clone())));
     let lake = Lake::new();
     let p = lake.spec_file("cdc", &spec(&lake, &kafka, &upsert_sink()));
     let args = ["run", "--progress", "0", p.to_str().unwrap()];
@@ -205,7 +179,7 @@ fn debezium_changes_through_kill_9_leave_the_iceberg_table_equal_to_the_database
     kafka.create_topic("pg.public.plain", 1).unwrap();
     let bad = br#"{"before":null,"after":{"id":1,"name":"x"},"op":"u","source":{"schema":"public","table":"plain"}}"#;
     let ok = br#"{"before":null,"after":{"id":1,"name":"x"},"op":"c","source":{"schema":"public","table":"plain"}}"#;
-    produce(&kafka, "pg.public.plain", &[(b"{\"id\":1}".to_vec(), Some(ok.to_vec())), (b"{\"id\":1}".to_vec(), Some(bad.to_vec()))]);
+    produce(&kafka, "pg.public.plain", [ok, bad].into_iter().map(|v| (Some(b"{\"id\":1}".to_vec()), Some(v.to_vec()))));
     let p = lake.spec_file("plain", &spec(&lake, &kafka, &upsert_sink()).replace(TOPIC, "pg.public.plain").replace("db.accounts", "db.plain"));
     let o = weir(&["run", "--progress", "0", p.to_str().unwrap()], &[]);
     let err = stderr(&o);
@@ -307,25 +281,7 @@ fn a_postgres_table_through_real_debezium_and_kill_9_lands_in_iceberg_row_for_ro
     .unwrap();
     let kafka = KafkaBroker::start().unwrap();
     kafka.create_topic("cdc.public.accounts", 3).unwrap();
-    let port = pg.port().to_string();
-    let connect = weir_test_services::KafkaConnect::start(
-        &kafka.bootstrap(),
-        &[
-            ("name", "cdc"),
-            ("connector.class", "io.debezium.connector.postgresql.PostgresConnector"),
-            ("plugin.name", "pgoutput"),
-            ("database.hostname", "127.0.0.1"),
-            ("database.port", &port),
-            ("database.user", "postgres"),
-            ("database.dbname", "postgres"),
-            ("topic.prefix", "cdc"),
-            ("table.include.list", "public.accounts"),
-            ("slot.name", "weir_cdc"),
-            ("publication.autocreate.mode", "filtered"),
-            ("snapshot.mode", "initial"),
-        ],
-    )
-    .unwrap();
+    let connect = weir_test_services::KafkaConnect::debezium_postgres(&kafka.bootstrap(), &pg, "public.accounts", "weir_cdc").unwrap();
     let lake = Lake::new();
     let schema = "[{name: id, type: int, required: true}, {name: name, type: string}, {name: balance, type: long}, {name: email, type: string}]";
     let text = format!(
@@ -413,7 +369,7 @@ fn a_changelog_goes_out_to_kafka_as_upserts_and_debezium_events_and_comes_back_a
         kafka.create_topic(t, 3).unwrap();
     }
     let w = workload(23, 200, 3000);
-    produce(&kafka, TOPIC, &w.events);
+    produce(&kafka, TOPIC, w.events.iter().map(|(k, v)| (Some(k.clone()), v.clone())));
     let lake = Lake::new();
     // Debezium events in; upserts and Debezium events out, exactly once.
     let out = "sinks:\n  - {name: upserts, type: kafka, input: pg, bootstrap: 'B', topic: accounts-upserts, format: upsert}\n  - {name: changes, type: kafka, input: pg, bootstrap: 'B', topic: accounts-changes, format: debezium-json}\n"

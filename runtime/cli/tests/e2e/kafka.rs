@@ -14,7 +14,6 @@ use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::common::{finish, kill, reference_counts, stderr, weir, weir_cmd, words_text};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use weir_test_services::{KafkaBroker, kafka_tool};
 
 const CONSOLE_CONSUMER: &str = "org.apache.kafka.tools.consumer.ConsoleConsumer";
@@ -135,28 +134,7 @@ sinks:
 
 /// Produce `records` (key, value) to `topic` and wait until all are acknowledged.
 fn produce(kafka: &KafkaBroker, topic: &str, records: impl Iterator<Item = (Option<Vec<u8>>, Vec<u8>)>) {
-    let p: BaseProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka.bootstrap())
-        .set("linger.ms", "5")
-        .set("enable.idempotence", "true")
-        .create()
-        .unwrap();
-    for (k, v) in records {
-        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(&v[..]);
-        if let Some(k) = &k {
-            rec = rec.key(&k[..]);
-        }
-        let mut rec = Some(rec);
-        while let Some(r) = rec.take() {
-            if let Err((e, back)) = p.send(r) {
-                assert_eq!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull), "{e}");
-                p.poll(Duration::from_millis(20));
-                rec = Some(back);
-            }
-        }
-        p.poll(Duration::ZERO);
-    }
-    p.flush(Duration::from_secs(60)).unwrap();
+    crate::common::produce(kafka, topic, records.map(|(k, v)| (k, Some(v))));
 }
 
 #[derive(Debug)]
@@ -337,7 +315,7 @@ fn a_broker_outage_of_ten_seconds_is_ridden_out() {
 fn a_transactional_producer_stuck_recording_progress_is_replaced() {
     let job = Job::new(20_000, 12);
     std::fs::write(job.spec(), job.spec_text("200ms")).unwrap();
-    let child = job.spawn(&[("WEIR_FAULT", "kafka-progress-stuck:3")]);
+    let child = job.spawn(&[("WEIR_FAULT", "kafka-progress-stuck:1")]);
     let err = finish(child);
     assert!(err.contains("fault injection: recording progress hangs"), "the fault hook did not fire: {err}");
     assert!(err.contains("is stuck after 15s; replacing the transactional producer"), "{err}");

@@ -132,3 +132,34 @@ pub fn kill(mut child: Child) -> String {
     let o = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Produce `records` (key, value; no value: a tombstone) into `topic`,
+/// idempotently, and wait until all are acknowledged.
+pub fn produce(kafka: &weir_test_services::KafkaBroker, topic: &str, records: impl Iterator<Item = (Option<Vec<u8>>, Option<Vec<u8>>)>) {
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    let p: BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", kafka.bootstrap())
+        .set("linger.ms", "5")
+        .set("enable.idempotence", "true")
+        .create()
+        .unwrap();
+    for (k, v) in records {
+        let mut rec: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic);
+        if let Some(k) = &k {
+            rec = rec.key(&k[..]);
+        }
+        if let Some(v) = &v {
+            rec = rec.payload(&v[..]);
+        }
+        let mut rec = Some(rec);
+        while let Some(r) = rec.take() {
+            if let Err((e, back)) = p.send(r) {
+                assert_eq!(e.rdkafka_error_code(), Some(rdkafka::types::RDKafkaErrorCode::QueueFull), "{e}");
+                p.poll(std::time::Duration::from_millis(20));
+                rec = Some(back);
+            }
+        }
+        p.poll(std::time::Duration::ZERO);
+    }
+    p.flush(std::time::Duration::from_secs(60)).unwrap();
+}
