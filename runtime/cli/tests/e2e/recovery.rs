@@ -102,8 +102,8 @@ fn next(x: &mut u64) -> u64 {
 }
 
 fn killed_runs_count_every_word_exactly_once(backend: &str) {
-    // 200k lines: 2 M words.
-    let run = Run::new(200_000, 7);
+    // 300k lines: 3 M words.
+    let run = Run::new(300_000, 7);
     let env = run.env(backend, "2");
     let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
     let start_seed = seed;
@@ -121,8 +121,9 @@ fn killed_runs_count_every_word_exactly_once(backend: &str) {
             resumed += usize::from(err.contains("resuming from chk-"));
             break;
         }
-        // Somewhere in the next few checkpoint intervals.
-        std::thread::sleep(Duration::from_millis(next(&mut seed) % 250));
+        // Somewhere in the checkpoint interval that follows (longer waits let
+        // a fast machine finish the job before four kills).
+        std::thread::sleep(Duration::from_millis(next(&mut seed) % 100));
         if child.try_wait().unwrap().is_some() {
             // It completed during the wait (it resumed all the same).
             let err = finish(child);
