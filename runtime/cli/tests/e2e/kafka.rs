@@ -270,7 +270,9 @@ fn killed_runs_and_a_crash_before_the_commit_publish_every_count_exactly_once() 
             resumed += usize::from(err.contains("resuming from chk-"));
             break;
         }
-        std::thread::sleep(Duration::from_millis(seed % 300));
+        // Within the checkpoint interval that follows (longer waits let a
+        // fast machine finish the job before six kills).
+        std::thread::sleep(Duration::from_millis(seed % 100));
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
