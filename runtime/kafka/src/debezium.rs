@@ -44,8 +44,35 @@ impl SourceInfo {
     }
 }
 
-/// The rows of one change event, in order.
-pub(crate) type Rows<'a> = Vec<(RowKind, &'a [u8])>;
+/// The rows of one record (none, one, or an update's two), in order, kept
+/// inline: the source makes one per Kafka record.
+#[derive(Debug, Default)]
+pub(crate) struct Rows<'a> {
+    len: usize,
+    rows: [(RowKind, &'a [u8]); 2],
+}
+
+impl<'a> Rows<'a> {
+    pub(crate) fn none() -> Self {
+        Rows { len: 0, rows: [(RowKind::Insert, &[]); 2] }
+    }
+
+    pub(crate) fn one(kind: RowKind, row: &'a [u8]) -> Self {
+        Rows { len: 1, rows: [(kind, row), (RowKind::Insert, &[])] }
+    }
+
+    fn two(a: (RowKind, &'a [u8]), b: (RowKind, &'a [u8])) -> Self {
+        Rows { len: 2, rows: [a, b] }
+    }
+}
+
+impl<'a> IntoIterator for Rows<'a> {
+    type Item = (RowKind, &'a [u8]);
+    type IntoIter = std::iter::Take<std::array::IntoIter<(RowKind, &'a [u8]), 2>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.rows.into_iter().take(self.len)
+    }
+}
 
 /// Decode one record's value.
 pub(crate) fn decode(value: &[u8]) -> Result<Rows<'_>, String> {
@@ -81,9 +108,9 @@ fn rows(e: Event<'_>) -> Result<Rows<'_>, String> {
         })
     };
     Ok(match op {
-        "c" | "r" => vec![(RowKind::Insert, after("create")?)],
-        "u" => vec![(RowKind::UpdateBefore, before("update")?), (RowKind::UpdateAfter, after("update")?)],
-        "d" => vec![(RowKind::Delete, before("delete")?)],
+        "c" | "r" => Rows::one(RowKind::Insert, after("create")?),
+        "u" => Rows::two((RowKind::UpdateBefore, before("update")?), (RowKind::UpdateAfter, after("update")?)),
+        "d" => Rows::one(RowKind::Delete, before("delete")?),
         "t" => {
             return Err(format!(
                 "a Debezium truncate event (op 't') of {}: a truncate removes rows the changelog never names, so it cannot be applied row by row; \

@@ -20,6 +20,7 @@ use weir_spec::units::Dur;
 use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
 
 use crate::client::{self, KafkaError};
+use crate::debezium::Rows;
 
 /// How record keys and values are read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -573,19 +574,19 @@ impl Source for Reader {
                 Timestamp::CreateTime(t) | Timestamp::LogAppendTime(t) => t,
                 Timestamp::NotAvailable => NO_TIMESTAMP,
             };
-            let rows: Result<crate::debezium::Rows<'_>, String> = check(self.source.key_format, key, "key").and_then(|()| {
+            let rows: Result<Rows<'_>, String> = check(self.source.key_format, key, "key").and_then(|()| {
                 match (value, self.source.format) {
                     (Some(v), Format::DebeziumJson) => crate::debezium::decode(v),
                     // A delete's tombstone (for log compaction): the delete came before it.
-                    (None, Format::DebeziumJson) => Ok(Vec::new()),
-                    (Some(v), Format::Upsert) => check(Format::Json, v, "value").map(|()| vec![(RowKind::UpdateAfter, v)]),
+                    (None, Format::DebeziumJson) => Ok(Rows::none()),
+                    (Some(v), Format::Upsert) => check(Format::Json, v, "value").map(|()| Rows::one(RowKind::UpdateAfter, v)),
                     // A delete: its row is its key.
                     (None, Format::Upsert) if key.is_empty() => Err("a record without a value deletes its key, but it has no key (format: upsert)".into()),
-                    (None, Format::Upsert) => Ok(vec![(RowKind::Delete, key)]),
-                    (Some(v), f) => check(f, v, "value").map(|()| vec![(RowKind::Insert, v)]),
+                    (None, Format::Upsert) => Ok(Rows::one(RowKind::Delete, key)),
+                    (Some(v), f) => check(f, v, "value").map(|()| Rows::one(RowKind::Insert, v)),
                     // A tombstone: no value (JSON null, for JSON values).
-                    (None, Format::Json) => Ok(vec![(RowKind::Insert, b"null".as_slice())]),
-                    (None, _) => Ok(vec![(RowKind::Insert, b"".as_slice())]),
+                    (None, Format::Json) => Ok(Rows::one(RowKind::Insert, b"null")),
+                    (None, _) => Ok(Rows::one(RowKind::Insert, b"")),
                 }
             });
             if let Err(message) = rows {
