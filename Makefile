@@ -29,12 +29,17 @@ COMPONENTIZE_PY_VERSION := 0.25.1
 COMPONENTIZE_PY ?= PYTHONPATH=$(PYTOOLS) $(PYTOOLS)/bin/componentize-py
 COMPONENTIZE_JS := sdk/js/node_modules/.bin/componentize-js
 JS_TOOLS := sdk/js/node_modules/.installed
-WIT := wit/operator@0.1.0
+# Every WIT file: a world of 0.3.0 includes 0.1.0's interfaces.
+WIT_FILES := $(wildcard wit/*/*.wit)
 PY_SDK := $(wildcard sdk/python/weir_sdk/*.py)
 JS_SDK := $(wildcard sdk/js/src/*.js)
 # component name : source directory
-PY_GUESTS := word_count_py:plugins/word-count-py conformance_py:tests/conformance/python
-JS_GUESTS := word_count_js:plugins/word-count-js conformance_js:tests/conformance/js
+# component name : source directory : WIT package : world (changelog-operator of
+# operator@0.3.0: a changelog operator, with row kinds)
+PY_GUESTS := word_count_py:plugins/word-count-py:operator@0.1.0:operator conformance_py:tests/conformance/python:operator@0.1.0:operator \
+	changelog_count_py:tests/conformance/changelog-python:operator@0.3.0:changelog-operator
+JS_GUESTS := word_count_js:plugins/word-count-js:operator@0.1.0:operator conformance_js:tests/conformance/js:operator@0.1.0:operator \
+	changelog_count_js:tests/conformance/changelog-js:operator@0.3.0:changelog-operator
 
 .PHONY: all prereqs setup fuzz plugins rust-plugins py-plugins js-plugins build run test bench bench-suite clean
 
@@ -89,24 +94,24 @@ $(JS_TOOLS): sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund
 	touch $@
 
-# $(call py-guest,NAME,DIR) and $(call js-guest,NAME,DIR): $(GUEST_DIR)/NAME.wasm
-# from DIR, rebuilt only when a source of DIR, the SDK or the WIT changed (the
-# rule build.rs follows too). Written aside and renamed, so that an interrupted
+# $(call py-guest,NAME,DIR,WIT,WORLD) and $(call js-guest,NAME,DIR,WIT,WORLD):
+# $(GUEST_DIR)/NAME.wasm from DIR for world WORLD of wit/WIT, rebuilt only when a source of DIR, the SDK
+# or the WIT changed (the rule build.rs follows too). Written aside and renamed, so that an interrupted
 # build leaves nothing that looks up to date.
 define py-guest
-$(GUEST_DIR)/$(1).wasm: $(wildcard $(2)/*.py) $(PY_SDK) $(wildcard $(WIT)/*.wit) | $(if $(filter command line environment,$(origin COMPONENTIZE_PY)),,$(PYTOOLS)/bin/componentize-py)
+$(GUEST_DIR)/$(1).wasm: $(wildcard $(2)/*.py) $(PY_SDK) $(WIT_FILES) | $(if $(filter command line environment,$(origin COMPONENTIZE_PY)),,$(PYTOOLS)/bin/componentize-py)
 	@mkdir -p $$(@D)
-	$(COMPONENTIZE_PY) -d $(WIT) -w operator componentize -p $(2) -p sdk/python app -o $$(@D)/.$(1).partial.wasm
+	$(COMPONENTIZE_PY) -d wit/$(3) -w $(4) componentize -p $(2) -p sdk/python app -o $$(@D)/.$(1).partial.wasm
 	mv $$(@D)/.$(1).partial.wasm $$@
 endef
 define js-guest
-$(GUEST_DIR)/$(1).wasm: $(wildcard $(2)/*.js) $(JS_SDK) $(wildcard $(WIT)/*.wit) | $(JS_TOOLS)
+$(GUEST_DIR)/$(1).wasm: $(wildcard $(2)/*.js) $(JS_SDK) $(WIT_FILES) | $(JS_TOOLS)
 	@mkdir -p $$(@D)
-	$(COMPONENTIZE_JS) $(2)/app.js --wit $(WIT) --world-name operator -d http fetch-event -o $$(@D)/.$(1).partial.wasm
+	$(COMPONENTIZE_JS) $(2)/app.js --wit wit/$(3) --world-name $(4) -d http fetch-event -o $$(@D)/.$(1).partial.wasm
 	mv $$(@D)/.$(1).partial.wasm $$@
 endef
-$(foreach g,$(PY_GUESTS),$(eval $(call py-guest,$(word 1,$(subst :, ,$(g))),$(word 2,$(subst :, ,$(g))))))
-$(foreach g,$(JS_GUESTS),$(eval $(call js-guest,$(word 1,$(subst :, ,$(g))),$(word 2,$(subst :, ,$(g))))))
+$(foreach g,$(PY_GUESTS),$(eval $(call py-guest,$(word 1,$(subst :, ,$(g))),$(word 2,$(subst :, ,$(g))),$(word 3,$(subst :, ,$(g))),$(word 4,$(subst :, ,$(g))))))
+$(foreach g,$(JS_GUESTS),$(eval $(call js-guest,$(word 1,$(subst :, ,$(g))),$(word 2,$(subst :, ,$(g))),$(word 3,$(subst :, ,$(g))),$(word 4,$(subst :, ,$(g))))))
 
 ## Build the host (target/release/weir) and the Rust plugins (all the main job
 ## needs; `make plugins` also builds the Python and JavaScript ones).

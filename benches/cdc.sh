@@ -5,14 +5,17 @@
 # tombstones, 5 % inserts) in a local Kafka 4.4.0 topic of 4 partitions,
 # filled beforehand; Weir reads them with format: debezium-json (until:
 # latest) into an Iceberg upsert table keyed by id (sqlite catalog, local
-# warehouse, key_by: $.id, parallelism 2, checkpoints every second). Prints
-# wall, CPU (user + sys, GNU time) and change events per CPU-second of the
-# `weir run`, and the broker's CPU meanwhile. Not part of CI.
+# warehouse, key_by: $.id, parallelism 2, checkpoints every second), once
+# straight and once through a keyed changelog operator (plugins/mask, masking
+# `email` in every row, key_by: $.id, parallelism 2), one after the other on
+# the same topic. Prints wall, CPU (user + sys, GNU time) and change events
+# per CPU-second of each `weir run`, and the broker's CPU meanwhile. Not part
+# of CI.
 #
 #   benches/cdc.sh [EVENTS [KEYS]]      # default 1000000 100000
 #
-# Needs java 17, mvn, python3 and a built weir (WEIR, default
-# $CARGO_TARGET_DIR/release/weir); fetches Kafka 4.4.0
+# Needs java 17, mvn, python3, a built weir (WEIR, default
+# $CARGO_TARGET_DIR/release/weir) and mask.wasm (`make plugins`); fetches Kafka 4.4.0
 # (tests/services/poms/kafka/pom.xml) once, under $T/services/kafka/libs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +26,8 @@ LIBS=$T/services/kafka/libs
 KAFKA_POM=tests/services/poms/kafka/pom.xml
 WEIR=${WEIR:-$T/release/weir}
 [ -x "$WEIR" ] || { echo "cdc.sh: no $WEIR: build it first (cargo build --release)" >&2; exit 1; }
+MASK=${WEIR_PLUGINS:-$T/wasm32-wasip2/release}/mask.wasm
+[ -f "$MASK" ] || { echo "cdc.sh: no $MASK: run 'make plugins' first" >&2; exit 1; }
 if [ ! -f "$LIBS/kafka_2.13-4.4.0.jar" ]; then # shared with the tests: never removed here
     mvn -q -B -f "$KAFKA_POM" dependency:copy-dependencies -DoutputDirectory="$(realpath -m "$LIBS")" -DincludeScope=runtime
     cp "$KAFKA_POM" "$T/services/kafka/fetched-pom.xml"
@@ -81,35 +86,44 @@ grep -v $'\t$' "$DIR/changes" | kafka_tool org.apache.kafka.tools.ConsoleProduce
     --reader-property parse.key=true --reader-property key.separator=$'\t' \
     --command-property linger.ms=20 --command-property batch.size=262144 --command-property acks=all
 ROWS=$(grep -vc $'\t$' "$DIR/changes")
-cat > "$DIR/cdc.yaml" <<YAML
-name: cdc-bench
-state: {dir: $DIR/state}
+# One run of the pipeline: case NAME, with OPERATORS (YAML) before the sink
+# reading INPUT.
+run_case() {
+    local name=$1 operators=$2 input=$3
+    cat > "$DIR/$name.yaml" <<YAML
+name: cdc-bench-$name
+state: {dir: $DIR/state-$name}
 checkpoint: {interval: 1s}
-sources: [{name: pg, type: kafka, bootstrap: '$BOOTSTRAP', topic: cdc.public.accounts, format: debezium-json, key_format: json, until: latest}]
+sources: [{name: pg, type: kafka, bootstrap: '$BOOTSTRAP', topic: cdc.public.accounts, group: cdc-bench-$name, format: debezium-json, key_format: json, until: latest}]
+$operators
 sinks:
   - name: lake
     type: iceberg
-    input: pg
+    input: $input
     key_by: \$.id
     parallelism: 2
     catalog: {type: sql, uri: 'sqlite://$DIR/catalog.db', warehouse: '$DIR/warehouse'}
-    table: bench.accounts
+    table: bench.accounts_$name
     mode: upsert
     key: [id]
     schema: [{name: id, type: long, required: true}, {name: name, type: string}, {name: balance, type: long}, {name: email, type: string}]
     partition: ['bucket(8, id)']
 YAML
+    local b0 b1
+    b0=$(ticks $BROKER)
+    /usr/bin/time -f '%e %U %S %M' -o "$DIR/time" "$WEIR" run --progress 0 --log warn "$DIR/$name.yaml" >/dev/null
+    b1=$(ticks $BROKER)
+    read -r wall user sys rss < "$DIR/time"
+    python3 - "$name" "$ROWS" "$wall" "$user" "$sys" "$rss" "$b0" "$b1" "$HZ" <<'PY'
+import sys
+name, n, wall, user, sys_, rss, b0, b1, hz = sys.argv[1:]
+n, wall, cpu = int(n), float(wall), float(user) + float(sys_)
+print(f"| {name} | {n} | {wall:.2f} | {cpu:.2f} | {n / wall:,.0f} | {n / cpu:,.0f} | {int(rss) / 1024:.0f} | {(int(b1) - int(b0)) / int(hz):.2f} |")
+PY
+}
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
-b0=$(ticks $BROKER)
-/usr/bin/time -f '%e %U %S %M' -o "$DIR/time" "$WEIR" run --progress 0 --log warn "$DIR/cdc.yaml" >/dev/null
-b1=$(ticks $BROKER)
-read -r wall user sys rss < "$DIR/time"
-python3 - "$ROWS" "$wall" "$user" "$sys" "$rss" "$b0" "$b1" "$HZ" <<'PY'
-import sys
-n, wall, user, sys_, rss, b0, b1, hz = sys.argv[1:]
-n, wall, cpu = int(n), float(wall), float(user) + float(sys_)
-print("| change events | wall s | CPU s (user + sys) | events/s | events per CPU-second | peak RSS MB | broker CPU s meanwhile |")
-print("|---:|---:|---:|---:|---:|---:|---:|")
-print(f"| {n} | {wall:.2f} | {cpu:.2f} | {n / wall:,.0f} | {n / cpu:,.0f} | {int(rss) / 1024:.0f} | {(int(b1) - int(b0)) / int(hz):.2f} |")
-PY
+echo "| pipeline | change events | wall s | CPU s (user + sys) | events/s | events per CPU-second | peak RSS MB | broker CPU s meanwhile |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+run_case straight "" pg
+run_case mask "operators: [{name: mask, plugin: '$MASK', input: pg, key_by: \$.id, parallelism: 2, config: {fields: email}}]" mask

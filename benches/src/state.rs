@@ -36,6 +36,7 @@ fn count_factory(plugin: &Plugin, state: Arc<dyn StateBackendFactory>) -> Arc<dy
             config: vec![("op".into(), "count".into())],
             limits: Limits { memory: 1 << 30, call_timeout: Duration::from_secs(60), ..Default::default() },
             state,
+            changelog: false,
         },
     })
 }

@@ -26,12 +26,20 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 /// workspace by its `plugins/*` and `tests/guests/*` globs). `make plugins`
 /// also builds `benches/guests/*`, which no test loads.
 const RUST_GUEST_DIRS: [&str; 2] = ["plugins", "tests/guests"];
-/// The WIT world the Python and JavaScript guests implement.
-const WIT: &str = "wit/operator@0.1.0";
-/// Python and JavaScript guests: component name, source directory (as in the
-/// Makefile's PY_GUESTS and JS_GUESTS).
-const PY_GUESTS: [(&str, &str); 2] = [("word_count_py", "plugins/word-count-py"), ("conformance_py", "tests/conformance/python")];
-const JS_GUESTS: [(&str, &str); 2] = [("word_count_js", "plugins/word-count-js"), ("conformance_js", "tests/conformance/js")];
+/// Python and JavaScript guests: component name, source directory, WIT
+/// package and world it implements (as in the Makefile's PY_GUESTS and
+/// JS_GUESTS).
+type Guest = (&'static str, &'static str, &'static str, &'static str);
+const PY_GUESTS: [Guest; 3] = [
+    ("word_count_py", "plugins/word-count-py", "wit/operator@0.1.0", "operator"),
+    ("conformance_py", "tests/conformance/python", "wit/operator@0.1.0", "operator"),
+    ("changelog_count_py", "tests/conformance/changelog-python", "wit/operator@0.3.0", "changelog-operator"),
+];
+const JS_GUESTS: [Guest; 3] = [
+    ("word_count_js", "plugins/word-count-js", "wit/operator@0.1.0", "operator"),
+    ("conformance_js", "tests/conformance/js", "wit/operator@0.1.0", "operator"),
+    ("changelog_count_js", "tests/conformance/changelog-js", "wit/operator@0.3.0", "changelog-operator"),
+];
 
 fn main() {
     let root = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap()).join("../..").canonicalize().expect("workspace root");
@@ -54,7 +62,7 @@ fn main() {
     // The Python and JavaScript sources file by file: componentize-py writes
     // `__pycache__` beside them (whatever PYTHONDONTWRITEBYTECODE says), which
     // would rerun this script after each Python build.
-    for (_, dir) in PY_GUESTS.iter().chain(&JS_GUESTS).chain(&[("", "sdk/python/weir_sdk"), ("", "sdk/js/src")]) {
+    for (_, dir, _, _) in PY_GUESTS.iter().chain(&JS_GUESTS).chain(&[("", "sdk/python/weir_sdk", "", ""), ("", "sdk/js/src", "", "")]) {
         for file in fs::read_dir(root.join(dir)).unwrap().map(|e| e.unwrap().path()).filter(|p| p.is_file()) {
             rerun(&file);
         }
@@ -73,12 +81,12 @@ fn main() {
     for (python, guests, tool, name, bin) in [(true, &PY_GUESTS, py, "componentize-py", py_bin), (false, &JS_GUESTS, js, "componentize-js", js_bin)] {
         match tool {
             Some(tool) => {
-                for (guest, dir) in guests {
-                    build_component(&root, &tool, python, guest, dir, &out);
+                for &(guest, dir, wit, world) in guests {
+                    build_component(&root, &tool, python, (guest, dir, wit, world), &out);
                 }
             }
             None => {
-                let names: Vec<&str> = guests.iter().map(|(g, _)| *g).collect();
+                let names: Vec<&str> = guests.iter().map(|(g, _, _, _)| *g).collect();
                 println!(
                     "cargo:warning={name} is not installed ({}): the guests {} are not built and the tests that load them fail; `make plugins` installs it and builds them",
                     bin.display(),
@@ -289,12 +297,15 @@ impl Tool {
 /// `<out>/<guest>.wasm` from `dir` with the Makefile's command line, unless it
 /// is newer than every source of `dir`, of the SDK and of the WIT (the
 /// Makefile's rule, so that either reuses the other's build).
-fn build_component(root: &Path, tool: &Tool, python: bool, guest: &str, dir: &str, out: &Path) {
+fn build_component(root: &Path, tool: &Tool, python: bool, (guest, dir, wit, world): Guest, out: &Path) {
     let (ext, sdk) = if python { ("py", "sdk/python/weir_sdk") } else { ("js", "sdk/js/src") };
     let target = out.join(format!("{guest}.wasm"));
     let mut inputs = files(&root.join(dir), ext);
     inputs.extend(files(&root.join(sdk), ext));
-    inputs.extend(files(&root.join(WIT), "wit"));
+    // Every WIT package: a world of 0.3.0 includes 0.1.0's interfaces.
+    for package in fs::read_dir(root.join("wit")).unwrap().map(|e| e.unwrap().path()) {
+        inputs.extend(files(&package, "wit"));
+    }
     if let Ok(built) = fs::metadata(&target).and_then(|m| m.modified())
         && inputs.iter().all(|i| fs::metadata(i).and_then(|m| m.modified()).is_ok_and(|t| t <= built))
     {
@@ -305,9 +316,9 @@ fn build_component(root: &Path, tool: &Tool, python: bool, guest: &str, dir: &st
     let partial = out.join(format!(".{guest}.{}.partial.wasm", std::process::id()));
     let mut cmd = tool.command();
     if python {
-        cmd.args(["-d", WIT, "-w", "operator", "componentize", "-p", dir, "-p", "sdk/python", "app", "-o"]);
+        cmd.args(["-d", wit, "-w", world, "componentize", "-p", dir, "-p", "sdk/python", "app", "-o"]);
     } else {
-        cmd.arg(format!("{dir}/app.js")).args(["--wit", WIT, "--world-name", "operator", "-d", "http", "fetch-event", "-o"]);
+        cmd.arg(format!("{dir}/app.js")).args(["--wit", wit, "--world-name", world, "-d", "http", "fetch-event", "-o"]);
     }
     cmd.arg(&partial);
     let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));

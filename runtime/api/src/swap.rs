@@ -74,7 +74,14 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
     let Some(descriptor) = p.types.with_plugin(&planned.descriptor, plugin) else {
         return Err(refuse(&mut info, format!("operator '{op}' runs no plugin, so it cannot swap to {plugin}")));
     };
-    let cx = BuildContext { env: &env, node: op, parallelism: planned.parallelism, side_outputs: &planned.side_outputs, key_by: None };
+    let cx = BuildContext {
+        env: &env,
+        node: op,
+        parallelism: planned.parallelism,
+        side_outputs: &planned.side_outputs,
+        key_by: None,
+        changelog: planned.reads,
+    };
     let replacement = match p.types.replacement(&descriptor, &cx) {
         Ok(r) => r,
         Err(err) => return Err(refuse(&mut info, format!("{plugin} cannot replace {from} in operator '{op}': {err}; nothing changed"))),

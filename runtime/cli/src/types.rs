@@ -6,6 +6,7 @@ pub fn registry() -> weir_spec::Registry {
     let mut r = weir_spec::Registry::new();
     weir_connectors::register(&mut r);
     weir_wasm::register(&mut r);
+    weir_operators::register(&mut r);
     weir_state_rocksdb::register(&mut r);
     weir_kafka::register(&mut r);
     weir_iceberg::register(&mut r);

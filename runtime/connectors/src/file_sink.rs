@@ -1,5 +1,7 @@
 //! JSON lines files in a directory, one record value per line (a value that is
-//! not JSON is written as a JSON string).
+//! not JSON is written as a JSON string). With `format: changelog-json` each
+//! line is a row with its kind, `{"op":"+I","data":VALUE}` (the layout of
+//! Flink CDC's changelog-json format), so the sink takes a changelog.
 //!
 //! With checkpointing on, the sink is exactly-once (as Flink's `FileSink`):
 //! task `t` writes into a hidden in-progress file `.part-<t>.inprogress`; at
@@ -29,6 +31,18 @@ pub struct FileSink {
     pub dir: PathBuf,
     /// Stage output and publish it on checkpoint completion.
     pub exactly_once: bool,
+    pub format: SinkFormat,
+}
+
+/// What a line of a file sink holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SinkFormat {
+    /// The record's value.
+    #[default]
+    Values,
+    /// `{"op":"+I|-U|+U|-D","data":VALUE}`: the row with its kind.
+    ChangelogJson,
 }
 
 /// `type: file`: `path` is the output directory.
@@ -36,6 +50,12 @@ pub struct FileSink {
 #[serde(deny_unknown_fields)]
 pub struct FileSinkConfig {
     pub path: PathBuf,
+    #[serde(default, skip_serializing_if = "is_values")]
+    pub format: SinkFormat,
+}
+
+fn is_values(f: &SinkFormat) -> bool {
+    *f == SinkFormat::Values
 }
 
 /// The `file` sink type: exactly once when the pipeline checkpoints.
@@ -50,7 +70,15 @@ impl SinkConnector for FileSinks {
     }
 
     fn build(&self, c: FileSinkConfig, cx: &BuildContext<'_>) -> Result<Arc<dyn SinkFactory>, BuildError> {
-        Ok(Arc::new(FileSink { dir: c.path, exactly_once: cx.env.checkpointing }))
+        Ok(Arc::new(FileSink { dir: c.path, exactly_once: cx.env.checkpointing, format: c.format }))
+    }
+
+    fn rejects_changelog(&self, c: &FileSinkConfig) -> Option<String> {
+        (c.format == SinkFormat::Values).then(|| {
+            "a 'file' sink writes every row as a new record and would lose the updates and deletes: give it \
+             format: changelog-json to write each row with its kind"
+                .to_string()
+        })
     }
 }
 
@@ -113,7 +141,7 @@ impl SinkFactory for FileSink {
         } else {
             self.dir.join(format!("part-{task:04}.jsonl"))
         };
-        let mut w = FileWriter { dir: self.dir.clone(), task, path, out: None, pending: Vec::new() };
+        let mut w = FileWriter { dir: self.dir.clone(), task, path, out: None, pending: Vec::new(), format: self.format };
         if !self.exactly_once {
             w.open()?;
         }
@@ -155,6 +183,7 @@ struct FileWriter {
     out: Option<BufWriter<File>>,
     /// Staged parts not yet published: (epoch, pending path).
     pending: Vec<(u64, PathBuf)>,
+    format: SinkFormat,
 }
 
 impl FileWriter {
@@ -173,17 +202,23 @@ impl FileWriter {
 
 impl Sink for FileWriter {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        let changelog = self.format == SinkFormat::ChangelogJson;
         let out = self.open()?;
         let mut r = Ok(());
         for i in 0..batch.len() {
             let v = batch.value(i);
+            if changelog {
+                r = write!(out, "{{\"op\":\"{}\",\"data\":", batch.kind(i));
+            }
             let is_json = !v.contains(&b'\n') && serde_json::from_slice::<serde::de::IgnoredAny>(v).is_ok();
-            r = if is_json {
-                out.write_all(v)
-            } else {
-                serde_json::to_writer(&mut *out, &String::from_utf8_lossy(v)).map_err(std::io::Error::other)
-            };
-            r = r.and_then(|()| out.write_all(b"\n"));
+            r = r.and_then(|()| {
+                if is_json {
+                    out.write_all(v)
+                } else {
+                    serde_json::to_writer(&mut *out, &String::from_utf8_lossy(v)).map_err(std::io::Error::other)
+                }
+            });
+            r = r.and_then(|()| out.write_all(if changelog { b"}\n" } else { b"\n" }));
             if r.is_err() {
                 break;
             }
@@ -251,7 +286,7 @@ mod tests {
         fs::write(dir.path().join("part-0005.jsonl"), "stale\n").unwrap();
         fs::write(dir.path().join("part-0001-0000000003.jsonl"), "stale\n").unwrap();
         fs::write(dir.path().join("keep.txt"), "x").unwrap();
-        let sink = FileSink { dir: dir.path().into(), exactly_once: false };
+        let sink = FileSink { dir: dir.path().into(), exactly_once: false, format: SinkFormat::Values };
         sink.recover(None, None).unwrap();
         let mut w = sink.create(&TaskContext::new("p", "out", 0, 2)).unwrap();
         w.write(&batch(&[br#"{"a":1}"#, b"plain \"text\""])).unwrap();
@@ -262,9 +297,36 @@ mod tests {
     }
 
     #[test]
+    fn changelog_json_writes_each_row_with_its_kind() {
+        use weir_engine::{Origin, RowKind};
+        let dir = tempfile::tempdir().unwrap();
+        let sink = FileSink { dir: dir.path().into(), exactly_once: false, format: SinkFormat::ChangelogJson };
+        sink.recover(None, None).unwrap();
+        let mut w = sink.create(&TaskContext::new("p", "out", 0, 1)).unwrap();
+        let mut b = RecordBatch::default();
+        for (i, (v, k)) in [(r#"{"n":1}"#, RowKind::Insert), (r#"{"n":1}"#, RowKind::UpdateBefore), ("two", RowKind::UpdateAfter), ("{}", RowKind::Delete)]
+            .into_iter()
+            .enumerate()
+        {
+            b.push_kind(b"", v.as_bytes(), weir_engine::NO_TIMESTAMP, Origin::at(i as u64), k);
+        }
+        w.write(&b).unwrap();
+        w.finish().unwrap();
+        let got = fs::read_to_string(dir.path().join("part-0000.jsonl")).unwrap();
+        assert_eq!(
+            got,
+            "{\"op\":\"+I\",\"data\":{\"n\":1}}\n{\"op\":\"-U\",\"data\":{\"n\":1}}\n{\"op\":\"+U\",\"data\":\"two\"}\n{\"op\":\"-D\",\"data\":{}}\n"
+        );
+        let values = FileSinkConfig { path: dir.path().into(), format: SinkFormat::Values };
+        assert!(FileSinks.rejects_changelog(&values).unwrap().contains("format: changelog-json"));
+        let changelog = FileSinkConfig { format: SinkFormat::ChangelogJson, ..values };
+        assert_eq!(FileSinks.rejects_changelog(&changelog), None);
+    }
+
+    #[test]
     fn exactly_once_parts_appear_only_when_their_checkpoint_completes() {
         let dir = tempfile::tempdir().unwrap();
-        let sink = FileSink { dir: dir.path().into(), exactly_once: true };
+        let sink = FileSink { dir: dir.path().into(), exactly_once: true, format: SinkFormat::Values };
         sink.recover(None, None).unwrap();
         let mut w = sink.create(&TaskContext::new("p", "out", 1, 2)).unwrap();
         w.write(&batch(&[b"1", b"2"])).unwrap();
@@ -301,7 +363,7 @@ mod tests {
         ] {
             fs::write(d.join(name), body).unwrap();
         }
-        FileSink { dir: d.into(), exactly_once: true }.recover(Some((2, false)), None).unwrap();
+        FileSink { dir: d.into(), exactly_once: true, format: SinkFormat::Values }.recover(Some((2, false)), None).unwrap();
         assert_eq!(names(d), ["other.txt", "part-0000-0000000001.jsonl", "part-0000-0000000002.jsonl", "part-0001-0000000002.jsonl"]);
     }
 }

@@ -1,7 +1,9 @@
 //! A bounded file of lines or JSON lines. Each line becomes a record with an
 //! empty key, the line as value (without its line break), and its 1-based line
 //! number as offset. With `json_lines`, every line must be a JSON value; a bad
-//! line fails the source with its file and line number.
+//! line fails the source with its file and line number. With `debezium-json`,
+//! every line is a Debezium change event (a dump of a CDC topic, say), read
+//! as changelog rows as the Kafka source reads them ([`crate::debezium`]).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -10,7 +12,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{Origin, RecordBatch, Rejected, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
-use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
+use weir_spec::{BuildContext, BuildError, Changelog, Check, RecordShape, SourceConnector, SpecError};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -19,6 +21,9 @@ pub enum FileFormat {
     Lines,
     #[serde(alias = "jsonl")]
     JsonLines,
+    /// One Debezium change event per line: a changelog.
+    #[serde(rename = "debezium-json", alias = "debezium_json")]
+    DebeziumJson,
 }
 
 /// The source's definition, `type: file` (`path`, `format`); one task reads
@@ -52,11 +57,12 @@ impl SourceConnector for FileSources {
 
     /// Records have empty keys; values are JSON with `format: json_lines`.
     fn records(&self, config: &FileSource) -> RecordShape {
-        let (json, described) = match config.format {
-            FileFormat::Lines => (false, "lines of text (format: lines)"),
-            FileFormat::JsonLines => (true, "JSON lines"),
+        let (json, described, changelog) = match config.format {
+            FileFormat::Lines => (false, "lines of text (format: lines)", Changelog::Append),
+            FileFormat::JsonLines => (true, "JSON lines", Changelog::Append),
+            FileFormat::DebeziumJson => (true, "Debezium change events, format: debezium-json", Changelog::Retract),
         };
-        RecordShape { keyed: Some(false), json: Some(json), described, changelog: false }
+        RecordShape { keyed: Some(false), json: Some(json), described, changelog }
     }
 }
 
@@ -121,6 +127,23 @@ impl Source for FileReader {
             }
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
+            }
+            if self.format == FileFormat::DebeziumJson {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match crate::debezium::decode(line) {
+                    Ok(rows) => {
+                        for (kind, row) in rows {
+                            out.push_kind(b"", row, NO_TIMESTAMP, Origin::at(self.line), kind);
+                        }
+                    }
+                    Err(error) if self.isolate => {
+                        self.rejected.push(Rejected { key: Vec::new(), value: line.to_vec(), timestamp: NO_TIMESTAMP, origin: Origin::at(self.line), error });
+                    }
+                    Err(e) => return Err(SourceError::msg(format!("{} line {}: {e}", self.path.display(), self.line))),
+                }
+                continue;
             }
             if self.format == FileFormat::JsonLines {
                 if line.iter().all(u8::is_ascii_whitespace) {
@@ -221,6 +244,40 @@ mod tests {
         let mut src = def.create(&ctx()).unwrap();
         let err = read_all(&mut *src, 10).unwrap_err().to_string();
         assert!(err.starts_with(&format!("{} line 3: not a JSON value", f.path().display())), "{err}");
+    }
+
+    #[test]
+    fn debezium_lines_become_changelog_rows_and_a_bad_one_names_its_line() {
+        use weir_engine::RowKind;
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let r = |n: i32| format!("{{\"id\":1,\"n\":{n}}}");
+        writeln!(f, "{{\"op\":\"c\",\"after\":{}}}", r(1)).unwrap();
+        writeln!(f, "{{\"op\":\"u\",\"before\":{},\"after\":{}}}", r(1), r(2)).unwrap();
+        writeln!(f).unwrap();
+        writeln!(f, "{{\"op\":\"d\",\"before\":{}}}", r(2)).unwrap();
+        writeln!(f, "{{\"op\":\"u\",\"after\":{},\"source\":{{\"schema\":\"public\",\"table\":\"t\"}}}}", r(3)).unwrap();
+        let def = FileSource { path: f.path().into(), format: FileFormat::DebeziumJson };
+        let mut src = def.create(&ctx()).unwrap();
+        let mut out = RecordBatch::default();
+        let err = loop {
+            match src.poll(&mut out, 10) {
+                Ok(SourcePoll::Exhausted) => panic!("the last line is refused"),
+                Ok(_) => {}
+                Err(e) => break e.to_string(),
+            }
+        };
+        let rows: Vec<_> = (0..out.len()).map(|i| (out.kind(i), String::from_utf8(out.value(i).to_vec()).unwrap(), out.row(i).origin.offset)).collect();
+        assert_eq!(
+            rows,
+            vec![
+                (RowKind::Insert, r(1), 1),
+                (RowKind::UpdateBefore, r(1), 2),
+                (RowKind::UpdateAfter, r(2), 2),
+                (RowKind::Delete, r(2), 4)
+            ]
+        );
+        assert!(err.starts_with(&format!("{} line 5: a Debezium update event (op 'u') of public.t has no 'before' row", f.path().display())), "{err}");
+        assert!(err.contains("ALTER TABLE public.t REPLICA IDENTITY FULL"), "{err}");
     }
 
     #[test]

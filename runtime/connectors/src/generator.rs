@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use weir_engine::{Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext};
-use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
+use weir_spec::{BuildContext, BuildError, Changelog, Check, RecordShape, SourceConnector, SpecError};
 
 /// A generator source's definition: `type: generator` (`seed`, `count`
 /// (omitted: unbounded), `rate`, `keys`, `start_ms`).
@@ -83,7 +83,7 @@ impl SourceConnector for Generators {
     }
 
     fn records(&self, _: &GeneratorSpec) -> RecordShape {
-        RecordShape { keyed: Some(true), json: Some(true), described: "generated events", changelog: false }
+        RecordShape { keyed: Some(true), json: Some(true), described: "generated events", changelog: Changelog::Append }
     }
 }
 

@@ -14,7 +14,7 @@ use iceberg::scan::FileScanTask;
 use iceberg::table::Table;
 use serde::{Deserialize, Serialize};
 use weir_engine::{Origin, RecordBatch, Source, SourceError, SourceFactory, SourcePoll, TaskContext};
-use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
+use weir_spec::{BuildContext, BuildError, Changelog, Check, RecordShape, SourceConnector, SpecError};
 
 use crate::IcebergError;
 use crate::catalog::Lake;
@@ -39,7 +39,7 @@ impl SourceConnector for IcebergSources {
     }
 
     fn records(&self, _: &IcebergSourceConfig) -> RecordShape {
-        RecordShape { keyed: Some(false), json: Some(true), described: "rows of an Iceberg table, as JSON objects", changelog: false }
+        RecordShape { keyed: Some(false), json: Some(true), described: "rows of an Iceberg table, as JSON objects", changelog: Changelog::Append }
     }
 }
 

@@ -12,7 +12,6 @@
 
 mod assign;
 mod client;
-mod debezium;
 mod progress;
 mod sink;
 mod source;

@@ -572,7 +572,7 @@ impl Sink for Writer {
                     RowKind::Delete => None,
                     RowKind::Insert | RowKind::UpdateAfter => Some(r.value.to_vec()),
                 },
-                Format::DebeziumJson => Some(crate::debezium::encode(kind, r.value)),
+                Format::DebeziumJson => Some(weir_connectors::debezium::encode(kind, r.value)),
             };
             let topic = self.topic_of(r.value).map_err(SinkError::msg)?;
             let rec = Rec {

@@ -17,10 +17,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use weir_engine::{Header, Origin, RecordBatch, Rejected, RowKind, Source, SourceError, SourceFactory, SourcePoll, TaskContext, NO_TIMESTAMP};
 use weir_spec::units::Dur;
-use weir_spec::{BuildContext, BuildError, Check, RecordShape, SourceConnector, SpecError};
+use weir_spec::{BuildContext, BuildError, Changelog, Check, RecordShape, SourceConnector, SpecError};
 
 use crate::client::{self, KafkaError};
-use crate::debezium::Rows;
+use weir_connectors::debezium::Rows;
 
 /// How record keys and values are read.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -188,15 +188,15 @@ impl SourceConnector for KafkaSources {
                 keyed: None,
                 json: Some(true),
                 described: "Kafka records of Debezium change events, format: debezium-json",
-                changelog: true,
+                changelog: Changelog::Retract,
             },
             Format::Upsert => RecordShape {
                 keyed: Some(true),
                 json: Some(true),
                 described: "Kafka records as upserts by key, format: upsert",
-                changelog: true,
+                changelog: Changelog::Upsert,
             },
-            f => RecordShape { keyed: None, json: Some(f == Format::Json), described: "Kafka records", changelog: false },
+            f => RecordShape { keyed: None, json: Some(f == Format::Json), described: "Kafka records", changelog: Changelog::Append },
         }
     }
 }
@@ -576,7 +576,7 @@ impl Source for Reader {
             };
             let rows: Result<Rows<'_>, String> = check(self.source.key_format, key, "key").and_then(|()| {
                 match (value, self.source.format) {
-                    (Some(v), Format::DebeziumJson) => crate::debezium::decode(v),
+                    (Some(v), Format::DebeziumJson) => weir_connectors::debezium::decode(v),
                     // A delete's tombstone (for log compaction): the delete came before it.
                     (None, Format::DebeziumJson) => Ok(Rows::none()),
                     (Some(v), Format::Upsert) => check(Format::Json, v, "value").map(|()| Rows::one(RowKind::UpdateAfter, v)),

@@ -45,7 +45,7 @@ pub use error::SpecError;
 pub use paths::PathPolicy;
 pub use plan::{build_env, plan, Planned, PlannedNode, RegistryResolver};
 pub use registry::{
-    BuildContext, BuildEnv, BuildError, BuiltOperator, Check, Extensions, Logic, OperatorKind, RecordShape, Registry,
+    BuildContext, BuildEnv, BuildError, BuiltOperator, Changelog, Check, Extensions, Logic, OperatorKind, RecordShape, Registry,
     SinkConnector, SourceConnector, StateBackend, DEFAULT_OPERATOR,
 };
 pub use units::{parse_bytes, parse_duration};

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use weir_engine::{Dataflow, Descriptor, Edge, EngineError, LogicalNode, NodeId, Partitioning, Resolver, Role};
 
-use crate::registry::{BuildContext, BuildEnv, BuildError, Extensions, Logic, Registry};
+use crate::registry::{BuildContext, BuildEnv, BuildError, Changelog, Extensions, Logic, Registry};
 use crate::validate::{InputRef, PipelineSpec};
 use crate::SpecError;
 
@@ -32,6 +32,8 @@ pub struct PlannedNode {
     pub logic: Option<Logic>,
     /// What its keyed state's layout depends on (see [`crate::BuiltOperator`]).
     pub state_shape: Option<String>,
+    /// What kind of stream it reads (a swap's replacement must read it too).
+    pub reads: Changelog,
 }
 
 impl Planned {
@@ -106,7 +108,14 @@ pub fn plan(spec: &PipelineSpec, registry: &Registry, extensions: Extensions) ->
             (_, None) => 1,
         };
         let side_outputs = side.get(n.name.as_str()).cloned().unwrap_or_default();
-        let cx = BuildContext { env: &env, node: &n.name, parallelism, side_outputs: &side_outputs, key_by: n.key_by.as_ref() };
+        let cx = BuildContext {
+            env: &env,
+            node: &n.name,
+            parallelism,
+            side_outputs: &side_outputs,
+            key_by: n.key_by.as_ref(),
+            changelog: n.reads,
+        };
         let failed = |source: BuildError| SpecError::Build {
             file: file.clone(),
             line: n.plugin.as_ref().map_or(n.line, |p| p.line),
@@ -144,7 +153,16 @@ let id = df
         };
         ids.insert(&n.name, id);
         par.insert(&n.name, parallelism);
-        nodes.push(PlannedNode { name: n.name.clone(), role: n.role, parallelism, descriptor: d, side_outputs, logic, state_shape });
+        nodes.push(PlannedNode {
+            name: n.name.clone(),
+            role: n.role,
+            parallelism,
+            descriptor: d,
+            side_outputs,
+            logic,
+            state_shape,
+            reads: n.reads,
+        });
     }
     Ok(Planned { dataflow: df, nodes, env })
 }
@@ -162,7 +180,16 @@ impl RegistryResolver<'_> {
             weir_engine::Partitioning::KeyBy(k) => Some(k),
             _ => None,
         });
-        BuildContext { env: self.env, node: &n.name, parallelism: n.parallelism, side_outputs: &n.side_outputs, key_by }
+        // A logical dataflow does not record what kind of stream each node
+        // reads: nodes are rebuilt as readers of inserts.
+        BuildContext {
+            env: self.env,
+            node: &n.name,
+            parallelism: n.parallelism,
+            side_outputs: &n.side_outputs,
+            key_by,
+            changelog: Changelog::Append,
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use marked_yaml::Node;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use weir_engine::{Descriptor, KeySelector, OperatorFactory, Replacement, SinkFactory, SourceFactory};
 use weir_state::StateBackendFactory;
 
@@ -88,6 +88,51 @@ pub struct BuildContext<'a> {
     pub side_outputs: &'a [String],
     /// How its input is keyed, if it is (every record of a key reaches one task).
     pub key_by: Option<&'a KeySelector>,
+    /// What kind of stream it reads: inserts only, or a changelog.
+    pub changelog: Changelog,
+}
+
+/// What kind of stream a node reads or writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Changelog {
+    /// Inserts only (every row +I).
+    #[default]
+    Append,
+    /// A full changelog: +I, -U/+U pairs carrying the row before and after,
+    /// and -D carrying the whole row removed (Debezium, Flink's retract
+    /// streams).
+    Retract,
+    /// Changes by key only: +U replaces its key's row (whatever it was) and
+    /// -D removes it, carrying its key and maybe no more; no -U rows (Kafka
+    /// `format: upsert`, Flink's upsert-kafka).
+    Upsert,
+}
+
+impl Changelog {
+    /// The kind of several inputs read together: the weakest promise wins.
+    pub fn merge(self, other: Changelog) -> Changelog {
+        use Changelog::*;
+        match (self, other) {
+            (Upsert, _) | (_, Upsert) => Upsert,
+            (Retract, _) | (_, Retract) => Retract,
+            _ => Append,
+        }
+    }
+
+    /// Rows have kinds other than +I.
+    pub fn is_changelog(self) -> bool {
+        self != Changelog::Append
+    }
+
+    /// How messages say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Changelog::Append => "an append-only stream",
+            Changelog::Retract => "a changelog of inserts, updates and deletes",
+            Changelog::Upsert => "an upsert changelog (updates and deletes by key, without the rows they replace)",
+        }
+    }
 }
 
 /// A spec entry being checked: its position, for errors that name the field.
@@ -172,8 +217,8 @@ pub struct RecordShape {
     /// How to say what the records are, in messages ("lines of text (format: lines)").
     pub described: &'static str,
     /// Rows have kinds (inserts, updates and deletes: a changelog, such as
-    /// `format: debezium-json`), not inserts only.
-    pub changelog: bool,
+    /// `format: debezium-json`), or inserts only.
+    pub changelog: Changelog,
 }
 
 /// A source connector: `type: NAME` in `sources:`.
@@ -239,6 +284,15 @@ pub trait OperatorKind: Send + Sync + 'static {
     }
 
     fn build(&self, config: Self::Config, cx: &BuildContext<'_>) -> Result<BuiltOperator, BuildError>;
+
+    /// What its output is when it reads `input`, or why it cannot read it.
+    /// The default: it reads and writes inserts only.
+    fn changelog(&self, _config: &Self::Config, input: Changelog) -> Result<Changelog, String> {
+        match input {
+            Changelog::Append => Ok(Changelog::Append),
+            _ => Err(format!("operators of type '{}' see every record as an insert", Self::TYPE)),
+        }
+    }
 
     /// Hot swap: the new logic for the running tasks of an operator of this
     /// kind, built from its new config and tried out first. Kinds that
@@ -340,6 +394,7 @@ pub(crate) trait ErasedOperator: Erased<BuiltOperator> {
     fn undeclared_output(&self, config: &serde_json::Value, node: &str, output: &str) -> Option<String>;
     fn cannot_isolate(&self, config: &serde_json::Value) -> Option<String>;
     fn replacement(&self, config: &serde_json::Value, cx: &BuildContext<'_>) -> Result<Replacement, BuildError>;
+    fn changelog(&self, config: &serde_json::Value, input: Changelog) -> Result<Changelog, String>;
 }
 
 impl<K: OperatorKind> Erased<BuiltOperator> for Operator<K> {
@@ -365,6 +420,10 @@ impl<K: OperatorKind> ErasedOperator for Operator<K> {
 
     fn replacement(&self, c: &serde_json::Value, cx: &BuildContext<'_>) -> Result<Replacement, BuildError> {
         self.0.replacement(config(K::TYPE, c)?, cx)
+    }
+
+    fn changelog(&self, c: &serde_json::Value, input: Changelog) -> Result<Changelog, String> {
+        self.0.changelog(&config(K::TYPE, c).map_err(|e| e.to_string())?, input)
     }
 
     fn cannot_isolate(&self, c: &serde_json::Value) -> Option<String> {

@@ -11,7 +11,7 @@ use weir_engine::{
 };
 
 use crate::model::{self, RawNode, RawSource, RawSpec, RawState, S};
-use crate::registry::{Check, Registry, DEFAULT_OPERATOR};
+use crate::registry::{Changelog, Check, Registry, DEFAULT_OPERATOR};
 use crate::units::{duration_in_range, in_range, parse_duration};
 use crate::SpecError;
 
@@ -124,6 +124,8 @@ pub struct NodeDef {
     pub plugin: Option<PluginRef>,
     /// What it does with a record it fails on (sources and operators).
     pub on_error: ErrorPolicy,
+    /// What kind of stream it reads (operators and sinks; `Append` for sources).
+    pub reads: Changelog,
 }
 
 impl NodeDef {
@@ -235,8 +237,9 @@ pub(crate) fn validate(
     check_side_outputs(&cx, &operators, &sinks)?;
     check_dead_letters(&cx, &sources, &operators, &sinks)?;
     check_keys(&cx, &sources, &operators, &sinks)?;
-    check_changelogs(&cx, &sources, &operators, &sinks)?;
-    let operators = topo_sort(&cx, operators, &raw_operators)?;
+    let mut operators = topo_sort(&cx, operators, &raw_operators)?;
+    let mut sinks = sinks;
+    check_changelogs(&cx, &sources, &mut operators, &mut sinks)?;
     let (state, checkpoint) = state_and_checkpoint(&cx, root, &raw)?;
     Ok(PipelineSpec { file: file.into(), name: raw.name.to_string(), engine, sources, operators, sinks, state, checkpoint })
 }
@@ -348,6 +351,7 @@ fn source(cx: &Ctx, i: usize, e: &model::Entry<RawSource>, max: u32) -> Result<N
         event_time: event_time(cx, &f, s)?,
         plugin: None,
         on_error: error_policy(cx, &f, &s.on_error, &s.max_dead_letters_per_minute)?,
+        reads: Changelog::Append,
     })
 }
 
@@ -506,6 +510,7 @@ fn node(cx: &Ctx, role: Role, i: usize, e: &model::Entry<RawNode>, names: &HashM
         event_time: None,
         plugin,
         on_error: error_policy(cx, &f, &n.on_error, &n.max_dead_letters_per_minute)?,
+        reads: Changelog::Append,
     })
 }
 
@@ -635,41 +640,58 @@ fn check_keys(cx: &Ctx, sources: &[NodeDef], ops: &[NodeDef], sinks: &[NodeDef])
     Ok(())
 }
 
-/// Readers of a changelog source (rows that insert, update and delete):
-/// operators see every record as an insert (the 0.1.0 and 0.2.0 worlds carry
-/// no row kinds), so none may read one; sinks must say they take one.
-fn check_changelogs(cx: &Ctx, sources: &[NodeDef], ops: &[NodeDef], sinks: &[NodeDef]) -> Result<(), SpecError> {
-    let changelogs: HashMap<&str, &'static str> = sources
-        .iter()
-        .filter_map(|s| {
-            let shape = cx.registry.sources.get(s.descriptor.kind.as_str())?.records(&s.descriptor.config);
-            shape.changelog.then_some((s.name.as_str(), shape.described))
-        })
-        .collect();
-    for reader in ops.iter().chain(sinks) {
-        for i in &reader.inputs {
-            let Some(what) = changelogs.get(i.node.as_str()) else { continue };
-            let problem = match reader.role {
-                Role::Operator => format!(
-                    "operators see every record as an insert (the weir:operator 0.1.0 and 0.2.0 worlds carry no row kinds), so they cannot read a changelog; \
-                     write it to a sink that applies changes (an Iceberg table with mode: upsert)"
-                ),
-                _ => match cx.registry.sinks.get(reader.descriptor.kind.as_str()).and_then(|k| k.rejects_changelog(&reader.descriptor.config)) {
-                    Some(why) => why,
-                    None => continue,
-                },
-            };
-            return Err(SpecError::At {
-                file: cx.file.into(),
-                line: reader.line,
-                column: 1,
-                message: format!(
-                    "{} '{}' reads '{}', a changelog of inserts, updates and deletes ({what}), but {problem}",
-                    reader.role.name(),
-                    reader.name,
-                    i.node
-                ),
-            });
+/// What kind of stream every node reads and writes, from the sources'
+/// records through the operators (in data-flow order) to the sinks: an
+/// operator's type says what it makes of a changelog (a Wasm operator reads
+/// one only through the changelog world, which its build checks), and a sink
+/// must say it applies one.
+fn check_changelogs(cx: &Ctx, sources: &[NodeDef], ops: &mut [NodeDef], sinks: &mut [NodeDef]) -> Result<(), SpecError> {
+    // The kind of each node's output, and the changelog source it comes from.
+    let mut out: HashMap<String, (Changelog, String)> = HashMap::new();
+    for s in sources {
+        let shape = cx.registry.sources.get(s.descriptor.kind.as_str()).map(|k| k.records(&s.descriptor.config)).unwrap_or_default();
+        let what = format!("'{}', {} ({})", s.name, shape.changelog.describe(), shape.described);
+        out.insert(s.name.clone(), (shape.changelog, what));
+    }
+    let reads = |out: &HashMap<String, (Changelog, String)>, n: &NodeDef| {
+        let mut kind = Changelog::Append;
+        let (mut from, mut node) = (String::new(), String::new());
+        for i in &n.inputs {
+            let (k, what) = out.get(i.node.as_str()).cloned().unwrap_or_default();
+            if k.is_changelog() && from.is_empty() {
+                (from, node) = (what, i.node.clone());
+            }
+            kind = kind.merge(k);
+        }
+        (kind, from, node)
+    };
+    let refuse = |n: &NodeDef, from: &str, problem: String| SpecError::At {
+        file: cx.file.into(),
+        line: n.line,
+        column: 1,
+        message: format!("{} '{}' reads {from}, but {problem}", n.role.name(), n.name),
+    };
+    for op in ops.iter_mut() {
+        let (kind, from, node) = reads(&out, op);
+        op.reads = kind;
+        let Some(k) = cx.registry.operators.get(op.descriptor.kind.as_str()) else { continue };
+        let output = k.changelog(&op.descriptor.config, kind).map_err(|problem| refuse(op, &from, problem))?;
+        // What a reader of this operator names as where its changelog comes from.
+        let what = match (output, kind) {
+            (Changelog::Append, _) => String::new(),
+            (_, Changelog::Append) => format!("'{}', {}", op.name, output.describe()),
+            _ => format!("'{}', {} (made from '{node}')", op.name, output.describe()),
+        };
+        out.insert(op.name.clone(), (output, what));
+    }
+    for sink in sinks.iter_mut() {
+        let (kind, from, _) = reads(&out, sink);
+        sink.reads = kind;
+        if !kind.is_changelog() {
+            continue;
+        }
+        if let Some(why) = cx.registry.sinks.get(sink.descriptor.kind.as_str()).and_then(|k| k.rejects_changelog(&sink.descriptor.config)) {
+            return Err(refuse(sink, &from, why));
         }
     }
     Ok(())

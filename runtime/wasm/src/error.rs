@@ -44,7 +44,7 @@ pub enum WasmError {
     #[error("keyed state of operator '{operator}' (plugin {plugin}, task {task}): {message}")]
     State { plugin: String, operator: String, task: u32, message: String },
     #[error(
-        "plugin {plugin} in operator '{operator}' (task {task}) received a changelog (updates and deletes), but its world sees every record as an insert: put it before the changelog source's decoding, or give it an upsert sink to feed"
+        "plugin {plugin} in operator '{operator}' (task {task}) received a changelog (updates and deletes), but it implements weir:operator/operator@0.1.0, which sees every record as an insert: build it for weir:operator/changelog-operator@0.3.0, which carries row kinds"
     )]
     ChangelogInput { plugin: String, operator: String, task: u32 },
     #[error("cannot set up the Wasm engine: {0}")]

@@ -14,9 +14,12 @@ use serde::{Deserialize, Serialize};
 use weir_engine::window::{WindowKind, WindowSpec};
 use weir_engine::{OperatorFactory, Replacement, TaskContext};
 use weir_spec::units::{Bytes, Dur};
-use weir_spec::{BuildContext, BuildError, BuiltOperator, Check, Logic, OperatorKind, SpecError};
+use weir_spec::{BuildContext, BuildError, BuiltOperator, Changelog, Check, Logic, OperatorKind, SpecError};
 
-use crate::{Limits, OperatorSettings, Plugin, PluginLoader, WasmError, WasmOperatorFactory, WindowOperatorFactory, WINDOW_WORLD, WORLD};
+use crate::{
+    Limits, OperatorSettings, Plugin, PluginLoader, WasmError, WasmOperatorFactory, WindowOperatorFactory, CHANGELOG_WORLD,
+    WINDOW_WORLD, WORLD,
+};
 
 /// Resolves an operator's `plugin:` into a loaded plugin.
 pub trait PluginSource: Send + Sync {
@@ -126,6 +129,7 @@ impl WasmConfig {
     fn settings(&self, cx: &BuildContext<'_>) -> OperatorSettings {
         OperatorSettings {
             config: self.config.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            changelog: cx.changelog.is_changelog(),
             limits: self.limits(),
             state: cx.env.state.clone(),
         }
@@ -206,14 +210,22 @@ fn load(config: &WasmConfig, cx: &BuildContext<'_>) -> Result<Plugin, BuildError
     let plugin = source.load(&config.plugin).map_err(BuildError::new)?;
     let world = plugin.meta().world;
     let needs = match (&config.window, world) {
-        (Some(_), WINDOW_WORLD) | (None, WORLD) => return Ok(plugin),
+        (None, WORLD) if cx.changelog.is_changelog() => format!(
+            "operator '{}' reads {}, and that world sees every record as an insert (it would take deletes for new \
+             rows): build the plugin for {CHANGELOG_WORLD}, which carries row kinds (Rust: \
+             weir_sdk::export_changelog_operator!; Python and JavaScript: world = \"{CHANGELOG_WORLD}\" under \
+             [tool.weir] in pyproject.toml or \"weir\" in package.json)",
+            cx.node,
+            cx.changelog.describe()
+        ),
+        (Some(_), WINDOW_WORLD) | (None, WORLD) | (None, CHANGELOG_WORLD) => return Ok(plugin),
         (Some(_), _) => format!(
             "its `window:` block needs a window function: a component exporting the `window` interface (open, add, \
              merge, get-result) of {WINDOW_WORLD}, e.g. built with weir_sdk::export_window!"
         ),
         (None, _) => format!(
-            "an operator without a `window:` block runs a stream operator ({WORLD}); a window function needs a \
-             `window:` block (type, size/slide/gap)"
+            "an operator without a `window:` block runs a stream operator ({WORLD} or {CHANGELOG_WORLD}); a window \
+             function needs a `window:` block (type, size/slide/gap)"
         ),
     };
     Err(BuildError::new(WasmError::WrongWorld { plugin: plugin.meta().to_string(), operator: cx.node.to_string(), found: world, needs }))
@@ -240,6 +252,24 @@ impl OperatorKind for WasmOperators {
             check_window(w, cx)?;
         }
         Ok(())
+    }
+
+    /// A stream operator reads a full changelog if its plugin implements the
+    /// changelog world (its build checks that), and writes one; an upsert
+    /// changelog needs normalising first, and a window function cannot take
+    /// records back out of its accumulators.
+    fn changelog(&self, c: &WasmConfig, input: Changelog) -> Result<Changelog, String> {
+        match (input, &c.window) {
+            (Changelog::Append, _) => Ok(Changelog::Append),
+            (_, Some(_)) => Err("a window operator adds records to its windows' accumulators and has no way to take one \
+                 back out, so it cannot read updates and deletes"
+                .into()),
+            (Changelog::Upsert, None) => Err("a Wasm operator needs each update to carry the row it replaces and each \
+                 delete the row it removes, which an upsert changelog does not: put a `type: changelog-normalize` \
+                 operator (key_by the key) before it"
+                .into()),
+            (Changelog::Retract, None) => Ok(Changelog::Retract),
+        }
     }
 
     fn cannot_isolate(&self, c: &WasmConfig) -> Option<String> {

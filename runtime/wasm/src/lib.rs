@@ -43,6 +43,9 @@ pub fn register(registry: &mut weir_spec::Registry) {
 
 /// The WIT world of a stream operator component.
 pub const WORLD: &str = "weir:operator/operator@0.1.0";
+/// The WIT world of a stream operator component that reads and writes
+/// changelogs (row kinds: inserts, updates and deletes).
+pub const CHANGELOG_WORLD: &str = "weir:operator/changelog-operator@0.3.0";
 /// The WIT world of a window function component (the per-window logic of a
 /// window operator).
 pub const WINDOW_WORLD: &str = "weir:operator/window-operator@0.2.0";

@@ -12,9 +12,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::bindings::v0_2::WindowOperatorPre;
+use crate::bindings::v0_3::ChangelogOperatorPre;
 use crate::bindings::{Operator, OperatorPre};
 use crate::host::HostState;
-use crate::{cache, WasmError, WINDOW_WORLD, WORLD};
+use crate::{cache, WasmError, CHANGELOG_WORLD, WINDOW_WORLD, WORLD};
 
 /// How often the epoch advances; CPU deadlines are rounded up to it.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -33,8 +34,10 @@ pub struct PluginMeta {
     pub version: String,
     /// sha256 of the component, hex.
     pub digest: String,
-    /// The world it implements: [`WORLD`](crate::WORLD) (a stream operator) or
-    /// [`WINDOW_WORLD`](crate::WINDOW_WORLD) (a window function).
+    /// The world it implements: [`WORLD`](crate::WORLD) (a stream operator),
+    /// [`CHANGELOG_WORLD`](crate::CHANGELOG_WORLD) (a stream operator that
+    /// reads and writes row kinds) or [`WINDOW_WORLD`](crate::WINDOW_WORLD)
+    /// (a window function).
     pub world: &'static str,
 }
 
@@ -73,6 +76,8 @@ pub struct Plugin {
     pub(crate) meta: Arc<PluginMeta>,
     /// Set for a stream operator (`WORLD`).
     pub(crate) pre: Option<OperatorPre<HostState>>,
+    /// Set for a changelog stream operator (`CHANGELOG_WORLD`).
+    pub(crate) changelog_pre: Option<ChangelogOperatorPre<HostState>>,
     /// Set for a window function (`WINDOW_WORLD`).
     pub(crate) window_pre: Option<WindowOperatorPre<HostState>>,
     pub(crate) shared: Arc<Shared>,
@@ -144,18 +149,28 @@ impl PluginLoader {
             world: WORLD,
             message: format!("{e:#}"),
         })?;
-        // A stream operator exports `handler`; a window function (0.2.0) exports `window`.
-        let (pre, window_pre) = match OperatorPre::new(instance_pre.clone()) {
-            Ok(pre) => (Some(pre), None),
-            Err(e) => match WindowOperatorPre::new(instance_pre) {
-                Ok(w) => (None, Some(w)),
-                Err(_) => {
-                    return Err(WasmError::World { plugin: plugin.clone(), world: WORLD, message: format!("{e:#}") })
+        // A stream operator exports `handler` (0.1.0, or 0.3.0 with row
+        // kinds); a window function (0.2.0) exports `window`.
+        let mut plugin_of = Plugin { meta: Arc::new(meta), pre: None, changelog_pre: None, window_pre: None, shared: self.shared.clone() };
+        let world = match OperatorPre::new(instance_pre.clone()) {
+            Ok(pre) => {
+                plugin_of.pre = Some(pre);
+                WORLD
+            }
+            Err(e) => {
+                if let Ok(c) = ChangelogOperatorPre::new(instance_pre.clone()) {
+                    plugin_of.changelog_pre = Some(c);
+                    CHANGELOG_WORLD
+                } else if let Ok(w) = WindowOperatorPre::new(instance_pre) {
+                    plugin_of.window_pre = Some(w);
+                    WINDOW_WORLD
+                } else {
+                    return Err(WasmError::World { plugin: plugin.clone(), world: WORLD, message: format!("{e:#}") });
                 }
-            },
+            }
         };
-        let meta = PluginMeta { world: if pre.is_some() { WORLD } else { WINDOW_WORLD }, ..meta };
-        Ok(Plugin { meta: Arc::new(meta), pre, window_pre, shared: self.shared.clone() })
+        plugin_of.meta = Arc::new(PluginMeta { world, ..(*plugin_of.meta).clone() });
+        Ok(plugin_of)
     }
 
     fn compile(&self, bytes: &[u8], meta: &PluginMeta) -> Result<Component, WasmError> {

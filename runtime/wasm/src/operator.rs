@@ -9,11 +9,11 @@ use wasmtime_wasi::WasiCtxBuilder;
 use std::path::Path;
 
 use weir_engine::{
-    Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, SnapshotWriter, TaskContext,
+    Emitter, Header, Operator, OperatorError, OperatorFactory, Origin, RecordBatch, RowKind, SnapshotWriter, TaskContext,
 };
 use weir_state::{KeyGroups, KeyedStateBackend, RestoreFiles, StateBackendFactory};
 
-use crate::bindings::{self, runtime, types};
+use crate::bindings::{self, runtime, types, v0_3::changelog};
 use crate::loader::{Plugin, Shared, EPOCH_TICK};
 use crate::guest_log::{cut, GuestLog};
 use crate::host::{arm, swap_instance, HostState, MemoryLimiter};
@@ -59,6 +59,10 @@ impl Default for Limits {
 pub struct OperatorSettings {
     /// The `config` map given to the guest's `open`.
     pub config: Vec<(String, String)>,
+    /// Its input is a changelog, so its readers take one: a guest of the
+    /// changelog world may emit row kinds. On an append-only input, a row
+    /// kind it emits would reach readers checked for inserts only.
+    pub changelog: bool,
     pub limits: Limits,
     /// Where each task's keyed state lives.
     pub state: Arc<dyn StateBackendFactory>,
@@ -66,7 +70,12 @@ pub struct OperatorSettings {
 
 impl Default for OperatorSettings {
     fn default() -> Self {
-        OperatorSettings { config: Vec::new(), limits: Limits::default(), state: Arc::new(weir_state::HeapBackendFactory) }
+        OperatorSettings {
+            config: Vec::new(),
+            changelog: false,
+            limits: Limits::default(),
+            state: Arc::new(weir_state::HeapBackendFactory),
+        }
     }
 }
 
@@ -76,10 +85,70 @@ pub(crate) const TIMER_ORIGIN: Origin = Origin { source: u16::MAX, split: 0, off
 /// Timers handed to the guest per `on-timer` call.
 const TIMER_BATCH: usize = 1024;
 
+/// The exports of an instance, by the world it implements.
+enum Handler {
+    /// `weir:operator@0.1.0`: every row an insert.
+    Append(bindings::Operator),
+    /// `weir:operator@0.3.0`: rows with kinds, in and out.
+    Changelog(bindings::v0_3::ChangelogOperator),
+}
+
+/// A guest's reply: what it emitted and the kind of each emitted row (empty:
+/// all inserts).
+type Reply = Result<(types::Emitted, Vec<RowKind>), types::OperatorError>;
+
+fn to_guest(k: RowKind) -> changelog::RowKind {
+    match k {
+        RowKind::Insert => changelog::RowKind::Insert,
+        RowKind::UpdateBefore => changelog::RowKind::UpdateBefore,
+        RowKind::UpdateAfter => changelog::RowKind::UpdateAfter,
+        RowKind::Delete => changelog::RowKind::Delete,
+    }
+}
+
+fn from_guest(k: changelog::RowKind) -> RowKind {
+    match k {
+        changelog::RowKind::Insert => RowKind::Insert,
+        changelog::RowKind::UpdateBefore => RowKind::UpdateBefore,
+        changelog::RowKind::UpdateAfter => RowKind::UpdateAfter,
+        changelog::RowKind::Delete => RowKind::Delete,
+    }
+}
+
+fn changelog_reply(r: wasmtime::Result<Result<changelog::ChangelogEmitted, types::OperatorError>>) -> wasmtime::Result<Reply> {
+    r.map(|r| r.map(|c| (c.emitted, c.kinds.into_iter().map(from_guest).collect())))
+}
+
+impl Handler {
+    fn open(&self, store: &mut Store<HostState>, config: &[(String, String)]) -> wasmtime::Result<Result<(), String>> {
+        match self {
+            Handler::Append(b) => b.weir_operator_handler().call_open(store, config),
+            Handler::Changelog(b) => b.weir_operator0_3_0_handler().call_open(store, config),
+        }
+    }
+
+    fn process(&self, store: &mut Store<HostState>, rows: types::Batch, kinds: Vec<RowKind>) -> wasmtime::Result<Reply> {
+        match self {
+            Handler::Append(b) => b.weir_operator_handler().call_process(store, &rows).map(|r| r.map(|e| (e, Vec::new()))),
+            Handler::Changelog(b) => {
+                let input = changelog::ChangelogBatch { rows, kinds: kinds.into_iter().map(to_guest).collect() };
+                changelog_reply(b.weir_operator0_3_0_handler().call_process(store, &input))
+            }
+        }
+    }
+
+    fn on_timer(&self, store: &mut Store<HostState>, fired: &types::FiredTimers) -> wasmtime::Result<Reply> {
+        match self {
+            Handler::Append(b) => b.weir_operator_handler().call_on_timer(store, fired).map(|r| r.map(|e| (e, Vec::new()))),
+            Handler::Changelog(b) => changelog_reply(b.weir_operator0_3_0_handler().call_on_timer(store, fired)),
+        }
+    }
+}
+
 /// One instance of a plugin running one parallel task of an operator.
 pub struct WasmOperator {
     store: Store<HostState>,
-    bindings: bindings::Operator,
+    bindings: Handler,
     plugin: String,
     operator: String,
     task: u32,
@@ -97,6 +166,8 @@ pub struct WasmOperator {
     isolating: bool,
     /// The last call trapped: the instance is unusable until replaced.
     trapped: bool,
+    /// Its readers take a changelog (see [`OperatorSettings::changelog`]).
+    changelog_out: bool,
 }
 
 impl Plugin {
@@ -120,18 +191,28 @@ impl Plugin {
         state: Box<dyn KeyedStateBackend>,
     ) -> Result<WasmOperator, (WasmError, Box<dyn KeyedStateBackend>)> {
         let plugin = self.meta.to_string();
-        let Some(pre) = &self.pre else {
+        if self.pre.is_none() && self.changelog_pre.is_none() {
             let err = WasmError::WrongWorld {
                 plugin,
                 operator: ctx.node.to_string(),
                 found: self.meta.world,
-                needs: format!("operator '{}' has no `window:` block, so it runs a stream operator ({})", ctx.node, crate::WORLD),
+                needs: format!(
+                    "operator '{}' has no `window:` block, so it runs a stream operator ({} or {})",
+                    ctx.node,
+                    crate::WORLD,
+                    crate::CHANGELOG_WORLD
+                ),
             };
             return Err((err, state));
-        };
+        }
         let mut store = self.new_store(ctx, settings, state);
         arm(&mut store);
-        let bindings = match pre.instantiate(&mut store) {
+        let instantiated = match (&self.pre, &self.changelog_pre) {
+            (Some(pre), _) => pre.instantiate(&mut store).map(Handler::Append),
+            (None, Some(pre)) => pre.instantiate(&mut store).map(Handler::Changelog),
+            (None, None) => unreachable!("checked above"),
+        };
+        let bindings = match instantiated {
             Ok(b) => b,
             Err(e) => {
                 let err = WasmError::Instantiate { plugin, operator: ctx.node.to_string(), message: format!("{e:#}") };
@@ -151,6 +232,7 @@ impl Plugin {
             respawn: (self.clone(), settings.clone()),
             isolating: false,
             trapped: false,
+            changelog_out: settings.changelog,
         })
     }
 
@@ -218,7 +300,7 @@ impl WasmOperator {
     fn open(&mut self, config: &[(String, String)], wanted: &[String]) -> Result<(), WasmError> {
         self.store.data_mut().opening = true;
         arm(&mut self.store);
-        let r = self.bindings.weir_operator_handler().call_open(&mut self.store, config);
+        let r = self.bindings.open(&mut self.store, config);
         self.store.data_mut().opening = false;
         match r {
             Ok(Ok(())) => {}
@@ -286,7 +368,7 @@ impl WasmOperator {
 
     fn handle(
         &mut self,
-        r: wasmtime::Result<Result<types::Emitted, types::OperatorError>>,
+        r: wasmtime::Result<Reply>,
         origins: &[Origin],
         call: &str,
         out: &mut Emitter,
@@ -294,7 +376,7 @@ impl WasmOperator {
         let at = |row: Option<u32>| row.and_then(|r| origins.get(r as usize)).or(origins.first()).copied();
         let known = |row: Option<u32>| row.map(|r| r as usize).filter(|&r| r < origins.len());
         match r {
-            Ok(Ok(emitted)) => self.emit(emitted, origins, out),
+            Ok(Ok((emitted, kinds))) => self.emit(emitted, kinds, origins, out),
             Ok(Err(e)) => {
                 let caller = crate::error::Caller { plugin: &self.plugin, operator: &self.operator, task: self.task };
                 let limit = self.store.data().limits.error_message;
@@ -312,8 +394,10 @@ impl WasmOperator {
         }
     }
 
-    fn emit(&mut self, emitted: types::Emitted, origins: &[Origin], out: &mut Emitter) -> Result<(), OperatorError> {
+    fn emit(&mut self, emitted: types::Emitted, kinds: Vec<RowKind>, origins: &[Origin], out: &mut Emitter) -> Result<(), OperatorError> {
         let types::Emitted { records: r, outputs, causes } = emitted;
+        // An all-insert reply is an append-only batch: no kinds at all.
+        let kinds = if kinds.iter().all(|k| *k == RowKind::Insert) && kinds.len() == r.key_ends.len() { Vec::new() } else { kinds };
         let batch = RecordBatch {
             keys: r.keys,
             key_ends: r.key_ends,
@@ -322,10 +406,21 @@ impl WasmOperator {
             timestamps: r.timestamps,
             headers: r.headers.into_iter().map(|h| Header { row: h.row, name: h.name, value: h.value }).collect(),
             origins: Vec::new(),
-            kinds: Vec::new(),
+            kinds,
         };
         let reply = weir_engine::Emitted { batch, outputs, causes };
         let (batch, outputs) = reply.check(origins, self.port_map.len()).map_err(|e| self.contract(e.message).at(e.at))?;
+        if !self.changelog_out
+            && let Some(i) = batch.kinds.iter().position(|k| *k != RowKind::Insert)
+        {
+            return Err(self
+                .contract(format!(
+                    "it emitted a {} row (record {i}), but its input is append-only, so its readers were checked \
+                     for inserts only; a changelog operator emits row kinds only when it reads a changelog",
+                    batch.kinds[i]
+                ))
+                .at(Some(batch.origins[i])));
+        }
         if outputs.is_empty() {
             let main = out.main();
             if main.is_empty() { *main = batch } else { main.append(&batch) }
@@ -355,7 +450,7 @@ impl WasmOperator {
         }
         self.set_scopes(&fired.keys, &fired.key_ends);
         arm(&mut self.store);
-        let r = self.bindings.weir_operator_handler().call_on_timer(&mut self.store, &fired);
+        let r = self.bindings.on_timer(&mut self.store, &fired);
         self.handle(r, &vec![TIMER_ORIGIN; due.len()], "on-timer", out)
     }
 }
@@ -424,10 +519,10 @@ impl Operator for WasmOperator {
     }
 
     fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {
-        if input.is_changelog() {
+        if input.is_changelog() && matches!(self.bindings, Handler::Append(_)) {
             return Err(OperatorError::new(WasmError::ChangelogInput { plugin: self.plugin.clone(), operator: self.operator.clone(), task: self.task }));
         }
-        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins, kinds: _ } = input;
+        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins, kinds } = input;
         self.set_scopes(&keys, &key_ends);
         let batch = types::Batch {
             keys,
@@ -441,7 +536,7 @@ impl Operator for WasmOperator {
         if self.isolating {
             self.store.data_mut().undo.begin();
         }
-        let r = self.bindings.weir_operator_handler().call_process(&mut self.store, &batch);
+        let r = self.bindings.process(&mut self.store, batch, kinds);
         self.store.data_mut().undo.end();
         self.handle(r, &origins, "process", out)
     }

@@ -2,7 +2,7 @@
 import { runtime, timers } from "./wit.js";
 import { Column, fromS64, s64, toBytes } from "./bytes.js";
 import { ListState, MapState, ReducingState, ValueColumn, ValueState } from "./state.js";
-import { NO_TIMESTAMP } from "./record.js";
+import { NO_TIMESTAMP, RowKind, shortKind } from "./record.js";
 
 /** A declared side output. */
 export class SideOutput {
@@ -77,6 +77,8 @@ export class Context {
     this.causes = [];
     this.side = false;
     this.columns = new Map();
+    // One RowKind per emitted row once a row other than an insert is emitted.
+    this.kinds = [];
   }
   /** Emit a record (string or Uint8Array key and value) to the main output. */
   emit(key, value, timestamp) {
@@ -85,6 +87,27 @@ export class Context {
   /** Emit a record whose value is `value` as JSON. */
   emitJson(key, value, timestamp) {
     this.push(0, key, JSON.stringify(value), timestamp);
+  }
+  /** Emit a row of a changelog (a RowKind) to the main output; only plugins
+   * built for weir:operator@0.3.0 (exportChangelogOperator) may emit kinds
+   * other than INSERT. */
+  emitKind(kind, key, value, timestamp) {
+    shortKind(kind);
+    this.push(0, key, value, timestamp);
+    this.setKind(kind);
+  }
+  /** emitKind with `value` as JSON. */
+  emitJsonKind(kind, key, value, timestamp) {
+    shortKind(kind);
+    this.push(0, key, JSON.stringify(value), timestamp);
+    this.setKind(kind);
+  }
+  setKind(kind) {
+    if (this.kinds.length === 0) {
+      if (kind === RowKind.INSERT) return;
+      this.kinds = new Array(this.causes.length).fill(RowKind.INSERT);
+    }
+    this.kinds[this.kinds.length - 1] = kind;
   }
   /** Emit a record to a SideOutput. */
   emitTo(output, key, value, timestamp) {
@@ -97,6 +120,7 @@ export class Context {
     this.times.push(timestamp === undefined ? this.timestamp : BigInt(timestamp));
     this.outputs.push(output);
     this.causes.push(this.row);
+    if (this.kinds.length > 0) this.kinds.push(RowKind.INSERT);
   }
   registerEventTimeTimer(time) {
     timers.registerEventTimeTimer(this.row, s64(time));
@@ -136,5 +160,9 @@ export class Context {
     };
     const outputs = this.side ? Uint32Array.from(this.outputs) : new Uint32Array(0);
     return { records, outputs, causes: Uint32Array.from(this.causes) };
+  }
+  /** The emitted rows' kinds ([]: all inserts). */
+  emittedKinds() {
+    return this.kinds;
   }
 }

@@ -24,13 +24,13 @@ error, reported by the host with the plugin's name and the input record.
 
 from .context import NO_TIMESTAMP, Context, Counter, OpenContext, SideOutput
 from .export import Operator, export
-from .record import Record, Timer
+from .record import Record, RowKind, Timer
 from .state import ListState, MapState, Reducer, ReducingState, ValueState
 from .wit import Level, TimeDomain
 
 __all__ = [
     "NO_TIMESTAMP", "Context", "Counter", "OpenContext", "SideOutput", "Operator", "export",
-    "Record", "Timer", "ListState", "MapState", "Reducer", "ReducingState", "ValueState",
+    "Record", "RowKind", "Timer", "ListState", "MapState", "Reducer", "ReducingState", "ValueState",
     "Level", "TimeDomain", "WeirError",
 ]
 

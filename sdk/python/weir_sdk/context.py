@@ -3,7 +3,7 @@
 import json
 
 from . import state as _state
-from .record import NO_TIMESTAMP
+from .record import NO_TIMESTAMP, RowKind
 from .wit import runtime, timers, types
 
 __all__ = ["NO_TIMESTAMP", "OpenContext", "Context", "SideOutput", "Counter"]
@@ -99,15 +99,28 @@ class Context:
         self._causes = []
         self._side = False
         self._columns = {}
+        # One RowKind per emitted row once a row other than an insert is emitted.
+        self._kinds = []
 
-    def emit(self, key, value, timestamp=None):
+    def emit(self, key, value, timestamp=None, kind=RowKind.INSERT):
         """Emit a record (str or bytes key and value) to the main output, with
-        the current record's event time unless `timestamp` is given."""
+        the current record's event time unless `timestamp` is given. `kind`
+        (a `RowKind`) is for plugins built for weir:operator@0.3.0, which read
+        and write changelogs."""
         self._push(0, key, value, timestamp)
+        self._kind(kind)
 
-    def emit_json(self, key, value, timestamp=None):
+    def emit_json(self, key, value, timestamp=None, kind=RowKind.INSERT):
         """Emit a record whose value is `value` as compact JSON."""
         self._push(0, key, json.dumps(value, separators=(",", ":")), timestamp)
+        self._kind(kind)
+
+    def _kind(self, kind):
+        if not self._kinds:
+            if kind == RowKind.INSERT:
+                return
+            self._kinds = [RowKind.INSERT] * len(self._key_ends)
+        self._kinds[-1] = RowKind(kind)
 
     def emit_to(self, output, key, value, timestamp=None):
         """Emit a record to a `SideOutput`."""
@@ -126,6 +139,8 @@ class Context:
         self._times.append(self.timestamp if timestamp is None else timestamp)
         self._outputs.append(output)
         self._causes.append(self.row)
+        if self._kinds:
+            self._kinds.append(RowKind.INSERT)
 
     def register_event_time_timer(self, time):
         timers.register_event_time_timer(self.row, time)
@@ -155,7 +170,8 @@ class Context:
         return col
 
     def _finish(self):
+        """What was emitted, and each emitted row's RowKind ([]: all inserts)."""
         for state_id, col in self._columns.items():
             col.flush(state_id)
         batch = types.Batch(bytes(self._keys), self._key_ends, bytes(self._values), self._value_ends, self._times, [])
-        return types.Emitted(batch, self._outputs if self._side else [], self._causes)
+        return types.Emitted(batch, self._outputs if self._side else [], self._causes), self._kinds

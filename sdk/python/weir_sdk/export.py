@@ -5,8 +5,8 @@ import traceback
 from componentize_py_types import Err
 
 from .context import Context, OpenContext
-from .record import Record, Timer
-from .wit import exports, types
+from .record import Record, RowKind, Timer
+from .wit import changelog, exports, types
 
 
 class Operator:
@@ -36,9 +36,27 @@ def _message(e):
     return msg
 
 
+def _reply(emitted, kinds):
+    """The reply of the world the plugin was built for: 0.3.0 carries the
+    emitted rows' kinds; 0.1.0 has none, so emitting one is an error."""
+    if changelog is not None:
+        return changelog.ChangelogEmitted(emitted, [changelog.RowKind(int(k)) for k in kinds])
+    for i, k in enumerate(kinds):
+        if k != RowKind.INSERT:
+            raise Err(types.OperatorError(
+                emitted.causes[i],
+                f"it emitted a {k.short} row, but it is built for weir:operator@0.1.0, which carries no row kinds: "
+                'set world = "weir:operator/changelog-operator@0.3.0" under [tool.weir] in its pyproject.toml',
+            ))
+    return emitted
+
+
 def export(operator_class):
     """The `Handler` class componentize-py exports, running `operator_class`.
-    Use it in the plugin's app.py: `Handler = export(MyOperator)`."""
+    Use it in the plugin's app.py: `Handler = export(MyOperator)`. It serves
+    either world: weir:operator@0.1.0, or weir:operator@0.3.0 (records with
+    row kinds) when pyproject.toml says `world = "weir:operator/changelog-operator@0.3.0"`
+    under `[tool.weir]`."""
 
     state = {}
 
@@ -51,7 +69,7 @@ def export(operator_class):
                 f(op, ctx, row)
             except Exception as e:
                 raise Err(types.OperatorError(row, _message(e)))
-        return ctx._finish()
+        return _reply(*ctx._finish())
 
     class Handler(exports.Handler):
         def open(self, config):
@@ -63,13 +81,17 @@ def export(operator_class):
             state["op"] = op
 
         def process(self, input):
+            kinds = ()
+            if changelog is not None:
+                input, kinds = input.rows, [RowKind(k.value) for k in input.kinds]
             keys, kends, vals, vends, ts = input.keys, input.key_ends, input.values, input.value_ends, input.timestamps
 
             def call(op, ctx, row):
                 ks = kends[row - 1] if row else 0
                 vs = vends[row - 1] if row else 0
                 ctx.timestamp = ts[row]
-                op.process(ctx, Record(keys[ks:kends[row]], vals[vs:vends[row]], ts[row]))
+                kind = kinds[row] if kinds else RowKind.INSERT
+                op.process(ctx, Record(keys[ks:kends[row]], vals[vs:vends[row]], ts[row], kind))
 
             return each_row(len(kends), call)
 

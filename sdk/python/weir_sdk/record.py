@@ -1,6 +1,7 @@
 """Input records and fired timers, as views of one row of a columnar batch."""
 
 import json
+from enum import IntEnum
 
 from .wit import TimeDomain
 
@@ -12,14 +13,35 @@ def _span(buf, ends, row):
     return buf[start:ends[row]]
 
 
+class RowKind(IntEnum):
+    """What a row does to the table a changelog describes (Flink's RowKind).
+    Every record of an append-only stream, and every record of a plugin built
+    for weir:operator@0.1.0, is an INSERT."""
+
+    INSERT = 0
+    UPDATE_BEFORE = 1
+    UPDATE_AFTER = 2
+    DELETE = 3
+
+    @property
+    def short(self):
+        """Flink's short form: +I, -U, +U, -D."""
+        return ("+I", "-U", "+U", "-D")[self]
+
+    @property
+    def retracts(self):
+        """The row removes its key's earlier row (-U, -D)."""
+        return self in (RowKind.UPDATE_BEFORE, RowKind.DELETE)
+
+
 class Record:
     """One input record: `key` and `value` are bytes; `timestamp` is None
-    when the record has no event time."""
+    when the record has no event time; `kind` is its `RowKind`."""
 
-    __slots__ = ("key", "value", "_ts")
+    __slots__ = ("key", "value", "_ts", "kind")
 
-    def __init__(self, key, value, ts):
-        self.key, self.value, self._ts = key, value, ts
+    def __init__(self, key, value, ts, kind=RowKind.INSERT):
+        self.key, self.value, self._ts, self.kind = key, value, ts, kind
 
     @property
     def timestamp(self):

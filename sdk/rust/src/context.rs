@@ -4,6 +4,7 @@ use std::str::FromStr;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::record::RowKind;
 use crate::state::{ListState, MapState, Reducer, ReducingState, StateOptions, ValueState};
 use crate::wit::weir::operator::{runtime, state as wit_state, timers, types};
 use crate::Error;
@@ -136,6 +137,8 @@ pub(crate) struct Out {
     outputs: Vec<u32>,
     causes: Vec<u32>,
     any_side: bool,
+    /// One per row once a row other than an insert was emitted; empty before.
+    kinds: Vec<RowKind>,
 }
 
 /// What an operator sees while it handles one record or timer: emitting,
@@ -290,6 +293,48 @@ impl Context {
         self.push(output.0, key.as_ref(), value.as_ref(), self.timestamp);
     }
 
+    /// Emit a row of a changelog to the main output, with the current
+    /// record's event time: an update's `UpdateBefore` and `UpdateAfter`, a
+    /// `Delete`, or an `Insert` (what [`emit`](Self::emit) emits). Only an
+    /// operator exported with
+    /// [`export_changelog_operator!`](crate::export_changelog_operator) may
+    /// emit kinds other than `Insert`, and only when it reads a changelog.
+    ///
+    /// ```no_run
+    /// # use weir_sdk::prelude::*;
+    /// # fn f(ctx: &mut Context, record: Record<'_>) -> Result<(), Error> {
+    /// // Pass every change through, with its kind.
+    /// ctx.emit_kind(record.kind(), record.key(), record.value());
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn emit_kind(&mut self, kind: RowKind, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) {
+        self.push(0, key.as_ref(), value.as_ref(), self.timestamp);
+        self.set_last_kind(kind);
+    }
+
+    /// [`emit_kind`](Self::emit_kind) with `value` as JSON.
+    #[inline]
+    pub fn emit_json_kind<T: serde::Serialize + ?Sized>(&mut self, kind: RowKind, key: impl AsRef<[u8]>, value: &T) -> Result<(), Error> {
+        let v = serde_json::to_vec(value)?;
+        self.push(0, key.as_ref(), &v, self.timestamp);
+        self.set_last_kind(kind);
+        Ok(())
+    }
+
+    /// The kind of the row just pushed.
+    #[inline]
+    fn set_last_kind(&mut self, kind: RowKind) {
+        let o = &mut self.out;
+        if o.kinds.is_empty() {
+            if kind == RowKind::Insert {
+                return;
+            }
+            o.kinds.resize(o.key_ends.len(), RowKind::Insert);
+        }
+        *o.kinds.last_mut().expect("a row was pushed") = kind;
+    }
+
     #[inline(always)]
     fn push(&mut self, output: u32, key: &[u8], value: &[u8], timestamp: i64) {
         let o = &mut self.out;
@@ -301,6 +346,9 @@ impl Context {
         o.outputs.push(output);
         o.causes.push(self.row);
         o.any_side |= output != 0;
+        if !o.kinds.is_empty() {
+            o.kinds.push(RowKind::Insert);
+        }
     }
 
     pub fn register_event_time_timer(&mut self, time: i64) {
@@ -333,9 +381,10 @@ impl Context {
         runtime::log(level, message);
     }
 
-    pub(crate) fn take_emitted(&mut self) -> types::Emitted {
+    /// What was emitted: the records, and each row's kind (empty: all inserts).
+    pub(crate) fn take_emitted(&mut self) -> (types::Emitted, Vec<RowKind>) {
         let o = std::mem::take(&mut self.out);
-        types::Emitted {
+        let emitted = types::Emitted {
             records: types::Batch {
                 keys: o.keys,
                 key_ends: o.key_ends,
@@ -346,7 +395,8 @@ impl Context {
             },
             outputs: if o.any_side { o.outputs } else { Vec::new() },
             causes: o.causes,
-        }
+        };
+        (emitted, o.kinds)
     }
 }
 

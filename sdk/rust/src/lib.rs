@@ -42,7 +42,7 @@ mod window;
 
 pub use context::{Context, Counter, Level, OpenContext, SideOutput, TaskInfo, NO_TIMESTAMP};
 pub use error::Error;
-pub use record::{Record, TimeDomain, Timer};
+pub use record::{Record, RowKind, TimeDomain, Timer};
 pub use state::{ListState, MapState, Reducer, ReducingState, StateOptions, ValueState};
 pub use window::{Window, WindowAggregate};
 
@@ -75,9 +75,29 @@ pub mod wit_window {
     });
 }
 
+/// Generated bindings of the changelog operator world of
+/// `weir:operator@0.3.0`, sharing the 0.1.0 interfaces with [`wit`]; not part
+/// of the SDK's API.
+#[doc(hidden)]
+pub mod wit_changelog {
+    wit_bindgen::generate!({
+        path: "../../wit/operator@0.3.0",
+        world: "changelog-operator",
+        pub_export_macro: true,
+        export_macro_name: "__export_changelog_wit",
+        default_bindings_module: "weir_sdk::wit_changelog",
+        with: {
+            "weir:operator/types@0.1.0": weir_sdk::wit::weir::operator::types,
+            "weir:operator/state@0.1.0": weir_sdk::wit::weir::operator::state,
+            "weir:operator/timers@0.1.0": weir_sdk::wit::weir::operator::timers,
+            "weir:operator/runtime@0.1.0": weir_sdk::wit::weir::operator::runtime,
+        },
+    });
+}
+
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::dispatch::{on_timer, open, process};
+    pub use crate::dispatch::{on_timer, on_timer_changelog, open, process, process_changelog};
     pub use crate::window::{
         add as window_add, get_result as window_get_result, merge as window_merge, open as window_open,
     };
@@ -90,7 +110,7 @@ pub mod __private {
 /// ```
 pub mod prelude {
     pub use crate::{
-        Context, Counter, Error, ListState, MapState, OpenContext, Operator, Record, Reducer, ReducingState,
+        Context, Counter, Error, ListState, MapState, OpenContext, Operator, Record, Reducer, ReducingState, RowKind,
         SideOutput, StateOptions, TimeDomain, Timer, ValueState, Window, WindowAggregate,
     };
 }
@@ -176,5 +196,63 @@ macro_rules! export_operator {
         }
 
         $crate::wit::__export_wit!(__WeirOperatorExport with_types_in $crate::wit);
+    };
+}
+
+/// Export a type implementing [`Operator`] as a changelog operator: a
+/// component of `weir:operator@0.3.0`, whose records carry their
+/// [`RowKind`] ([`Record::kind`]) and which may emit rows of any kind
+/// ([`Context::emit_kind`]). Such an operator may read a changelog (Debezium
+/// change events, say) where an operator exported with [`export_operator!`]
+/// is refused one.
+///
+/// ```no_run
+/// use weir_sdk::prelude::*;
+///
+/// /// Hides the `email` field of every row, whatever its kind.
+/// struct Mask;
+/// impl Operator for Mask {
+///     fn open(_: &mut OpenContext) -> Result<Self, Error> { Ok(Mask) }
+///     fn process(&mut self, ctx: &mut Context, r: Record<'_>) -> Result<(), Error> {
+///         let mut row: serde_json::Value = r.json()?;
+///         row["email"] = "***".into();
+///         ctx.emit_json_kind(r.kind(), r.key(), &row)
+///     }
+/// }
+/// weir_sdk::export_changelog_operator!(Mask);
+/// ```
+#[macro_export]
+macro_rules! export_changelog_operator {
+    ($ty:ty) => {
+        #[doc(hidden)]
+        pub struct __WeirChangelogOperatorExport;
+
+        impl $crate::wit_changelog::exports::weir::operator0_3_0::handler::Guest for __WeirChangelogOperatorExport {
+            fn open(
+                config: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::core::result::Result<(), ::std::string::String> {
+                $crate::__private::open::<$ty>(config)
+            }
+
+            fn process(
+                input: $crate::wit_changelog::weir::operator0_3_0::changelog::ChangelogBatch,
+            ) -> ::core::result::Result<
+                $crate::wit_changelog::weir::operator0_3_0::changelog::ChangelogEmitted,
+                $crate::wit::weir::operator::types::OperatorError,
+            > {
+                $crate::__private::process_changelog::<$ty>(input)
+            }
+
+            fn on_timer(
+                timers: $crate::wit::weir::operator::types::FiredTimers,
+            ) -> ::core::result::Result<
+                $crate::wit_changelog::weir::operator0_3_0::changelog::ChangelogEmitted,
+                $crate::wit::weir::operator::types::OperatorError,
+            > {
+                $crate::__private::on_timer_changelog::<$ty>(timers)
+            }
+        }
+
+        $crate::wit_changelog::__export_changelog_wit!(__WeirChangelogOperatorExport with_types_in $crate::wit_changelog);
     };
 }

@@ -22,9 +22,68 @@ fn span(ends: &[u32], i: usize) -> std::ops::Range<usize> {
 pub struct Record<'a> {
     pub(crate) batch: &'a Batch,
     pub(crate) row: usize,
+    pub(crate) kind: RowKind,
+}
+
+/// What a row does to the table a changelog describes (Flink's `RowKind`).
+/// Operators exported with [`export_changelog_operator!`](crate::export_changelog_operator)
+/// read and emit them; every record of an append-only stream is an
+/// [`Insert`](RowKind::Insert).
+///
+/// ```no_run
+/// # use weir_sdk::prelude::*;
+/// # fn f(ctx: &mut Context, record: Record<'_>) -> Result<(), Error> {
+/// match record.kind() {
+///     RowKind::Insert | RowKind::UpdateAfter => ctx.emit_kind(record.kind(), record.key(), record.value()),
+///     RowKind::UpdateBefore | RowKind::Delete => ctx.emit_kind(record.kind(), record.key(), record.value()),
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RowKind {
+    /// +I: a new row.
+    #[default]
+    Insert,
+    /// -U: a row as it was before an update; its `UpdateAfter` follows.
+    UpdateBefore,
+    /// +U: a row as it is after an update.
+    UpdateAfter,
+    /// -D: a row removed.
+    Delete,
+}
+
+impl RowKind {
+    /// Flink's short form: `+I`, `-U`, `+U`, `-D`.
+    pub fn short(self) -> &'static str {
+        match self {
+            RowKind::Insert => "+I",
+            RowKind::UpdateBefore => "-U",
+            RowKind::UpdateAfter => "+U",
+            RowKind::Delete => "-D",
+        }
+    }
+
+    /// The row removes its key's earlier row (`-U`, `-D`).
+    pub fn retracts(self) -> bool {
+        matches!(self, RowKind::UpdateBefore | RowKind::Delete)
+    }
+}
+
+impl std::fmt::Display for RowKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.short())
+    }
 }
 
 impl<'a> Record<'a> {
+    /// The row's kind: always [`RowKind::Insert`] in an operator exported
+    /// with [`export_operator!`](crate::export_operator), whose world carries
+    /// no row kinds.
+    #[inline]
+    pub fn kind(&self) -> RowKind {
+        self.kind
+    }
+
     #[inline]
     pub fn key(&self) -> &'a [u8] {
         &self.batch.keys[span(&self.batch.key_ends, self.row)]

@@ -155,7 +155,7 @@ pub fn add<T: WindowAggregate>(
         for (&row, &target) in rows.iter().zip(&targets) {
             crate::dispatch::set_row(Some(row));
             let acc = accs.get_mut(target as usize).ok_or_else(|| err(Some(row), Error::msg("target out of range")))?;
-            agg.add(acc, Record { batch: &input, row: row as usize }).map_err(|e| err(Some(row), e))?;
+            agg.add(acc, Record { batch: &input, row: row as usize, kind: crate::RowKind::Insert }).map_err(|e| err(Some(row), e))?;
         }
         crate::dispatch::set_row(None);
         accs.iter().map(|a| encode(a).map_err(|e| err(None, e))).collect()

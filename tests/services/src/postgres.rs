@@ -91,6 +91,11 @@ impl Postgres {
         Ok(String::from_utf8_lossy(&out.stdout).trim_end_matches('\n').to_string())
     }
 
+    /// The `psql` of this server's installation.
+    pub fn psql_path(&self) -> PathBuf {
+        self.bin.join("psql")
+    }
+
     /// The server's log.
     pub fn log_path(&self) -> PathBuf {
         self.dir.path().join("postgres.log")

@@ -2,7 +2,10 @@
 //!
 //! Both build `<dir>/target/<name>.wasm` (`name`: the directory's name with
 //! `-` as `_`) against the WIT of the source tree this `weir` was built from
-//! (or `$WEIR_WIT_PATH`). The tools are found at `$WEIR_COMPONENTIZE_PY` /
+//! (or `$WEIR_WIT_PATH`, the directory holding `operator@0.1.0`, ...), for the
+//! world the plugin names: `world = "..."` under `[tool.weir]` in
+//! pyproject.toml, or `"weir": {"world": "..."}` in package.json;
+//! `weir:operator/operator@0.1.0` when it names none. The tools are found at `$WEIR_COMPONENTIZE_PY` /
 //! `$WEIR_COMPONENTIZE_JS`, else where `make plugins` installs them in that
 //! tree (`target/pytools` or `$CARGO_TARGET_DIR/pytools`, as set now or when
 //! `weir` was built; `sdk/js/node_modules`), else on `PATH`. A Python
@@ -16,11 +19,54 @@ use anyhow::{bail, Context as _};
 
 const SOURCE_TREE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-fn wit() -> PathBuf {
-    std::env::var_os("WEIR_WIT_PATH")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(SOURCE_TREE).join("wit/operator@0.1.0"))
+/// The stream operator worlds a Python or JavaScript plugin may implement,
+/// with the WIT package directory and the world's name in it.
+const WORLDS: [(&str, &str, &str); 2] = [
+    ("weir:operator/operator@0.1.0", "operator@0.1.0", "operator"),
+    ("weir:operator/changelog-operator@0.3.0", "operator@0.3.0", "changelog-operator"),
+];
+
+/// The WIT package directory and world name of the world a plugin names.
+fn wit(world: &str, named_in: &Path) -> anyhow::Result<(PathBuf, &'static str)> {
+    let Some((_, package, name)) = WORLDS.iter().find(|(w, _, _)| *w == world) else {
+        let known: Vec<&str> = WORLDS.iter().map(|(w, _, _)| *w).collect();
+        bail!("{}: world \"{world}\" is not a stream operator world of this weir (one of: {})", named_in.display(), known.join(", "));
+    };
+    let root = std::env::var_os("WEIR_WIT_PATH").map(PathBuf::from).unwrap_or_else(|| Path::new(SOURCE_TREE).join("wit"));
+    Ok((root.join(package), name))
 }
+
+/// `world = "..."` of pyproject.toml's `[tool.weir]` table.
+fn python_world(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join("pyproject.toml")).ok()?;
+    let mut in_weir = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_weir = line == "[tool.weir]";
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("world").map(str::trim_start).and_then(|r| r.strip_prefix('='))
+            && in_weir
+        {
+            return serde_json::from_str::<String>(v.trim()).ok();
+        }
+    }
+    None
+}
+
+/// `weir.world` of package.json.
+fn js_world(dir: &Path) -> anyhow::Result<Option<String>> {
+    let path = dir.join("package.json");
+    let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+    let v: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    match &v["weir"]["world"] {
+        serde_json::Value::Null => Ok(None),
+        serde_json::Value::String(s) => Ok(Some(s.clone())),
+        other => bail!("{}: weir.world must be a string naming a world, not {other}", path.display()),
+    }
+}
+
+const DEFAULT_WORLD: &str = "weir:operator/operator@0.1.0";
 
 /// `<dir>/target/<name>.wasm`, its directory created.
 fn output(dir: &Path) -> anyhow::Result<PathBuf> {
@@ -108,8 +154,10 @@ pub fn python(dir: &Path) -> anyhow::Result<PathBuf> {
         bail!("{} is not the Weir Python SDK (no weir_sdk/__init__.py)", sdk.display());
     }
     check_python(dir)?;
+    let world = python_world(dir).unwrap_or_else(|| DEFAULT_WORLD.into());
+    let (wit, world) = wit(&world, &dir.join("pyproject.toml"))?;
     let mut cmd = componentize_py();
-    cmd.arg("-d").arg(wit()).args(["-w", "operator", "componentize", "-p"]).arg(dir).arg("-p").arg(&sdk);
+    cmd.arg("-d").arg(wit).args(["-w", world, "componentize", "-p"]).arg(dir).arg("-p").arg(&sdk);
     cmd.arg("app").arg("-o").arg(&wasm);
     run(cmd, "componentize-py", "install it with `pip install componentize-py==0.25.1` (or run `make plugins` in the Weir tree)", dir)?;
     Ok(wasm)
@@ -126,9 +174,11 @@ pub fn js(dir: &Path) -> anyhow::Result<PathBuf> {
             .and_then(|p| p.canonicalize().ok())
             .unwrap_or_else(|| PathBuf::from("componentize-js"))
     });
+    let world = js_world(dir)?.unwrap_or_else(|| DEFAULT_WORLD.into());
+    let (wit, world) = wit(&world, &dir.join("package.json"))?;
     // componentize-js resolves imports inside its working directory only.
     let mut cmd = Command::new(tool);
-    cmd.current_dir(dir.canonicalize()?).arg("app.js").arg("--wit").arg(wit()).args(["--world-name", "operator"]);
+    cmd.current_dir(dir.canonicalize()?).arg("app.js").arg("--wit").arg(wit).args(["--world-name", world]);
     // The operator world imports no HTTP: keep the component's imports to WASI's basics.
     cmd.args(["-d", "http", "fetch-event", "-o"]).arg(&wasm);
     run(cmd, "componentize-js", "run `npm ci` in sdk/js of the Weir tree", dir)?;

@@ -2,12 +2,15 @@
 //! conformance guests (`tests/guests/conformance`, `tests/conformance/{python,js}`)
 //! must give byte-identical output, and errors raised by guests must surface
 //! naming the plugin. Also `weir new --lang` / `weir build` for Python and JS.
+//! The changelog guests (`weir:operator@0.3.0`: `tests/guests/changelog-count`,
+//! `tests/conformance/changelog-{python,js}`) read Debezium changes with their
+//! row kinds and write an updating aggregate's changelog, byte-identical too.
 
-
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::{parts, reference_counts, run_scaffolded_counter, stderr, weir, words_text};
+use crate::common::{apply_changelog, count_by_group, parts, reference_counts, run_scaffolded_counter, stderr, weir, words_text};
 use weir_test_support::{fixture, root};
 
 /// The three word-count pipelines, which differ only in their plugin.
@@ -196,4 +199,132 @@ fn a_python_syntax_error_is_reported_with_its_file_and_line() {
 #[test]
 fn new_build_run_a_scaffolded_js_plugin() {
     new_build_run("js");
+}
+
+/// The three changelog conformance guests (`weir:operator@0.3.0`).
+const CHANGELOG_GUESTS: [&str; 3] = ["changelog_count", "changelog_count_py", "changelog_count_js"];
+
+/// Seeded Debezium change events (one per line) of a table `t (id, g,
+/// amount)`: snapshot reads, inserts, updates within a group and across
+/// groups, deletes; and the table they leave, by id.
+fn table_changes(seed: u64, changes: usize) -> (String, BTreeMap<i64, serde_json::Value>) {
+    let mut x = seed;
+    let mut next = move |n: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    let mut lines = String::new();
+    let mut table: BTreeMap<i64, serde_json::Value> = BTreeMap::new();
+    let mut event = |op: &str, before: Option<&serde_json::Value>, after: Option<&serde_json::Value>| {
+        let e = serde_json::json!({"before": before, "after": after, "op": op, "source": {"schema": "public", "table": "t"}});
+        lines.push_str(&e.to_string());
+        lines.push('\n');
+    };
+    let mut new_id = 0;
+    for i in 0..changes {
+        let pick = |table: &BTreeMap<i64, serde_json::Value>, n: u64| *table.keys().nth(n as usize % table.len()).unwrap();
+        // About as many inserts as deletes over 40 groups: groups come and go.
+        match if i < 30 { 0 } else { next(20) } {
+            0..5 => {
+                let row = serde_json::json!({"id": new_id, "g": format!("g{}", next(40)), "amount": next(100)});
+                event(if i < 30 { "r" } else { "c" }, None, Some(&row));
+                table.insert(new_id, row);
+                new_id += 1;
+            }
+            5..15 => {
+                let id = pick(&table, next(1 << 20));
+                let before = table[&id].clone();
+                // Half the updates move the row to another group.
+                let g = if next(2) == 0 { before["g"].clone() } else { format!("g{}", next(40)).into() };
+                let after = serde_json::json!({"id": id, "g": g, "amount": next(100)});
+                event("u", Some(&before), Some(&after));
+                table.insert(id, after);
+            }
+            _ if table.len() > 5 => {
+                let id = pick(&table, next(1 << 20));
+                let before = table.remove(&id).unwrap();
+                event("d", Some(&before), None);
+            }
+            _ => {}
+        }
+    }
+    (lines, table)
+}
+
+#[test]
+fn changelog_guests_agree_and_their_changelog_applies_to_the_group_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("changes.jsonl");
+    let (text, table) = table_changes(7, 3000);
+    std::fs::write(&input, &text).unwrap();
+    let want = count_by_group(table.values());
+    let mut reference: Option<Vec<Vec<String>>> = None;
+    for guest in CHANGELOG_GUESTS {
+        let out = dir.path().join(guest);
+        let spec = dir.path().join(format!("{guest}.yaml"));
+        std::fs::write(
+            &spec,
+            format!(
+                "name: changelog\nsources: [{{name: t, type: file, path: '{}', format: debezium-json}}]\n\
+                 operators: [{{name: count, plugin: '{}', input: t, key_by: $.g, parallelism: 2}}]\n\
+                 sinks: [{{name: out, type: file, path: '{}', input: count, format: changelog-json}}]\n",
+                input.display(),
+                fixture(guest).display(),
+                out.display()
+            ),
+        )
+        .unwrap();
+        let o = weir(&["run", "--progress", "0", spec.to_str().unwrap()], &[]);
+        assert!(o.status.success(), "{guest}: {}", stderr(&o));
+        let got = parts(&out);
+        let applied = apply_changelog(&got.concat());
+        assert_eq!(applied, want, "{guest}: the changelog applied to a table is not the GROUP BY");
+        match &reference {
+            None => {
+                let all = got.concat();
+                for op in ["+I", "-U", "+U", "-D"] {
+                    assert!(all.iter().any(|l| l.contains(&format!("\"op\":\"{op}\""))), "no {op} row");
+                }
+                reference = Some(got);
+            }
+            Some(r) => assert!(&got == r, "{guest}: output differs from Rust's:\n{}", first_difference(&r.concat(), &got.concat())),
+        }
+    }
+}
+
+#[test]
+fn weir_build_takes_the_world_a_python_or_js_plugin_names() {
+    let weir_bin = env!("CARGO_BIN_EXE_weir");
+    let dir = tempfile::tempdir().unwrap();
+    for (src, name) in [("tests/conformance/changelog-python", "count-py"), ("tests/conformance/changelog-js", "count-js")] {
+        let to = dir.path().join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["app.py", "pyproject.toml", "app.js", "package.json"] {
+            let from = root().join(src).join(f);
+            if from.exists() {
+                // componentize-js reads modules inside the plugin's directory
+                // only: a JS plugin gets a copy of the SDK, as `weir new` does.
+                let text = std::fs::read_to_string(&from).unwrap().replace("../../../sdk/js/src/index.js", "./weir-sdk/index.js");
+                std::fs::write(to.join(f), text).unwrap();
+            }
+        }
+        if name.ends_with("js") {
+            std::fs::create_dir_all(to.join("weir-sdk")).unwrap();
+            for e in std::fs::read_dir(root().join("sdk/js/src")).unwrap() {
+                let p = e.unwrap().path();
+                std::fs::copy(&p, to.join("weir-sdk").join(p.file_name().unwrap())).unwrap();
+            }
+        }
+        let o = Command::new(weir_bin).args(["build", to.to_str().unwrap()]).output().unwrap();
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert!(stderr(&o).contains("implementing weir:operator/changelog-operator@0.3.0"), "{name}: {}", stderr(&o));
+        // A world this weir does not have is named as such.
+        let manifest = if name.ends_with("py") { "pyproject.toml" } else { "package.json" };
+        let text = std::fs::read_to_string(to.join(manifest)).unwrap().replace("operator@0.3.0", "operator@9.9.9");
+        std::fs::write(to.join(manifest), text).unwrap();
+        let o = Command::new(weir_bin).args(["build", to.to_str().unwrap()]).output().unwrap();
+        assert!(!o.status.success());
+        let err = stderr(&o);
+        assert!(err.contains(&format!("{manifest}: world \"weir:operator/changelog-operator@9.9.9\" is not a stream operator world of this weir")), "{name}: {err}");
+    }
 }

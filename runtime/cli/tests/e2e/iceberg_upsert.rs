@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::common::{parts, stderr, weir};
 use crate::iceberg::{Lake, compact, crash_fault_then_kill_5_times, pipeline, refused_sink, remove_orphans, run_ok, summaries};
 
-const DUCKDB: &[&str] = &["duckdb==1.5.5", "duckdb-extension-iceberg==1.5.5", "duckdb-extension-avro==1.5.5"];
+pub(crate) const DUCKDB: &[&str] = &["duckdb==1.5.5", "duckdb-extension-iceberg==1.5.5", "duckdb-extension-avro==1.5.5"];
 /// Spark 3.5 with Iceberg's Java runtime 1.10.2 (its jar is in that PyPI
 /// package; 1.0.3's is broken).
 const SPARK: &[&str] = &["pyspark==3.5.9", "snowpark-connect-deps-iceberg==1.0.2"];

@@ -43,6 +43,8 @@ impl Operator for Misbehave {
             b"panic" => panic!("bad record {}", record.key_str()?),
             b"error" => return Err(Error::msg(format!("cannot handle record {}", record.key_str()?))),
             b"timer" => ctx.register_event_time_timer(record.timestamp().unwrap_or(0) + 10),
+            // A row kind, which this 0.1.0 operator's world cannot carry.
+            b"delete" => ctx.emit_kind(RowKind::Delete, record.key(), record.value()),
             b"count" => {
                 let n = self.state.get(ctx)?.unwrap_or(0) + 1;
                 self.state.set(ctx, &n)?;

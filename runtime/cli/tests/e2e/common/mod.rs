@@ -163,3 +163,36 @@ pub fn produce(kafka: &weir_test_services::KafkaBroker, topic: &str, records: im
     }
     p.flush(std::time::Duration::from_secs(60)).unwrap();
 }
+
+/// Apply a changelog of group rows (`{"op","data":{"g","n","sum"}}` lines, as
+/// a file sink with `format: changelog-json` writes them) to a table by
+/// group, checking that every -U and -D removes the row the table holds and
+/// that every +I and +U finds none.
+pub fn apply_changelog(lines: &[String]) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut groups = std::collections::BTreeMap::new();
+    for l in lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap();
+        let row = v["data"].clone();
+        let g = row["g"].as_str().unwrap().to_string();
+        match v["op"].as_str().unwrap() {
+            "+I" => assert!(groups.insert(g, row).is_none(), "+I of a group that has a row: {l}"),
+            "+U" => assert!(groups.insert(g, row).is_none(), "+U without its -U: {l}"),
+            "-U" | "-D" => assert_eq!(groups.remove(&g), Some(row), "{l} retracts a row the table does not hold"),
+            other => panic!("unknown op {other} in {l}"),
+        }
+    }
+    groups
+}
+
+/// `SELECT g, COUNT(*) AS n, SUM(amount) AS sum FROM rows GROUP BY g`, as
+/// rows `{"g","n","sum"}` by group.
+pub fn count_by_group<'a>(rows: impl Iterator<Item = &'a serde_json::Value>) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let mut out = std::collections::BTreeMap::new();
+    for row in rows {
+        let g = row["g"].as_str().unwrap().to_string();
+        let e = out.entry(g.clone()).or_insert_with(|| serde_json::json!({"g": g, "n": 0, "sum": 0}));
+        e["n"] = (e["n"].as_i64().unwrap() + 1).into();
+        e["sum"] = (e["sum"].as_i64().unwrap() + row["amount"].as_i64().unwrap()).into();
+    }
+    out
+}

@@ -47,17 +47,17 @@ impl SourceInfo {
 /// The rows of one record (none, one, or an update's two), in order, kept
 /// inline: the source makes one per Kafka record.
 #[derive(Debug, Default)]
-pub(crate) struct Rows<'a> {
+pub struct Rows<'a> {
     len: usize,
     rows: [(RowKind, &'a [u8]); 2],
 }
 
 impl<'a> Rows<'a> {
-    pub(crate) fn none() -> Self {
+    pub fn none() -> Self {
         Rows { len: 0, rows: [(RowKind::Insert, &[]); 2] }
     }
 
-    pub(crate) fn one(kind: RowKind, row: &'a [u8]) -> Self {
+    pub fn one(kind: RowKind, row: &'a [u8]) -> Self {
         Rows { len: 1, rows: [(kind, row), (RowKind::Insert, &[])] }
     }
 
@@ -75,7 +75,7 @@ impl<'a> IntoIterator for Rows<'a> {
 }
 
 /// Decode one record's value.
-pub(crate) fn decode(value: &[u8]) -> Result<Rows<'_>, String> {
+pub fn decode(value: &[u8]) -> Result<Rows<'_>, String> {
     let e: Event<'_> = serde_json::from_slice(value).map_err(|e| format!("not a Debezium change event (format: debezium-json): {e}"))?;
     match (&e.op, e.payload) {
         (None, Some(p)) => {
@@ -125,7 +125,7 @@ fn rows(e: Event<'_>) -> Result<Rows<'_>, String> {
 /// A changelog row as a Debezium event, as Flink's `debezium-json` writes
 /// them: +I and +U as creates (`c`) of `after`, -U and -D as deletes (`d`)
 /// of `before`. `row` is JSON.
-pub(crate) fn encode(kind: RowKind, row: &[u8]) -> Vec<u8> {
+pub fn encode(kind: RowKind, row: &[u8]) -> Vec<u8> {
     let (before, after, op) = if kind.retracts() { (row, &b"null"[..], "d") } else { (&b"null"[..], row, "c") };
     let mut out = Vec::with_capacity(row.len() + 40);
     out.extend_from_slice(b"{\"before\":");
