@@ -29,6 +29,7 @@ COMPONENTIZE_PY_VERSION := 0.25.1
 COMPONENTIZE_PY ?= PYTHONPATH=$(PYTOOLS) $(PYTOOLS)/bin/componentize-py
 COMPONENTIZE_JS := sdk/js/node_modules/.bin/componentize-js
 JS_TOOLS := sdk/js/node_modules/.installed
+DASH_TOOLS := tests/dashboard/node_modules/.installed
 # Every WIT file: a world of 0.3.0 includes 0.1.0's interfaces.
 WIT_FILES := $(wildcard wit/*/*.wit)
 PY_SDK := $(wildcard sdk/python/weir_sdk/*.py)
@@ -94,6 +95,12 @@ $(JS_TOOLS): sdk/js/package-lock.json
 	cd sdk/js && npm ci --no-audit --no-fund
 	touch $@
 
+# playwright-core for the dashboard's browser tests (runtime/cli/tests/e2e/dashboard.rs),
+# which drive Debian's Chromium (/usr/bin/chromium: `apt-get install chromium`).
+$(DASH_TOOLS): tests/dashboard/package-lock.json
+	cd tests/dashboard && npm ci --no-audit --no-fund
+	touch $@
+
 # $(call py-guest,NAME,DIR,WIT,WORLD) and $(call js-guest,NAME,DIR,WIT,WORLD):
 # $(GUEST_DIR)/NAME.wasm from DIR for world WORLD of wit/WIT, rebuilt only when a source of DIR, the SDK
 # or the WIT changed (the rule build.rs follows too). Written aside and renamed, so that an interrupted
@@ -126,7 +133,7 @@ run: build
 ## All tests: unit, integration and end-to-end (the latter run the weir binary).
 ## `make plugins` first installs the Python and JavaScript component builders;
 ## the guests themselves `cargo test` builds too (tests/support/build.rs).
-test: plugins
+test: plugins $(DASH_TOOLS)
 	$(CARGO) test --release
 	$(MAKE) fuzz
 

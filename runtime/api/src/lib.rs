@@ -3,14 +3,20 @@
 //! `/metrics`: the plugin registry (components uploaded over HTTP, validated
 //! before they are stored, content-addressed) and the node's pipelines (run,
 //! stopped with a savepoint, started again, resumed when the node restarts,
-//! and operators hot-swapped to new plugin versions while they run).
+//! and operators hot-swapped to new plugin versions while they run), with
+//! live server-sent event streams and plugin log lines; and the web
+//! dashboard at `/` (`dashboard.rs`, `docs/dashboard.md`).
 //!
 //! With a token set, every request needs `Authorization: Bearer <token>`
 //! (401 otherwise), except `/metrics` on a node with public metrics. Every
 //! error is `{"error": "..."}` with its status, unknown routes and methods
 //! included. `server.rs` serves the router (TLS, timeouts, connection cap).
 
+mod dashboard;
 mod error;
+mod graph;
+mod live_routes;
+mod logs;
 mod metrics;
 mod model;
 mod openapi;
@@ -33,6 +39,7 @@ use axum::{Json, Router};
 use weir_wasm::PluginLoader;
 
 pub use error::ApiError;
+pub use logs::{PluginLogLayer, PluginLogs};
 pub use model::{FailureKind, PipelineDetail, PipelineStatus, PipelineSummary, SwapInfo, SwapStatus};
 pub use pipelines::Pipelines;
 pub use registry::{PluginVersion, Registry};
@@ -91,9 +98,10 @@ impl AppState {
     }
 }
 
-/// Every request but public metrics needs the token.
+/// Every request but public metrics and the dashboard's files needs the token.
 async fn require_token(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let public = state.config.public_metrics && request.uri().path() == "/metrics";
+    let path = request.uri().path();
+    let public = (state.config.public_metrics && path == "/metrics") || dashboard::is_public(path);
     if !public && let Err(e) = state.authorize(request.headers()) {
         let mut r = e.into_response();
         r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -146,7 +154,12 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/pipelines/{id}/start", post(start_pipeline))
         .route("/api/v1/pipelines/{id}/checkpoints", get(pipeline_checkpoints))
         .route("/api/v1/pipelines/{id}/operators/{op}/swap", post(swap_operator))
+        .route("/api/v1/pipelines/{id}/logs", get(live_routes::pipeline_logs))
+        .route("/api/v1/pipelines/{id}/events", get(live_routes::pipeline_events))
+        .route("/api/v1/events", get(live_routes::node_events))
         .route("/metrics", get(metrics))
+        .route("/", get(dashboard::index))
+        .route("/assets/{file}", get(dashboard::file))
         .fallback(no_route)
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(limit))

@@ -148,6 +148,33 @@ impl Collector for PipelineFamilies {
             C,
             "Records a node failed on and skipped or sent to its dead-letter output (on_error: skip | dead-letter).",
         );
+        let mut blocked = Family::new(
+            "weir_node_blocked_seconds",
+            C,
+            "Time a node's task waited for room in its output channels (back-pressure from downstream).",
+        );
+        let mut watermark = Family::new(
+            "weir_node_watermark_seconds",
+            G,
+            "A node task's event-time watermark, in seconds since the Unix epoch (time() minus it is the watermark lag).",
+        );
+        let mut latency = Family::new(
+            "weir_node_latency_seconds",
+            C,
+            "At sinks: for each batch written, the seconds since its first record was read by a source, summed.",
+        );
+        let mut latency_n = Family::new("weir_node_latency_batches", C, "At sinks: the batches weir_node_latency_seconds sums over.");
+        let mut state = Family::new("weir_node_state_bytes", G, "Bytes of a node's keyed state in the last completed checkpoint.");
+        let mut ckpt_bytes = Family::new(
+            "weir_checkpoint_last_incremental_bytes",
+            G,
+            "Bytes the last completed checkpoint stored that no earlier checkpoint of the run stored.",
+        );
+        let mut ckpt_align = Family::new(
+            "weir_checkpoint_last_alignment_seconds",
+            G,
+            "The longest time a task held input back aligning the barriers of the last completed checkpoint.",
+        );
         let mut ckpt = Family::new("weir_checkpoints_completed", C, "Completed checkpoints (since the job started).");
         let mut ckpt_failed = Family::new("weir_checkpoints_failed", C, "Failed checkpoints (since the job started).");
         let mut ckpt_s = Family::new("weir_checkpoint_last_duration_seconds", G, "From trigger to completion of the last checkpoint.");
@@ -179,9 +206,24 @@ impl Collector for PipelineFamilies {
                     batches.add(labels(), n.batches_in);
                     busy.add(labels(), n.busy_nanos as f64 / 1e9);
                     dead.add(labels(), n.dead_letters);
+                    blocked.add(labels(), n.blocked_nanos as f64 / 1e9);
+                    if let Some(wm) = n.watermark.filter(|w| *w > i64::MIN && *w < i64::MAX) {
+                        watermark.add(labels(), wm as f64 / 1e3);
+                    }
+                    if n.latency_batches > 0 {
+                        latency.add(labels(), n.latency_nanos as f64 / 1e9);
+                        latency_n.add(labels(), n.latency_batches);
+                    }
                 }
             }
             let c = run.control.checkpoints();
+            for (node, bytes) in &c.node_bytes {
+                state.add(vec![id(), ("node", node.clone())], *bytes);
+            }
+            if let Some(last) = c.history.iter().rev().find(|h| h.failure.is_none()) {
+                ckpt_bytes.add(vec![id()], last.incremental_bytes);
+                ckpt_align.add(vec![id()], last.alignment_ms as f64 / 1e3);
+            }
             ckpt.add(vec![id()], c.completed);
             ckpt_failed.add(vec![id()], c.failed);
             if let Some(ms) = c.last_duration_ms {
@@ -189,7 +231,8 @@ impl Collector for PipelineFamilies {
             }
         }
         for f in [
-            up, restarts, failures, plugin, records_in, records_out, bytes_in, bytes_out, batches, busy, dead, ckpt, ckpt_failed, ckpt_s, swaps,
+            up, restarts, failures, plugin, records_in, records_out, bytes_in, bytes_out, batches, busy, dead, blocked, watermark, latency,
+            latency_n, state, ckpt, ckpt_failed, ckpt_s, ckpt_bytes, ckpt_align, swaps,
         ] {
             f.encode(&mut encoder)?;
         }

@@ -137,6 +137,12 @@ pub struct SwapInfo {
     pub switch_ms: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The probation asked for, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probation_ms: Option<u64>,
+    /// When every task ran the new version (ms since the epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at_ms: Option<i64>,
 }
 
 /// `POST .../operators/{op}/swap`.
@@ -163,12 +169,29 @@ pub struct PipelineSummary {
     pub restarts: u64,
     /// The last failure, if it failed.
     pub error: Option<String>,
+    /// Records its sources read in the current run (while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_in: Option<u64>,
+    /// Records its sinks wrote in the current run (while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records_out: Option<u64>,
+    /// Records sent to its nodes not taken yet, where known (while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backlog: Option<u64>,
+    /// When its last checkpoint completed (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_checkpoint_ms: Option<i64>,
+    /// When this was read (ms since the epoch): rates are differences of
+    /// counters over differences of this.
+    pub at_ms: i64,
 }
 
 /// One node of a running pipeline, its counters summed over its tasks.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct NodeStatus {
     pub name: String,
+    /// source, operator or sink.
+    pub role: String,
     pub parallelism: u32,
     pub records_in: u64,
     pub records_out: u64,
@@ -182,6 +205,90 @@ pub struct NodeStatus {
     pub dead_letters: u64,
     /// The plugin it runs, for an operator.
     pub plugin: Option<String>,
+    /// Seconds its tasks waited for room downstream (back-pressure).
+    pub blocked_s: f64,
+    /// Its event-time watermark (ms since the epoch): the least of its
+    /// tasks' that have one.
+    pub watermark_ms: Option<i64>,
+    /// Bytes of its keyed state in the last completed checkpoint.
+    pub state_bytes: Option<u64>,
+    /// At sinks: for each batch written, the seconds since its first record
+    /// was read by a source, summed; and the batches (the mean latency over
+    /// an interval is the difference of the one over that of the other).
+    pub latency_sum_s: f64,
+    pub latency_count: u64,
+}
+
+/// One node of a pipeline's dataflow, as planned.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GraphNode {
+    pub name: String,
+    /// source, operator or sink.
+    pub role: String,
+    /// Its registered type (`generator`, `wasm`, `kafka`, ...).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub parallelism: u32,
+    /// The plugin it runs now, for an operator that runs one.
+    pub plugin: Option<String>,
+    /// Nodes with the same number run chained, in one task per parallel instance.
+    pub chain: u32,
+    pub inputs: Vec<GraphEdge>,
+}
+
+/// An edge into a graph node.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct GraphEdge {
+    pub from: String,
+    /// The side output of `from` it reads, if not the main output.
+    pub output: Option<String>,
+    /// forward, key_by or rebalance.
+    pub partitioning: String,
+}
+
+/// A pipeline's dataflow.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Graph {
+    pub nodes: Vec<GraphNode>,
+}
+
+/// One checkpoint of the running job.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CheckpointEntry {
+    pub epoch: u64,
+    pub triggered_ms: i64,
+    pub duration_ms: u64,
+    /// The longest time a task held input back aligning the barriers.
+    pub alignment_ms: u64,
+    /// Bytes of the files it names (shared files included).
+    pub bytes: u64,
+    /// Bytes it stored that no earlier checkpoint of the run stored.
+    pub incremental_bytes: u64,
+    /// Why it failed, if it did.
+    pub failure: Option<String>,
+    /// The savepoint it was kept as, if any.
+    pub savepoint: Option<String>,
+}
+
+/// One line a plugin logged (its `log` calls, stdout and stderr).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LogLine {
+    /// Increasing within the node.
+    pub seq: u64,
+    pub at_ms: i64,
+    /// trace, debug, info, warn or error.
+    pub level: String,
+    /// `plugin@version/operator[task]`.
+    pub plugin: String,
+    /// stdout or stderr, for a line the guest printed.
+    pub stream: Option<String>,
+    pub message: String,
+}
+
+/// The last plugin log lines of a pipeline.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Logs {
+    pub lines: Vec<LogLine>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -197,6 +304,8 @@ pub struct CheckpointStatus {
     pub completed: u64,
     pub failed: u64,
     pub last: Option<LastCheckpoint>,
+    /// The last checkpoints of the running job, oldest first.
+    pub history: Vec<CheckpointEntry>,
 }
 
 /// When a failed pipeline is started again (it backs off: 0.5 s, doubling
@@ -235,6 +344,11 @@ pub struct PipelineDetail {
     /// While it waits to be started again after a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryInfo>,
+    /// Its dataflow as planned (while it runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub graph: Option<Graph>,
+    /// The swaps since the node started, oldest first (the last is `swap`).
+    pub swaps: Vec<SwapInfo>,
 }
 
 /// A deleted pipeline.

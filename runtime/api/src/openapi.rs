@@ -5,8 +5,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::{Modify, OpenApi};
 
 use crate::model::{
-    CheckpointStatus, Checkpoints, Deleted, ErrorBody, LastCheckpoint, NodeStatus, PipelineDetail, PipelineStatus, PipelineSummary,
-    RetryInfo, StoredCheckpoint, SwapInfo, SwapRequest, SwapStatus,
+    CheckpointEntry, CheckpointStatus, Checkpoints, Deleted, ErrorBody, Graph, GraphEdge, GraphNode, LastCheckpoint, LogLine, Logs,
+    NodeStatus, PipelineDetail, PipelineStatus, PipelineSummary, RetryInfo, StoredCheckpoint, SwapInfo, SwapRequest, SwapStatus,
 };
 use crate::PluginVersion;
 
@@ -26,11 +26,15 @@ use crate::PluginVersion;
         crate::pipeline_routes::start_pipeline,
         crate::pipeline_routes::pipeline_checkpoints,
         crate::pipeline_routes::swap_operator,
+        crate::live_routes::pipeline_logs,
+        crate::live_routes::pipeline_events,
+        crate::live_routes::node_events,
         crate::metrics,
     ),
     components(schemas(
         PluginVersion, PipelineSummary, PipelineDetail, PipelineStatus, NodeStatus, CheckpointStatus, LastCheckpoint, SwapInfo,
-        SwapStatus, SwapRequest, RetryInfo, Deleted, Checkpoints, StoredCheckpoint, ErrorBody
+        SwapStatus, SwapRequest, RetryInfo, Deleted, Checkpoints, StoredCheckpoint, ErrorBody, Graph, GraphNode, GraphEdge,
+        CheckpointEntry, LogLine, Logs
     )),
     modifiers(&Token),
     tags((name = "plugins", description = "The plugin registry"), (name = "pipelines", description = "Pipelines and hot swaps"), (name = "node", description = "The node itself"))

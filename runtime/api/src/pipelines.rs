@@ -24,9 +24,12 @@ use weir_spec::{BuildEnv, PipelineSpec, PlannedNode};
 
 use crate::error::ApiError;
 use crate::model::{
-    CheckpointStatus, Checkpoints, Deleted, FailureKind, LastCheckpoint, NodeStatus, PipelineDetail, PipelineStatus, PipelineSummary,
-    RetryInfo, SwapInfo, SwapStatus,
+    CheckpointEntry, CheckpointStatus, Checkpoints, Deleted, FailureKind, Graph, GraphNode, LastCheckpoint, NodeStatus, PipelineDetail,
+    PipelineStatus, PipelineSummary, RetryInfo, SwapInfo, SwapStatus,
 };
+
+/// How many past swaps a pipeline's status lists.
+const SWAP_HISTORY: usize = 50;
 use crate::registry::Registry;
 
 /// What is stored of a pipeline (`pipeline.json`).
@@ -65,6 +68,8 @@ pub(crate) struct Running {
     pub env: BuildEnv,
     pub spec: Arc<PipelineSpec>,
     pub started: Instant,
+    /// Its dataflow as planned (the plugins of operators as they started).
+    pub graph: Vec<GraphNode>,
 }
 
 pub(crate) struct Live {
@@ -86,6 +91,8 @@ pub(crate) struct Live {
     /// The node stopped during `swap`'s probation: the next start says how
     /// it resumed.
     pub interrupted_swap: bool,
+    /// Earlier swaps than `swap`, oldest first (at most [`SWAP_HISTORY`]).
+    pub swap_history: std::collections::VecDeque<SwapInfo>,
 }
 
 impl Live {
@@ -102,6 +109,17 @@ impl Live {
             stopping: false,
             retry: None,
             interrupted_swap: false,
+            swap_history: Default::default(),
+        }
+    }
+
+    /// A new swap (or refusal) to follow; the one before goes to the history.
+    pub fn set_swap(&mut self, swap: ActiveSwap) {
+        if let Some(old) = self.swap.replace(swap) {
+            if self.swap_history.len() + 1 >= SWAP_HISTORY {
+                self.swap_history.pop_front();
+            }
+            self.swap_history.push_back(old.info);
         }
     }
 }
@@ -247,7 +265,7 @@ impl Pipelines {
                 info.status = SwapStatus::RolledBack;
                 info.reason = Some("the node stopped during the swap's probation".into());
                 let mut l = entry.live.lock().unwrap();
-                l.swap = Some(ActiveSwap { info, ticket: None, digest: String::new() });
+                l.set_swap(ActiveSwap { info, ticket: None, digest: String::new() });
                 l.interrupted_swap = true;
             }
             p.entries.lock().unwrap().insert(entry.id.clone(), entry.clone());
@@ -365,9 +383,34 @@ impl Pipelines {
     }
 
     fn summary(&self, e: &Entry) -> PipelineSummary {
-        let l = e.live.lock().unwrap();
-        let r = e.record.lock().unwrap();
-        PipelineSummary { id: e.id.clone(), status: l.status, plugins: r.plugins.clone(), restarts: l.restarts, error: l.error.clone() }
+        let (status, restarts, error, run) = {
+            let l = e.live.lock().unwrap();
+            let run = l.running.as_ref().map(|r| (r.control.clone(), r.spec.clone()));
+            (l.status, l.restarts, l.error.clone(), run)
+        };
+        let plugins = e.record.lock().unwrap().plugins.clone();
+        let mut s = PipelineSummary {
+            id: e.id.clone(),
+            status,
+            plugins,
+            restarts,
+            error,
+            records_in: None,
+            records_out: None,
+            backlog: None,
+            last_checkpoint_ms: None,
+            at_ms: now_ms(),
+        };
+        if let Some((control, spec)) = run {
+            let nodes = control.metrics().snapshot();
+            let role = |n: &weir_engine::NodeSnapshot| spec.nodes().find(|d| d.name == n.node).map(|d| d.role);
+            s.records_in = Some(nodes.iter().filter(|n| role(n) == Some(weir_engine::Role::Source)).map(|n| n.records_out).sum());
+            s.records_out = Some(nodes.iter().filter(|n| role(n) == Some(weir_engine::Role::Sink)).map(|n| n.records_in).sum());
+            let spec_nodes: Vec<_> = spec.nodes().map(|n| (n.name.as_str(), n.inputs.as_slice())).collect();
+            s.backlog = backlogs(&spec_nodes, &nodes).into_iter().flatten().reduce(|a, b| a + b);
+            s.last_checkpoint_ms = control.checkpoints().last_completed_ms;
+        }
+        s
     }
 
     /// Status of a pipeline: per operator records in and out, plugin version,
@@ -387,13 +430,17 @@ impl Pipelines {
                 swap: l.swap.as_ref().map(|s| s.info.clone()),
                 savepoint: None,
                 retry: l.retry.clone(),
+                graph: None,
+                swaps: l.swap_history.iter().cloned().chain(l.swap.as_ref().map(|s| s.info.clone())).collect(),
             };
-            (d, l.running.as_ref().map(|r| (r.control.clone(), r.spec.clone(), r.started)))
+            (d, l.running.as_ref().map(|r| (r.control.clone(), r.spec.clone(), r.started, r.graph.clone())))
         };
-        if let Some((control, spec, started)) = run {
+        if let Some((control, spec, started, graph)) = run {
             let nodes = control.metrics().snapshot();
             let spec_nodes: Vec<_> = spec.nodes().map(|n| (n.name.as_str(), n.inputs.as_slice())).collect();
             let backlogs = backlogs(&spec_nodes, &nodes);
+            let c = control.checkpoints();
+            let roles: std::collections::HashMap<&str, &str> = graph.iter().map(|g| (g.name.as_str(), g.role.as_str())).collect();
             d.uptime_s = Some(started.elapsed().as_secs_f64());
             d.nodes = Some(
                 nodes
@@ -401,6 +448,7 @@ impl Pipelines {
                     .zip(backlogs)
                     .map(|(n, backlog)| NodeStatus {
                         name: n.node.clone(),
+                        role: roles.get(n.node.as_str()).copied().unwrap_or("operator").to_string(),
                         parallelism: n.parallelism,
                         records_in: n.records_in,
                         records_out: n.records_out,
@@ -410,15 +458,37 @@ impl Pipelines {
                         busy_s: n.busy_nanos as f64 / 1e9,
                         dead_letters: n.dead_letters,
                         plugin: d.summary.plugins.get(&n.node).cloned(),
+                        blocked_s: n.blocked_nanos as f64 / 1e9,
+                        watermark_ms: n.watermark,
+                        state_bytes: c.node_bytes.get(&n.node).copied(),
+                        latency_sum_s: n.latency_nanos as f64 / 1e9,
+                        latency_count: n.latency_batches,
                     })
                     .collect(),
             );
-            let c = control.checkpoints();
+            let history = c
+                .history
+                .iter()
+                .map(|h| CheckpointEntry {
+                    epoch: h.epoch,
+                    triggered_ms: h.triggered_ms,
+                    duration_ms: h.duration_ms,
+                    alignment_ms: h.alignment_ms,
+                    bytes: h.bytes,
+                    incremental_bytes: h.incremental_bytes,
+                    failure: h.failure.clone(),
+                    savepoint: h.savepoint.clone(),
+                })
+                .collect();
             d.checkpoints = Some(CheckpointStatus {
                 completed: c.completed,
                 failed: c.failed,
                 last: c.last_epoch.map(|epoch| LastCheckpoint { epoch, completed_ms: c.last_completed_ms, duration_ms: c.last_duration_ms }),
+                history,
             });
+            // Operators run the plugin versions the record names (swaps change them).
+            let nodes = graph.into_iter().map(|g| GraphNode { plugin: d.summary.plugins.get(&g.name).cloned().or(g.plugin), ..g }).collect();
+            d.graph = Some(Graph { nodes });
         }
         d
     }
@@ -535,6 +605,7 @@ impl Pipelines {
             let _ = h.join();
         }
         self.entries.lock().unwrap().remove(id);
+        crate::logs::PluginLogs::global().forget(id);
         std::fs::remove_dir_all(&e.dir).map_err(|err| ApiError::internal(format!("cannot delete {}: {err}", e.dir.display())))?;
         Ok(Deleted { id: id.to_string(), deleted: true })
     }
@@ -552,6 +623,19 @@ impl Pipelines {
             })
             .map(|e| e.id.clone())
             .collect()
+    }
+
+    /// `pipeline/operator` of every operator, by the plugin (`name@version`)
+    /// it runs.
+    pub fn plugin_users(&self) -> BTreeMap<String, Vec<String>> {
+        let entries: Vec<_> = self.entries.lock().unwrap().values().cloned().collect();
+        let mut users: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for e in &entries {
+            for (op, plugin) in &e.record.lock().unwrap().plugins {
+                users.entry(plugin.clone()).or_default().push(format!("{}/{op}", e.id));
+            }
+        }
+        users
     }
 
     /// Hot swap operator `op` of pipeline `id` to `plugin` (`name@version`).

@@ -151,7 +151,12 @@ pub(crate) async fn upload(
 /// Every plugin version in the registry.
 #[utoipa::path(get, path = "/api/v1/plugins", tag = "plugins", responses((status = 200, body = Vec<PluginVersion>)))]
 pub(crate) async fn list_plugins(State(state): State<Arc<AppState>>) -> Json<Vec<PluginVersion>> {
-    Json(state.registry.list())
+    let users = state.pipelines.plugin_users();
+    let mut list = state.registry.list();
+    for v in &mut list {
+        v.used_by = users.get(&format!("{}@{}", v.name, v.version)).cloned().unwrap_or_default();
+    }
+    Json(list)
 }
 
 /// The versions of one plugin.

@@ -26,6 +26,9 @@ pub struct PluginVersion {
     pub world: String,
     pub size: u64,
     pub uploaded_ms: i64,
+    /// `pipeline/operator` of every operator running it (in listings).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub used_by: Vec<String>,
 }
 
 type Index = BTreeMap<String, BTreeMap<String, PluginVersion>>;
@@ -120,6 +123,7 @@ impl Registry {
             world: meta.world.to_string(),
             size: bytes.len() as u64,
             uploaded_ms,
+            used_by: Vec::new(),
         };
         let mut next = index.clone();
         next.entry(name.into()).or_default().insert(version.into(), v.clone());

@@ -84,11 +84,13 @@ fn start(p: &Pipelines, e: &Entry, fresh: bool) -> Result<(weir_engine::Job, wei
     let opts = weir_checkpoint::LaunchOptions { fresh, from_savepoint: None };
     let mut launch = weir_checkpoint::launch(&spec, planned, &opts).map_err(|err| StartError::of(ApiError::bad_request(format!("{err:#}")), &err))?;
     let dataflow = std::mem::replace(&mut launch.planned.dataflow, weir_engine::Dataflow::new(Default::default()));
+    let graph = crate::graph::graph_of(dataflow.logical(), &nodes);
     let job = dataflow.start().map_err(|err| {
         let message = format!("pipeline '{}' failed to start: {err:#}", e.id);
         StartError::of(ApiError::new(axum::http::StatusCode::UNPROCESSABLE_ENTITY, message), &err)
     })?;
-    let running = Running { control: job.control(), storage: launch.storage.clone(), nodes, env, spec: Arc::new(spec), started: Instant::now() };
+    let running =
+        Running { control: job.control(), storage: launch.storage.clone(), nodes, env, spec: Arc::new(spec), started: Instant::now(), graph };
     Ok((job, launch, running))
 }
 

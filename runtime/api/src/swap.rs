@@ -60,12 +60,14 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
         requested_ms: now_ms(),
         switch_ms: None,
         reason: None,
+        probation_ms: Some(probation.as_millis() as u64),
+        switched_at_ms: None,
     };
     let refuse = |info: &mut SwapInfo, why: String| {
         info.status = SwapStatus::Refused;
         info.reason = Some(why.clone());
         let mut l = e.live.lock().unwrap();
-        l.swap = Some(ActiveSwap { info: info.clone(), ticket: None, digest: stored.digest.clone() });
+        l.set_swap(ActiveSwap { info: info.clone(), ticket: None, digest: stored.digest.clone() });
         count_swap(&mut l, SwapStatus::Refused);
         ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, why)
     };
@@ -89,7 +91,7 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
     let ticket = control
         .swap(op, replacement, probation)
         .map_err(|err| refuse(&mut info, format!("cannot swap operator '{op}': {err}")))?;
-    e.live.lock().unwrap().swap = Some(ActiveSwap { info, ticket: Some(ticket.clone()), digest: stored.digest.clone() });
+    e.live.lock().unwrap().set_swap(ActiveSwap { info, ticket: Some(ticket.clone()), digest: stored.digest.clone() });
     tracing::info!("pipeline '{}': swapping operator '{op}' from {from} to {plugin}", e.id);
     match ticket.wait(SWITCH_WAIT) {
         SwapState::Switched { epoch } => {
@@ -98,6 +100,7 @@ pub(crate) fn swap(p: &Pipelines, e: &Entry, op: &str, plugin: &str, probation: 
                 s.info.status = SwapStatus::Switched;
                 s.info.epoch = Some(epoch);
                 s.info.switch_ms = ticket.switched_at().map(|t| t.duration_since(ticket.requested).as_secs_f64() * 1e3);
+                s.info.switched_at_ms = Some(now_ms());
                 // Kept until confirmed or rolled back: a node that stops
                 // during the probation says so when it starts again.
                 let info = s.info.clone();

@@ -70,7 +70,16 @@ fn main() -> ExitCode {
         tracing_subscriber::EnvFilter::new("info")
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi).init();
+    // The log on stderr as --log says; and every plugin log line, whatever
+    // --log says, kept by pipeline for a node's API and dashboard.
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
+    let plugin_lines = tracing_subscriber::filter::Targets::new().with_target("weir::plugin", tracing::Level::TRACE);
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_target(false).with_ansi(ansi).with_filter(filter))
+        .with(weir_api::PluginLogLayer.with_filter(plugin_lines))
+        .init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Validate { spec, cache } => run::validate(&spec, &cache),

@@ -9,6 +9,7 @@
 //! over the producers (the minimum over live, non-idle ones).
 
 use std::collections::VecDeque;
+use std::time::{Duration, Instant};
 
 use crate::batch::RecordBatch;
 use crate::error::EngineError;
@@ -36,6 +37,10 @@ pub(crate) struct Aligner {
     /// Messages to handle before reading the channel again.
     replay: VecDeque<Message>,
     watermarks: WatermarkTracker,
+    /// When the first barrier of the checkpoint being aligned arrived.
+    started: Option<Instant>,
+    /// How long the last alignment took (first barrier to last).
+    alignment: Duration,
 }
 
 impl Aligner {
@@ -49,7 +54,15 @@ impl Aligner {
             held: VecDeque::new(),
             replay: VecDeque::new(),
             watermarks: WatermarkTracker::new(producers),
+            started: None,
+            alignment: Duration::ZERO,
         }
+    }
+
+    /// How long the last aligned checkpoint waited, from its first barrier
+    /// to its last (the time a producer's input was held back).
+    pub fn alignment(&self) -> Duration {
+        self.alignment
     }
 
     /// Some producer has not ended yet.
@@ -95,7 +108,11 @@ impl Aligner {
                     Some(a) if a != epoch => {
                         return Err(EngineError::Checkpoint(format!("barrier {epoch} arrived while aligning barrier {a}")));
                     }
-                    _ => self.aligning = Some(epoch),
+                    Some(_) => {}
+                    None => {
+                        self.aligning = Some(epoch);
+                        self.started = Some(Instant::now());
+                    }
                 }
                 self.blocked[from] = true;
                 Step::Nothing
@@ -120,6 +137,7 @@ impl Aligner {
             return None;
         }
         self.aligning = None;
+        self.alignment = self.started.take().map_or(Duration::ZERO, |s| s.elapsed());
         self.blocked.fill(false);
         while let Some(m) = self.held.pop_back() {
             self.replay.push_front(m);

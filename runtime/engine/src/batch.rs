@@ -60,6 +60,33 @@ impl std::fmt::Display for RowKind {
     }
 }
 
+/// When the records of a batch were read: the instant its source read its
+/// first record, carried through operators and exchanges so that sinks can
+/// tell the latency of what they write. Not part of a batch's content:
+/// batches compare equal whatever their birth.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Born(pub Option<std::time::Instant>);
+
+impl PartialEq for Born {
+    fn eq(&self, _: &Born) -> bool {
+        true
+    }
+}
+
+impl Born {
+    pub fn now() -> Self {
+        Born(Some(std::time::Instant::now()))
+    }
+
+    /// The earlier of two births (a batch merged from two is as old as the older).
+    pub fn earliest(self, other: Born) -> Born {
+        match (self.0, other.0) {
+            (Some(a), Some(b)) => Born(Some(a.min(b))),
+            (a, b) => Born(a.or(b)),
+        }
+    }
+}
+
 /// One header of one row.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Header {
@@ -82,6 +109,8 @@ pub struct RecordBatch {
     pub headers: Vec<Header>,
     pub origins: Vec<Origin>,
     pub kinds: Vec<RowKind>,
+    /// When its records were read (see [`Born`]).
+    pub born: Born,
 }
 
 /// A borrowed view of one row.
@@ -113,6 +142,7 @@ impl RecordBatch {
             headers: Vec::new(),
             origins: Vec::with_capacity(rows),
             kinds: Vec::new(),
+            born: Born::default(),
         }
     }
 
@@ -234,6 +264,7 @@ impl RecordBatch {
             self.kinds.resize(self.len(), RowKind::Insert);
         }
         self.headers.extend(other.headers.iter().map(|h| Header { row: h.row + rows, ..h.clone() }));
+        self.born = self.born.earliest(other.born);
     }
 
     pub fn clear(&mut self) {
@@ -245,6 +276,7 @@ impl RecordBatch {
         self.headers.clear();
         self.origins.clear();
         self.kinds.clear();
+        self.born = Born::default();
     }
 
     /// Replace the batch with an empty one of the same capacity, returning the old.

@@ -4,7 +4,7 @@
 //! touches snapshot files itself: those are written and stored where the
 //! tasks run (see `uploader.rs`).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -38,6 +38,9 @@ pub struct CheckpointSummary {
     pub last_duration_ms: Option<u64>,
     /// The last checkpoints, oldest first.
     pub history: Vec<CheckpointRecord>,
+    /// Bytes of each node's state in the latest completed checkpoint (its
+    /// tasks' files, shared ones included), by node.
+    pub node_bytes: BTreeMap<String, u64>,
 }
 
 /// One checkpoint of a running job.
@@ -48,6 +51,11 @@ pub struct CheckpointRecord {
     pub duration_ms: u64,
     /// Bytes of the files the checkpoint names (shared files included).
     pub bytes: u64,
+    /// Bytes it stored that no earlier checkpoint of the run stored: new
+    /// files (an incremental RocksDB snapshot shares the rest).
+    pub incremental_bytes: u64,
+    /// The longest time a task held input back to align its barriers.
+    pub alignment_ms: u64,
     /// Why it failed, if it did.
     pub failure: Option<String>,
     /// The savepoint it was kept as, if any.
@@ -59,7 +67,7 @@ impl CheckpointStats {
         self.inner.lock().unwrap().clone()
     }
 
-    fn record(&self, r: CheckpointRecord) {
+    fn record(&self, r: CheckpointRecord, node_bytes: Option<BTreeMap<String, u64>>) {
         let mut s = self.inner.lock().unwrap();
         if r.failure.is_some() {
             s.failed += 1;
@@ -68,6 +76,9 @@ impl CheckpointStats {
             s.last_epoch = Some(r.epoch);
             s.last_completed_ms = Some(crate::clock::now_ms());
             s.last_duration_ms = Some(r.duration_ms);
+        }
+        if let Some(b) = node_bytes {
+            s.node_bytes = b;
         }
         if s.history.len() == HISTORY {
             s.history.remove(0);
@@ -123,6 +134,9 @@ pub(crate) struct Coordinator {
     /// Parallelism by node name (how many tasks switch at a swap).
     pub parallelism: std::collections::HashMap<String, u32>,
     pub stats: Arc<CheckpointStats>,
+    /// Shared files stored by earlier checkpoints of the run (for their
+    /// incremental size).
+    pub shared_seen: HashSet<String>,
 }
 
 struct Pending {
@@ -133,12 +147,14 @@ struct Pending {
     started: Instant,
     triggered_ms: i64,
     savepoint: Option<SavepointRequest>,
+    /// The longest alignment of its tasks so far.
+    alignment: Duration,
 }
 
 const POLL: Duration = Duration::from_millis(50);
 
 impl Coordinator {
-    pub fn run(self) -> Result<(), EngineError> {
+    pub fn run(mut self) -> Result<(), EngineError> {
         let mut epoch = self.first_epoch.max(1);
         let mut pending: Option<Pending> = None;
         // Final snapshots of tasks whose input ended, by task.
@@ -167,6 +183,7 @@ impl Coordinator {
                     started: now,
                     triggered_ms: crate::clock::now_ms(),
                     savepoint: savepoints.pop_front(),
+                    alignment: Duration::ZERO,
                 });
                 epoch += 1;
                 next_trigger = match (self.interval, probation) {
@@ -176,8 +193,9 @@ impl Coordinator {
             }
             let wait = next_trigger.map_or(POLL, |t| t.saturating_duration_since(now)).min(POLL);
             match self.stored.recv_timeout(wait) {
-                Ok(Stored { task, epoch: Some(e), result }) => match pending.as_mut() {
+                Ok(Stored { task, epoch: Some(e), result, alignment }) => match pending.as_mut() {
                     Some(p) if p.epoch == e => {
+                        p.alignment = p.alignment.max(alignment);
                         let stored = result.unwrap_or_else(|err| {
                             p.failed.get_or_insert(err.to_string());
                             Vec::new()
@@ -186,7 +204,7 @@ impl Coordinator {
                     }
                     _ => tracing::warn!(epoch = e, "a task stored its part of a checkpoint that is not pending"),
                 },
-                Ok(Stored { task, epoch: None, result: Ok(stored) }) => {
+                Ok(Stored { task, epoch: None, result: Ok(stored), .. }) => {
                     if let Some(p) = pending.as_mut() {
                         // It stands for the task if the task ended before its barrier.
                         p.stored.entry(task).or_insert_with(|| stored.clone());
@@ -229,14 +247,28 @@ impl Coordinator {
 
     /// Complete checkpoint `p`; true if the job stops now (a stop with a
     /// savepoint succeeded: every task has been told to commit, then stop).
-    fn complete(&self, p: Pending) -> bool {
+    fn complete(&mut self, p: Pending) -> bool {
         // Every task's part is stored: the epoch's staging directory is done.
         let _ = std::fs::remove_dir_all(self.staging_dir.join(p.epoch.to_string()));
         let duration_ms = p.started.elapsed().as_millis() as u64;
         let tasks: Vec<StoredTask> = p.stored.into_values().flatten().collect();
         let bytes = tasks.iter().flat_map(|t| &t.files).map(|f| f.size).sum();
-        let mut record =
-            CheckpointRecord { epoch: p.epoch, triggered_ms: p.triggered_ms, duration_ms, bytes, failure: None, savepoint: None };
+        let mut node_bytes: BTreeMap<String, u64> = BTreeMap::new();
+        for t in &tasks {
+            *node_bytes.entry(t.node.clone()).or_default() += t.files.iter().map(|f| f.size).sum::<u64>();
+        }
+        let fresh = |f: &&crate::checkpoint::StoredFile| !f.shared || !self.shared_seen.contains(&f.path);
+        let incremental_bytes = tasks.iter().flat_map(|t| &t.files).filter(fresh).map(|f| f.size).sum();
+        let mut record = CheckpointRecord {
+            epoch: p.epoch,
+            triggered_ms: p.triggered_ms,
+            duration_ms,
+            bytes,
+            incremental_bytes,
+            alignment_ms: p.alignment.as_millis() as u64,
+            failure: None,
+            savepoint: None,
+        };
         let completed = match p.failed {
             Some(e) => Err(e),
             None => self.store.complete(p.epoch, false, &tasks).map_err(|e| format!("cannot complete it: {e}")),
@@ -248,9 +280,10 @@ impl Coordinator {
                 let _ = s.reply.send(Err(format!("checkpoint {} failed: {e}", p.epoch)));
             }
             record.failure = Some(e);
-            self.stats.record(record);
+            self.stats.record(record, None);
             return false;
         }
+        self.shared_seen.extend(tasks.iter().flat_map(|t| &t.files).filter(|f| f.shared).map(|f| f.path.clone()));
         let mut stop = false;
         let mut answer = None;
         if let Some(s) = p.savepoint {
@@ -266,7 +299,7 @@ impl Coordinator {
             answer = Some((s.reply, kept.map(|()| p.epoch).map_err(|e| e.to_string())));
         }
         tracing::debug!(epoch = p.epoch, took_ms = duration_ms, "checkpoint complete");
-        self.stats.record(record);
+        self.stats.record(record, Some(node_bytes));
         for c in &self.completed {
             let _ = c.send(Notice::Completed(p.epoch));
             if stop {
@@ -364,6 +397,7 @@ mod tests {
             swaps: Arc::default(),
             parallelism: Default::default(),
             stats: stats.clone(),
+            shared_seen: Default::default(),
         };
         let run = std::thread::spawn(move || c.run());
         Harness { store, stored: stored_tx, triggers: trigger_rx, completed: completed_rx, savepoints: sp_tx, stats, cancel, run }
@@ -375,7 +409,28 @@ mod tests {
     }
 
     fn ack(h: &Harness, task: usize, epoch: Option<u64>) {
-        h.stored.send(Stored { task, epoch, result: Ok(part(task, 10)) }).unwrap();
+        h.stored.send(Stored { task, epoch, result: Ok(part(task, 10)), alignment: Duration::from_millis(task as u64) }).unwrap();
+    }
+
+    #[test]
+    fn incremental_bytes_leave_out_shared_files_an_earlier_checkpoint_stored() {
+        let h = harness(1, 1, Some(Duration::from_millis(10)));
+        let file = |path: &str, size, shared| StoredFile { name: path.into(), path: path.into(), size, checksum: "0".into(), shared };
+        let send = |epoch, files| {
+            let part = vec![StoredTask { node: "n".into(), task: 0, parallelism: 1, position: None, watermark: None, files }];
+            h.stored.send(Stored { task: 0, epoch: Some(epoch), result: Ok(part), alignment: Duration::ZERO }).unwrap();
+        };
+        assert_eq!(recv(&h.triggers[0]), 5);
+        send(5, vec![file("sst-1", 100, true), file("meta-5", 1, false)]);
+        assert_eq!(recv(&h.completed[0]), Notice::Completed(5));
+        assert_eq!(recv(&h.triggers[0]), 6);
+        send(6, vec![file("sst-1", 100, true), file("sst-2", 40, true), file("meta-6", 1, false)]);
+        assert_eq!(recv(&h.completed[0]), Notice::Completed(6));
+        let s = h.stats.summary();
+        let sizes: Vec<(u64, u64)> = s.history.iter().map(|r| (r.bytes, r.incremental_bytes)).collect();
+        assert_eq!(sizes, [(101, 101), (141, 41)]);
+        h.cancel.store(true, Ordering::Relaxed);
+        h.run.join().unwrap().unwrap();
     }
 
     fn recv<T>(r: &Receiver<T>) -> T {
@@ -401,6 +456,8 @@ mod tests {
         let s = h.stats.summary();
         assert_eq!((s.completed, s.failed, s.last_epoch), (1, 0, Some(5)));
         assert_eq!(s.history[0].bytes, 30);
+        assert_eq!((s.history[0].incremental_bytes, s.history[0].alignment_ms), (30, 2), "the slowest task's alignment");
+        assert_eq!(s.node_bytes, [("n0".to_string(), 10), ("n1".into(), 10), ("n2".into(), 10)].into_iter().collect());
         assert_eq!(recv(&h.triggers[0]), 6, "the next one is triggered after the interval");
         h.cancel.store(true, Ordering::Relaxed);
         h.run.join().unwrap().unwrap();
@@ -411,7 +468,7 @@ mod tests {
         let h = harness(2, 1, Some(Duration::from_millis(10)));
         assert_eq!(recv(&h.triggers[0]), 5);
         let err = StoreError::Storage { location: "s3://b".into(), message: "timeout".into() };
-        h.stored.send(Stored { task: 0, epoch: Some(5), result: Err(err) }).unwrap();
+        h.stored.send(Stored { task: 0, epoch: Some(5), result: Err(err), alignment: Duration::ZERO }).unwrap();
         ack(&h, 1, Some(5));
         assert_eq!(recv(&h.triggers[0]), 6);
         assert_eq!(*h.store.aborted.lock().unwrap(), vec![5]);

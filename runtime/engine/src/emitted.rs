@@ -173,6 +173,7 @@ mod tests {
             headers: vec![],
             origins: vec![],
             kinds: vec![],
+            born: Default::default(),
         };
         Emitted { batch, outputs, causes }
     }

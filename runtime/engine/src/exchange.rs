@@ -3,30 +3,41 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::batch::RecordBatch;
 use crate::dataflow::{KeySelector, Partitioning};
 use crate::error::EngineError;
+use crate::metrics::NodeMetrics;
 use crate::transport::{Body, Message, Outbox, SendError};
 use weir_state::keys::{key_group, task_for_key_group};
 
 const POLL: Duration = Duration::from_millis(50);
 
-/// Send, waking up regularly to see whether the job was cancelled.
-pub(crate) fn send(tx: &dyn Outbox, mut msg: Message, cancel: &AtomicBool) -> Result<(), EngineError> {
-    loop {
+/// Send, waking up regularly to see whether the job was cancelled. Time
+/// spent waiting for room (back-pressure) is added to `blocked`.
+pub(crate) fn send(tx: &dyn Outbox, msg: Message, cancel: &AtomicBool, blocked: &NodeMetrics) -> Result<(), EngineError> {
+    // Without a wait first: the common case costs no clock reading.
+    let mut msg = match tx.send_timeout(msg, Duration::ZERO) {
+        Ok(()) => return Ok(()),
+        Err(SendError::Timeout(m)) => m,
+        Err(SendError::Disconnected) => return Err(EngineError::Cancelled),
+    };
+    let start = Instant::now();
+    let r = loop {
         match tx.send_timeout(msg, POLL) {
-            Ok(()) => return Ok(()),
+            Ok(()) => break Ok(()),
             Err(SendError::Timeout(m)) => {
                 if cancel.load(Ordering::Relaxed) {
-                    return Err(EngineError::Cancelled);
+                    break Err(EngineError::Cancelled);
                 }
                 msg = m;
             }
-            Err(SendError::Disconnected) => return Err(EngineError::Cancelled),
+            Err(SendError::Disconnected) => break Err(EngineError::Cancelled),
         }
-    }
+    };
+    blocked.add_blocked(start.elapsed());
+    r
 }
 
 /// The sending side of one edge in one producer task.
@@ -38,6 +49,8 @@ pub(crate) struct ExchangeWriter {
     pub next: usize,
     /// This writer's producer number at its consumers.
     pub from: u32,
+    /// The producing node's counters in this task (back-pressure).
+    pub metrics: Arc<NodeMetrics>,
 }
 
 impl ExchangeWriter {
@@ -46,12 +59,12 @@ impl ExchangeWriter {
     pub fn write(&mut self, batch: RecordBatch, cancel: &AtomicBool) -> Result<(), ExchangeFailure> {
         match &self.partitioning {
             Partitioning::Forward | Partitioning::Rebalance if self.senders.len() == 1 => {
-                send(&*self.senders[0], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
+                send(&*self.senders[0], self.msg(Body::Data(batch)), cancel, &self.metrics).map_err(ExchangeFailure::Engine)
             }
             Partitioning::Forward | Partitioning::Rebalance => {
                 let i = self.next % self.senders.len();
                 self.next = self.next.wrapping_add(1);
-                send(&*self.senders[i], self.msg(Body::Data(batch)), cancel).map_err(ExchangeFailure::Engine)
+                send(&*self.senders[i], self.msg(Body::Data(batch)), cancel, &self.metrics).map_err(ExchangeFailure::Engine)
             }
             Partitioning::KeyBy(selector) => {
                 let n = self.senders.len() as u32;
@@ -72,9 +85,10 @@ impl ExchangeWriter {
                     let t = task_for_key_group(key_group(key, self.max_parallelism), self.max_parallelism, n);
                     parts[t as usize].push_row_from(&batch, i, rekey.then_some(key));
                 }
-                for (t, part) in parts.into_iter().enumerate() {
+                for (t, mut part) in parts.into_iter().enumerate() {
                     if !part.is_empty() {
-                        send(&*self.senders[t], self.msg(Body::Data(part)), cancel).map_err(ExchangeFailure::Engine)?;
+                        part.born = batch.born;
+                        send(&*self.senders[t], self.msg(Body::Data(part)), cancel, &self.metrics).map_err(ExchangeFailure::Engine)?;
                     }
                 }
                 Ok(())
@@ -90,7 +104,7 @@ impl ExchangeWriter {
     /// consumer task.
     pub fn broadcast(&self, body: impl Fn() -> Body, cancel: &AtomicBool) -> Result<(), EngineError> {
         for tx in &self.senders {
-            send(&**tx, self.msg(body()), cancel)?;
+            send(&**tx, self.msg(body()), cancel, &self.metrics)?;
         }
         Ok(())
     }

@@ -243,15 +243,26 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
     let mut tasks = Vec::new();
     for tp in &plan.tasks {
         let t = tp.index;
+        // The member writing to each exchange: its counters take the exchange's back-pressure.
+        let mut producer = vec![tp.members[0].node; tp.exchanges.len()];
+        for mp in &tp.members {
+            for target in mp.outputs.iter().flatten() {
+                if let plan::Target::Exchange(x) = target {
+                    producer[*x] = mp.node;
+                }
+            }
+        }
         let exchanges = tp
             .exchanges
             .iter()
-            .map(|x| ExchangeWriter {
+            .enumerate()
+            .map(|(i, x)| ExchangeWriter {
                 partitioning: x.partitioning.clone(),
                 senders: x.channels.iter().map(|&c| outboxes[c].clone()).collect(),
                 max_parallelism: opts.max_parallelism,
                 next: x.first,
                 from: x.from,
+                metrics: metrics[producer[i]][t as usize].clone(),
             })
             .collect();
         let mut members = Vec::with_capacity(tp.members.len());
@@ -361,6 +372,7 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
             last_tick: Instant::now(),
             swaps: Default::default(),
             work: Vec::new(),
+            alignment: Duration::ZERO,
         };
         tasks.push((tp.name.clone(), task, input));
     }
@@ -389,6 +401,7 @@ pub(crate) fn start(df: Dataflow, transport: &dyn Transport) -> Result<Job, Engi
         swaps: swaps.clone(),
         parallelism: nodes.iter().map(|n| (n.name.clone(), n.parallelism)).collect(),
         stats: stats.clone(),
+        shared_seen: Default::default(),
     });
     let checkpointing = coordinator.is_some();
 

@@ -43,7 +43,7 @@ mod transport;
 mod uploader;
 pub mod window;
 
-pub use batch::{Header, Origin, RecordBatch, RecordRef, RowKind, NO_TIMESTAMP};
+pub use batch::{Born, Header, Origin, RecordBatch, RecordRef, RowKind, NO_TIMESTAMP};
 pub use checkpoint::{
     CheckpointConfig, CheckpointStore, NodeRestore, RestoreFiles, RestorePlan, SnapshotFile, SnapshotWriter, StoreError,
     StoredFile, StoredTask, TaskState, FINAL_EPOCH,

@@ -92,6 +92,8 @@ pub(crate) struct Task {
     pub swaps: Arc<crate::swap::SwapBoard>,
     /// Batches waiting for chain members (reused between pushes).
     pub work: Vec<(usize, RecordBatch)>,
+    /// How long the checkpoint being taken waited for its barriers' alignment.
+    pub alignment: Duration,
 }
 
 /// How often operators see the processing time (their processing-time timers'
@@ -229,7 +231,8 @@ impl Task {
             }
         }
         let ck = self.checkpointing.as_ref().expect("checked above");
-        let ack = Ack { task: ck.task, epoch, states, writers, staging };
+        let alignment = std::mem::take(&mut self.alignment);
+        let ack = Ack { task: ck.task, epoch, states, writers, staging, alignment };
         if ck.uploaders.send(ack) { Ok(()) } else { Err(EngineError::Cancelled) }
     }
 
@@ -336,6 +339,7 @@ impl Task {
             for o in &mut batch.origins {
                 o.source = index;
             }
+            batch.born = crate::batch::Born(first);
             self.isolate_source_rows(&mut *source, index, &mut batch)?;
             let mut events = Vec::new();
             if let Some(g) = &mut self.watermarks {
@@ -373,6 +377,9 @@ impl Task {
     /// The task's watermark advanced: operators of the chain see it in order
     /// (what they emit goes on first), then it goes downstream.
     fn advance_watermark(&mut self, wm: i64) -> Result<(), EngineError> {
+        for node in &self.nodes {
+            node.metrics.set_watermark(wm);
+        }
         for i in 0..self.nodes.len() {
             let node = &mut self.nodes[i];
             if let NodeImpl::Operator(op) = &mut node.imp {
@@ -450,6 +457,7 @@ impl Task {
                 // Earlier checkpoints' commits first: a sink then holds at
                 // most the epochs still pending when it snapshots.
                 self.poll_completed(None)?;
+                self.alignment = aligner.alignment();
                 self.checkpoint(Some(epoch), None)?;
                 self.poll_completed(None)?;
             }
@@ -539,19 +547,26 @@ impl Task {
                 Ok(true)
             }
             NodeImpl::Operator(_) if node.dead_letters.isolates() => {
+                let born = batch.born;
                 self.process_isolating(i, batch)?;
                 self.nodes[i].metrics.add_busy(t0.elapsed().as_nanos() as u64);
+                stamp(&mut self.nodes[i].emitter, born);
                 Ok(true)
             }
             NodeImpl::Operator(op) => {
+                let born = batch.born;
                 let r = guard(&node.ctx, || op.process(batch, &mut node.emitter))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
                 r.map_err(|e| self.op_error(i, e))?;
+                stamp(&mut self.nodes[i].emitter, born);
                 Ok(true)
             }
             NodeImpl::Sink(sink) => {
                 let r = guard(&node.ctx, || sink.write(&batch))?;
                 node.metrics.add_busy(t0.elapsed().as_nanos() as u64);
+                if let (Ok(()), Some(b)) = (&r, batch.born.0) {
+                    node.metrics.add_latency(b.elapsed());
+                }
                 r.map_err(|e| {
                     let at = e.row().and_then(|r| batch.origins.get(r)).or(batch.origins.first()).copied();
                     self.sink_error(i, e, at)
@@ -615,6 +630,17 @@ impl Task {
             parallelism: ctx.parallelism,
             at: self.sources.describe(origin),
             source: e,
+        }
+    }
+}
+
+/// What an operator emitted for an input batch is as old as that batch (its
+/// latency counts from when the input was read).
+fn stamp(emitter: &mut Emitter, born: crate::batch::Born) {
+    for p in 0..emitter.port_count() {
+        let port = emitter.port(p);
+        if !port.is_empty() && port.born.0.is_none() {
+            port.born = born;
         }
     }
 }

@@ -22,6 +22,8 @@ pub(crate) struct Ack {
     pub writers: Vec<(usize, SnapshotWriter)>,
     /// The staging directory holding the snapshot's files (removed once stored).
     pub staging: PathBuf,
+    /// How long the task held input back to align the checkpoint's barriers.
+    pub alignment: std::time::Duration,
 }
 
 /// What an uploader tells the coordinator.
@@ -29,11 +31,12 @@ pub(crate) struct Stored {
     pub task: usize,
     pub epoch: Option<u64>,
     pub result: Result<Vec<StoredTask>, StoreError>,
+    pub alignment: std::time::Duration,
 }
 
 impl Ack {
     fn store(mut self, store: &dyn CheckpointStore) -> Stored {
-        let (task, epoch) = (self.task, self.epoch);
+        let (task, epoch, alignment) = (self.task, self.epoch, self.alignment);
         let result = (|| {
             for (i, w) in std::mem::take(&mut self.writers) {
                 let s = &mut self.states[i];
@@ -42,7 +45,7 @@ impl Ack {
             store.store_task(epoch.unwrap_or(FINAL_EPOCH), &self.states)
         })();
         let _ = std::fs::remove_dir_all(&self.staging);
-        Stored { task, epoch, result }
+        Stored { task, epoch, result, alignment }
     }
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct GuestLog(Arc<Inner>);
 struct Inner {
     /// `plugin@version/operator[task]`, the `plugin` field of every line.
     tag: Arc<str>,
+    /// The pipeline, the `pipeline` field of every line.
+    pipeline: Arc<str>,
     /// For the warnings: plugin, operator and task in words.
     who: String,
     line_max: usize,
@@ -33,9 +35,10 @@ struct Budget {
 }
 
 impl GuestLog {
-    pub fn new(plugin: &str, operator: &str, task: u32, limits: &Limits) -> Self {
+    pub fn new(pipeline: &str, plugin: &str, operator: &str, task: u32, limits: &Limits) -> Self {
         GuestLog(Arc::new(Inner {
             tag: format!("{plugin}/{operator}[{task}]").into(),
+            pipeline: pipeline.into(),
             who: format!("plugin {plugin} in operator '{operator}' (task {task})"),
             line_max: limits.log_line,
             rate: limits.log_rate,
@@ -61,13 +64,13 @@ impl GuestLog {
         let text = String::from_utf8_lossy(&text[..keep]);
         let text = text.trim_end_matches('\r');
         let marker = if cut > 0 { format!("… ({cut} bytes cut)") } else { String::new() };
-        let plugin = &*self.0.tag;
+        let (plugin, pipeline) = (&*self.0.tag, &*self.0.pipeline);
         match level {
-            Level::Trace => tracing::trace!(target: "weir::plugin", plugin, stream, "{text}{marker}"),
-            Level::Debug => tracing::debug!(target: "weir::plugin", plugin, stream, "{text}{marker}"),
-            Level::Info => tracing::info!(target: "weir::plugin", plugin, stream, "{text}{marker}"),
-            Level::Warn => tracing::warn!(target: "weir::plugin", plugin, stream, "{text}{marker}"),
-            Level::Error => tracing::error!(target: "weir::plugin", plugin, stream, "{text}{marker}"),
+            Level::Trace => tracing::trace!(target: "weir::plugin", pipeline, plugin, stream, "{text}{marker}"),
+            Level::Debug => tracing::debug!(target: "weir::plugin", pipeline, plugin, stream, "{text}{marker}"),
+            Level::Info => tracing::info!(target: "weir::plugin", pipeline, plugin, stream, "{text}{marker}"),
+            Level::Warn => tracing::warn!(target: "weir::plugin", pipeline, plugin, stream, "{text}{marker}"),
+            Level::Error => tracing::error!(target: "weir::plugin", pipeline, plugin, stream, "{text}{marker}"),
         }
     }
 }

@@ -239,7 +239,7 @@ impl Plugin {
     /// A sandboxed store for one task over its keyed state backend: WASI
     /// without capabilities and the memory limit.
     pub(crate) fn new_store(&self, ctx: &TaskContext, settings: &OperatorSettings, state: Box<dyn KeyedStateBackend>) -> Store<HostState> {
-        let log = GuestLog::new(&self.meta.to_string(), &ctx.node, ctx.task_index, &settings.limits);
+        let log = GuestLog::new(&ctx.pipeline, &self.meta.to_string(), &ctx.node, ctx.task_index, &settings.limits);
         // No preopened directories, environment, arguments or network; stdin
         // is closed (reads end at once).
         let wasi = WasiCtxBuilder::new()
@@ -407,6 +407,7 @@ impl WasmOperator {
             headers: r.headers.into_iter().map(|h| Header { row: h.row, name: h.name, value: h.value }).collect(),
             origins: Vec::new(),
             kinds,
+            born: Default::default(),
         };
         let reply = weir_engine::Emitted { batch, outputs, causes };
         let (batch, outputs) = reply.check(origins, self.port_map.len()).map_err(|e| self.contract(e.message).at(e.at))?;
@@ -522,7 +523,7 @@ impl Operator for WasmOperator {
         if input.is_changelog() && matches!(self.bindings, Handler::Append(_)) {
             return Err(OperatorError::new(WasmError::ChangelogInput { plugin: self.plugin.clone(), operator: self.operator.clone(), task: self.task }));
         }
-        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins, kinds } = input;
+        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins, kinds, born: _ } = input;
         self.set_scopes(&keys, &key_ends);
         let batch = types::Batch {
             keys,

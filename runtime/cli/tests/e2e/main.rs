@@ -14,6 +14,7 @@ mod cdc;
 mod cli;
 mod conformance;
 mod damaged_checkpoints;
+mod dashboard;
 mod dead_letters;
 mod fuzz;
 mod iceberg;

@@ -97,7 +97,18 @@ fn a_token_guards_every_route_and_the_api_describes_itself() {
     let resp = anonymous.delete(format!("{}/api/v1/plugins/word-count/1", node.url)).send().unwrap();
     assert_eq!(resp.status().as_u16(), 401);
     // Reads need it too, every one of them, and unknown routes.
-    for path in ["/api/v1/plugins", "/api/v1/plugins/word-count", "/api/v1/pipelines", "/api/v1/pipelines/x", "/api/v1/openapi.json", "/metrics", "/nope"] {
+    for path in [
+        "/api/v1/plugins",
+        "/api/v1/plugins/word-count",
+        "/api/v1/pipelines",
+        "/api/v1/pipelines/x",
+        "/api/v1/pipelines/x/logs",
+        "/api/v1/pipelines/x/events",
+        "/api/v1/events",
+        "/api/v1/openapi.json",
+        "/metrics",
+        "/nope",
+    ] {
         let resp = anonymous.get(format!("{}{path}", node.url)).send().unwrap();
         assert_eq!(resp.headers()["www-authenticate"], "Bearer", "{path}");
         let got = (resp.status().as_u16(), serde_json::from_str::<serde_json::Value>(&resp.text().unwrap()).unwrap());
@@ -131,6 +142,9 @@ fn a_token_guards_every_route_and_the_api_describes_itself() {
         "/api/v1/pipelines/{id}/start",
         "/api/v1/pipelines/{id}/checkpoints",
         "/api/v1/pipelines/{id}/operators/{op}/swap",
+        "/api/v1/pipelines/{id}/logs",
+        "/api/v1/pipelines/{id}/events",
+        "/api/v1/events",
         "/metrics",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
@@ -143,7 +157,7 @@ fn a_token_guards_every_route_and_the_api_describes_itself() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 13);
+    assert_eq!(operations, 16);
     drop(node);
 
     // With --public-metrics, only /metrics is open.

@@ -292,7 +292,7 @@ impl Operator for WindowOperator {
         let wm = self.watermark();
         type Pairs = Vec<(u32, usize)>;
         let (on_time, late): (Pairs, Pairs) = pairs.iter().partition(|&&(_, s)| slots[s].bounds.max_timestamp() > wm);
-        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins, kinds: _ } = input;
+        let RecordBatch { keys, key_ends, values, value_ends, timestamps, headers, origins, kinds: _, born: _ } = input;
         let headers = headers.into_iter().map(|h| types::Header { row: h.row, name: h.name, value: h.value }).collect();
         let batch = types::Batch { keys, key_ends, values, value_ends, timestamps, headers };
         if !on_time.is_empty() {
