@@ -117,6 +117,7 @@ pub fn launch(spec: &PipelineSpec, mut planned: Planned, opts: &LaunchOptions) -
     } else {
         match storage.latest(&restore_dir).map_err(|e| file_err(spec, e))? {
             Some(l) if l.finished => {
+                planned.dataflow.publish_finished(&l.plan).map_err(|e| file_err(spec, e))?;
                 tracing::info!(
                     "the last run of pipeline '{}' completed ({}); starting a new run",
                     spec.name,

@@ -433,7 +433,9 @@ impl Storage {
                 node.positions.resize(i + 1, None);
                 node.watermarks.resize(i + 1, None);
                 node.files.resize(i + 1, Vec::new());
+                node.finished.resize(i + 1, false);
             }
+            node.finished[i] = t.finished;
             node.watermarks[i] = t.watermark;
             node.positions[i] = match &t.position {
                 Some(p) => Some(hex::decode(p).map_err(|e| format!("bad position of {} task {}: {e}", t.node, t.task))?),
@@ -575,6 +577,7 @@ impl CheckpointStore for Storage {
                 position: s.position.clone(),
                 watermark: s.watermark,
                 files,
+                finished: epoch == FINAL_EPOCH,
             });
         }
         Ok(stored)
@@ -652,6 +655,7 @@ mod tests {
                 position: None,
                 watermark: None,
                 files: vec![weir_engine::StoredFile { name: "data".into(), path: format!("checkpoints/chk-{n:010}/src/0/data"), size: 1, checksum: checksum(&[n as u8]), shared: false }],
+                finished: false,
             };
             s.complete(1, false, &[task(1)]).unwrap();
             s.complete(2, false, &[task(2)]).unwrap();

@@ -43,6 +43,9 @@ pub(crate) struct TaskEntry {
     pub watermark: Option<i64>,
     #[serde(default)]
     pub files: Vec<FileEntry>,
+    /// Its part is the task's final snapshot (its input had ended).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub finished: bool,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -66,6 +69,7 @@ impl From<&weir_engine::StoredTask> for TaskEntry {
             position: t.position.as_ref().map(hex::encode),
             watermark: t.watermark,
             files: t.files.clone(),
+            finished: t.finished,
         }
     }
 }

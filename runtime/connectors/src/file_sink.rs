@@ -92,7 +92,7 @@ enum Part {
     /// `.part-<t>-<epoch>.jsonl.pending`
     Pending { task: u32, epoch: u64 },
     /// `part-<t>-<epoch>.jsonl`
-    Committed { epoch: u64 },
+    Committed { task: u32, epoch: u64 },
 }
 
 fn epoch_name(epoch: u64) -> String {
@@ -114,10 +114,7 @@ fn classify(name: &str) -> Option<Part> {
     let rest = name.strip_prefix("part-")?.strip_suffix(".jsonl")?;
     match rest.split_once('-') {
         None => rest.parse::<u32>().ok().map(|_| Part::Direct),
-        Some((task, epoch)) => {
-            task.parse::<u32>().ok()?;
-            Some(Part::Committed { epoch: parse_epoch(epoch)? })
-        }
+        Some((task, epoch)) => Some(Part::Committed { task: task.parse().ok()?, epoch: parse_epoch(epoch)? }),
     }
 }
 
@@ -148,20 +145,21 @@ impl SinkFactory for FileSink {
         Ok(Box::new(w))
     }
 
-    fn recover(&self, restored: Option<(u64, bool)>, _state: Option<&weir_engine::NodeRestore>) -> Result<(), SinkError> {
+    fn recover(&self, restored: Option<(u64, bool)>, state: Option<&weir_engine::NodeRestore>) -> Result<(), SinkError> {
         fs::create_dir_all(&self.dir).map_err(|e| io_err("create output directory", &self.dir, e))?;
         let covered = restored.map(|(epoch, _)| epoch);
+        let covers = |task, epoch| weir_engine::covers(restored, state, task, epoch);
         for entry in fs::read_dir(&self.dir).map_err(|e| io_err("read", &self.dir, e))?.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let path = entry.path();
             let Some(part) = classify(&name) else { continue };
             match (part, covered) {
-                (Part::Pending { task, epoch }, Some(c)) if epoch <= c => {
+                (Part::Pending { task, epoch }, Some(c)) if covers(task, epoch) => {
                     let to = self.dir.join(committed_name(task, epoch));
                     fs::rename(&path, &to).map_err(|e| io_err("publish", &path, e))?;
                     tracing::info!("published {} (covered by the restored checkpoint {c})", to.display());
                 }
-                (Part::Committed { epoch }, Some(c)) if epoch <= c => {}
+                (Part::Committed { task, epoch }, Some(_)) if covers(task, epoch) => {}
                 (Part::Committed { .. }, Some(c)) => {
                     tracing::warn!("removing {} (published after checkpoint {c}, which the run resumes from)", path.display());
                     fs::remove_file(&path).map_err(|e| io_err("remove", &path, e))?;
@@ -365,5 +363,37 @@ mod tests {
         }
         FileSink { dir: d.into(), exactly_once: true, format: SinkFormat::Values }.recover(Some((2, false)), None).unwrap();
         assert_eq!(names(d), ["other.txt", "part-0000-0000000001.jsonl", "part-0000-0000000002.jsonl", "part-0001-0000000002.jsonl"]);
+    }
+
+    /// A crash between the completion of the last checkpoint of a bounded
+    /// run and the sink's commit leaves the last parts staged: the restored
+    /// checkpoint covers them (it is the final one, or holds the task's final
+    /// snapshot), so recovery publishes them; a task whose final snapshot the
+    /// checkpoint does not hold had not ended, and its last part goes.
+    #[test]
+    fn recovery_publishes_last_parts_of_tasks_whose_end_the_checkpoint_holds() {
+        let staged = [
+            ("part-0000-0000000001.jsonl", "a\n"),
+            (".part-0000-final.jsonl.pending", "last of 0\n"),
+            (".part-0001-final.jsonl.pending", "last of 1\n"),
+            ("part-0002-final.jsonl", "published before the crash\n"),
+        ];
+        let run = |restored: (u64, bool), finished: Vec<bool>| {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, body) in staged {
+                fs::write(dir.path().join(name), body).unwrap();
+            }
+            let state = weir_engine::NodeRestore { parallelism: 3, finished, ..Default::default() };
+            FileSink { dir: dir.path().into(), exactly_once: true, format: SinkFormat::Values }.recover(Some(restored), Some(&state)).unwrap();
+            names(dir.path())
+        };
+        let all = ["part-0000-0000000001.jsonl", "part-0000-final.jsonl", "part-0001-final.jsonl", "part-0002-final.jsonl"];
+        assert_eq!(run((7, true), vec![]), all, "the final checkpoint of the run covers every task's last part");
+        assert_eq!(run((7, false), vec![true, true, true]), all);
+        assert_eq!(
+            run((7, false), vec![false, true, false]),
+            ["part-0000-0000000001.jsonl", "part-0001-final.jsonl"],
+            "only task 1 had ended at checkpoint 7"
+        );
     }
 }

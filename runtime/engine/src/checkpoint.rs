@@ -72,6 +72,10 @@ pub struct StoredTask {
     pub position: Option<Vec<u8>>,
     pub watermark: Option<i64>,
     pub files: Vec<StoredFile>,
+    /// The task's final snapshot, taken when its input ended: it stands for
+    /// the task in every later checkpoint of the run, and covers what a sink
+    /// of the task staged under [`FINAL_EPOCH`].
+    pub finished: bool,
 }
 
 /// A failure of checkpoint storage or of writing a snapshot.
@@ -153,6 +157,24 @@ pub struct NodeRestore {
     pub watermarks: Vec<Option<i64>>,
     /// ...and the operator's state files, downloaded to local paths.
     pub files: Vec<RestoreFiles>,
+    /// Per task: its input had ended when the checkpoint was taken (its part
+    /// is its final snapshot).
+    pub finished: Vec<bool>,
+}
+
+/// Whether the checkpoint a job resumes from (`restored`: its epoch and
+/// whether it is the last of a completed run; `state`: the sink node's part of
+/// it) covers the output sink task `task` staged under `epoch`: epochs up to
+/// the checkpoint's, and the [`FINAL_EPOCH`] of a task whose final snapshot
+/// the checkpoint holds (every task's, for the last checkpoint of a completed
+/// run). A sink's `recover` publishes staged output that is covered, and
+/// discards the rest.
+pub fn covers(restored: Option<(u64, bool)>, state: Option<&NodeRestore>, task: u32, epoch: u64) -> bool {
+    let Some((at, finished)) = restored else { return false };
+    if epoch != FINAL_EPOCH {
+        return epoch <= at;
+    }
+    finished || state.is_some_and(|s| s.finished.get(task as usize).copied().unwrap_or(false))
 }
 
 /// The checkpoint a job resumes from.

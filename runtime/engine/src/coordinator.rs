@@ -405,7 +405,7 @@ mod tests {
 
     fn part(task: usize, bytes: u64) -> Vec<StoredTask> {
         let file = StoredFile { name: "f".into(), path: format!("p{task}"), size: bytes, checksum: "0".into(), shared: false };
-        vec![StoredTask { node: format!("n{task}"), task: 0, parallelism: 1, position: None, watermark: None, files: vec![file] }]
+        vec![StoredTask { node: format!("n{task}"), task: 0, parallelism: 1, position: None, watermark: None, files: vec![file], finished: false }]
     }
 
     fn ack(h: &Harness, task: usize, epoch: Option<u64>) {
@@ -417,7 +417,7 @@ mod tests {
         let h = harness(1, 1, Some(Duration::from_millis(10)));
         let file = |path: &str, size, shared| StoredFile { name: path.into(), path: path.into(), size, checksum: "0".into(), shared };
         let send = |epoch, files| {
-            let part = vec![StoredTask { node: "n".into(), task: 0, parallelism: 1, position: None, watermark: None, files }];
+            let part = vec![StoredTask { node: "n".into(), task: 0, parallelism: 1, position: None, watermark: None, files, finished: false }];
             h.stored.send(Stored { task: 0, epoch: Some(epoch), result: Ok(part), alignment: Duration::ZERO }).unwrap();
         };
         assert_eq!(recv(&h.triggers[0]), 5);

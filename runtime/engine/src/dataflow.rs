@@ -321,6 +321,26 @@ impl Dataflow {
         self.restore = Some(plan);
     }
 
+    /// `plan` is the last checkpoint of a bounded run that completed, and a
+    /// new run is about to start: the sinks first publish what that run
+    /// staged last, which a crash between the checkpoint's completion and
+    /// their commit leaves staged (each sink's `recover` with the checkpoint
+    /// as a finished one; doing it again is harmless).
+    pub fn publish_finished(&self, plan: &RestorePlan) -> Result<(), EngineError> {
+        for (f, node) in self.factories.iter().zip(&self.logical.nodes) {
+            if let Factory::Sink(f) = f {
+                f.recover(Some((plan.epoch, true)), plan.nodes.get(&node.name)).map_err(|source| EngineError::Sink {
+                    node: node.name.clone(),
+                    task: 0,
+                    parallelism: node.parallelism,
+                    at: String::new(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
     /// The nodes' names, roles and parallelism, in order.
     pub fn node_names(&self) -> Vec<(&str, Role, u32)> {
         self.logical.nodes.iter().map(|n| (n.name.as_str(), n.role, n.parallelism)).collect()

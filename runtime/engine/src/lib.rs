@@ -45,7 +45,7 @@ pub mod window;
 
 pub use batch::{Born, Header, Origin, RecordBatch, RecordRef, RowKind, NO_TIMESTAMP};
 pub use checkpoint::{
-    CheckpointConfig, CheckpointStore, NodeRestore, RestoreFiles, RestorePlan, SnapshotFile, SnapshotWriter, StoreError,
+    covers, CheckpointConfig, CheckpointStore, NodeRestore, RestoreFiles, RestorePlan, SnapshotFile, SnapshotWriter, StoreError,
     StoredFile, StoredTask, TaskState, FINAL_EPOCH,
 };
 pub use clock::now_ms;

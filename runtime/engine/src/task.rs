@@ -265,6 +265,13 @@ impl Task {
             let Some(ck) = &self.checkpointing else { return Ok(()) };
             match ck.completed.recv_timeout(POLL) {
                 Ok(Notice::Completed(e)) => {
+                    if e == FINAL_EPOCH && std::env::var("WEIR_FAULT").is_ok_and(|f| f == "before-final-commit") {
+                        // Fault injection for tests: the process dies between
+                        // the final checkpoint's completion and the sinks'
+                        // commit of their last output.
+                        tracing::error!("fault injection: stopping between the final checkpoint and the commit of the sinks' last output");
+                        std::process::abort();
+                    }
                     self.commit(e)?;
                     if e == FINAL_EPOCH {
                         return Ok(());

@@ -42,7 +42,11 @@ impl Ack {
                 let s = &mut self.states[i];
                 s.files = w().map_err(|source| StoreError::Snapshot { node: s.node.clone(), task: s.task, source })?;
             }
-            store.store_task(epoch.unwrap_or(FINAL_EPOCH), &self.states)
+            let mut stored = store.store_task(epoch.unwrap_or(FINAL_EPOCH), &self.states)?;
+            for s in &mut stored {
+                s.finished = epoch.is_none();
+            }
+            Ok(stored)
         })();
         let _ = std::fs::remove_dir_all(&self.staging);
         Stored { task, epoch, result, alignment }

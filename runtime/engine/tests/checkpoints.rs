@@ -89,6 +89,7 @@ impl CheckpointStore for NullStore {
                 position: s.position.clone(),
                 watermark: s.watermark,
                 files: Vec::new(),
+                finished: false,
             })
             .collect())
     }

@@ -29,6 +29,9 @@ pub const OPERATOR: &str = "weir.operator";
 pub const RUN: &str = "weir.run-id";
 pub const CHECKPOINT: &str = "weir.checkpoint-id";
 pub const COMMIT: &str = "weir.commit-id";
+/// Tasks (comma-separated) whose last files — staged when their input ended,
+/// before checkpoint `weir.checkpoint-id` — a recovery committed with it.
+pub const ENDED: &str = "weir.ended-tasks";
 
 /// Who commits: a sink of a pipeline in one run (a run lasts across
 /// restores from its checkpoints; a fresh start is a new run).
@@ -53,6 +56,20 @@ impl Stamp {
             .filter_map(|s| s.summary().additional_properties.get(CHECKPOINT)?.parse::<u64>().ok())
             .max()
     }
+
+    /// Tasks whose last files a recovery from `checkpoint` of this run
+    /// committed (the `weir.ended-tasks` of its snapshots).
+    pub fn ended(&self, table: &Table, checkpoint: u64) -> Vec<u32> {
+        let at = checkpoint.to_string();
+        table
+            .metadata()
+            .snapshots()
+            .map(|s| &s.summary().additional_properties)
+            .filter(|p| self.ours(p) && p.get(CHECKPOINT) == Some(&at))
+            .filter_map(|p| p.get(ENDED))
+            .flat_map(|t| t.split(',').filter_map(|t| t.parse().ok()).collect::<Vec<u32>>())
+            .collect()
+    }
 }
 
 fn landed(table: &Table, commit_id: &str) -> Option<i64> {
@@ -75,8 +92,9 @@ pub(crate) fn fault(kind: &str) -> Option<u64> {
     std::env::var("WEIR_FAULT").ok()?.strip_prefix(kind)?.strip_prefix(':')?.parse().ok()
 }
 
-/// Commit `files` as checkpoint `checkpoint`'s snapshot; the snapshot's id.
-pub fn commit(lake: &Lake, stamp: &Stamp, checkpoint: u64, files: Vec<DataFile>) -> Result<i64, IcebergError> {
+/// Commit `files` as checkpoint `checkpoint`'s snapshot (with the last files
+/// of the `ended` tasks, at a recovery); the snapshot's id.
+pub fn commit(lake: &Lake, stamp: &Stamp, checkpoint: u64, files: Vec<DataFile>, ended: &[u32]) -> Result<i64, IcebergError> {
     let n = COMMITS.fetch_add(1, Ordering::SeqCst) + 1;
     if fault("iceberg-before-commit") == Some(n) {
         tracing::error!(checkpoint, "fault injection: stopping before the Iceberg commit of a completed checkpoint");
@@ -90,6 +108,10 @@ pub fn commit(lake: &Lake, stamp: &Stamp, checkpoint: u64, files: Vec<DataFile>)
         (CHECKPOINT.to_string(), checkpoint.to_string()),
         (COMMIT.to_string(), commit_id.clone()),
     ]);
+    let mut props = props;
+    if !ended.is_empty() {
+        props.insert(ENDED.to_string(), ended.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+    }
     // Delete files need a row-delta commit, which iceberg-rust has none of.
     let delta = files.iter().any(|f| f.content_type() != iceberg::spec::DataContentType::Data);
     let mut attempt = 0;

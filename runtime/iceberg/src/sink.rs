@@ -167,11 +167,15 @@ impl Inner {
 
     /// Commit the files of `checkpoint`; none: nothing to commit.
     fn commit(&self, o: &Opened, checkpoint: u64, files: Vec<DataFile>) -> Result<(), SinkError> {
+        self.commit_ended(o, checkpoint, files, &[])
+    }
+
+    fn commit_ended(&self, o: &Opened, checkpoint: u64, files: Vec<DataFile>, ended: &[u32]) -> Result<(), SinkError> {
         if files.is_empty() {
             return Ok(());
         }
         let n = files.len();
-        let id = commit::commit(&o.lake, &o.stamp, checkpoint, files).map_err(sink_err)?;
+        let id = commit::commit(&o.lake, &o.stamp, checkpoint, files, ended).map_err(sink_err)?;
         tracing::info!(table = self.config.table, checkpoint, files = n, snapshot = id, "committed an Iceberg snapshot");
         Ok(())
     }
@@ -206,53 +210,73 @@ impl SinkFactory for IcebergSink {
         *inner.gather.lock().unwrap() = Gather::default();
         let mut states = Vec::new();
         if let Some(n) = state {
-            for files in &n.files {
+            for (task, files) in n.files.iter().enumerate() {
                 if let Some((_, path)) = files.iter().find(|(name, _)| name == STATE_FILE) {
                     let text = std::fs::read_to_string(path).map_err(|e| SinkError::msg(format!("cannot read {}: {e}", path.display())))?;
                     let s: TaskState = serde_json::from_str(&text)
                         .map_err(|e| SinkError::msg(format!("unreadable Iceberg sink state {}: {e}", path.display())))?;
-                    states.push(s);
+                    states.push((task as u32, s));
                 }
             }
         }
         let run = match (restored, states.first()) {
-            (Some(_), Some(s)) => s.run.clone(),
+            (Some(_), Some((_, s))) => s.run.clone(),
             _ => uuid::Uuid::new_v4().to_string(),
         };
         let o = inner.open(Some(run))?;
         if states.is_empty() {
             return Ok(());
         }
-        let covered = restored.map_or(0, |(e, _)| e);
+        let (covered, finished) = restored.unwrap_or((0, false));
         let table = o.table()?;
         let committed = o.stamp.committed(&table);
+        let ended_before = o.stamp.ended(&table, covered);
         let schema = table.metadata().current_schema().clone();
         // A snapshot of checkpoint C holds every file staged under epochs up
         // to C; the files staged after the last committed checkpoint and up
-        // to the restored one make the restored checkpoint's snapshot.
+        // to the restored one make the restored checkpoint's snapshot. The
+        // last files of a task whose input had ended (staged under the final
+        // epoch) are the checkpoint's too when it holds the task's final
+        // snapshot: with the snapshot of the run's last checkpoint, or, when
+        // the run had not ended, marked as the ended tasks' in the snapshot
+        // of the checkpoint (a second recovery from it finds them there).
         let mut due = Vec::new();
         let mut abandoned = Vec::new();
-        for s in &states {
+        let mut ended = Vec::new();
+        for (task, s) in &states {
             for (epoch, files) in &s.pending {
+                let last = *epoch == weir_engine::FINAL_EPOCH;
+                let is_due = if !weir_engine::covers(restored, state, *task, *epoch) {
+                    None
+                } else if last && !finished {
+                    Some(committed != Some(u64::MAX) && !ended_before.contains(task))
+                } else {
+                    Some(committed.is_none_or(|c| c < *epoch))
+                };
+                if is_due == Some(true) && last && !finished && !files.is_empty() {
+                    ended.push(*task);
+                }
                 for json in files {
                     let f = deserialize_data_file_from_json(json, o.spec_id, &o.partition_type, &schema)
                         .map_err(|e| sink_err(IcebergError::iceberg(&inner.config.table, e)))?;
-                    if *epoch > covered {
-                        abandoned.push(f.file_path().to_string());
-                    } else if committed.is_none_or(|c| c < *epoch) {
-                        due.push(f);
+                    match is_due {
+                        None => abandoned.push(f.file_path().to_string()),
+                        Some(true) => due.push(f),
+                        Some(false) => {}
                     }
                 }
             }
         }
         if !due.is_empty() {
+            // The run's last checkpoint commits as the final one.
+            let stamp = if finished { weir_engine::FINAL_EPOCH } else { covered };
             tracing::warn!(
                 table = inner.config.table,
                 checkpoint = covered,
                 files = due.len(),
                 "checkpoint {covered} completed but its Iceberg commit did not happen before the job stopped; committing it now"
             );
-            inner.commit(&o, covered, due)?;
+            inner.commit_ended(&o, stamp, due, &ended)?;
         }
         // Files of epochs after the checkpoint: never committed, never will be.
         for path in abandoned {

@@ -478,7 +478,6 @@ impl SinkFactory for KafkaSink {
         if self.delivery == Delivery::AtLeastOnce {
             return Ok(());
         }
-        let covered = restored.map_or(0, |(e, _)| e);
         for (task, s) in states {
             // Fence every slot the task used; slot 0 resends.
             let mut producers = Vec::new();
@@ -487,7 +486,7 @@ impl SinkFactory for KafkaSink {
             }
             let progress = self.progress(task).map_err(sink_err)?;
             let committed = progress.committed(&run).map_err(sink_err)?;
-            for (epoch, records) in s.pending.iter().filter(|(e, _)| *e <= covered) {
+            for (epoch, records) in s.pending.iter().filter(|(e, _)| weir_engine::covers(restored, state, task, *e)) {
                 if committed.is_some_and(|c| c >= *epoch) {
                     continue;
                 }

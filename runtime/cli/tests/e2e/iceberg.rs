@@ -340,6 +340,33 @@ fn exactly_once_through_kill_9_and_crashes_around_the_iceberg_commit() {
 }
 
 #[test]
+fn a_crash_between_the_last_checkpoint_and_its_commit_loses_nothing_of_that_run() {
+    let lake = Lake::new();
+    let p = spec(&lake, "ice-last", "count: 3000, rate: 6000, keys: 50, seed: 5", "200ms", "[key]");
+    let args = ["run", "--progress", "0", p.to_str().unwrap()];
+    let o = weir(&args, &[("WEIR_FAULT", "before-final-commit")]);
+    let err = stderr(&o);
+    assert!(!o.status.success() && err.contains("fault injection"), "the fault hook did not fire: {err}");
+    let committed = rows(&lake.read("db.events", None)).len();
+    assert!(committed < 3000, "the last checkpoint's files are not committed yet ({committed} rows)");
+    // The next start commits them (as the crashed run's last snapshot), then
+    // runs anew: every event twice, once per run.
+    let o = weir(&args, &[("WEIR_LOG", "info")]);
+    let err = stderr(&o);
+    assert!(o.status.success() && err.contains("starting a new run"), "{err}");
+    let t = lake.read("db.events", None);
+    let mut ids: BTreeMap<i64, usize> = BTreeMap::new();
+    for r in t["rows"].as_array().unwrap() {
+        *ids.entry(r["id"].as_i64().unwrap()).or_default() += 1;
+    }
+    assert_eq!(ids.len(), 3000, "every event is in the table");
+    assert!(ids.values().all(|&n| n == 2), "each event once per run: {:?}", ids.iter().filter(|(_, n)| **n != 2).take(5).collect::<Vec<_>>());
+    let last: Vec<BTreeMap<String, String>> =
+        summaries(&t).into_iter().filter(|s| s["weir.checkpoint-id"] == u64::MAX.to_string()).collect();
+    assert_eq!(last.len(), 2, "each run's last snapshot is stamped as its final checkpoint: {last:?}");
+}
+
+#[test]
 fn source_reads_a_snapshot_split_across_tasks() {
     let lake = Lake::new();
     let p = spec(&lake, "fill", "count: 2000, rate: 4000, keys: 20, seed: 5", "100ms", "['bucket(3, id)']");

@@ -291,6 +291,25 @@ fn killed_runs_and_a_crash_before_the_commit_publish_every_count_exactly_once() 
 }
 
 #[test]
+fn a_crash_between_the_last_checkpoint_and_its_commit_loses_nothing_of_that_run() {
+    let job = Job::new(5_000, 23);
+    let o = job.spawn(&[("WEIR_FAULT", "before-final-commit")]).wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success() && err.contains("fault injection"), "the fault hook did not fire: {err}");
+    // The run's last checkpoint completed, so the next start begins a new run,
+    // but first commits the crashed run's last transaction: every count twice.
+    let err = finish(job.spawn(&[]));
+    assert!(err.contains("starting a new run"), "{err}");
+    let expected = reference_counts(&job.text);
+    let mut twice: Vec<String> = expected.iter().flat_map(|c| [c.clone(), c.clone()]).collect();
+    twice.sort();
+    let mut got: Vec<String> = consume_committed(&job.kafka, "counts", twice.len()).into_iter().map(|r| r.value).collect();
+    got.sort();
+    assert_eq!(got.len(), twice.len(), "committed records: the crashed run's and the new run's");
+    assert!(got == twice, "each run's counts, exactly once each");
+}
+
+#[test]
 fn a_broker_outage_of_ten_seconds_is_ridden_out() {
     let mut job = Job::new(100_000, 9);
     std::fs::write(job.spec(), job.spec_text("200ms")).unwrap();
