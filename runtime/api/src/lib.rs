@@ -25,6 +25,7 @@ mod pipelines;
 mod plugin_routes;
 mod registry;
 mod server;
+mod sql;
 mod supervisor;
 mod swap;
 
@@ -44,6 +45,7 @@ pub use model::{FailureKind, PipelineDetail, PipelineStatus, PipelineSummary, Sw
 pub use pipelines::Pipelines;
 pub use registry::{PluginVersion, Registry};
 pub use server::{serve, tls_config, ServeOptions};
+pub use sql::{SqlCompileError, SqlCompiler};
 
 use pipeline_routes::*;
 use plugin_routes::*;
@@ -69,17 +71,24 @@ pub struct AppState {
     registry: Arc<Registry>,
     pipelines: Arc<Pipelines>,
     metrics: metrics::NodeMetrics,
+    /// Compiles SQL jobs (`Content-Type: application/sql`); none: refused.
+    sql: Option<Arc<dyn SqlCompiler>>,
 }
 
 impl AppState {
     /// A node over `config.data_dir`: plugins loaded with `loader`, specs
     /// checked and built with `types` (every connector and operator kind the
-    /// binary has).
-    pub fn new(config: ApiConfig, loader: PluginLoader, types: Arc<weir_spec::Registry>) -> Result<Arc<AppState>, ApiError> {
+    /// binary has), SQL jobs compiled with `sql`.
+    pub fn new(
+        config: ApiConfig,
+        loader: PluginLoader,
+        types: Arc<weir_spec::Registry>,
+        sql: Option<Arc<dyn SqlCompiler>>,
+    ) -> Result<Arc<AppState>, ApiError> {
         let registry = Arc::new(Registry::open(&config.data_dir, loader)?);
         let pipelines = Pipelines::open(&config.data_dir, &config.allowed_paths, registry.clone(), types)?;
         let metrics = metrics::NodeMetrics::new(pipelines.clone(), registry.clone());
-        Ok(Arc::new(AppState { config, registry, pipelines, metrics }))
+        Ok(Arc::new(AppState { config, registry, pipelines, metrics, sql }))
     }
 
     /// The request has the node's token, if it has one. Compared in constant

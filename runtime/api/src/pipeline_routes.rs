@@ -35,15 +35,24 @@ pub(crate) async fn list_pipelines(State(state): State<Arc<AppState>>) -> Json<V
 }
 
 /// Create a pipeline from a spec (YAML or JSON; operators name registry
-/// plugins as NAME@VERSION) and start it; it is stored only if it starts.
+/// plugins as NAME@VERSION), or from a SQL script (`Content-Type:
+/// application/sql`, naming itself with `SET 'pipeline.name' = '...'`), and
+/// start it; it is stored only if it starts.
 #[utoipa::path(
     post,
     path = "/api/v1/pipelines",
     tag = "pipelines",
-    request_body(content = String, description = "the pipeline spec", content_type = "application/yaml"),
+    request_body(
+        description = "the pipeline spec (application/yaml or application/json), or a SQL job (application/sql)",
+        content(
+            (String = "application/yaml"),
+            (String = "application/json"),
+            (String = "application/sql"),
+        )
+    ),
     responses(
         (status = 201, description = "created and running", body = PipelineDetail),
-        (status = 400, description = "an invalid spec (the message names line and field) or a plugin not in the registry", body = ErrorBody),
+        (status = 400, description = "an invalid spec (the message names line and field), SQL that does not compile (the message names line and column), or a plugin not in the registry", body = ErrorBody),
         (status = 401, description = "missing or wrong token", body = ErrorBody),
         (status = 409, description = "a pipeline with this name exists", body = ErrorBody),
         (status = 422, description = "the job failed to start (a plugin's open failed, say)", body = ErrorBody),
@@ -52,14 +61,28 @@ pub(crate) async fn list_pipelines(State(state): State<Arc<AppState>>) -> Json<V
 )]
 pub(crate) async fn create_pipeline(
     State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
     body: Result<String, axum::extract::rejection::StringRejection>,
 ) -> Result<(StatusCode, Json<PipelineDetail>), ApiError> {
     let text = body.map_err(|e| ApiError::bad_request(format!("cannot read the spec: {e}")))?;
     if text.trim().is_empty() {
-        return Err(ApiError::bad_request("the request body is empty: send the pipeline spec (YAML or JSON)"));
+        return Err(ApiError::bad_request("the request body is empty: send the pipeline spec (YAML or JSON) or a SQL job (application/sql)"));
     }
     let p = state.pipelines.clone();
-    blocking(move || p.create(&text)).await.map(|j| (StatusCode::CREATED, j))
+    let sql = crate::sql::is_sql(&headers).then(|| state.sql.clone());
+    blocking(move || {
+        let spec = match sql {
+            None => text,
+            Some(None) => return Err(ApiError::bad_request("this node takes no SQL jobs (it was built without a SQL compiler)")),
+            Some(Some(compiler)) => {
+                let check = |spec: &str| p.parse(spec, None).map(drop).map_err(|e| e.message);
+                compiler.compile(&text, &check).map_err(|e| ApiError::bad_request(e.to_string()))?
+            }
+        };
+        p.create(&spec)
+    })
+    .await
+    .map(|j| (StatusCode::CREATED, j))
 }
 
 /// A pipeline's status: per node records in and out and plugin version, the

@@ -8,6 +8,7 @@ mod pipeline;
 mod run;
 mod savepoint;
 mod serve;
+mod sql;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +29,9 @@ struct Cli {
 enum Command {
     /// Run a pipeline in this process until its bounded sources are exhausted.
     Run(run::RunArgs),
+    /// Run a SQL script (CREATE TABLE, CREATE VIEW, INSERT INTO ... SELECT)
+    /// as a pipeline; --explain prints its dataflow instead.
+    Sql(sql::SqlArgs),
     /// Check a pipeline spec and its plugins without running anything.
     Validate {
         /// The pipeline spec (YAML).
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Sql(args) => sql::sql(args),
         Command::Validate { spec, cache } => run::validate(&spec, &cache),
         Command::Savepoint(args) => savepoint::savepoint(args),
         Command::Serve(args) => serve::serve(args),

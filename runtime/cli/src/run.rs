@@ -25,6 +25,13 @@ pub struct CacheArgs {
 pub struct RunArgs {
     /// The pipeline spec (YAML).
     spec: PathBuf,
+    #[command(flatten)]
+    pub(crate) opts: RunOptions,
+}
+
+/// How a job runs, whatever its spec comes from (`weir run`, `weir sql`).
+#[derive(clap::Args)]
+pub struct RunOptions {
     /// Interval of progress lines on stderr (e.g. 1s, 500ms); 0 turns them off.
     #[arg(long, default_value = "1s")]
     progress: String,
@@ -37,6 +44,12 @@ pub struct RunArgs {
     from_savepoint: Option<String>,
     #[command(flatten)]
     cache: CacheArgs,
+}
+
+impl RunOptions {
+    pub(crate) fn cache(&self) -> &CacheArgs {
+        &self.cache
+    }
 }
 
 pub(crate) fn cache_dir(args: &CacheArgs) -> Option<PathBuf> {
@@ -54,10 +67,19 @@ pub(crate) fn cache_dir(args: &CacheArgs) -> Option<PathBuf> {
 pub(crate) fn prepare(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<(weir_spec::PipelineSpec, weir_spec::Planned)> {
     let types = crate::types::registry();
     let spec = weir_spec::load_file(spec_path, &types)?;
+    plan(spec, &types, cache)
+}
+
+/// Plan a checked spec, with plugins from files.
+pub(crate) fn plan(
+    spec: weir_spec::PipelineSpec,
+    types: &weir_spec::Registry,
+    cache: &CacheArgs,
+) -> anyhow::Result<(weir_spec::PipelineSpec, weir_spec::Planned)> {
     let loader = PluginLoader::new(LoaderConfig { cache_dir: cache_dir(cache) })?;
     let mut extensions = weir_spec::Extensions::default();
     extensions.insert(Plugins(Arc::new(PluginFiles::new(loader))));
-    let planned = weir_spec::plan(&spec, &types, extensions)?;
+    let planned = weir_spec::plan(&spec, types, extensions)?;
     Ok((spec, planned))
 }
 
@@ -80,11 +102,16 @@ pub fn validate(spec_path: &Path, cache: &CacheArgs) -> anyhow::Result<()> {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<()> {
+    let (spec, planned) = prepare(&args.spec, args.opts.cache())?;
+    run_planned(spec, planned, &args.opts)
+}
+
+/// Run a planned spec to its end (or until it fails), with progress lines.
+pub(crate) fn run_planned(spec: weir_spec::PipelineSpec, planned: weir_spec::Planned, args: &RunOptions) -> anyhow::Result<()> {
     let interval = match args.progress.as_str() {
         "0" => None,
         p => Some(weir_spec::parse_duration(p).map_err(|e| anyhow::anyhow!("--progress: {e}"))?),
     };
-    let (spec, planned) = prepare(&args.spec, &args.cache)?;
     for op in planned.operators() {
         if let Some(l) = &op.logic {
             tracing::info!("operator '{}' runs plugin {}", op.name, l.label);

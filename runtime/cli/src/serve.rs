@@ -103,7 +103,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         max_upload,
         body_timeout,
     };
-    let state = weir_api::AppState::new(config, loader, std::sync::Arc::new(crate::types::registry()))?;
+    let sql: std::sync::Arc<dyn weir_api::SqlCompiler> = std::sync::Arc::new(crate::sql::SqlJobs);
+    let state = weir_api::AppState::new(config, loader, std::sync::Arc::new(crate::types::registry()), Some(sql))?;
     let rt = tokio::runtime::Runtime::new().context("cannot start the node's runtime")?;
     let opts = weir_api::ServeOptions { header_timeout, max_connections: args.max_connections, shutdown_grace, tls };
     let scheme = if opts.tls.is_some() { "https" } else { "http" };

@@ -7,6 +7,7 @@ pub fn registry() -> weir_spec::Registry {
     weir_connectors::register(&mut r);
     weir_wasm::register(&mut r);
     weir_operators::register(&mut r);
+    weir_sql::register(&mut r);
     weir_state_rocksdb::register(&mut r);
     weir_kafka::register(&mut r);
     weir_iceberg::register(&mut r);

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use weir_test_services::KafkaBroker;
 
-use crate::common::{finish, kill, produce, stderr, weir, weir_cmd};
+use crate::common::{kill, produce, stderr, weir, weir_cmd};
 use crate::iceberg::Lake;
 use crate::iceberg_upsert::duck_keyed;
 
@@ -125,35 +125,6 @@ fn upsert_sink() -> String {
     )
 }
 
-/// The highest completed checkpoint id under `state`.
-fn last_checkpoint(state: &std::path::Path) -> u64 {
-    crate::common::completed_checkpoints(state).iter().filter_map(|c| c.strip_prefix("chk-")?.parse().ok()).max().unwrap_or(0)
-}
-
-/// Run a bounded job to its end, killing it with kill -9 soon after each of
-/// its first `kills` new checkpoints and restarting it (a kill may also land
-/// after the run completed, before it exited: the next start then begins a
-/// new run, which must not resume anything of the last). How many kills
-/// landed while it ran.
-fn run_killed_after_checkpoints(args: &[&str], state: &std::path::Path, kills: usize) -> usize {
-    let mut landed = 0;
-    for _ in 0..kills {
-        let mut child = weir_cmd(args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let (before, start) = (last_checkpoint(state), Instant::now());
-        while last_checkpoint(state) == before && child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(120) {
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        if child.try_wait().unwrap().is_some() {
-            finish(child);
-            return landed;
-        }
-        kill(child);
-        landed += 1;
-    }
-    finish(weir_cmd(args, &[]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap());
-    landed
-}
-
 #[test]
 fn debezium_changes_through_kill_9_leave_the_iceberg_table_equal_to_the_database() {
     let kafka = KafkaBroker::start().unwrap();
@@ -163,7 +134,7 @@ fn debezium_changes_through_kill_9_leave_the_iceberg_table_equal_to_the_database
     let lake = Lake::new();
     let p = lake.spec_file("cdc", &spec(&lake, &kafka, &upsert_sink()));
     let args = ["run", "--progress", "0", p.to_str().unwrap()];
-    let kills = run_killed_after_checkpoints(&args, &lake.path("state"), 3);
+    let kills = crate::common::run_killed_after_checkpoints(&args, &lake.path("state"), 3);
     assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
     let t = duck_keyed(&lake, "db.accounts", "id");
     for (snapshot, keys) in t["duplicates_by_snapshot"].as_object().unwrap() {
@@ -553,7 +524,7 @@ fn an_upsert_topic_normalized_then_counted_through_kill_9_equals_the_group_by() 
         ),
     )
     .unwrap();
-    let kills = run_killed_after_checkpoints(&["run", "--progress", "0", spec.to_str().unwrap()], &state, 3);
+    let kills = crate::common::run_killed_after_checkpoints(&["run", "--progress", "0", spec.to_str().unwrap()], &state, 3);
     assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
     // The normalised changelog retracted exactly the rows it had put in, so the
     // counts' changelog applies cleanly and ends at the GROUP BY of the table.

@@ -23,4 +23,5 @@ mod kafka;
 mod recovery;
 mod schemathesis;
 mod serve;
+mod sql;
 mod windows;

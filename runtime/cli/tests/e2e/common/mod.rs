@@ -196,3 +196,32 @@ pub fn count_by_group<'a>(rows: impl Iterator<Item = &'a serde_json::Value>) -> 
     }
     out
 }
+
+/// The highest completed checkpoint id under `state`.
+pub fn last_checkpoint(state: &std::path::Path) -> u64 {
+    completed_checkpoints(state).iter().filter_map(|c| c.strip_prefix("chk-")?.parse().ok()).max().unwrap_or(0)
+}
+
+/// Run a bounded job to its end, killing it with kill -9 soon after each of
+/// its first `kills` new checkpoints and restarting it (a kill may also land
+/// after the run completed, before it exited: the next start then begins a
+/// new run, which must not resume anything of the last). How many kills
+/// landed while it ran.
+pub fn run_killed_after_checkpoints(args: &[&str], state: &std::path::Path, kills: usize) -> usize {
+    let mut landed = 0;
+    for _ in 0..kills {
+        let mut child = weir_cmd(args, &[]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        let (before, start) = (last_checkpoint(state), std::time::Instant::now());
+        while last_checkpoint(state) == before && child.try_wait().unwrap().is_none() && start.elapsed() < std::time::Duration::from_secs(120) {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        if child.try_wait().unwrap().is_some() {
+            finish(child);
+            return landed;
+        }
+        kill(child);
+        landed += 1;
+    }
+    finish(weir_cmd(args, &[]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped()).spawn().unwrap());
+    landed
+}

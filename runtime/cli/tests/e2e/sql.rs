@@ -1,0 +1,403 @@
+//! Streaming SQL (`weir sql`): Nexmark-style queries over a bounded file of
+//! bids give exactly what DuckDB (an independent engine, batch SQL over the
+//! same rows) computes: projections and filters (q0, q1, q2), TUMBLE and HOP
+//! window aggregations (every window closes at the end of the input), and an
+//! updating GROUP BY whose changelog, applied to a table, is DuckDB's GROUP
+//! BY, also through `kill -9`s. EXPLAIN, and errors that name the construct
+//! and where it is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::common::{parts, run_killed_after_checkpoints, stderr, weir};
+
+/// Seeded bids as JSON lines: `{auction, bidder, price, channel, dateTime}`,
+/// event time in ms increasing with a little disorder (at most 80 ms back).
+fn bids(n: usize, seed: u64) -> String {
+    let mut x = seed;
+    let mut next = move |m: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let mut t: i64 = 1_767_225_600_000;
+    let mut out = String::new();
+    for _ in 0..n {
+        t += next(40) as i64;
+        let ts = t - next(80) as i64;
+        let (auction, bidder, price) = (1000 + next(300), next(500), 1 + next(10_000));
+        let channel = ["Google", "Facebook", "Baidu", "Apple"][next(4) as usize];
+        let row = json!({
+            "auction": auction, "bidder": bidder, "price": price, "channel": channel, "dateTime": ts,
+        });
+        out.push_str(&row.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+const BID: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, dateTime TIMESTAMP(3),\n  WATERMARK FOR dateTime AS dateTime - INTERVAL '0.1' SECOND\n) WITH ('connector' = 'file', 'path' = '@BIDS');\n";
+
+/// Run DuckDB over the bids (table `bid`, dateTime in ms) and return the
+/// rows of `query`.
+fn duckdb(bids: &Path, query: &str) -> Vec<Value> {
+    let site = weir_test_services::python_packages("duckdb", crate::iceberg_upsert::DUCKDB).expect("DuckDB installs");
+    let script = r#"
+import duckdb, json, sys
+con = duckdb.connect()
+con.execute("CREATE TABLE bid AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {'auction': 'BIGINT', 'bidder': 'BIGINT', 'price': 'BIGINT', 'channel': 'VARCHAR', 'dateTime': 'BIGINT'})", [sys.argv[1]])
+cur = con.execute(sys.argv[2])
+cols = [d[0] for d in cur.description]
+print(json.dumps([dict(zip(cols, r)) for r in cur.fetchall()], default=str))
+"#;
+    let o = Command::new("python3").arg("-c").arg(script).arg(bids).arg(query).env("PYTHONPATH", site).output().unwrap();
+    assert!(o.status.success(), "DuckDB failed: {}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// A work directory with the bids and a script in it.
+struct Work {
+    dir: tempfile::TempDir,
+}
+
+impl Work {
+    fn new(n: usize) -> Work {
+        let w = Work { dir: tempfile::tempdir().unwrap() };
+        std::fs::write(w.bids(), bids(n, 7)).unwrap();
+        w
+    }
+
+    fn bids(&self) -> PathBuf {
+        self.dir.path().join("bids.jsonl")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `text` (with `@BIDS` and `@OUT/x` placed) as a script.
+    fn script(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.path(name);
+        let text = text.replace("@BIDS", self.bids().to_str().unwrap()).replace("@OUT", self.dir.path().to_str().unwrap());
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    /// The rows a file sink wrote under `@OUT/name`, as JSON.
+    fn rows(&self, name: &str) -> Vec<Value> {
+        parts(&self.path(name)).concat().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+}
+
+/// Rows as a sorted list of their JSON texts, floats rounded to 6 places.
+fn canonical(rows: &[Value]) -> Vec<String> {
+    fn round(v: &Value) -> Value {
+        match v {
+            Value::Number(n) if n.is_f64() => json!((n.as_f64().unwrap() * 1e6).round() / 1e6),
+            Value::Object(m) => Value::Object(m.iter().map(|(k, v)| (k.clone(), round(v))).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut out: Vec<String> = rows.iter().map(|r| round(r).to_string()).collect();
+    out.sort();
+    out
+}
+
+fn assert_same(name: &str, got: &[Value], want: &[Value]) {
+    let (g, w) = (canonical(got), canonical(want));
+    if g != w {
+        let missing: Vec<_> = w.iter().filter(|r| !g.contains(r)).take(5).collect();
+        let extra: Vec<_> = g.iter().filter(|r| !w.contains(r)).take(5).collect();
+        panic!("{name}: {} rows, DuckDB {}; missing {missing:?}; extra {extra:?}", g.len(), w.len());
+    }
+    assert!(!w.is_empty(), "{name}: no rows to compare");
+}
+
+fn run_sql(script: &Path) -> String {
+    let o = weir(&["sql", "--progress", "0", script.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stderr(&o)
+}
+
+#[test]
+fn nexmark_q0_q1_q2_give_what_duckdb_gives() {
+    let w = Work::new(20_000);
+    let script = w.script(
+        "q.sql",
+        &format!(
+            "{BID}\
+             CREATE TABLE q0 (auction BIGINT, bidder BIGINT, price BIGINT, dateTime BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q0');\n\
+             CREATE TABLE q1 (auction BIGINT, bidder BIGINT, price DOUBLE, dateTime BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q1');\n\
+             CREATE TABLE q2 (auction BIGINT, price BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q2');\n\
+             -- q0: pass-through\n\
+             INSERT INTO q0 SELECT auction, bidder, price, dateTime FROM bid;\n\
+             -- q1: currency conversion\n\
+             INSERT INTO q1 SELECT auction, bidder, 0.908 * price, dateTime FROM bid;\n\
+             -- q2: selection (MOD(auction, 123) = 0 in Flink's Nexmark)\n\
+             INSERT INTO q2 SELECT auction, price FROM bid WHERE auction % 123 = 0 OR (channel = 'Apple' AND price > 9900);\n"
+        ),
+    );
+    let log = run_sql(&script);
+    assert!(log.contains(": bid in 20000 out 20000;") && !log.contains("bid-2 in"), "one source for the three statements: {log}");
+    let bids = w.bids();
+    assert_same("q0", &w.rows("q0"), &duckdb(&bids, "SELECT auction, bidder, price, dateTime FROM bid"));
+    assert_same("q1", &w.rows("q1"), &duckdb(&bids, "SELECT auction, bidder, CAST(0.908 * price AS DOUBLE) AS price, dateTime FROM bid"));
+    assert_same(
+        "q2",
+        &w.rows("q2"),
+        &duckdb(&bids, "SELECT auction, price FROM bid WHERE auction % 123 = 0 OR (channel = 'Apple' AND price > 9900)"),
+    );
+}
+
+#[test]
+fn tumble_hop_and_cumulate_window_aggregations_give_what_duckdb_gives() {
+    let w = Work::new(30_000);
+    let script = w.script(
+        "w.sql",
+        &format!(
+            "{BID}\
+             SET 'parallelism.default' = '2';\n\
+             CREATE TABLE hot (auction BIGINT, num BIGINT, window_start BIGINT, window_end BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/hot');\n\
+             CREATE TABLE highest (maxprice BIGINT, bidders BIGINT, avg_price DOUBLE, window_start BIGINT, window_end BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/highest');\n\
+             -- q5's inner query: bids per auction per sliding window\n\
+             INSERT INTO hot\n\
+             SELECT auction, COUNT(*) AS num, window_start, window_end\n\
+             FROM TABLE(HOP(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))\n\
+             GROUP BY auction, window_start, window_end;\n\
+             -- q7's inner query, and more aggregates per tumbling window\n\
+             INSERT INTO highest\n\
+             SELECT MAX(price), COUNT(DISTINCT bidder), AVG(price), window_start, window_end\n\
+             FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))\n\
+             WHERE channel <> 'Baidu'\n\
+             GROUP BY window_start, window_end;\n\
+             CREATE TABLE cum (channel STRING, num BIGINT, total BIGINT, window_start BIGINT, window_end BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/cum');\n\
+             -- running totals within each 10-second period, every 2 seconds\n\
+             INSERT INTO cum\n\
+             SELECT channel, COUNT(*), SUM(price), window_start, window_end\n\
+             FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))\n\
+             GROUP BY channel, window_start, window_end;\n"
+        ),
+    );
+    run_sql(&script);
+    let bids = w.bids();
+    let hop = "SELECT auction, count(*) AS num, ws AS window_start, ws + 10000 AS window_end FROM (\
+               SELECT auction, dateTime AS dt, unnest(range(dateTime - dateTime % 2000 - 8000, dateTime - dateTime % 2000 + 1, 2000)) AS ws FROM bid\
+               ) WHERE ws > dt - 10000 GROUP BY auction, ws";
+    assert_same("HOP count per auction", &w.rows("hot"), &duckdb(&bids, hop));
+    let tumble = "SELECT max(price) AS maxprice, count(DISTINCT bidder) AS bidders, avg(price) AS avg_price, \
+                  dateTime - dateTime % 10000 AS window_start, dateTime - dateTime % 10000 + 10000 AS window_end \
+                  FROM bid WHERE channel <> 'Baidu' GROUP BY dateTime - dateTime % 10000";
+    assert_same("TUMBLE max, count distinct, avg", &w.rows("highest"), &duckdb(&bids, tumble));
+    let cumulate = "SELECT channel, count(*) AS num, sum(price) AS total, p AS window_start, e AS window_end FROM (\
+                    SELECT channel, price, dateTime AS dt, dateTime - dateTime % 10000 AS p, \
+                    unnest(range(dateTime - dateTime % 10000 + 2000, dateTime - dateTime % 10000 + 10001, 2000)) AS e FROM bid\
+                    ) WHERE e > dt GROUP BY channel, p, e";
+    assert_same("CUMULATE count and sum per channel", &w.rows("cum"), &duckdb(&bids, cumulate));
+}
+
+/// Apply a changelog of rows keyed by `key` (`{"op","data"}` lines) to a table.
+fn apply(lines: &[Value], key: &str) -> BTreeMap<String, Value> {
+    let mut table = BTreeMap::new();
+    for l in lines {
+        let row = l["data"].clone();
+        let k = row[key].to_string();
+        match l["op"].as_str().unwrap() {
+            "+I" | "+U" => assert!(table.insert(k, row).is_none(), "{l} inserts a row the table holds"),
+            "-U" | "-D" => assert_eq!(table.remove(&k).as_ref(), Some(&row), "{l} retracts a row the table does not hold"),
+            op => panic!("op {op}"),
+        }
+    }
+    table
+}
+
+const PER_AUCTION: &str = "SET 'checkpoint.interval' = '100ms';\nSET 'state.dir' = '@OUT/state';\nSET 'parallelism.default' = '2';\n\
+     CREATE TABLE per_auction (auction BIGINT, bids BIGINT, total BIGINT, top BIGINT, avg_price DOUBLE, bidders BIGINT,\n  PRIMARY KEY (auction) NOT ENFORCED\n) WITH ('connector' = 'file', 'path' = '@OUT/per_auction');\n\
+     INSERT INTO per_auction\n\
+     SELECT auction, COUNT(*), SUM(price), MAX(price), AVG(price), COUNT(DISTINCT bidder) FROM bid GROUP BY auction;\n";
+
+const PER_AUCTION_DUCKDB: &str =
+    "SELECT auction, count(*) AS bids, sum(price) AS total, max(price) AS top, avg(price) AS avg_price, count(DISTINCT bidder) AS bidders FROM bid GROUP BY auction";
+
+#[test]
+fn an_updating_aggregate_emits_a_changelog_that_applies_to_duckdbs_group_by() {
+    let w = Work::new(20_000);
+    let script = w.script("agg.sql", &format!("{BID}{PER_AUCTION}"));
+    run_sql(&script);
+    let lines = w.rows("per_auction");
+    for op in ["+I", "-U", "+U"] {
+        assert!(lines.iter().any(|l| l["op"] == op), "the changelog has {op} rows");
+    }
+    let got: Vec<Value> = apply(&lines, "auction").into_values().collect();
+    assert_same("GROUP BY auction", &got, &duckdb(&w.bids(), PER_AUCTION_DUCKDB));
+}
+
+#[test]
+fn a_sql_job_killed_with_kill_9_resumes_to_the_same_results() {
+    let w = Work::new(400_000);
+    let script = w.script(
+        "k.sql",
+        &format!(
+            "{BID}{PER_AUCTION}\
+             CREATE TABLE per_window (auction BIGINT, num BIGINT, window_start BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/per_window');\n\
+             INSERT INTO per_window SELECT auction, COUNT(*), window_start FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND)) GROUP BY auction, window_start, window_end;\n"
+        ),
+    );
+    let kills = run_killed_after_checkpoints(&["sql", "--progress", "0", script.to_str().unwrap()], &w.path("state"), 3);
+    assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
+    let got: Vec<Value> = apply(&w.rows("per_auction"), "auction").into_values().collect();
+    assert_same("GROUP BY auction through kill -9", &got, &duckdb(&w.bids(), PER_AUCTION_DUCKDB));
+    let windows = "SELECT auction, count(*) AS num, dateTime - dateTime % 1000 AS window_start FROM bid GROUP BY auction, dateTime - dateTime % 1000";
+    assert_same("TUMBLE through kill -9 (each window once)", &w.rows("per_window"), &duckdb(&w.bids(), windows));
+}
+
+#[test]
+fn explain_prints_each_operator_and_its_state() {
+    let w = Work::new(10);
+    let script = w.script("e.sql", &format!("{BID}{PER_AUCTION}"));
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("bid: source bid (file), watermark dateTime - 100 ms"), "{text}");
+    assert!(text.contains("--key_by--> s1-aggregate x2: updating aggregate (emits a changelog): GROUP BY auction"), "{text}");
+    assert!(text.contains("state: per group key: its accumulators and the row it last emitted"), "{text}");
+    assert!(text.contains("per_auction: sink per_auction (file, applies the changelog by key)"), "{text}");
+    let o = weir(&["sql", "--print-spec", script.to_str().unwrap()], &[]);
+    let spec: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(spec["sinks"][0]["format"], "changelog-json");
+    assert_eq!(spec["operators"][1]["type"], "sql-aggregate");
+}
+
+#[test]
+fn bad_sql_gets_errors_naming_the_construct_and_where() {
+    let w = Work::new(10);
+    let fails = |name: &str, text: &str| {
+        let script = w.script(name, text);
+        let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+        assert!(!o.status.success(), "{name} fails");
+        stderr(&o)
+    };
+    let sink = "CREATE TABLE out (a BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/o');\n";
+    let err = fails("join.sql", &format!("{BID}{sink}INSERT INTO out SELECT b.auction FROM bid b JOIN bid c ON b.auction = c.auction;\n"));
+    assert!(err.contains("join.sql:5:1: JOIN is not supported in streaming SQL yet"), "{err}");
+    let err = fails("col.sql", &format!("{BID}{sink}INSERT INTO out SELECT nope FROM bid;\n"));
+    assert!(err.contains("col.sql:5:1:") && err.contains("nope"), "{err}");
+    let err = fails("syntax.sql", &format!("{BID}{sink}INSERT INTO out SELEC auction FROM bid;\n"));
+    assert!(err.contains("syntax.sql:5:"), "{err}");
+    let err = fails("conn.sql", "CREATE TABLE t (a BIGINT);\n");
+    assert!(err.contains("conn.sql:1:14: table t has no connector: WITH ('connector' = 'kafka' | 'file' | 'generator' | 'iceberg', ...)"), "{err}");
+    let err = fails("count.sql", &format!("{BID}{sink}INSERT INTO out SELECT auction, price FROM bid;\n"));
+    assert!(err.contains("count.sql:5:1: INSERT INTO out: the query gives 2 columns, the table has 1 (a)"), "{err}");
+    let err = fails(
+        "desc.sql",
+        &format!("{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(price), INTERVAL '1' SECOND)) GROUP BY window_start, window_end;\n"),
+    );
+    assert!(err.contains("desc.sql:5:1:") && err.contains("DESCRIPTOR(price) is Int64, not a TIMESTAMP"), "{err}");
+    let kafka = "CREATE TABLE counts (n BIGINT) WITH ('connector' = 'kafka', 'bootstrap' = '127.0.0.1:1', 'topic' = 'counts');\n";
+    let err = fails(
+        "session.sql",
+        &format!("{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND)) GROUP BY window_start, window_end;\n"),
+    );
+    assert!(err.contains("session.sql:5:1:") && err.contains("the window table function SESSION is not supported yet"), "{err}");
+    let err = fails(
+        "cum.sql",
+        &format!("{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '3' SECOND, INTERVAL '10' SECOND)) GROUP BY window_start, window_end;\n"),
+    );
+    assert!(err.contains("CUMULATE: the size (10000 ms) must be a whole number of steps (3000 ms)"), "{err}");
+    let err = fails("upd.sql", &format!("{BID}{kafka}INSERT INTO counts SELECT COUNT(*) FROM bid GROUP BY auction;\n"));
+    assert!(err.contains("the query updates the rows it emitted") && err.contains("needs a PRIMARY KEY"), "{err}");
+    let err = fails("sel.sql", &format!("{BID}SELECT * FROM bid;\n"));
+    assert!(err.contains("sel.sql:4:1: a SELECT on its own has nowhere to go"), "{err}");
+    let err = fails(
+        "opt.sql",
+        "CREATE TABLE k (a BIGINT) WITH ('connector' = 'kafka', 'bootstrap' = '127.0.0.1:1');\nCREATE TABLE out (a BIGINT) WITH ('connector' = 'file', 'path' = '/tmp/x');\nINSERT INTO out SELECT a FROM k;\n",
+    );
+    assert!(err.contains("opt.sql:1:") && err.contains("table k") && err.contains("topic"), "{err}");
+}
+
+#[test]
+fn the_sql_windows_example_counts_every_generated_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("out"), dir.path().join("state"));
+    let env = [("WEIR_OUTPUT", out.to_str().unwrap()), ("WEIR_STATE", state.to_str().unwrap())];
+    let o = weir(&["sql", "--progress", "0", "examples/sql-windows/job.sql"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same events, from the generator itself.
+    let g = weir_connectors::GeneratorSpec { seed: 7, count: Some(200_000), keys: 20, start_ms: 1_767_225_600_000, ..Default::default() };
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    let mut windows: BTreeMap<(String, i64), (i64, i64, i64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for n in 0..200_000 {
+        let ts = g.event(n, &mut key, &mut value);
+        let v: Value = serde_json::from_slice(&value).unwrap();
+        let (k, amount) = (v["key"].as_str().unwrap().to_string(), v["amount"].as_i64().unwrap());
+        let t = totals.entry(k.clone()).or_default();
+        *t = (t.0 + 1, t.1 + amount);
+        if amount > 0 {
+            let w = windows.entry((k, ts - ts % 60_000)).or_default();
+            *w = (w.0 + 1, w.1 + amount, w.2.max(amount));
+        }
+    }
+    let got: BTreeMap<(String, i64), (i64, i64, i64)> = parts(&out.join("per_minute"))
+        .concat()
+        .iter()
+        .map(|l| {
+            let r: Value = serde_json::from_str(l).unwrap();
+            let start = r["window_start"].as_str().unwrap();
+            let ms = weir_engine::parse_rfc3339(&format!("{start}Z")).unwrap_or_else(|| panic!("window_start {start}"));
+            ((r["key"].as_str().unwrap().to_string(), ms), (r["events"].as_i64().unwrap(), r["total"].as_i64().unwrap(), r["biggest"].as_i64().unwrap()))
+        })
+        .collect();
+    assert_eq!(got, windows);
+    let lines: Vec<Value> = parts(&out.join("totals")).concat().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let applied: BTreeMap<String, (i64, i64)> = apply(&lines, "key")
+        .into_values()
+        .map(|r| (r["key"].as_str().unwrap().to_string(), (r["events"].as_i64().unwrap(), r["total"].as_i64().unwrap())))
+        .collect();
+    assert_eq!(applied, totals);
+}
+
+#[test]
+fn a_sql_job_sent_to_a_node_runs_there_as_a_pipeline() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let bids_path = dir.path().join("bids.jsonl");
+    std::fs::write(&bids_path, bids(20_000, 7)).unwrap();
+    let node = crate::node::Node::start_in(dir.clone(), &["--token", "t0k"]);
+    let send_sql = |text: &str| {
+        let text = text.replace("@BIDS", bids_path.to_str().unwrap()).replace("@OUT", dir.path().to_str().unwrap());
+        node.send(node.http().post(format!("{}/api/v1/pipelines", node.url)).header("content-type", "application/sql").body(text))
+    };
+    let job = format!(
+        "SET 'pipeline.name' = 'per-auction';\nSET 'checkpoint.interval' = '100ms';\nSET 'parallelism.default' = '2';\n{BID}\
+         CREATE TABLE per_auction (auction BIGINT, bids BIGINT, total BIGINT, top BIGINT, avg_price DOUBLE, bidders BIGINT,\n  PRIMARY KEY (auction) NOT ENFORCED\n) WITH ('connector' = 'file', 'path' = '@OUT/per_auction');\n\
+         INSERT INTO per_auction\n\
+         SELECT auction, COUNT(*), SUM(price), MAX(price), AVG(price), COUNT(DISTINCT bidder) FROM bid GROUP BY auction;\n"
+    );
+    let (status, body) = send_sql(&job);
+    assert_eq!(status, 201, "{body}");
+    node.wait_for("/api/v1/pipelines/per-auction", "the SQL job to finish", |v| v["status"] == "finished");
+    let stored = std::fs::read_to_string(dir.path().join("data/pipelines/per-auction/pipeline.json")).unwrap();
+    assert!(stored.contains("sql-aggregate"), "the node keeps the compiled spec: {stored}");
+    let lines: Vec<Value> =
+        parts(&dir.path().join("per_auction")).concat().iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<Value> = apply(&lines, "auction").into_values().collect();
+    assert_same("GROUP BY auction on a node", &got, &duckdb(&bids_path, PER_AUCTION_DUCKDB));
+
+    // Errors name where in the script.
+    let (status, body) = send_sql(&job.replace("SET 'pipeline.name' = 'per-auction';\n", ""));
+    assert_eq!((status, body["error"].as_str().unwrap()), (400, "sql: a SQL job sent to a node names itself (its id there): SET 'pipeline.name' = 'my-job';"));
+    let (status, body) = send_sql(&job.replace("'per-auction'", "'other'").replace("SUM(price)", "SUM(prize)"));
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().starts_with("sql:10:1: "), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("prize"), "{body}");
+    // The node's own checks, placed at the table option they are about.
+    let (status, body) = send_sql(&job.replace("'per-auction'", "'other'").replace("'@OUT/per_auction'", "'/etc/weir-out'"));
+    assert_eq!(status, 400);
+    let err = body["error"].as_str().unwrap();
+    assert!(err.starts_with("sql:9:") && err.contains("table per_auction, option 'path'") && err.contains("/etc/weir-out"), "{err}");
+    // Without the SQL content type, the body is read as a spec.
+    let (status, _) = node.post("/api/v1/pipelines", job.clone());
+    assert_eq!(status, 400);
+    assert_eq!(node.json("/api/v1/pipelines").as_array().unwrap().len(), 1, "only the good job was stored");
+}

@@ -1,0 +1,161 @@
+//! `type: sql-calc`: a SQL projection and filter, vectorized: a batch's JSON
+//! values decoded into Arrow with the input columns, the filter and every
+//! projection evaluated by DataFusion's physical expressions over the whole
+//! batch, the result encoded back as JSON objects. Rows keep their event
+//! time, origin and kind (a changelog row is filtered and projected like any
+//! other); the record key is set to the `key` columns, as a JSON object,
+//! when the config names them (group keys before an aggregation, a sink's
+//! primary key).
+
+use std::sync::Arc;
+
+use arrow_array::{Array, BooleanArray};
+use arrow_schema::SchemaRef;
+use datafusion_physical_expr::PhysicalExpr;
+use serde::{Deserialize, Serialize};
+use weir_engine::{Emitter, Operator, OperatorError, OperatorFactory, RecordBatch, TaskContext};
+use weir_spec::{BuildContext, BuildError, BuiltOperator, Changelog, Check, OperatorKind, SpecError};
+
+use crate::expr::{schema, ColumnDef};
+use crate::ops::json;
+
+/// The config of a `sql-calc` entry (written by the planner).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CalcConfig {
+    /// The columns of its input rows.
+    #[serde(rename = "columns")]
+    pub input: Vec<ColumnDef>,
+    /// Rows for which this SQL expression is not true are dropped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// One SQL expression per output column.
+    pub select: Vec<String>,
+    /// The output columns.
+    pub output: Vec<ColumnDef>,
+    /// Output columns whose values, as a JSON object, become the record key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key: Vec<usize>,
+}
+
+/// The `sql-calc` operator kind.
+pub struct SqlCalc;
+
+impl OperatorKind for SqlCalc {
+    type Config = CalcConfig;
+    const TYPE: &'static str = "sql-calc";
+
+    fn check(&self, c: &CalcConfig, cx: &Check<'_>) -> Result<(), SpecError> {
+        if c.select.len() != c.output.len() {
+            return Err(cx.error("select", format!("{} expressions for {} output columns", c.select.len(), c.output.len())));
+        }
+        if let Some(k) = c.key.iter().find(|&&k| k >= c.output.len()) {
+            return Err(cx.error("key", format!("column {k} of {} output columns", c.output.len())));
+        }
+        Ok(())
+    }
+
+    fn build(&self, c: CalcConfig, cx: &BuildContext<'_>) -> Result<BuiltOperator, BuildError> {
+        let calc = Calc::new(&c).map_err(|e| BuildError::new(format!("sql-calc '{}': {e}", cx.node)))?;
+        let calc = Arc::new(calc);
+        let factory: Arc<dyn OperatorFactory> =
+            Arc::new(move |ctx: &TaskContext| Ok(Box::new(CalcTask { calc: calc.clone(), node: ctx.node.to_string() }) as Box<dyn Operator>));
+        Ok(BuiltOperator { factory, logic: None, state_shape: None })
+    }
+
+    /// Rows keep their kinds.
+    fn changelog(&self, _c: &CalcConfig, input: Changelog) -> Result<Changelog, String> {
+        Ok(input)
+    }
+
+    fn cannot_isolate(&self, _c: &CalcConfig) -> Option<String> {
+        None
+    }
+}
+
+/// A calc's planned expressions.
+pub struct Calc {
+    input: SchemaRef,
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    select: Vec<Arc<dyn PhysicalExpr>>,
+    output: SchemaRef,
+    key: Vec<usize>,
+}
+
+impl Calc {
+    pub fn new(c: &CalcConfig) -> Result<Calc, String> {
+        let input = schema(&c.input);
+        let planned = crate::expr::plan(&input, c.filter.as_deref(), &c.select).map_err(|e| crate::plan::df_message(&e))?;
+        Ok(Calc { input, filter: planned.filter, select: planned.select, output: schema(&c.output), key: c.key.clone() })
+    }
+
+    /// Run over `input`, into `out`.
+    pub fn run(&self, input: &RecordBatch, out: &mut RecordBatch) -> Result<(), (Option<usize>, String)> {
+        if input.is_empty() {
+            return Ok(());
+        }
+        let values: Vec<&[u8]> = (0..input.len()).map(|i| input.value(i)).collect();
+        let batch = json::decode(&self.input, &values).map_err(|(row, m)| (Some(row), m))?;
+        let (batch, rows): (_, Vec<usize>) = match &self.filter {
+            Some(f) => {
+                let mask = f.evaluate(&batch).and_then(|v| v.into_array(batch.num_rows())).map_err(|e| (None, format!("WHERE: {e}")))?;
+                let mask = mask.as_any().downcast_ref::<BooleanArray>().ok_or((None, "WHERE is not a boolean".to_string()))?;
+                let rows = (0..mask.len()).filter(|&i| mask.is_valid(i) && mask.value(i)).collect();
+                let kept = arrow_select::filter::filter_record_batch(&batch, mask).map_err(|e| (None, e.to_string()))?;
+                (kept, rows)
+            }
+            None => {
+                let n = batch.num_rows();
+                (batch, (0..n).collect())
+            }
+        };
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let arrays = self
+            .select
+            .iter()
+            .map(|e| e.evaluate(&batch).and_then(|v| v.into_array(batch.num_rows())))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| (None, e.to_string()))?;
+        let result = json::batch_of(&self.output, arrays).map_err(|e| (None, e.to_string()))?;
+        let encoded = json::encode(&result).map_err(|e| (None, e.to_string()))?;
+        let keys = if self.key.is_empty() {
+            None
+        } else {
+            Some(json::encode(&json::project(&result, &self.key).map_err(|e| (None, e.to_string()))?).map_err(|e| (None, e.to_string()))?)
+        };
+        for (i, (&row, value)) in rows.iter().zip(&encoded).enumerate() {
+            let r = input.row(row);
+            let key: &[u8] = match &keys {
+                Some(k) => &k[i],
+                None => r.key,
+            };
+            out.push_kind(key, value, r.timestamp, r.origin, input.kind(row));
+        }
+        Ok(())
+    }
+}
+
+struct CalcTask {
+    calc: Arc<Calc>,
+    node: String,
+}
+
+impl Operator for CalcTask {
+    fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {
+        let main = out.main();
+        self.calc.run(&input, main).map_err(|(row, m)| {
+            let at = row.and_then(|r| input.origins.get(r)).or(input.origins.first()).copied();
+            OperatorError::new(format!("SQL operator '{}': {m}", self.node)).at(at).in_row(row)
+        })
+    }
+
+    fn isolate_failures(&mut self) -> bool {
+        true
+    }
+
+    fn undo(&mut self) -> Result<(), OperatorError> {
+        Ok(())
+    }
+}

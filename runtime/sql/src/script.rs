@@ -1,0 +1,299 @@
+//! The script as text, before sqlparser reads it: the two places where
+//! Weir's SQL (Flink's) is not what sqlparser parses, rewritten in place with
+//! spaces so that every position sqlparser reports is still the position in
+//! the file:
+//!
+//! * `WATERMARK FOR col AS col - INTERVAL '5' SECOND` in a CREATE TABLE's
+//!   column list (taken out, with the comma before it, and kept aside);
+//! * window table functions, `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))`,
+//!   which become the table function call `TUMBLE(t, DESCRIPTOR(ts), ...)`
+//!   that the relation planner of `tvf.rs` plans;
+//! * quoted option names, `WITH ('connector' = 'kafka')` and `SET
+//!   'parallelism' = '2'`, which become quoted identifiers (`"connector"`).
+//!
+//! Also intervals as milliseconds, for both.
+
+use crate::error::sqlparser::ast::{DateTimeField, Expr, Value};
+use crate::error::sqlparser::dialect::GenericDialect;
+use crate::error::sqlparser::parser::Parser;
+use crate::error::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use crate::error::{Pos, SqlError};
+
+/// A `WATERMARK FOR` clause: its column, how far the watermark trails the
+/// greatest time seen, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Watermark {
+    pub column: String,
+    pub delay_ms: i64,
+    pub at: Pos,
+}
+
+/// The text sqlparser reads, and what was taken out of it.
+#[derive(Debug)]
+pub struct Prepared {
+    pub text: String,
+    pub watermarks: Vec<Watermark>,
+}
+
+/// The window table functions.
+pub const WINDOW_FUNCTIONS: [&str; 4] = ["TUMBLE", "HOP", "CUMULATE", "SESSION"];
+
+fn word(t: &Token) -> Option<&str> {
+    match t {
+        Token::Word(w) => Some(w.value.as_str()),
+        _ => None,
+    }
+}
+
+fn is_keyword(t: &Token, k: &str) -> bool {
+    word(t).is_some_and(|w| w.eq_ignore_ascii_case(k))
+}
+
+/// Byte offsets of line starts, to turn locations into offsets.
+struct Lines<'a> {
+    text: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Lines { text, starts }
+    }
+
+    /// The byte offset of a (1-based, in characters) location.
+    fn offset(&self, l: Location) -> usize {
+        let start = self.starts.get(l.line.saturating_sub(1) as usize).copied().unwrap_or(self.text.len());
+        let line = &self.text[start..];
+        start + line.char_indices().nth(l.column.saturating_sub(1) as usize).map_or(line.len(), |(i, _)| i)
+    }
+}
+
+/// Replace the bytes of `range` with spaces (keeping line breaks).
+fn blank(out: &mut [u8], range: std::ops::Range<usize>) {
+    for b in &mut out[range] {
+        if *b != b'\n' {
+            *b = b' ';
+        }
+    }
+}
+
+/// Read the script: take out WATERMARK clauses, turn window table functions
+/// into table function calls.
+pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
+    let tokens = Tokenizer::new(&GenericDialect {}, text)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::at(file, (e.location.line, e.location.column), format!("cannot read the SQL: {}", e.message)))?;
+    let toks: Vec<&TokenWithSpan> = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
+    let lines = Lines::new(text);
+    let mut out = text.as_bytes().to_vec();
+    let mut watermarks = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let t = &toks[i].token;
+        if is_keyword(t, "WATERMARK") && toks.get(i + 1).is_some_and(|n| is_keyword(&n.token, "FOR")) {
+            let at = (toks[i].span.start.line, toks[i].span.start.column);
+            let column = toks.get(i + 2).and_then(|n| word(&n.token)).map(str::to_string).ok_or_else(|| {
+                SqlError::at(file, at, "WATERMARK FOR needs a column: WATERMARK FOR ts AS ts - INTERVAL '5' SECOND")
+            })?;
+            if !toks.get(i + 3).is_some_and(|n| is_keyword(&n.token, "AS")) {
+                return Err(SqlError::at(file, at, "WATERMARK FOR ts needs AS and an expression: WATERMARK FOR ts AS ts - INTERVAL '5' SECOND"));
+            }
+            // The expression runs to the comma or closing parenthesis of the column list.
+            let (mut depth, mut j) = (0i32, i + 4);
+            while j < toks.len() {
+                match toks[j].token {
+                    Token::LParen => depth += 1,
+                    Token::RParen if depth == 0 => break,
+                    Token::RParen => depth -= 1,
+                    Token::Comma if depth == 0 => break,
+                    _ => {}
+                }
+                j += 1;
+            }
+            if j == i + 4 || j == toks.len() {
+                return Err(SqlError::at(file, at, "WATERMARK FOR ts AS needs an expression: ts - INTERVAL '5' SECOND"));
+            }
+            let (from, to) = (lines.offset(toks[i + 4].span.start), lines.offset(toks[j - 1].span.end));
+            let delay_ms = watermark_delay(&text[from..to], &column).map_err(|m| SqlError::at(file, at, m))?;
+            watermarks.push(Watermark { column, delay_ms, at });
+            // Out with it, and with the comma before it.
+            let mut start = lines.offset(toks[i].span.start);
+            if i > 0 && toks[i - 1].token == Token::Comma {
+                start = lines.offset(toks[i - 1].span.start);
+            }
+            blank(&mut out, start..to);
+            i = j;
+            continue;
+        }
+        // 'name' = in WITH (...) or after SET: a quoted identifier.
+        if let Token::SingleQuotedString(_) = t
+            && toks.get(i + 1).is_some_and(|n| n.token == Token::Eq)
+            && (in_with(&toks, i) || (i > 0 && is_keyword(&toks[i - 1].token, "SET")))
+        {
+            let (a, b) = (lines.offset(toks[i].span.start), lines.offset(toks[i].span.end));
+            if b > a + 1 && out[a] == b'\'' && out[b - 1] == b'\'' {
+                out[a] = b'"';
+                out[b - 1] = b'"';
+            }
+        }
+        // TABLE ( TUMBLE ( TABLE name ... ) )
+        if is_keyword(t, "TABLE")
+            && toks.get(i + 1).is_some_and(|n| n.token == Token::LParen)
+            && toks.get(i + 2).and_then(|n| word(&n.token)).is_some_and(|w| WINDOW_FUNCTIONS.iter().any(|f| f.eq_ignore_ascii_case(w)))
+            && toks.get(i + 3).is_some_and(|n| n.token == Token::LParen)
+        {
+            let (mut depth, mut close) = (0i32, None);
+            for (j, tok) in toks.iter().enumerate().skip(i + 1) {
+                match tok.token {
+                    Token::LParen => depth += 1,
+                    Token::RParen => {
+                        depth -= 1;
+                        if depth == 0 {
+                            close = Some(j);
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let Some(close) = close else {
+                let at = (toks[i].span.start.line, toks[i].span.start.column);
+                return Err(SqlError::at(file, at, "this TABLE( has no closing parenthesis"));
+            };
+            blank(&mut out, lines.offset(toks[i].span.start)..lines.offset(toks[i + 1].span.end));
+            if toks.get(i + 4).is_some_and(|n| is_keyword(&n.token, "TABLE")) {
+                blank(&mut out, lines.offset(toks[i + 4].span.start)..lines.offset(toks[i + 4].span.end));
+            }
+            blank(&mut out, lines.offset(toks[close].span.start)..lines.offset(toks[close].span.end));
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    let text = String::from_utf8(out).expect("ASCII spaces replace whole characters");
+    Ok(Prepared { text, watermarks })
+}
+
+/// Whether token `i` is inside the parentheses of a `WITH (` (back to the
+/// nearest unclosed parenthesis).
+fn in_with(toks: &[&TokenWithSpan], i: usize) -> bool {
+    let mut depth = 0i32;
+    for j in (0..i).rev() {
+        match toks[j].token {
+            Token::RParen => depth += 1,
+            Token::LParen if depth > 0 => depth -= 1,
+            Token::LParen => return j > 0 && is_keyword(&toks[j - 1].token, "WITH"),
+            Token::SemiColon => return false,
+            _ => {}
+        }
+    }
+    false
+}
+
+/// `col` or `col - INTERVAL ...`: how far the watermark trails `col`.
+fn watermark_delay(expr: &str, column: &str) -> Result<i64, String> {
+    let e = Parser::new(&GenericDialect {}).try_with_sql(expr).and_then(|mut p| p.parse_expr()).map_err(|e| format!("WATERMARK FOR {column}: {e}"))?;
+    let is_column = |e: &Expr| matches!(e, Expr::Identifier(i) if i.value.eq_ignore_ascii_case(column));
+    let wrong = || {
+        format!(
+            "WATERMARK FOR {column} AS {}: the watermark must be the column or the column minus an interval ({column} - INTERVAL '5' SECOND)",
+            expr.trim()
+        )
+    };
+    match &e {
+        e if is_column(e) => Ok(0),
+        Expr::BinaryOp { left, op: crate::error::sqlparser::ast::BinaryOperator::Minus, right } if is_column(left) => {
+            interval_ms(right).map_err(|m| format!("WATERMARK FOR {column}: {m}"))
+        }
+        _ => Err(wrong()),
+    }
+}
+
+fn unit_ms(unit: &str) -> Option<f64> {
+    Some(match unit.to_ascii_uppercase().trim_end_matches('S') {
+        "MILLISECOND" => 1.0,
+        "SECOND" => 1e3,
+        "MINUTE" => 60e3,
+        "HOUR" => 3600e3,
+        "DAY" => 86_400e3,
+        _ => return None,
+    })
+}
+
+/// An interval literal (`INTERVAL '10' SECOND`, `INTERVAL '1.5' MINUTES`,
+/// `INTERVAL '10 seconds'`) in milliseconds; it must be positive.
+pub fn interval_ms(e: &Expr) -> Result<i64, String> {
+    let Expr::Interval(i) = e else { return Err(format!("{e} is not an interval (INTERVAL '10' SECOND)")) };
+    let value = match i.value.as_ref() {
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) | Value::Number(s, _) => s.clone(),
+            other => return Err(format!("{other} is not an interval's amount")),
+        },
+        other => return Err(format!("{other} is not an interval's amount")),
+    };
+    let unit = match &i.leading_field {
+        Some(f) => match f {
+            DateTimeField::Millisecond | DateTimeField::Milliseconds => "MILLISECOND".to_string(),
+            DateTimeField::Second | DateTimeField::Seconds => "SECOND".into(),
+            DateTimeField::Minute | DateTimeField::Minutes => "MINUTE".into(),
+            DateTimeField::Hour | DateTimeField::Hours => "HOUR".into(),
+            DateTimeField::Day | DateTimeField::Days => "DAY".into(),
+            other => return Err(format!("intervals of {other} are not supported (MILLISECOND, SECOND, MINUTE, HOUR, DAY)")),
+        },
+        None => String::new(),
+    };
+    let (amount, unit) = match unit.as_str() {
+        "" => {
+            let mut parts = value.split_whitespace();
+            (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string())
+        }
+        _ => (value.clone(), unit),
+    };
+    let per = unit_ms(&unit).ok_or_else(|| format!("INTERVAL '{value}': a unit is needed (MILLISECOND, SECOND, MINUTE, HOUR, DAY)"))?;
+    let n: f64 = amount.trim().parse().map_err(|_| format!("INTERVAL '{value}': '{amount}' is not a number"))?;
+    let ms = (n * per).round();
+    if !(ms >= 1.0 && ms < 1e15) {
+        return Err(format!("INTERVAL '{value}' {unit}: must be at least a millisecond"));
+    }
+    Ok(ms as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watermarks_and_window_functions_are_rewritten_in_place() {
+        let text = "CREATE TABLE bids (\n  price BIGINT,\n  ts TIMESTAMP(3),\n  WATERMARK FOR ts AS ts - INTERVAL '0.5' SECOND\n) WITH ('connector' = 'file');\n\
+                    SELECT * FROM TABLE(TUMBLE(TABLE bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)) x;";
+        let p = prepare(text, "q.sql").unwrap();
+        assert_eq!(p.watermarks, vec![Watermark { column: "ts".into(), delay_ms: 500, at: (4, 3) }]);
+        assert_eq!(p.text.len(), text.len(), "positions keep");
+        assert!(p.text.contains("  ts TIMESTAMP(3) \n"), "{}", p.text);
+        assert!(!p.text.contains("WATERMARK"));
+        assert!(p.text.contains("FROM       TUMBLE(      bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)  x;"), "{}", p.text);
+        assert!(p.text.contains(r#"WITH ("connector" = 'file')"#), "{}", p.text);
+        let p = prepare("SET 'parallelism' = '2'; SELECT 'a' = 'b'", "q.sql").unwrap();
+        assert_eq!(p.text, r#"SET "parallelism" = '2'; SELECT 'a' = 'b'"#);
+    }
+
+    #[test]
+    fn watermark_expressions_other_than_a_delay_are_refused() {
+        let err = prepare("CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts + INTERVAL '1' SECOND)", "q.sql").unwrap_err();
+        assert!(err.to_string().starts_with("q.sql:1:31: WATERMARK FOR ts AS ts + INTERVAL '1' SECOND: the watermark must be"), "{err}");
+        let err = prepare("CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' YEAR)", "q.sql").unwrap_err();
+        assert!(err.to_string().contains("intervals of YEAR are not supported"), "{err}");
+    }
+
+    #[test]
+    fn intervals() {
+        let ms = |s: &str| interval_ms(&Parser::new(&GenericDialect {}).try_with_sql(s).unwrap().parse_expr().unwrap());
+        assert_eq!(ms("INTERVAL '10' SECOND"), Ok(10_000));
+        assert_eq!(ms("INTERVAL '1.5' MINUTES"), Ok(90_000));
+        assert_eq!(ms("INTERVAL '2 hours'"), Ok(7_200_000));
+        assert!(ms("INTERVAL '0' SECOND").unwrap_err().contains("at least a millisecond"));
+        assert!(ms("5").unwrap_err().contains("not an interval"));
+    }
+}

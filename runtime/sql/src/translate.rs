@@ -1,0 +1,428 @@
+//! From a DataFusion logical plan (of one INSERT's query) to Weir nodes:
+//!
+//! * a table scan is the table's source (one per table, shared by every
+//!   statement that reads it);
+//! * projections and filters are `sql-calc` operators (a filter under a
+//!   projection joins it), evaluating DataFusion expressions over Arrow;
+//! * an aggregation grouped by `window_start` and `window_end` of a window
+//!   table function is a `sql-calc` computing the group keys (the record key)
+//!   and the aggregates' arguments, then a keyed `sql-window` operator; any
+//!   other aggregation is a keyed `sql-aggregate`, which emits a changelog.
+//!
+//! What it cannot plan it refuses, naming the construct.
+
+use datafusion_common::DFSchemaRef;
+use datafusion_expr::expr::AggregateFunction;
+use datafusion_expr::logical_plan::{Aggregate, TableScan};
+use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
+use serde_json::{json, Map, Value};
+
+use crate::catalog::Source;
+use crate::ddl::TableDef;
+use crate::error::{Pos, SqlError};
+use crate::expr::{to_sql, unqualified, ColumnDef};
+use crate::job::{Job, Node};
+use crate::ops::aggregate::{AggFn, AggSpec, AggregateConfig, GroupField};
+use crate::ops::calc::CalcConfig;
+use crate::tvf::{WindowTvf, WINDOW_COLUMNS};
+
+/// The rows of a plan node as a job node emits them: JSON objects with the
+/// plan's (unqualified) column names.
+#[derive(Clone)]
+pub struct Stream {
+    pub node: String,
+    pub schema: DFSchemaRef,
+    /// Rows have kinds (updates and deletes).
+    pub changelog: bool,
+    /// The table its rows come from, when one (for event-time checks).
+    pub table: Option<std::sync::Arc<TableDef>>,
+}
+
+pub struct Translator<'a> {
+    pub job: &'a mut Job,
+    pub file: &'a str,
+    /// The statement's position, for errors the plan cannot place.
+    pub at: Pos,
+    /// The statement's number.
+    pub stmt: usize,
+}
+
+fn columns(schema: &DFSchemaRef) -> Vec<ColumnDef> {
+    schema.fields().iter().map(|f| ColumnDef::of(f)).collect()
+}
+
+impl Translator<'_> {
+    fn err(&self, message: impl Into<String>) -> SqlError {
+        SqlError::at(self.file, self.at, message)
+    }
+
+    fn unsupported(&self, what: &str) -> SqlError {
+        self.err(format!("{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE and HOP window aggregations, GROUP BY)"))
+    }
+
+    fn df(&self, e: datafusion_common::DataFusionError) -> SqlError {
+        self.err(crate::plan::df_message(&e))
+    }
+
+    fn add(&mut self, mut node: Node) -> String {
+        node.name = self.job.fresh_name(&node.name);
+        node.statement = Some(self.stmt);
+        let name = node.name.clone();
+        self.job.operators.push(node);
+        name
+    }
+
+    /// The node emitting the rows of plan `p`.
+    pub fn go(&mut self, p: &LogicalPlan) -> Result<Stream, SqlError> {
+        match p {
+            LogicalPlan::TableScan(s) => self.scan(s),
+            LogicalPlan::SubqueryAlias(a) => {
+                let s = self.go(&a.input)?;
+                Ok(Stream { schema: a.schema.clone(), ..s })
+            }
+            LogicalPlan::Projection(pr) => {
+                let (filter, input) = match pr.input.as_ref() {
+                    LogicalPlan::Filter(f) => (Some(&f.predicate), f.input.as_ref()),
+                    other => (None, other),
+                };
+                let s = self.go(input)?;
+                let out = columns(&pr.schema);
+                self.calc(s, filter, &pr.expr, out, pr.schema.clone())
+            }
+            LogicalPlan::Filter(f) => {
+                let s = self.go(&f.input)?;
+                let all: Vec<Expr> = f.input.schema().columns().into_iter().map(Expr::Column).collect();
+                let out = columns(f.input.schema());
+                self.calc(s, Some(&f.predicate), &all, out, f.input.schema().clone())
+            }
+            LogicalPlan::Aggregate(a) => self.aggregate(a),
+            LogicalPlan::Extension(e) if e.node.as_any().is::<WindowTvf>() => Err(self.err(
+                "the rows of a window table function can only be aggregated yet: GROUP BY window_start, window_end (and columns)",
+            )),
+            LogicalPlan::Join(_) => Err(self.unsupported("JOIN")),
+            LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY")),
+            LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT")),
+            LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
+            LogicalPlan::Distinct(_) => Err(self.unsupported("SELECT DISTINCT")),
+            LogicalPlan::Window(_) => Err(self.unsupported("an OVER (...) window function (ROW_NUMBER, ...)")),
+            LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(self.unsupported("a query without a table (VALUES)")),
+            LogicalPlan::Subquery(_) => Err(self.unsupported("a subquery")),
+            LogicalPlan::Unnest(_) => Err(self.unsupported("UNNEST")),
+            other => Err(self.unsupported(&format!("this kind of query ({})", other.display()))),
+        }
+    }
+
+    fn scan(&mut self, s: &TableScan) -> Result<Stream, SqlError> {
+        let src = s.source.downcast_ref::<Source>().ok_or_else(|| self.err(format!("table {} has no definition", s.table_name)))?;
+        let Some(t) = &src.table else {
+            return Err(self.err(format!("view {} was not inlined", s.table_name)));
+        };
+        if !s.filters.is_empty() || s.fetch.is_some() {
+            return Err(self.err(format!("the scan of {} pushed filters or a limit down", t.name)));
+        }
+        let changelog = t.options.get("format").is_some_and(|f| f == "debezium-json" || f == "upsert");
+        let node = self.job.source_of(t);
+        Ok(Stream { node, schema: s.projected_schema.clone(), changelog, table: Some(t.clone()) })
+    }
+
+    /// A `sql-calc` over `s`: `filter`, then `select` (output `out`).
+    fn calc(&mut self, s: Stream, filter: Option<&Expr>, select: &[Expr], out: Vec<ColumnDef>, schema: DFSchemaRef) -> Result<Stream, SqlError> {
+        let config = self.calc_config(&s, filter, select, out)?;
+        let explain = format!(
+            "calc{}: {}",
+            config.filter.as_ref().map_or(String::new(), |f| format!(" WHERE {f}")),
+            config.select.iter().zip(&config.output).map(|(e, c)| if *e == quoted(&c.name) { e.clone() } else { format!("{e} AS {}", c.name) }).collect::<Vec<_>>().join(", ")
+        );
+        let node = self.add(calc_node(&s, config, explain));
+        Ok(Stream { node, schema, ..s })
+    }
+
+    fn calc_config(&self, s: &Stream, filter: Option<&Expr>, select: &[Expr], out: Vec<ColumnDef>) -> Result<CalcConfig, SqlError> {
+        let input = columns(&s.schema);
+        for (i, c) in input.iter().enumerate() {
+            if input[..i].iter().any(|d| d.name == c.name) {
+                return Err(self.err(format!("column name {} is ambiguous in this query (two columns have it)", c.name)));
+            }
+        }
+        let filter = filter.map(|f| to_sql(f).map_err(|e| self.df(e))).transpose()?;
+        let select = select.iter().map(|e| to_sql(e).map_err(|e| self.df(e))).collect::<Result<Vec<_>, _>>()?;
+        Ok(CalcConfig { input, filter, select, output: out, key: Vec::new() })
+    }
+
+    fn aggregate(&mut self, a: &Aggregate) -> Result<Stream, SqlError> {
+        let names: Vec<Option<&str>> = a
+            .group_expr
+            .iter()
+            .map(|e| match e {
+                Expr::Column(c) => Some(c.name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let window_col = |w: &str| names.iter().position(|n| *n == Some(w));
+        let (tvf, filters) = find_tvf(&a.input);
+        let windowed = match (window_col("window_start"), window_col("window_end"), &tvf) {
+            (Some(_), Some(_), Some(_)) => true,
+            (None, None, None) => false,
+            (_, _, Some(_)) => {
+                return Err(self.err("an aggregation over a window table function groups by window_start and window_end (GROUP BY window_start, window_end, ...)"))
+            }
+            _ => return Err(self.err("window_start and window_end come from a window table function: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))")),
+        };
+        // The rows to aggregate: the window function's input, or the aggregation's.
+        let (base, filter) = match &tvf {
+            Some(t) => {
+                for f in &filters {
+                    if f.column_refs().iter().any(|c| WINDOW_COLUMNS.contains(&c.name.as_str())) {
+                        return Err(self.err("a filter on window_start, window_end or window_time before the GROUP BY is not supported yet"));
+                    }
+                }
+                (&t.input, filters.into_iter().cloned().reduce(|a, b| a.and(b)))
+            }
+            None => (a.input.as_ref(), None),
+        };
+        let s = self.go(base)?;
+        if windowed && s.changelog {
+            return Err(self.err("a window aggregation over a changelog (updates and deletes) is not supported yet"));
+        }
+        if let Some(t) = &tvf {
+            let table = s.table.as_ref().ok_or_else(|| self.err("a window table function reads a table with a watermark"))?;
+            match &table.watermark {
+                Some(w) if w.column == t.time => {}
+                Some(w) => {
+                    return Err(self.err(format!(
+                        "DESCRIPTOR({}): windows follow the table's event time, its WATERMARK column {} (DESCRIPTOR({}))",
+                        t.time, w.column, w.column
+                    )))
+                }
+                None => {
+                    return Err(self.err(format!(
+                        "DESCRIPTOR({}): windows need event time, and table {} declares no WATERMARK FOR {} AS ...",
+                        t.time, table.name, t.time
+                    )))
+                }
+            }
+        }
+        // The pre-calc: group keys (not the window's), then each aggregate's argument.
+        let mut group = Vec::new();
+        let mut select: Vec<Expr> = Vec::new();
+        let mut input_cols: Vec<ColumnDef> = Vec::new();
+        let base_schema = s.schema.clone();
+        let type_of = |e: &Expr| e.get_type(base_schema.as_ref());
+        for (e, n) in a.group_expr.iter().zip(&names) {
+            match *n {
+                Some("window_start") if windowed => group.push(GroupField::WindowStart),
+                Some("window_end") if windowed => group.push(GroupField::WindowEnd),
+                _ => {
+                    let t = type_of(e).map_err(|e| self.df(e))?;
+                    group.push(GroupField::Key(select.len()));
+                    input_cols.push(ColumnDef { name: format!("k{}", select.len()), data_type: t });
+                    select.push(unqualified(e));
+                }
+            }
+        }
+        let keys = select.len();
+        let n_group = a.group_expr.len();
+        let out_fields = a.schema.fields();
+        let mut aggregates = Vec::new();
+        for (i, e) in a.aggr_expr.iter().enumerate() {
+            let f = match e {
+                Expr::Alias(al) => al.expr.as_ref(),
+                e => e,
+            };
+            let Expr::AggregateFunction(AggregateFunction { func, params }) = f else {
+                return Err(self.err(format!("{e} is not an aggregate function")));
+            };
+            if params.filter.is_some() || !params.order_by.is_empty() {
+                return Err(self.unsupported("an aggregate with FILTER or ORDER BY"));
+            }
+            let function = AggFn::of(func.name()).ok_or_else(|| {
+                self.err(format!("the aggregate function {} is not supported yet (COUNT, SUM, MIN, MAX, AVG, COUNT(DISTINCT ...))", func.name().to_uppercase()))
+            })?;
+            let arg = match params.args.as_slice() {
+                [] => None,
+                [Expr::Literal(v, _)] if function == AggFn::Count && !v.is_null() => None,
+                #[allow(deprecated)]
+                [Expr::Wildcard { .. }] if function == AggFn::Count && !params.distinct => None,
+                [arg] => {
+                    let t = type_of(arg).map_err(|e| self.df(e))?;
+                    input_cols.push(ColumnDef { name: format!("a{}", select.len()), data_type: t });
+                    select.push(unqualified(arg));
+                    Some(select.len() - 1)
+                }
+                _ => return Err(self.err(format!("{} takes one argument", func.name().to_uppercase()))),
+            };
+            if s.changelog && matches!(function, AggFn::Min | AggFn::Max) {
+                return Err(self.err(format!(
+                    "{} over a changelog (updates and deletes) is not supported yet: it would have to keep every value",
+                    func.name().to_uppercase()
+                )));
+            }
+            if s.changelog && params.distinct {
+                return Err(self.err("COUNT(DISTINCT ...) over a changelog is not supported yet"));
+            }
+            let out = out_fields[n_group + i].data_type().clone();
+            aggregates.push(AggSpec { function, distinct: params.distinct, arg, data_type: out });
+        }
+        let output: Vec<ColumnDef> = out_fields.iter().map(|f| ColumnDef::of(f)).collect();
+        // The pre-calc computes keys and arguments and keys the records by the group.
+        let mut pre = self.calc_config(&s, filter.as_ref(), &select, input_cols.clone())?;
+        pre.key = (0..keys).collect();
+        let explain = format!(
+            "calc{}: group keys and arguments {}",
+            pre.filter.as_ref().map_or(String::new(), |f| format!(" WHERE {f}")),
+            pre.select.join(", ")
+        );
+        let pre_node = self.add(calc_node(&s, pre, explain));
+        let shape = tvf.as_ref().map(|t| t.shape);
+        let config = AggregateConfig { input: input_cols, keys, group, aggregates, output: output.clone(), window: shape };
+        let kind = if windowed { "sql-window" } else { "sql-aggregate" };
+        let aggs: Vec<String> = a.aggr_expr.iter().map(|e| e.schema_name().to_string()).collect();
+        let group_names: Vec<String> = a.group_expr.iter().map(|e| unqualified(e).schema_name().to_string()).collect();
+        let explain = match &shape {
+            Some(w) => format!("window aggregate {w}: GROUP BY {}: {}", group_names.join(", "), aggs.join(", ")),
+            None => format!("updating aggregate (emits a changelog): GROUP BY {}: {}", group_names.join(", "), aggs.join(", ")),
+        };
+        let state = match &shape {
+            Some(_) => "per group key: each open window's accumulators (map state), and an event-time timer per window end".to_string(),
+            None => "per group key: its accumulators and the row it last emitted (value state)".to_string(),
+        };
+        let mut cfg = serde_json::to_value(&config).expect("configs serialise");
+        let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
+        let node = self.add(Node {
+            name: format!("s{}-{}", self.stmt + 1, if windowed { "window" } else { "aggregate" }),
+            kind: kind.into(),
+            input: Some(pre_node),
+            keyed: true,
+            parallelism: self.job.settings.parallelism,
+            config: std::mem::take(cfg),
+            explain,
+            state: Some(state),
+            statement: None,
+            table: None,
+        });
+        Ok(Stream { node, schema: a.schema.clone(), changelog: !windowed || s.changelog, table: None })
+    }
+
+    /// The sink of an INSERT into `t`, reading `s` (whose columns are the
+    /// table's, in order): a last calc sets the record key to the primary
+    /// key, and a changelog goes to an upsert sink.
+    pub fn insert(&mut self, t: &TableDef, s: Stream, at: Pos) -> Result<String, SqlError> {
+        let mut cols: Vec<ColumnDef> = t.schema.fields().iter().map(|f| ColumnDef::of(f)).collect();
+        let select: Vec<Expr> = s.schema.columns().into_iter().map(Expr::Column).collect();
+        if select.len() != cols.len() {
+            return Err(SqlError::at(self.file, at, format!("INSERT INTO {}: the query gives {} columns, the table has {}", t.name, select.len(), cols.len())));
+        }
+        for (c, f) in cols.iter_mut().zip(s.schema.fields()) {
+            c.data_type = f.data_type().clone();
+        }
+        let mut config = self.calc_config(&s, None, &select, cols)?;
+        config.key = t.primary_key.iter().map(|k| t.schema.index_of(k).expect("checked at CREATE TABLE")).collect();
+        let calc = self.add(calc_node(&s, config, format!("encode rows of {}{}", t.name, if t.primary_key.is_empty() { String::new() } else { format!(", keyed by its primary key ({})", t.primary_key.join(", ")) })));
+        let mut node_config = Map::new();
+        for (k, v) in &t.options {
+            if k != "connector" {
+                node_config.insert(k.clone(), crate::job::option_value(v));
+            }
+        }
+        let connector = t.connector().to_string();
+        if s.changelog {
+            let pk = || {
+                if t.primary_key.is_empty() {
+                    Err(SqlError::at(
+                        self.file,
+                        at,
+                        format!(
+                            "INSERT INTO {}: the query updates the rows it emitted (an aggregation without a window), so table {} needs a PRIMARY KEY (...) NOT ENFORCED to apply them by",
+                            t.name, t.name
+                        ),
+                    ))
+                } else {
+                    Ok(())
+                }
+            };
+            match connector.as_str() {
+                "iceberg" => {
+                    pk()?;
+                    node_config.entry("mode").or_insert(json!("upsert"));
+                    node_config.entry("key").or_insert(json!(t.primary_key));
+                }
+                "kafka" => {
+                    pk()?;
+                    node_config.entry("format").or_insert(json!("upsert"));
+                }
+                "file" => {
+                    node_config.entry("format").or_insert(json!("changelog-json"));
+                }
+                _ => {}
+            }
+        } else if connector == "iceberg" && !t.primary_key.is_empty() && !node_config.contains_key("key") {
+            if node_config.get("mode").and_then(Value::as_str) == Some("upsert") {
+                node_config.insert("key".into(), json!(t.primary_key));
+            }
+        }
+        if connector == "kafka" && !node_config.contains_key("format") {
+            node_config.insert("format".into(), json!("json"));
+        }
+        let upsert = node_config.get("mode").and_then(Value::as_str) == Some("upsert")
+            || node_config.get("format").and_then(Value::as_str) == Some("upsert");
+        let parallelism = t.options.get("parallelism").and_then(|p| p.parse().ok());
+        let name = self.job.fresh_name(&t.name);
+        let explain = format!("sink {} ({connector}{})", t.name, if s.changelog { ", applies the changelog by key" } else { "" });
+        self.job.sinks.push(Node {
+            name: name.clone(),
+            kind: connector,
+            input: Some(calc),
+            keyed: upsert && !t.primary_key.is_empty() && parallelism.is_some_and(|p: u32| p > 1),
+            parallelism,
+            config: node_config,
+            explain,
+            state: None,
+            statement: Some(self.stmt),
+            table: Some((t.name.clone(), t.at, t.option_at.clone())),
+        });
+        Ok(name)
+    }
+}
+
+/// How the unparser writes a column name (for EXPLAIN).
+fn quoted(name: &str) -> String {
+    to_sql(&Expr::Column(datafusion_common::Column::new_unqualified(name))).unwrap_or_else(|_| name.to_string())
+}
+
+fn calc_node(s: &Stream, config: CalcConfig, explain: String) -> Node {
+    let mut cfg = serde_json::to_value(&config).expect("configs serialise");
+    let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
+    Node {
+        name: format!("{}-calc", s.node),
+        kind: "sql-calc".into(),
+        input: Some(s.node.clone()),
+        keyed: false,
+        parallelism: None,
+        config: std::mem::take(cfg),
+        explain,
+        state: None,
+        statement: None,
+        table: None,
+    }
+}
+
+/// The window table function under an aggregation's input, through aliases,
+/// filters (which it returns, outermost first) and projections that only
+/// prune columns.
+fn find_tvf(p: &LogicalPlan) -> (Option<WindowTvf>, Vec<&Expr>) {
+    let mut filters = Vec::new();
+    let mut node = p;
+    loop {
+        match node {
+            LogicalPlan::SubqueryAlias(a) => node = &a.input,
+            LogicalPlan::Filter(f) => {
+                filters.push(&f.predicate);
+                node = &f.input;
+            }
+            // Columns pruned (the optimizer's), nothing computed.
+            LogicalPlan::Projection(p) if p.expr.iter().all(|e| matches!(e, Expr::Column(_))) => node = &p.input,
+            LogicalPlan::Extension(e) => return (e.node.as_any().downcast_ref::<WindowTvf>().cloned(), filters),
+            _ => return (None, Vec::new()),
+        }
+    }
+}
