@@ -17,6 +17,8 @@ pub struct Node {
     /// Its registered type: a connector, or a SQL operator kind.
     pub kind: String,
     pub input: Option<String>,
+    /// A second input (a join's right side).
+    pub right_input: Option<String>,
     /// Keyed by the record key (`key_by: key`).
     pub keyed: bool,
     pub parallelism: Option<u32>,
@@ -41,6 +43,8 @@ pub struct Settings {
     pub state_backend: Option<String>,
     pub state_dir: Option<String>,
     pub parallelism: Option<u32>,
+    /// How long a join keeps a row not written since (`table.exec.state.ttl`).
+    pub state_ttl_ms: Option<u64>,
 }
 
 /// The job: its nodes in data-flow order.
@@ -129,6 +133,7 @@ impl Job {
             name: name.clone(),
             kind: t.connector().to_string(),
             input: None,
+            right_input: None,
             keyed: false,
             parallelism,
             config,
@@ -171,8 +176,14 @@ impl Job {
             let mut m = Map::new();
             m.insert("name".into(), json!(n.name));
             m.insert("type".into(), json!(n.kind));
-            if let Some(i) = &n.input {
-                m.insert("input".into(), json!(i));
+            match (&n.input, &n.right_input) {
+                (Some(l), Some(r)) => {
+                    m.insert("inputs".into(), json!([l, r]));
+                }
+                (Some(i), None) => {
+                    m.insert("input".into(), json!(i));
+                }
+                _ => {}
             }
             if n.keyed {
                 m.insert("key_by".into(), json!("key"));
@@ -224,7 +235,11 @@ impl Job {
             chain.extend(self.sinks.iter().filter(|n| n.name == *sink));
             for n in chain {
                 let edge = if n.keyed { "--key_by-->" } else { "-->" };
-                let _ = writeln!(out, "  {} {edge} {}{}: {}", n.input.as_deref().unwrap_or("?"), n.name, parallel(n), n.explain);
+                let from = match (&n.input, &n.right_input) {
+                    (Some(l), Some(r)) => format!("{l} + {r}"),
+                    (l, _) => l.as_deref().unwrap_or("?").to_string(),
+                };
+                let _ = writeln!(out, "  {from} {edge} {}{}: {}", n.name, parallel(n), n.explain);
                 if let Some(s) = &n.state {
                     let _ = writeln!(out, "      state: {s}");
                 }

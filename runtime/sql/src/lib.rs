@@ -25,5 +25,9 @@ pub use plan::compile;
 
 /// Register the SQL operator kinds.
 pub fn register(registry: &mut weir_spec::Registry) {
-    registry.operator(ops::calc::SqlCalc).operator(ops::window::SqlWindow).operator(ops::aggregate::SqlAggregate);
+    registry
+        .operator(ops::calc::SqlCalc)
+        .operator(ops::window::SqlWindow)
+        .operator(ops::aggregate::SqlAggregate)
+        .operator(ops::join::SqlJoin);
 }

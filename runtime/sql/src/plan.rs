@@ -55,18 +55,22 @@ fn options() -> ParserOptions {
 }
 
 /// The optimizer rules a streaming plan goes through: expression
-/// simplification, filters merged and pushed down, common subexpressions,
+/// simplification, join equalities taken into the join's keys (and `FROM a,
+/// b WHERE a.x = b.y` made a join), filters merged and pushed down, common subexpressions,
 /// projections merged and pruned. (Rules that rewrite aggregations, such as
 /// COUNT(DISTINCT) into two levels of GROUP BY, would change what the
 /// translator sees and are left out.)
 fn optimizer() -> Optimizer {
     use datafusion_optimizer::{
-        common_subexpr_eliminate::CommonSubexprEliminate, eliminate_filter::EliminateFilter,
-        optimize_projections::OptimizeProjections, push_down_filter::PushDownFilter, simplify_expressions::SimplifyExpressions,
+        common_subexpr_eliminate::CommonSubexprEliminate, eliminate_cross_join::EliminateCrossJoin, eliminate_filter::EliminateFilter,
+        extract_equijoin_predicate::ExtractEquijoinPredicate, optimize_projections::OptimizeProjections, push_down_filter::PushDownFilter,
+        simplify_expressions::SimplifyExpressions,
     };
     let rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = vec![
         Arc::new(SimplifyExpressions::new()),
+        Arc::new(ExtractEquijoinPredicate::new()),
         Arc::new(EliminateFilter::new()),
+        Arc::new(EliminateCrossJoin::new()),
         Arc::new(PushDownFilter::new()),
         Arc::new(CommonSubexprEliminate::new()),
         Arc::new(OptimizeProjections::new()),
@@ -169,6 +173,11 @@ fn statement(
                 "execution.checkpointing.interval" | "checkpoint.interval" => s.checkpoint_interval = Some(value),
                 "state.backend" | "state.backend.type" => s.state_backend = Some(value),
                 "state.dir" => s.state_dir = Some(value),
+                "table.exec.state.ttl" | "state.ttl" => {
+                    s.state_ttl_ms = Some(crate::script::duration_ms(&value).ok_or_else(|| {
+                        SqlError::at(file, at, format!("SET '{name}' = '{value}': a duration such as '1 h', '30 min', '10 s' or '500 ms'"))
+                    })?)
+                }
                 "parallelism.default" | "parallelism" => {
                     s.parallelism = Some(value.parse().ok().filter(|p| (1..=1024).contains(p)).ok_or_else(|| {
                         SqlError::at(file, at, format!("SET '{name}' = '{value}': a parallelism is a whole number from 1 to 1024"))
@@ -178,7 +187,7 @@ fn statement(
                     return Err(SqlError::at(
                         file,
                         at,
-                        format!("SET '{name}': not a setting (pipeline.name, checkpoint.interval, state.backend, state.dir, parallelism.default)"),
+                        format!("SET '{name}': not a setting (pipeline.name, checkpoint.interval, state.backend, state.dir, parallelism.default, table.exec.state.ttl)"),
                     ))
                 }
             }

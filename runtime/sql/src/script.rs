@@ -7,7 +7,8 @@
 //!   column list (taken out, with the comma before it, and kept aside);
 //! * window table functions, `TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))`,
 //!   which become the table function call `TUMBLE(t, DESCRIPTOR(ts), ...)`
-//!   that the relation planner of `tvf.rs` plans;
+//!   that the relation planner of `tvf.rs` plans (`TABLE t PARTITION BY a,
+//!   b` in it becoming `t ,PART_BY(a,b)`);
 //! * quoted option names, `WITH ('connector' = 'kafka')` and `SET
 //!   'parallelism' = '2'`, which become quoted identifiers (`"connector"`).
 //!
@@ -165,6 +166,30 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
             blank(&mut out, lines.offset(toks[i].span.start)..lines.offset(toks[i + 1].span.end));
             if toks.get(i + 4).is_some_and(|n| is_keyword(&n.token, "TABLE")) {
                 blank(&mut out, lines.offset(toks[i + 4].span.start)..lines.offset(toks[i + 4].span.end));
+                // TABLE t PARTITION BY a, b, DESCRIPTOR(...) -> t ,PART_BY(a,b) , DESCRIPTOR(...)
+                if toks.get(i + 6).is_some_and(|n| is_keyword(&n.token, "PARTITION")) && toks.get(i + 7).is_some_and(|n| is_keyword(&n.token, "BY")) {
+                    let mut cols = Vec::new();
+                    let mut j = i + 8;
+                    while let Some(w) = toks.get(j).and_then(|n| word(&n.token)) {
+                        cols.push(toks[j].token.to_string());
+                        let _ = w;
+                        if toks.get(j + 1).is_some_and(|n| n.token == Token::Comma) && toks.get(j + 2).is_some_and(|n| !is_keyword(&n.token, "DESCRIPTOR")) {
+                            j += 2;
+                        } else {
+                            break;
+                        }
+                    }
+                    if cols.is_empty() {
+                        let at = (toks[i + 6].span.start.line, toks[i + 6].span.start.column);
+                        return Err(SqlError::at(file, at, "PARTITION BY needs columns: TABLE t PARTITION BY a, DESCRIPTOR(ts), ..."));
+                    }
+                    let (from, to) = (lines.offset(toks[i + 6].span.start), lines.offset(toks[j].span.end));
+                    let text = format!(",PART_BY({})", cols.join(","));
+                    if text.len() <= to - from && !text[..].contains('\n') {
+                        blank(&mut out, from..to);
+                        out[from..from + text.len()].copy_from_slice(text.as_bytes());
+                    }
+                }
             }
             blank(&mut out, lines.offset(toks[close].span.start)..lines.offset(toks[close].span.end));
             i += 2;
@@ -222,6 +247,24 @@ fn unit_ms(unit: &str) -> Option<f64> {
     })
 }
 
+/// A duration setting (`'1 h'`, `'30 min'`, `'10s'`, `'500 ms'`, `'2 d'`; a
+/// bare number is milliseconds), in milliseconds; at least one.
+pub fn duration_ms(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (n, unit) = (t[..split].parse::<f64>().ok()?, t[split..].trim().to_ascii_lowercase());
+    let per = match unit.as_str() {
+        "" | "ms" | "milli" | "millis" | "millisecond" | "milliseconds" => 1.0,
+        "s" | "sec" | "secs" | "second" | "seconds" => 1e3,
+        "min" | "mins" | "minute" | "minutes" => 60e3,
+        "h" | "hour" | "hours" => 3600e3,
+        "d" | "day" | "days" => 86_400e3,
+        _ => return None,
+    };
+    let ms = (n * per).round();
+    (ms >= 1.0 && ms < 1e15).then_some(ms as u64)
+}
+
 /// An interval literal (`INTERVAL '10' SECOND`, `INTERVAL '1.5' MINUTES`,
 /// `INTERVAL '10 seconds'`) in milliseconds; it must be positive.
 pub fn interval_ms(e: &Expr) -> Result<i64, String> {
@@ -275,6 +318,10 @@ mod tests {
         assert!(!p.text.contains("WATERMARK"));
         assert!(p.text.contains("FROM       TUMBLE(      bids, DESCRIPTOR(ts), INTERVAL '10' SECOND)  x;"), "{}", p.text);
         assert!(p.text.contains(r#"WITH ("connector" = 'file')"#), "{}", p.text);
+        let text = "SELECT * FROM TABLE(SESSION(TABLE bids PARTITION BY bidder, channel, DESCRIPTOR(ts), INTERVAL '1' SECOND))";
+        let p = prepare(text, "q.sql").unwrap();
+        assert_eq!(p.text.len(), text.len());
+        assert!(p.text.contains("SESSION(      bids ,PART_BY(bidder,channel)    , DESCRIPTOR(ts)"), "{}", p.text);
         let p = prepare("SET 'parallelism' = '2'; SELECT 'a' = 'b'", "q.sql").unwrap();
         assert_eq!(p.text, r#"SET "parallelism" = '2'; SELECT 'a' = 'b'"#);
     }
@@ -285,6 +332,18 @@ mod tests {
         assert!(err.to_string().starts_with("q.sql:1:31: WATERMARK FOR ts AS ts + INTERVAL '1' SECOND: the watermark must be"), "{err}");
         let err = prepare("CREATE TABLE t (ts TIMESTAMP, WATERMARK FOR ts AS ts - INTERVAL '1' YEAR)", "q.sql").unwrap_err();
         assert!(err.to_string().contains("intervals of YEAR are not supported"), "{err}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration_ms("1 h"), Some(3_600_000));
+        assert_eq!(duration_ms("30min"), Some(1_800_000));
+        assert_eq!(duration_ms("500 ms"), Some(500));
+        assert_eq!(duration_ms("250"), Some(250));
+        assert_eq!(duration_ms("1.5 s"), Some(1500));
+        assert_eq!(duration_ms("0 s"), None);
+        assert_eq!(duration_ms("1 fortnight"), None);
+        assert_eq!(duration_ms("soon"), None);
     }
 
     #[test]

@@ -7,13 +7,19 @@
 //! * an aggregation grouped by `window_start` and `window_end` of a window
 //!   table function is a `sql-calc` computing the group keys (the record key)
 //!   and the aggregates' arguments, then a keyed `sql-window` operator; any
-//!   other aggregation is a keyed `sql-aggregate`, which emits a changelog.
+//!   other aggregation is a keyed `sql-aggregate`, which emits a changelog;
+//! * an inner equi-join is a `sql-calc` per side (join keys as the record
+//!   key, the side as a tag) and a keyed `sql-join` reading both; its output
+//!   columns are named `j0`, `j1`, ... (both sides may have a column of the
+//!   same name), and the expressions above it are rewritten to those names.
 //!
 //! What it cannot plan it refuses, naming the construct.
 
-use datafusion_common::DFSchemaRef;
+use arrow_schema::DataType;
+use datafusion_common::tree_node::{Transformed, TreeNode};
+use datafusion_common::{Column, DFSchemaRef};
 use datafusion_expr::expr::AggregateFunction;
-use datafusion_expr::logical_plan::{Aggregate, TableScan};
+use datafusion_expr::logical_plan::{Aggregate, Join, JoinType, TableScan};
 use datafusion_expr::{Expr, ExprSchemable, LogicalPlan};
 use serde_json::{json, Map, Value};
 
@@ -36,6 +42,34 @@ pub struct Stream {
     pub changelog: bool,
     /// The table its rows come from, when one (for event-time checks).
     pub table: Option<std::sync::Arc<TableDef>>,
+    /// The rows' field name of each of `schema`'s columns, when not the
+    /// column's own name (a join's output: `j0`, `j1`, ...).
+    pub names: Option<Vec<String>>,
+}
+
+impl Stream {
+    /// The columns of its rows, as an operator's config lists them.
+    fn columns(&self) -> Vec<ColumnDef> {
+        match &self.names {
+            Some(names) => names.iter().zip(self.schema.fields()).map(|(n, f)| ColumnDef { name: n.clone(), data_type: f.data_type().clone() }).collect(),
+            None => columns(&self.schema),
+        }
+    }
+
+    /// `e` over this stream's rows: column references as the rows name them.
+    fn physical(&self, e: &Expr) -> Expr {
+        let Some(names) = &self.names else { return unqualified(e) };
+        e.clone()
+            .transform(|x| match x {
+                Expr::Column(c) => match self.schema.index_of_column(&c) {
+                    Ok(i) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(names[i].clone())))),
+                    Err(_) => Ok(Transformed::no(Expr::Column(c))),
+                },
+                x => Ok(Transformed::no(x)),
+            })
+            .map(|t| t.data)
+            .unwrap_or_else(|_| e.clone())
+    }
 }
 
 pub struct Translator<'a> {
@@ -57,7 +91,9 @@ impl Translator<'_> {
     }
 
     fn unsupported(&self, what: &str) -> SqlError {
-        self.err(format!("{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE and HOP window aggregations, GROUP BY)"))
+        self.err(format!(
+            "{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE, HOP and CUMULATE window aggregations, GROUP BY, inner equi-joins)"
+        ))
     }
 
     fn df(&self, e: datafusion_common::DataFusionError) -> SqlError {
@@ -87,19 +123,19 @@ impl Translator<'_> {
                 };
                 let s = self.go(input)?;
                 let out = columns(&pr.schema);
-                self.calc(s, filter, &pr.expr, out, pr.schema.clone())
+                self.calc(s, filter, &pr.expr, out, pr.schema.clone(), None)
             }
             LogicalPlan::Filter(f) => {
                 let s = self.go(&f.input)?;
                 let all: Vec<Expr> = f.input.schema().columns().into_iter().map(Expr::Column).collect();
-                let out = columns(f.input.schema());
-                self.calc(s, Some(&f.predicate), &all, out, f.input.schema().clone())
+                let (out, names) = (s.columns(), s.names.clone());
+                self.calc(s, Some(&f.predicate), &all, out, f.input.schema().clone(), names)
             }
+            LogicalPlan::Join(j) => self.join(j),
             LogicalPlan::Aggregate(a) => self.aggregate(a),
             LogicalPlan::Extension(e) if e.node.as_any().is::<WindowTvf>() => Err(self.err(
                 "the rows of a window table function can only be aggregated yet: GROUP BY window_start, window_end (and columns)",
             )),
-            LogicalPlan::Join(_) => Err(self.unsupported("JOIN")),
             LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY")),
             LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT")),
             LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
@@ -122,11 +158,20 @@ impl Translator<'_> {
         }
         let changelog = t.options.get("format").is_some_and(|f| f == "debezium-json" || f == "upsert");
         let node = self.job.source_of(t);
-        Ok(Stream { node, schema: s.projected_schema.clone(), changelog, table: Some(t.clone()) })
+        Ok(Stream { node, schema: s.projected_schema.clone(), changelog, table: Some(t.clone()), names: None })
     }
 
-    /// A `sql-calc` over `s`: `filter`, then `select` (output `out`).
-    fn calc(&mut self, s: Stream, filter: Option<&Expr>, select: &[Expr], out: Vec<ColumnDef>, schema: DFSchemaRef) -> Result<Stream, SqlError> {
+    /// A `sql-calc` over `s`: `filter`, then `select` (output `out`, of
+    /// `schema`, whose rows name its columns `names` if not by their own).
+    fn calc(
+        &mut self,
+        s: Stream,
+        filter: Option<&Expr>,
+        select: &[Expr],
+        out: Vec<ColumnDef>,
+        schema: DFSchemaRef,
+        names: Option<Vec<String>>,
+    ) -> Result<Stream, SqlError> {
         let config = self.calc_config(&s, filter, select, out)?;
         let explain = format!(
             "calc{}: {}",
@@ -134,18 +179,18 @@ impl Translator<'_> {
             config.select.iter().zip(&config.output).map(|(e, c)| if *e == quoted(&c.name) { e.clone() } else { format!("{e} AS {}", c.name) }).collect::<Vec<_>>().join(", ")
         );
         let node = self.add(calc_node(&s, config, explain));
-        Ok(Stream { node, schema, ..s })
+        Ok(Stream { node, schema, names, ..s })
     }
 
     fn calc_config(&self, s: &Stream, filter: Option<&Expr>, select: &[Expr], out: Vec<ColumnDef>) -> Result<CalcConfig, SqlError> {
-        let input = columns(&s.schema);
+        let input = s.columns();
         for (i, c) in input.iter().enumerate() {
             if input[..i].iter().any(|d| d.name == c.name) {
                 return Err(self.err(format!("column name {} is ambiguous in this query (two columns have it)", c.name)));
             }
         }
-        let filter = filter.map(|f| to_sql(f).map_err(|e| self.df(e))).transpose()?;
-        let select = select.iter().map(|e| to_sql(e).map_err(|e| self.df(e))).collect::<Result<Vec<_>, _>>()?;
+        let filter = filter.map(|f| to_sql(&s.physical(f)).map_err(|e| self.df(e))).transpose()?;
+        let select = select.iter().map(|e| to_sql(&s.physical(e)).map_err(|e| self.df(e))).collect::<Result<Vec<_>, _>>()?;
         Ok(CalcConfig { input, filter, select, output: out, key: Vec::new() })
     }
 
@@ -168,6 +213,26 @@ impl Translator<'_> {
             }
             _ => return Err(self.err("window_start and window_end come from a window table function: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))")),
         };
+        if let Some(t) = &tvf
+            && matches!(t.shape, crate::tvf::WindowShape::Session { .. })
+        {
+            let mut group: Vec<String> = names
+                .iter()
+                .filter(|n| !matches!(n, Some("window_start" | "window_end")))
+                .map(|n| n.map(str::to_string).ok_or_else(|| self.err("SESSION windows are grouped by columns, not expressions")))
+                .collect::<Result<_, _>>()?;
+            let mut partition = t.partition.clone();
+            group.sort();
+            partition.sort();
+            if group != partition {
+                return Err(self.err(format!(
+                    "SESSION: sessions are formed per PARTITION BY column ({}) and the GROUP BY has besides the window ({}): they must be the same: TABLE(SESSION(TABLE t PARTITION BY {}, DESCRIPTOR(ts), gap))",
+                    partition.join(", "),
+                    group.join(", "),
+                    if group.is_empty() { "...".to_string() } else { group.join(", ") }
+                )));
+            }
+        }
         // The rows to aggregate: the window function's input, or the aggregation's.
         let (base, filter) = match &tvf {
             Some(t) => {
@@ -216,7 +281,7 @@ impl Translator<'_> {
                     let t = type_of(e).map_err(|e| self.df(e))?;
                     group.push(GroupField::Key(select.len()));
                     input_cols.push(ColumnDef { name: format!("k{}", select.len()), data_type: t });
-                    select.push(unqualified(e));
+                    select.push(s.physical(e));
                 }
             }
         }
@@ -246,7 +311,7 @@ impl Translator<'_> {
                 [arg] => {
                     let t = type_of(arg).map_err(|e| self.df(e))?;
                     input_cols.push(ColumnDef { name: format!("a{}", select.len()), data_type: t });
-                    select.push(unqualified(arg));
+                    select.push(s.physical(arg));
                     Some(select.len() - 1)
                 }
                 _ => return Err(self.err(format!("{} takes one argument", func.name().to_uppercase()))),
@@ -292,6 +357,7 @@ impl Translator<'_> {
             name: format!("s{}-{}", self.stmt + 1, if windowed { "window" } else { "aggregate" }),
             kind: kind.into(),
             input: Some(pre_node),
+            right_input: None,
             keyed: true,
             parallelism: self.job.settings.parallelism,
             config: std::mem::take(cfg),
@@ -300,7 +366,81 @@ impl Translator<'_> {
             statement: None,
             table: None,
         });
-        Ok(Stream { node, schema: a.schema.clone(), changelog: !windowed || s.changelog, table: None })
+        Ok(Stream { node, schema: a.schema.clone(), changelog: !windowed || s.changelog, table: None, names: None })
+    }
+
+    /// An inner equi-join: a keyed `sql-join` over a calc per side, then a
+    /// calc for the conditions that are not equalities.
+    fn join(&mut self, j: &Join) -> Result<Stream, SqlError> {
+        if j.join_type != JoinType::Inner {
+            return Err(self.unsupported(&format!("{} JOIN", j.join_type.to_string().to_uppercase())));
+        }
+        if j.on.is_empty() {
+            return Err(self.err(
+                "a join needs an equality between columns of its two sides (ON a.x = b.y): without one every row would meet every row of the other side",
+            ));
+        }
+        let (l, r) = (self.go(&j.left)?, self.go(&j.right)?);
+        if l.changelog || r.changelog {
+            return Err(self.err("a JOIN of a changelog (updates and deletes) is not supported yet: both sides must be append-only"));
+        }
+        let names: Vec<String> = (0..j.schema.fields().len()).map(|i| format!("j{i}")).collect();
+        let nl = l.schema.fields().len();
+        let mut side_nodes = Vec::new();
+        for (side, s) in [(0usize, &l), (1, &r)] {
+            let (offset, mut select, mut out) = (if side == 0 { 0 } else { nl }, Vec::new(), Vec::new());
+            for (i, (le, re)) in j.on.iter().enumerate() {
+                let lt = le.get_type(l.schema.as_ref()).map_err(|e| self.df(e))?;
+                let e = if side == 0 { le.clone() } else { re.clone() };
+                let t = e.get_type(s.schema.as_ref()).map_err(|e| self.df(e))?;
+                // Both sides' keys as the left's type, so equal keys are equal bytes.
+                let e = if t == lt { e } else { Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(e), lt.clone())) };
+                select.push(e);
+                out.push(ColumnDef { name: format!("k{i}"), data_type: lt });
+            }
+            for (i, c) in s.schema.columns().into_iter().enumerate() {
+                out.push(ColumnDef { name: names[offset + i].clone(), data_type: s.schema.field(i).data_type().clone() });
+                select.push(Expr::Column(c));
+            }
+            select.push(datafusion_expr::lit(side as i64));
+            out.push(ColumnDef { name: crate::ops::join::SIDE.into(), data_type: DataType::Int64 });
+            let mut config = self.calc_config(s, None, &select, out)?;
+            config.key = (0..j.on.len()).collect();
+            let what = if side == 0 { "left" } else { "right" };
+            let explain = format!("calc: the join's {what} side, keyed by {}", config.select[..j.on.len()].join(", "));
+            side_nodes.push(self.add(calc_node(s, config, explain)));
+        }
+        let ttl = self.job.settings.state_ttl_ms;
+        let config = crate::ops::join::JoinConfig { keys: j.on.len(), left: names[..nl].to_vec(), right: names[nl..].to_vec(), ttl_ms: ttl };
+        let mut cfg = serde_json::to_value(&config).expect("configs serialise");
+        let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
+        let on: Vec<String> = j.on.iter().map(|(a, b)| format!("{a} = {b}")).collect();
+        let right = side_nodes.pop();
+        let node = self.add(Node {
+            name: format!("s{}-join", self.stmt + 1),
+            kind: "sql-join".into(),
+            input: side_nodes.pop(),
+            right_input: right,
+            keyed: true,
+            parallelism: self.job.settings.parallelism,
+            config: std::mem::take(cfg),
+            explain: format!("inner join ON {}", on.join(" AND ")),
+            state: Some(format!(
+                "per join key: every row of each side (map state: row -> count){}",
+                ttl.map_or(", kept forever (SET 'table.exec.state.ttl' bounds it)".to_string(), |t| format!(", each dropped {t} ms after it came"))
+            )),
+            statement: None,
+            table: None,
+        });
+        let s = Stream { node, schema: j.schema.clone(), changelog: false, table: None, names: Some(names.clone()) };
+        match &j.filter {
+            Some(f) => {
+                let all: Vec<Expr> = j.schema.columns().into_iter().map(Expr::Column).collect();
+                let out = s.columns();
+                self.calc(s, Some(f), &all, out, j.schema.clone(), Some(names))
+            }
+            None => Ok(s),
+        }
     }
 
     /// The sink of an INSERT into `t`, reading `s` (whose columns are the
@@ -315,9 +455,35 @@ impl Translator<'_> {
         for (c, f) in cols.iter_mut().zip(s.schema.fields()) {
             c.data_type = f.data_type().clone();
         }
-        let mut config = self.calc_config(&s, None, &select, cols)?;
-        config.key = t.primary_key.iter().map(|k| t.schema.index_of(k).expect("checked at CREATE TABLE")).collect();
-        let calc = self.add(calc_node(&s, config, format!("encode rows of {}{}", t.name, if t.primary_key.is_empty() { String::new() } else { format!(", keyed by its primary key ({})", t.primary_key.join(", ")) })));
+        let key: Vec<usize> = t.primary_key.iter().map(|k| t.schema.index_of(k).expect("checked at CREATE TABLE")).collect();
+        let keyed = if t.primary_key.is_empty() { String::new() } else { format!(", keyed by its primary key ({})", t.primary_key.join(", ")) };
+        // The rows are the table's once their columns have its names: the
+        // calc that computed them (this statement's, read by nothing else)
+        // names them so, rather than a calc of its own decoding and encoding
+        // every row again.
+        let stmt = self.stmt;
+        let fused = self.job.operators.last_mut().filter(|n| n.name == s.node && n.kind == "sql-calc" && n.statement == Some(stmt)).and_then(|n| {
+            let mut c: CalcConfig = serde_json::from_value(Value::Object(n.config.clone())).ok()?;
+            if !c.key.is_empty() || c.output.len() != cols.len() || c.output.iter().zip(&cols).any(|(o, t)| o.data_type != t.data_type) {
+                return None;
+            }
+            for (o, col) in c.output.iter_mut().zip(&cols) {
+                o.name = col.name.clone();
+            }
+            c.key = key.clone();
+            let Ok(Value::Object(config)) = serde_json::to_value(&c) else { return None };
+            n.config = config;
+            n.explain = format!("{}; rows of {}{keyed}", n.explain, t.name);
+            Some(n.name.clone())
+        });
+        let calc = match fused {
+            Some(name) => name,
+            None => {
+                let mut config = self.calc_config(&s, None, &select, cols)?;
+                config.key = key;
+                self.add(calc_node(&s, config, format!("encode rows of {}{keyed}", t.name)))
+            }
+        };
         let mut node_config = Map::new();
         for (k, v) in &t.options {
             if k != "connector" {
@@ -372,6 +538,7 @@ impl Translator<'_> {
             name: name.clone(),
             kind: connector,
             input: Some(calc),
+            right_input: None,
             keyed: upsert && !t.primary_key.is_empty() && parallelism.is_some_and(|p: u32| p > 1),
             parallelism,
             config: node_config,
@@ -396,6 +563,7 @@ fn calc_node(s: &Stream, config: CalcConfig, explain: String) -> Node {
         name: format!("{}-calc", s.node),
         kind: "sql-calc".into(),
         input: Some(s.node.clone()),
+        right_input: None,
         keyed: false,
         parallelism: None,
         config: std::mem::take(cfg),

@@ -28,6 +28,9 @@ pub enum WindowShape {
     /// Windows growing by `step` from the start of each `size`-long period:
     /// `[p, p + step)`, `[p, p + 2 step)`, ... `[p, p + size)`.
     Cumulate { step: i64, size: i64 },
+    /// Per group, rows less than `gap` apart share a window, which ends `gap`
+    /// after its last row.
+    Session { gap: i64 },
 }
 
 impl WindowShape {
@@ -52,14 +55,18 @@ impl WindowShape {
                 let start = ts - ts.rem_euclid(size);
                 (1..=size / step).map(|k| (start, start + k * step)).filter(|&(_, end)| end > ts).collect()
             }
+            // Its own window, before merging with the group's others.
+            WindowShape::Session { gap } => vec![(ts, ts + gap)],
         }
     }
 
-    /// The start of the window that ends at `end`.
-    pub fn start_of(&self, end: i64) -> i64 {
+    /// The start of the window that ends at `end` (a session's start is
+    /// where its first row was: `None`).
+    pub fn start_of(&self, end: i64) -> Option<i64> {
         match *self {
-            WindowShape::Tumble { size } | WindowShape::Hop { size, .. } => end - size,
-            WindowShape::Cumulate { size, .. } => (end - 1) - (end - 1).rem_euclid(size),
+            WindowShape::Tumble { size } | WindowShape::Hop { size, .. } => Some(end - size),
+            WindowShape::Cumulate { size, .. } => Some((end - 1) - (end - 1).rem_euclid(size)),
+            WindowShape::Session { .. } => None,
         }
     }
 }
@@ -70,6 +77,7 @@ impl fmt::Display for WindowShape {
             WindowShape::Tumble { size } => write!(f, "TUMBLE({size} ms)"),
             WindowShape::Hop { slide, size } => write!(f, "HOP(slide {slide} ms, size {size} ms)"),
             WindowShape::Cumulate { step, size } => write!(f, "CUMULATE(step {step} ms, size {size} ms)"),
+            WindowShape::Session { gap } => write!(f, "SESSION(gap {gap} ms)"),
         }
     }
 }
@@ -84,6 +92,8 @@ pub struct WindowTvf {
     /// The time column (its DESCRIPTOR).
     pub time: String,
     pub shape: WindowShape,
+    /// SESSION's `PARTITION BY` columns: sessions are per value of these.
+    pub partition: Vec<String>,
     pub schema: DFSchemaRef,
 }
 
@@ -101,7 +111,7 @@ impl WindowTvf {
         let ts = DataType::Timestamp(TimeUnit::Millisecond, None);
         let added = Schema::new(WINDOW_COLUMNS.iter().map(|c| Field::new(*c, ts.clone(), false)).collect::<Vec<_>>());
         let schema = input.schema().join(&DFSchema::try_from(added)?)?;
-        Ok(WindowTvf { input, time, shape, schema: Arc::new(schema) })
+        Ok(WindowTvf { input, time, shape, partition: Vec::new(), schema: Arc::new(schema) })
     }
 }
 
@@ -128,7 +138,9 @@ impl UserDefinedLogicalNodeCore for WindowTvf {
 
     fn with_exprs_and_inputs(&self, _exprs: Vec<Expr>, mut inputs: Vec<LogicalPlan>) -> Result<Self> {
         let Some(input) = inputs.pop() else { return plan_err!("WindowTVF needs its input") };
-        WindowTvf::new(input, self.time.clone(), self.shape)
+        let mut node = WindowTvf::new(input, self.time.clone(), self.shape)?;
+        node.partition = self.partition.clone();
+        Ok(node)
     }
 
     /// The input's columns that the output columns need, and the time column.
@@ -176,14 +188,36 @@ impl RelationPlanner for WindowTvfPlanner {
             return Ok(RelationPlanning::Original(Box::new(relation)));
         };
         let function = name.to_string().to_ascii_uppercase();
-        let usage = "TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND)), TABLE(HOP(TABLE t, DESCRIPTOR(ts), slide, size)) or TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts), step, size))";
+        let usage = "TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), INTERVAL '10' SECOND)), TABLE(HOP(TABLE t, DESCRIPTOR(ts), slide, size)) , TABLE(CUMULATE(TABLE t, DESCRIPTOR(ts), step, size)) or TABLE(SESSION(TABLE t, DESCRIPTOR(ts), gap))";
         match function.as_str() {
-            "TUMBLE" | "HOP" | "CUMULATE" => {}
-            "SESSION" => return plan_err!("the window table function {function} is not supported yet (TUMBLE, HOP and CUMULATE are)"),
+            "TUMBLE" | "HOP" | "CUMULATE" | "SESSION" => {}
             _ => return Ok(RelationPlanning::Original(Box::new(relation))),
         }
-        let exprs: Vec<&SqlExpr> = args.args.iter().filter_map(arg_expr).collect();
+        let mut exprs: Vec<&SqlExpr> = args.args.iter().filter_map(arg_expr).collect();
         if exprs.len() != args.args.len() || exprs.len() < 3 {
+            return plan_err!("{function}: expected {usage}");
+        }
+        // TABLE t PARTITION BY a, b (rewritten as PART_BY(a,b) by script.rs).
+        let second = exprs[1];
+        let partition = match second {
+            SqlExpr::Function(f) if f.name.to_string().eq_ignore_ascii_case("PART_BY") => {
+                let FunctionArguments::List(l) = &f.args else { return plan_err!("{function}: PARTITION BY needs columns") };
+                let mut cols = Vec::new();
+                for a in &l.args {
+                    match arg_expr(a) {
+                        Some(SqlExpr::Identifier(i)) => cols.push(i.value.clone()),
+                        _ => return plan_err!("{function}: PARTITION BY takes columns of the table"),
+                    }
+                }
+                exprs.remove(1);
+                if function != "SESSION" {
+                    return plan_err!("{function}: PARTITION BY is for SESSION windows");
+                }
+                cols
+            }
+            _ => Vec::new(),
+        };
+        if exprs.len() < 3 {
             return plan_err!("{function}: expected {usage}");
         }
         let SqlExpr::Identifier(table) = exprs[0] else { return plan_err!("{function}: its first argument is TABLE name; expected {usage}") };
@@ -198,6 +232,7 @@ impl RelationPlanner for WindowTvfPlanner {
                 }
                 WindowShape::Hop { slide, size }
             }
+            ("SESSION", [gap]) => WindowShape::Session { gap: ms(gap)? },
             ("CUMULATE", [step, size]) => {
                 let (step, size) = (ms(step)?, ms(size)?);
                 if size % step != 0 {
@@ -224,7 +259,13 @@ impl RelationPlanner for WindowTvfPlanner {
             }
             None => return plan_err!("{function}: DESCRIPTOR({time}): {table} has no column {time}"),
         }
-        let node = WindowTvf::new(input, time, shape)?;
+        for c in &partition {
+            if input.schema().index_of_column_by_name(None, c).is_none() {
+                return plan_err!("{function}: PARTITION BY {c}: {table} has no column {c}");
+            }
+        }
+        let mut node = WindowTvf::new(input, time, shape)?;
+        node.partition = partition;
         let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, alias.clone()))))
     }
@@ -248,7 +289,7 @@ mod shape_tests {
             for ts in -40..40 {
                 for (start, end) in s.assign(ts) {
                     assert!(start <= ts && ts < end, "{s}: {ts} in [{start}, {end})");
-                    assert_eq!(s.start_of(end), start, "{s}: the window ending at {end}");
+                    assert_eq!(s.start_of(end), Some(start), "{s}: the window ending at {end}");
                 }
             }
         }

@@ -40,14 +40,20 @@ fn bids(n: usize, seed: u64) -> String {
 
 const BID: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, dateTime TIMESTAMP(3),\n  WATERMARK FOR dateTime AS dateTime - INTERVAL '0.1' SECOND\n) WITH ('connector' = 'file', 'path' = '@BIDS');\n";
 
-/// Run DuckDB over the bids (table `bid`, dateTime in ms) and return the
-/// rows of `query`.
+/// Run DuckDB over the bids (table `bid`, dateTime in ms), and the persons
+/// and auctions beside them if there are (`person`, `auction`), and return
+/// the rows of `query`.
 fn duckdb(bids: &Path, query: &str) -> Vec<Value> {
     let site = weir_test_services::python_packages("duckdb", crate::iceberg_upsert::DUCKDB).expect("DuckDB installs");
     let script = r#"
 import duckdb, json, sys
 con = duckdb.connect()
 con.execute("CREATE TABLE bid AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {'auction': 'BIGINT', 'bidder': 'BIGINT', 'price': 'BIGINT', 'channel': 'VARCHAR', 'dateTime': 'BIGINT'})", [sys.argv[1]])
+import os
+d = os.path.dirname(sys.argv[1])
+if os.path.exists(os.path.join(d, "person.jsonl")):
+    con.execute("CREATE TABLE person AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {'id': 'BIGINT', 'name': 'VARCHAR', 'city': 'VARCHAR', 'state': 'VARCHAR', 'dateTime': 'BIGINT'})", [os.path.join(d, "person.jsonl")])
+    con.execute("CREATE TABLE auction AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {'id': 'BIGINT', 'seller': 'BIGINT', 'category': 'BIGINT', 'reserve': 'BIGINT', 'dateTime': 'BIGINT'})", [os.path.join(d, "auction.jsonl")])
 cur = con.execute(sys.argv[2])
 cols = [d[0] for d in cur.description]
 print(json.dumps([dict(zip(cols, r)) for r in cur.fetchall()], default=str))
@@ -152,7 +158,7 @@ fn nexmark_q0_q1_q2_give_what_duckdb_gives() {
 }
 
 #[test]
-fn tumble_hop_and_cumulate_window_aggregations_give_what_duckdb_gives() {
+fn tumble_hop_cumulate_and_session_window_aggregations_give_what_duckdb_gives() {
     let w = Work::new(30_000);
     let script = w.script(
         "w.sql",
@@ -177,7 +183,13 @@ fn tumble_hop_and_cumulate_window_aggregations_give_what_duckdb_gives() {
              INSERT INTO cum\n\
              SELECT channel, COUNT(*), SUM(price), window_start, window_end\n\
              FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '2' SECOND, INTERVAL '10' SECOND))\n\
-             GROUP BY channel, window_start, window_end;\n"
+             GROUP BY channel, window_start, window_end;\n\
+             CREATE TABLE sess (bidder BIGINT, num BIGINT, top BIGINT, window_start BIGINT, window_end BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/sess');\n\
+             -- each bidder's sessions: bids at most 10 seconds apart\n\
+             INSERT INTO sess\n\
+             SELECT bidder, COUNT(*), MAX(price), window_start, window_end\n\
+             FROM TABLE(SESSION(TABLE bid PARTITION BY bidder, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))\n\
+             GROUP BY bidder, window_start, window_end;\n"
         ),
     );
     run_sql(&script);
@@ -195,6 +207,13 @@ fn tumble_hop_and_cumulate_window_aggregations_give_what_duckdb_gives() {
                     unnest(range(dateTime - dateTime % 10000 + 2000, dateTime - dateTime % 10000 + 10001, 2000)) AS e FROM bid\
                     ) WHERE e > dt GROUP BY channel, p, e";
     assert_same("CUMULATE count and sum per channel", &w.rows("cum"), &duckdb(&bids, cumulate));
+    // Sessions: a bid more than 10 s after the bidder's previous one starts a new one.
+    let session = "WITH o AS (SELECT bidder, price, dateTime, CASE WHEN dateTime - lag(dateTime) OVER (PARTITION BY bidder ORDER BY dateTime) <= 10000 THEN 0 ELSE 1 END AS new FROM bid), \
+                   s AS (SELECT *, sum(new) OVER (PARTITION BY bidder ORDER BY dateTime ROWS UNBOUNDED PRECEDING) AS sid FROM o) \
+                   SELECT bidder, count(*) AS num, max(price) AS top, min(dateTime) AS window_start, max(dateTime) + 10000 AS window_end FROM s GROUP BY bidder, sid";
+    let (got, want) = (w.rows("sess"), duckdb(&bids, session));
+    assert!(want.iter().filter(|r| r["num"].as_i64() > Some(1)).count() > 100, "sessions of several bids: {}", want.len());
+    assert_same("SESSION count and max per bidder", &got, &want);
 }
 
 /// Apply a changelog of rows keyed by `key` (`{"op","data"}` lines) to a table.
@@ -279,8 +298,10 @@ fn bad_sql_gets_errors_naming_the_construct_and_where() {
         stderr(&o)
     };
     let sink = "CREATE TABLE out (a BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/o');\n";
-    let err = fails("join.sql", &format!("{BID}{sink}INSERT INTO out SELECT b.auction FROM bid b JOIN bid c ON b.auction = c.auction;\n"));
-    assert!(err.contains("join.sql:5:1: JOIN is not supported in streaming SQL yet"), "{err}");
+    let err = fails("join.sql", &format!("{BID}{sink}INSERT INTO out SELECT b.auction FROM bid b LEFT JOIN bid c ON b.auction = c.auction;\n"));
+    assert!(err.contains("join.sql:5:1: LEFT JOIN is not supported in streaming SQL yet"), "{err}");
+    let err = fails("cross.sql", &format!("{BID}{sink}INSERT INTO out SELECT b.auction FROM bid b, bid c WHERE b.price > c.price;\n"));
+    assert!(err.contains("cross.sql:5:1: a join needs an equality between columns of its two sides"), "{err}");
     let err = fails("col.sql", &format!("{BID}{sink}INSERT INTO out SELECT nope FROM bid;\n"));
     assert!(err.contains("col.sql:5:1:") && err.contains("nope"), "{err}");
     let err = fails("syntax.sql", &format!("{BID}{sink}INSERT INTO out SELEC auction FROM bid;\n"));
@@ -297,9 +318,17 @@ fn bad_sql_gets_errors_naming_the_construct_and_where() {
     let kafka = "CREATE TABLE counts (n BIGINT) WITH ('connector' = 'kafka', 'bootstrap' = '127.0.0.1:1', 'topic' = 'counts');\n";
     let err = fails(
         "session.sql",
-        &format!("{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND)) GROUP BY window_start, window_end;\n"),
+        &format!("{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(SESSION(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '1' SECOND)) GROUP BY bidder, window_start, window_end;\n"),
     );
-    assert!(err.contains("session.sql:5:1:") && err.contains("the window table function SESSION is not supported yet"), "{err}");
+    assert!(
+        err.contains("session.sql:5:1: SESSION: sessions are formed per PARTITION BY column () and the GROUP BY has besides the window (bidder): they must be the same"),
+        "{err}"
+    );
+    let err = fails(
+        "tpart.sql",
+        &format!("{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(TUMBLE(TABLE bid PARTITION BY bidder, DESCRIPTOR(dateTime), INTERVAL '1' SECOND)) GROUP BY window_start, window_end;\n"),
+    );
+    assert!(err.contains("tpart.sql:5:") && err.contains("TUMBLE: PARTITION BY is for SESSION windows"), "{err}");
     let err = fails(
         "cum.sql",
         &format!("{BID}{sink}INSERT INTO out SELECT COUNT(*) FROM TABLE(CUMULATE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '3' SECOND, INTERVAL '10' SECOND)) GROUP BY window_start, window_end;\n"),
@@ -400,4 +429,89 @@ fn a_sql_job_sent_to_a_node_runs_there_as_a_pipeline() {
     let (status, _) = node.post("/api/v1/pipelines", job.clone());
     assert_eq!(status, 400);
     assert_eq!(node.json("/api/v1/pipelines").as_array().unwrap().len(), 1, "only the good job was stored");
+}
+
+/// Seeded persons and auctions beside the bids (`person.jsonl`,
+/// `auction.jsonl`): sellers are persons 0..600 of which 0..500 exist, so
+/// some auctions meet no person.
+fn people_and_auctions(dir: &Path, persons: u64, auctions: u64) {
+    let mut x = 99u64;
+    let mut next = move |m: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let t0: u64 = 1_767_225_600_000;
+    let mut out = String::new();
+    for id in 0..persons {
+        let state = ["OR", "ID", "CA", "WA", "NY"][next(5) as usize];
+        let row = json!({"id": id, "name": format!("p{id}"), "city": format!("c{}", next(20)), "state": state, "dateTime": t0 + id * 10});
+        out.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(dir.join("person.jsonl"), out).unwrap();
+    let mut out = String::new();
+    for id in 0..auctions {
+        let (seller, category, reserve) = (next(persons + persons / 5), next(15), next(1000));
+        let row = json!({"id": 1000 + id, "seller": seller, "category": category, "reserve": reserve, "dateTime": t0 + next(persons * 10)});
+        out.push_str(&format!("{row}\n"));
+    }
+    std::fs::write(dir.join("auction.jsonl"), out).unwrap();
+}
+
+const PEOPLE: &str = "CREATE TABLE person (id BIGINT, name STRING, city STRING, state STRING, dateTime BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/person.jsonl');\n\
+     CREATE TABLE auction (id BIGINT, seller BIGINT, category BIGINT, reserve BIGINT, dateTime BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/auction.jsonl');\n";
+
+#[test]
+fn inner_joins_give_what_duckdb_gives() {
+    let w = Work::new(20_000);
+    people_and_auctions(w.dir.path(), 500, 4_000);
+    let script = w.script(
+        "j.sql",
+        &format!(
+            "SET 'parallelism.default' = '2';\n{BID}{PEOPLE}\
+             CREATE TABLE q3 (name STRING, city STRING, state STRING, id BIGINT, pid BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q3');\n\
+             CREATE TABLE late (id BIGINT, seller BIGINT, waited BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/late');\n\
+             CREATE TABLE bids_of_sellers (auction BIGINT, price BIGINT, seller BIGINT, category BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/bids_of_sellers');\n\
+             -- Nexmark q3: local item suggestion (both sides have a column id)\n\
+             INSERT INTO q3\n\
+             SELECT P.name, P.city, P.state, A.id, P.id AS pid\n\
+             FROM auction AS A INNER JOIN person AS P ON A.seller = P.id\n\
+             WHERE A.category = 10 AND (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA');\n\
+             -- a condition that is not an equality, and the comma syntax\n\
+             INSERT INTO late SELECT a.id, a.seller, a.dateTime - p.dateTime FROM auction a, person p WHERE a.seller = p.id AND a.dateTime > p.dateTime + 1000;\n\
+             -- a join on an expression of each side, many rows per key on both sides\n\
+             INSERT INTO bids_of_sellers SELECT b.auction, b.price, a.seller, a.category FROM bid b JOIN auction a ON b.auction = a.id AND b.price % 7 = a.reserve % 7;\n"
+        ),
+    );
+    let log = run_sql(&script);
+    assert!(log.contains("s1-join"), "{log}");
+    let bids = w.bids();
+    let q3 = "SELECT P.name, P.city, P.state, A.id, P.id AS pid FROM auction AS A INNER JOIN person AS P ON A.seller = P.id \
+              WHERE A.category = 10 AND (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')";
+    assert_same("Nexmark q3", &w.rows("q3"), &duckdb(&bids, q3));
+    let late = "SELECT a.id, a.seller, a.dateTime - p.dateTime AS waited FROM auction a, person p WHERE a.seller = p.id AND a.dateTime > p.dateTime + 1000";
+    assert_same("join with a residual condition", &w.rows("late"), &duckdb(&bids, late));
+    let bs = "SELECT b.auction, b.price, a.seller, a.category FROM bid b JOIN auction a ON b.auction = a.id AND b.price % 7 = a.reserve % 7";
+    assert_same("join on expressions", &w.rows("bids_of_sellers"), &duckdb(&bids, bs));
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("--key_by--> s1-join x2: inner join ON"), "{text}");
+    assert!(text.contains("state: per join key: every row of each side (map state: row -> count), kept forever"), "{text}");
+}
+
+#[test]
+fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
+    let w = Work::new(200_000);
+    people_and_auctions(w.dir.path(), 500, 4_000);
+    let script = w.script(
+        "jk.sql",
+        &format!(
+            "SET 'checkpoint.interval' = '100ms';\nSET 'state.dir' = '@OUT/state';\nSET 'parallelism.default' = '2';\nSET 'table.exec.state.ttl' = '1 h';\n{BID}{PEOPLE}\
+             CREATE TABLE out (auction BIGINT, bidder BIGINT, price BIGINT, seller BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/out');\n\
+             INSERT INTO out SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id;\n"
+        ),
+    );
+    let kills = run_killed_after_checkpoints(&["sql", "--progress", "0", script.to_str().unwrap()], &w.path("state"), 3);
+    assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
+    let want = duckdb(&w.bids(), "SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id");
+    assert_same("join through kill -9", &w.rows("out"), &want);
 }

@@ -255,6 +255,42 @@ impl Acc {
         Ok(())
     }
 
+    /// Take in `other`'s values (two session windows becoming one).
+    pub fn merge(&mut self, other: Acc) -> Result<(), String> {
+        match (self, other) {
+            (Acc::Count { n }, Acc::Count { n: m }) => *n += m,
+            (Acc::SumInt { sum, n }, Acc::SumInt { sum: s, n: m }) => {
+                *sum = sum.checked_add(s).ok_or("SUM overflows a BIGINT")?;
+                *n += m;
+            }
+            (Acc::SumFloat { sum, n }, Acc::SumFloat { sum: s, n: m }) | (Acc::Avg { sum, n }, Acc::Avg { sum: s, n: m }) => {
+                *sum += s;
+                *n += m;
+            }
+            (Acc::Min { v }, Acc::Min { v: w }) => {
+                if let Some(w) = w
+                    && v.as_ref().is_none_or(|c| &w < c)
+                {
+                    *v = Some(w);
+                }
+            }
+            (Acc::Max { v }, Acc::Max { v: w }) => {
+                if let Some(w) = w
+                    && v.as_ref().is_none_or(|c| &w > c)
+                {
+                    *v = Some(w);
+                }
+            }
+            (Acc::Distinct { values }, Acc::Distinct { values: other }) => {
+                for (k, (v, n)) in other {
+                    values.entry(k).or_insert((v, 0)).1 += n;
+                }
+            }
+            _ => return Err("accumulators of different aggregates cannot merge".into()),
+        }
+        Ok(())
+    }
+
     /// The result, as JSON of the output type.
     pub fn result(&self, spec: &AggSpec) -> Value {
         match self {
@@ -316,6 +352,15 @@ pub struct GroupState {
 impl GroupState {
     pub fn new(specs: &[AggSpec]) -> Self {
         GroupState { accs: specs.iter().map(Acc::new).collect(), rows: 0, last: None }
+    }
+
+    /// Take in `other` (two session windows becoming one).
+    pub fn merge(&mut self, other: GroupState) -> Result<(), String> {
+        for (a, b) in self.accs.iter_mut().zip(other.accs) {
+            a.merge(b)?;
+        }
+        self.rows += other.rows;
+        Ok(())
     }
 
     /// Add (`sign` 1) or take out (-1) input row `i` of `args`.

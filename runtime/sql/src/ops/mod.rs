@@ -1,12 +1,13 @@
 //! The operator kinds SQL plans onto, one per file, registered with the
 //! other types of a binary: `sql-calc` (projections and filters),
-//! `sql-window` (window aggregations) and `sql-aggregate` (updating
-//! aggregations), their shared keyed state and timers (`keyed.rs`), aggregate
+//! `sql-window` (window aggregations), `sql-aggregate` (updating
+//! aggregations) and `sql-join` (regular inner equi-joins), their shared keyed state and timers (`keyed.rs`), aggregate
 //! functions (`agg.rs`), and JSON rows to Arrow and back (`json.rs`).
 
 pub mod agg;
 pub mod aggregate;
 pub mod calc;
+pub mod join;
 pub mod json;
 pub mod keyed;
 pub mod window;

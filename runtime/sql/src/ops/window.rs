@@ -1,5 +1,8 @@
 //! `type: sql-window`: an aggregation grouped by the windows of a TUMBLE,
-//! HOP or CUMULATE window table function (and columns). Keyed by the group (the record
+//! HOP, CUMULATE or SESSION window table function (and columns). A session
+//! row's window `[ts, ts + gap)` merges with the group's windows it touches
+//! (as Flink's session windows: accumulators merged, the old windows' timers
+//! deleted). Keyed by the group (the record
 //! key its input's calc set), it assigns each row its windows by the row's
 //! event time, keeps each open window's accumulators in keyed map state
 //! (window bounds → accumulators) and an event-time timer at the window's
@@ -46,6 +49,7 @@ impl OperatorKind for SqlWindow {
             WindowShape::Tumble { size } if size > 0 => {}
             WindowShape::Hop { slide, size } if slide > 0 && slide <= size => {}
             WindowShape::Cumulate { step, size } if step > 0 && size > 0 && size % step == 0 => {}
+            WindowShape::Session { gap } if gap > 0 => {}
             _ => return Err(cx.error("window", "sizes, slides and steps are positive, a slide is not larger than its size, and a CUMULATE size is a whole number of steps")),
         }
         c.check().map_err(|m| cx.error("aggregates", m))
@@ -117,7 +121,17 @@ impl WindowTask {
                 return Ok(());
             }
             for (time, key) in due {
-                let b = Bounds { start: self.shape.start_of(time + 1), end: time + 1 };
+                let start = match self.shape.start_of(time + 1) {
+                    Some(s) => Some(s),
+                    // A session: the group's window that ends there, if any.
+                    None => store::windows(self.keyed.state.as_mut(), self.id, &key)
+                        .map_err(|e| self.keyed.fail(e))?
+                        .into_iter()
+                        .find(|(w, _)| w.end == time + 1)
+                        .map(|(w, _)| w.start),
+                };
+                let Some(start) = start else { continue };
+                let b = Bounds { start, end: time + 1 };
                 let Some(v) = self.keyed.state.map_get(self.id, &key, &store::encode(&b)).map_err(|e| self.keyed.fail(e))? else {
                     continue;
                 };
@@ -130,6 +144,39 @@ impl WindowTask {
                 out.main().push(&key, &row, b.max_timestamp(), TIMER_ORIGIN);
             }
         }
+    }
+}
+
+impl WindowTask {
+    /// A session row: its window merged with the group's windows it touches
+    /// (Flink's: `[a, b)` and `[c, d)` merge when `a <= d` and `c <= b`).
+    /// False when the merged window has fired already (a late row).
+    fn session(&mut self, key: &[u8], ts: i64, gap: i64, args: &[arrow_array::ArrayRef], i: usize) -> Result<bool, OperatorError> {
+        let mut b = Bounds { start: ts, end: ts.saturating_add(gap) };
+        let mut touched = Vec::new();
+        for (w, bytes) in store::windows(self.keyed.state.as_mut(), self.id, key).map_err(|e| self.keyed.fail(e))? {
+            if w.start <= b.end && b.start <= w.end {
+                touched.push((w, bytes));
+            }
+        }
+        for (w, _) in &touched {
+            b = Bounds { start: b.start.min(w.start), end: b.end.max(w.end) };
+        }
+        if b.max_timestamp() <= self.watermark {
+            return Ok(false);
+        }
+        let mut state = GroupState::new(&self.cfg.aggregates);
+        state.update(&self.cfg.aggregates, args, i, 1).map_err(|m| self.keyed.fail(m))?;
+        for (w, bytes) in touched {
+            let other: GroupState = serde_json::from_slice(&bytes).map_err(|e| self.keyed.fail(format!("stored window state does not read: {e}")))?;
+            state.merge(other).map_err(|m| self.keyed.fail(m))?;
+            self.keyed.state.map_remove(self.id, key, &store::encode(&w)).map_err(|e| self.keyed.fail(e))?;
+            self.keyed.timers.delete(Domain::Event, w.max_timestamp(), key);
+        }
+        let bytes = serde_json::to_vec(&state).expect("window state serialises");
+        self.keyed.state.map_put(self.id, key, &store::encode(&b), &bytes).map_err(|e| self.keyed.fail(e))?;
+        self.keyed.timers.register(Domain::Event, b.max_timestamp(), key);
+        Ok(true)
     }
 }
 
@@ -152,8 +199,13 @@ impl Operator for WindowTask {
                     .in_row(Some(i)));
             }
             let key = input.key(i).to_vec();
-            let mut any = false;
-            for (start, end) in self.shape.assign(ts) {
+            let (mut any, windows) = match self.shape {
+                WindowShape::Session { gap } => {
+                    (self.session(&key, ts, gap, &args, i).map_err(|e| e.at(Some(input.origins[i])).in_row(Some(i)))?, Vec::new())
+                }
+                shape => (false, shape.assign(ts)),
+            };
+            for (start, end) in windows {
                 let b = Bounds { start, end };
                 if b.max_timestamp() <= self.watermark {
                     continue;
