@@ -515,3 +515,30 @@ fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
     let want = duckdb(&w.bids(), "SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id");
     assert_same("join through kill -9", &w.rows("out"), &want);
 }
+
+#[test]
+fn nexmark_q4_an_average_of_maxima_over_a_join_applies_to_duckdbs_result() {
+    let w = Work::new(20_000);
+    people_and_auctions(w.dir.path(), 500, 400);
+    let script = w.script(
+        "q4.sql",
+        &format!(
+            "SET 'parallelism.default' = '2';\n{BID}{PEOPLE}\
+             CREATE TABLE q4 (category BIGINT, avg_final DOUBLE, PRIMARY KEY (category) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/q4');\n\
+             -- Nexmark q4: the average closing price per category (an auction is open for 100 s here)\n\
+             INSERT INTO q4\n\
+             SELECT Q.category, AVG(Q.final) FROM (\n\
+               SELECT MAX(B.price) AS final, A.category FROM auction A, bid B\n\
+               WHERE A.id = B.auction AND CAST(B.dateTime AS BIGINT) BETWEEN A.dateTime AND A.dateTime + 100000\n\
+               GROUP BY A.id, A.category\n\
+             ) Q GROUP BY Q.category;\n"
+        ),
+    );
+    run_sql(&script);
+    let lines = w.rows("q4");
+    assert!(lines.iter().any(|l| l["op"] == "-U"), "the inner maxima and the averages change as bids come");
+    let got: Vec<Value> = apply(&lines, "category").into_values().collect();
+    let q4 = "SELECT Q.category, avg(Q.final) AS avg_final FROM (SELECT max(B.price) AS final, A.category FROM auction A, bid B \
+              WHERE A.id = B.auction AND B.dateTime BETWEEN A.dateTime AND A.dateTime + 100000 GROUP BY A.id, A.category) Q GROUP BY Q.category";
+    assert_same("Nexmark q4", &got, &duckdb(&w.bids(), q4));
+}
