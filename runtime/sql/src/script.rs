@@ -170,9 +170,8 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
                 if toks.get(i + 6).is_some_and(|n| is_keyword(&n.token, "PARTITION")) && toks.get(i + 7).is_some_and(|n| is_keyword(&n.token, "BY")) {
                     let mut cols = Vec::new();
                     let mut j = i + 8;
-                    while let Some(w) = toks.get(j).and_then(|n| word(&n.token)) {
+                    while toks.get(j).and_then(|n| word(&n.token)).is_some() {
                         cols.push(toks[j].token.to_string());
-                        let _ = w;
                         if toks.get(j + 1).is_some_and(|n| n.token == Token::Comma) && toks.get(j + 2).is_some_and(|n| !is_keyword(&n.token, "DESCRIPTOR")) {
                             j += 2;
                         } else {
@@ -185,7 +184,7 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
                     }
                     let (from, to) = (lines.offset(toks[i + 6].span.start), lines.offset(toks[j].span.end));
                     let text = format!(",PART_BY({})", cols.join(","));
-                    if text.len() <= to - from && !text[..].contains('\n') {
+                    if text.len() <= to - from {
                         blank(&mut out, from..to);
                         out[from..from + text.len()].copy_from_slice(text.as_bytes());
                     }
