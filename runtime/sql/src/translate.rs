@@ -45,6 +45,10 @@ pub struct Stream {
     /// The rows' field name of each of `schema`'s columns, when not the
     /// column's own name (a join's output: `j0`, `j1`, ...).
     pub names: Option<Vec<String>>,
+    /// The columns (of `schema`) of the window each row belongs to, start and
+    /// end, when its rows are a window aggregation's (or a window join's):
+    /// grouping or joining by them again is windowed too.
+    pub window: Option<(usize, usize)>,
 }
 
 impl Stream {
@@ -122,8 +126,19 @@ impl Translator<'_> {
                     other => (None, other),
                 };
                 let s = self.go(input)?;
+                // The window's columns, if the projection keeps both.
+                let window = s.window.and_then(|(start, end)| {
+                    let at = |i: usize| {
+                        pr.expr.iter().position(|e| match e.clone().unalias() {
+                            Expr::Column(c) => s.schema.index_of_column(&c).ok() == Some(i),
+                            _ => false,
+                        })
+                    };
+                    Some((at(start)?, at(end)?))
+                });
                 let out = columns(&pr.schema);
-                self.calc(s, filter, &pr.expr, out, pr.schema.clone(), None)
+                let s = self.calc(s, filter, &pr.expr, out, pr.schema.clone(), None)?;
+                Ok(Stream { window, ..s })
             }
             LogicalPlan::Filter(f) => {
                 let s = self.go(&f.input)?;
@@ -158,7 +173,7 @@ impl Translator<'_> {
         }
         let changelog = t.options.get("format").is_some_and(|f| f == "debezium-json" || f == "upsert");
         let node = self.job.source_of(t);
-        Ok(Stream { node, schema: s.projected_schema.clone(), changelog, table: Some(t.clone()), names: None })
+        Ok(Stream { node, schema: s.projected_schema.clone(), changelog, table: Some(t.clone()), names: None, window: None })
     }
 
     /// A `sql-calc` over `s`: `filter`, then `select` (output `out`, of
@@ -191,7 +206,7 @@ impl Translator<'_> {
         }
         let filter = filter.map(|f| to_sql(&s.physical(f)).map_err(|e| self.df(e))).transpose()?;
         let select = select.iter().map(|e| to_sql(&s.physical(e)).map_err(|e| self.df(e))).collect::<Result<Vec<_>, _>>()?;
-        Ok(CalcConfig { input, filter, select, output: out, key: Vec::new() })
+        Ok(CalcConfig { input, filter, select, output: out, key: None })
     }
 
     fn aggregate(&mut self, a: &Aggregate) -> Result<Stream, SqlError> {
@@ -205,13 +220,35 @@ impl Translator<'_> {
             .collect();
         let window_col = |w: &str| names.iter().position(|n| *n == Some(w));
         let (tvf, filters) = find_tvf(&a.input);
-        let windowed = match (window_col("window_start"), window_col("window_end"), &tvf) {
+        // The rows to aggregate: the window function's input, or the aggregation's.
+        let (base, filter) = match &tvf {
+            Some(t) => {
+                for f in &filters {
+                    if f.column_refs().iter().any(|c| WINDOW_COLUMNS.contains(&c.name.as_str())) {
+                        return Err(self.err("a filter on window_start, window_end or window_time before the GROUP BY is not supported yet"));
+                    }
+                }
+                (&t.input, filters.into_iter().cloned().reduce(|a, b| a.and(b)))
+            }
+            None => (a.input.as_ref(), None),
+        };
+        let s = self.go(base)?;
+        // Grouped by the window columns of a windowed input (rows of a window
+        // aggregation): windowed again, by the windows the rows carry.
+        let attached = match (&tvf, s.window) {
+            (None, Some((ws, we))) => {
+                let at = |i: usize| a.group_expr.iter().position(|e| matches!(e, Expr::Column(c) if s.schema.index_of_column(c).ok() == Some(i)));
+                at(ws).zip(at(we))
+            }
+            _ => None,
+        };
+        let windowed = attached.is_some() || match (window_col("window_start"), window_col("window_end"), &tvf) {
             (Some(_), Some(_), Some(_)) => true,
             (None, None, None) => false,
             (_, _, Some(_)) => {
                 return Err(self.err("an aggregation over a window table function groups by window_start and window_end (GROUP BY window_start, window_end, ...)"))
             }
-            _ => return Err(self.err("window_start and window_end come from a window table function: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...))")),
+            _ => return Err(self.err("window_start and window_end come from a window table function: FROM TABLE(TUMBLE(TABLE t, DESCRIPTOR(ts), ...)), or from a window aggregation grouped by both")),
         };
         if let Some(t) = &tvf
             && matches!(t.shape, crate::tvf::WindowShape::Session { .. })
@@ -233,19 +270,6 @@ impl Translator<'_> {
                 )));
             }
         }
-        // The rows to aggregate: the window function's input, or the aggregation's.
-        let (base, filter) = match &tvf {
-            Some(t) => {
-                for f in &filters {
-                    if f.column_refs().iter().any(|c| WINDOW_COLUMNS.contains(&c.name.as_str())) {
-                        return Err(self.err("a filter on window_start, window_end or window_time before the GROUP BY is not supported yet"));
-                    }
-                }
-                (&t.input, filters.into_iter().cloned().reduce(|a, b| a.and(b)))
-            }
-            None => (a.input.as_ref(), None),
-        };
-        let s = self.go(base)?;
         if windowed && s.changelog {
             return Err(self.err("a window aggregation over a changelog (updates and deletes) is not supported yet"));
         }
@@ -273,10 +297,12 @@ impl Translator<'_> {
         let mut input_cols: Vec<ColumnDef> = Vec::new();
         let base_schema = s.schema.clone();
         let type_of = |e: &Expr| e.get_type(base_schema.as_ref());
-        for (e, n) in a.group_expr.iter().zip(&names) {
+        for (gi, (e, n)) in a.group_expr.iter().zip(&names).enumerate() {
             match *n {
-                Some("window_start") if windowed => group.push(GroupField::WindowStart),
-                Some("window_end") if windowed => group.push(GroupField::WindowEnd),
+                _ if attached.is_some_and(|(ws, _)| ws == gi) => group.push(GroupField::WindowStart),
+                _ if attached.is_some_and(|(_, we)| we == gi) => group.push(GroupField::WindowEnd),
+                Some("window_start") if tvf.is_some() => group.push(GroupField::WindowStart),
+                Some("window_end") if tvf.is_some() => group.push(GroupField::WindowEnd),
                 _ => {
                     let t = type_of(e).map_err(|e| self.df(e))?;
                     group.push(GroupField::Key(select.len()));
@@ -328,17 +354,34 @@ impl Translator<'_> {
             let out = out_fields[n_group + i].data_type().clone();
             aggregates.push(AggSpec { function, distinct: params.distinct, arg, data_type: out });
         }
+        // Windows the rows carry: their bounds as milliseconds, after the arguments.
+        let shape = match (&tvf, attached) {
+            (Some(t), _) => Some(t.shape),
+            (None, Some((ws, we))) => {
+                let mut bound = |gi: usize, name: &str| {
+                    let e = Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(s.physical(&a.group_expr[gi])), DataType::Int64));
+                    input_cols.push(ColumnDef { name: name.into(), data_type: DataType::Int64 });
+                    select.push(e);
+                    select.len() - 1
+                };
+                Some(crate::tvf::WindowShape::Attached { start: bound(ws, "ws"), end: bound(we, "we") })
+            }
+            (None, None) => None,
+        };
         let output: Vec<ColumnDef> = out_fields.iter().map(|f| ColumnDef::of(f)).collect();
         // The pre-calc computes keys and arguments and keys the records by the group.
         let mut pre = self.calc_config(&s, filter.as_ref(), &select, input_cols.clone())?;
-        pre.key = (0..keys).collect();
+        pre.key = Some((0..keys).collect());
         let explain = format!(
             "calc{}: group keys and arguments {}",
             pre.filter.as_ref().map_or(String::new(), |f| format!(" WHERE {f}")),
             pre.select.join(", ")
         );
         let pre_node = self.add(calc_node(&s, pre, explain));
-        let shape = tvf.as_ref().map(|t| t.shape);
+        let window = match windowed {
+            true => group.iter().position(|g| *g == GroupField::WindowStart).zip(group.iter().position(|g| *g == GroupField::WindowEnd)),
+            false => None,
+        };
         let config = AggregateConfig { input: input_cols, keys, group, aggregates, output: output.clone(), window: shape };
         let kind = if windowed { "sql-window" } else { "sql-aggregate" };
         let aggs: Vec<String> = a.aggr_expr.iter().map(|e| e.schema_name().to_string()).collect();
@@ -366,7 +409,7 @@ impl Translator<'_> {
             statement: None,
             table: None,
         });
-        Ok(Stream { node, schema: a.schema.clone(), changelog: !windowed || s.changelog, table: None, names: None })
+        Ok(Stream { node, schema: a.schema.clone(), changelog: !windowed || s.changelog, table: None, names: None, window })
     }
 
     /// An inner equi-join: a keyed `sql-join` over a calc per side, then a
@@ -384,6 +427,20 @@ impl Translator<'_> {
         if l.changelog || r.changelog {
             return Err(self.err("a JOIN of a changelog (updates and deletes) is not supported yet: both sides must be append-only"));
         }
+        // A window join: both sides are rows of windows, joined on their
+        // windows' start and end; the rows of a window are dropped once the
+        // watermark passes its end (no later row can meet them).
+        let window = match (l.window, r.window) {
+            (Some((ls, le)), Some((rs, re))) => {
+                let col = |s: &Stream, e: &Expr| match e.clone().unalias() {
+                    Expr::Column(c) => s.schema.index_of_column(&c).ok(),
+                    _ => None,
+                };
+                let pair = |li: usize, ri: usize| j.on.iter().position(|(a, b)| col(&l, a) == Some(li) && col(&r, b) == Some(ri));
+                pair(ls, rs).zip(pair(le, re)).map(|(start, end)| (start, end, ls, le))
+            }
+            _ => None,
+        };
         let names: Vec<String> = (0..j.schema.fields().len()).map(|i| format!("j{i}")).collect();
         let nl = l.schema.fields().len();
         let mut side_nodes = Vec::new();
@@ -393,7 +450,9 @@ impl Translator<'_> {
                 let lt = le.get_type(l.schema.as_ref()).map_err(|e| self.df(e))?;
                 let e = if side == 0 { le.clone() } else { re.clone() };
                 let t = e.get_type(s.schema.as_ref()).map_err(|e| self.df(e))?;
-                // Both sides' keys as the left's type, so equal keys are equal bytes.
+                // Both sides' keys as the left's type, so equal keys are equal
+                // bytes; a window's bounds as milliseconds.
+                let lt = if window.is_some_and(|(s, e, _, _)| i == s || i == e) { DataType::Int64 } else { lt };
                 let e = if t == lt { e } else { Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(e), lt.clone())) };
                 select.push(e);
                 out.push(ColumnDef { name: format!("k{i}"), data_type: lt });
@@ -405,13 +464,19 @@ impl Translator<'_> {
             select.push(datafusion_expr::lit(side as i64));
             out.push(ColumnDef { name: crate::ops::join::SIDE.into(), data_type: DataType::Int64 });
             let mut config = self.calc_config(s, None, &select, out)?;
-            config.key = (0..j.on.len()).collect();
+            config.key = Some((0..j.on.len()).collect());
             let what = if side == 0 { "left" } else { "right" };
             let explain = format!("calc: the join's {what} side, keyed by {}", config.select[..j.on.len()].join(", "));
             side_nodes.push(self.add(calc_node(s, config, explain)));
         }
         let ttl = self.job.settings.state_ttl_ms;
-        let config = crate::ops::join::JoinConfig { keys: j.on.len(), left: names[..nl].to_vec(), right: names[nl..].to_vec(), ttl_ms: ttl };
+        let config = crate::ops::join::JoinConfig {
+            keys: j.on.len(),
+            left: names[..nl].to_vec(),
+            right: names[nl..].to_vec(),
+            ttl_ms: ttl,
+            window_end: window.map(|(_, e, _, _)| e),
+        };
         let mut cfg = serde_json::to_value(&config).expect("configs serialise");
         let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
         let on: Vec<String> = j.on.iter().map(|(a, b)| format!("{a} = {b}")).collect();
@@ -424,15 +489,19 @@ impl Translator<'_> {
             keyed: true,
             parallelism: self.job.settings.parallelism,
             config: std::mem::take(cfg),
-            explain: format!("inner join ON {}", on.join(" AND ")),
-            state: Some(format!(
-                "per join key: every row of each side (map state: row -> count){}",
-                ttl.map_or(", kept forever (SET 'table.exec.state.ttl' bounds it)".to_string(), |t| format!(", each dropped {t} ms after it came"))
-            )),
+            explain: format!("{} ON {}", if window.is_some() { "window join" } else { "inner join" }, on.join(" AND ")),
+            state: Some(match window {
+                Some(_) => "per join key (which holds the window): every row of each side (map state: row -> count) until the watermark passes the window's end (an event-time timer)".to_string(),
+                None => format!(
+                    "per join key: every row of each side (map state: row -> count){}",
+                    ttl.map_or(", kept forever (SET 'table.exec.state.ttl' bounds it)".to_string(), |t| format!(", each dropped {t} ms after it came"))
+                ),
+            }),
             statement: None,
             table: None,
         });
-        let s = Stream { node, schema: j.schema.clone(), changelog: false, table: None, names: Some(names.clone()) };
+        let window = window.map(|(_, _, ls, le)| (ls, le));
+        let s = Stream { node, schema: j.schema.clone(), changelog: false, table: None, names: Some(names.clone()), window };
         match &j.filter {
             Some(f) => {
                 let all: Vec<Expr> = j.schema.columns().into_iter().map(Expr::Column).collect();
@@ -464,13 +533,13 @@ impl Translator<'_> {
         let stmt = self.stmt;
         let fused = self.job.operators.last_mut().filter(|n| n.name == s.node && n.kind == "sql-calc" && n.statement == Some(stmt)).and_then(|n| {
             let mut c: CalcConfig = serde_json::from_value(Value::Object(n.config.clone())).ok()?;
-            if !c.key.is_empty() || c.output.len() != cols.len() || c.output.iter().zip(&cols).any(|(o, t)| o.data_type != t.data_type) {
+            if c.key.is_some() || c.output.len() != cols.len() || c.output.iter().zip(&cols).any(|(o, t)| o.data_type != t.data_type) {
                 return None;
             }
             for (o, col) in c.output.iter_mut().zip(&cols) {
                 o.name = col.name.clone();
             }
-            c.key = key.clone();
+            c.key = (!key.is_empty()).then(|| key.clone());
             let Ok(Value::Object(config)) = serde_json::to_value(&c) else { return None };
             n.config = config;
             n.explain = format!("{}; rows of {}{keyed}", n.explain, t.name);
@@ -480,7 +549,7 @@ impl Translator<'_> {
             Some(name) => name,
             None => {
                 let mut config = self.calc_config(&s, None, &select, cols)?;
-                config.key = key;
+                config.key = (!key.is_empty()).then_some(key);
                 self.add(calc_node(&s, config, format!("encode rows of {}{keyed}", t.name)))
             }
         };

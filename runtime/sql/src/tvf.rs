@@ -31,6 +31,11 @@ pub enum WindowShape {
     /// Per group, rows less than `gap` apart share a window, which ends `gap`
     /// after its last row.
     Session { gap: i64 },
+    /// The windows the rows carry: the output of a window aggregation (or a
+    /// window join), whose columns `start` and `end` (of the aggregation's
+    /// input columns, as milliseconds) are the window's bounds. Grouping by
+    /// them again is a window aggregation too (Flink's cascading windows).
+    Attached { start: usize, end: usize },
 }
 
 impl WindowShape {
@@ -57,6 +62,8 @@ impl WindowShape {
             }
             // Its own window, before merging with the group's others.
             WindowShape::Session { gap } => vec![(ts, ts + gap)],
+            // In the row, not of its time.
+            WindowShape::Attached { .. } => Vec::new(),
         }
     }
 
@@ -66,7 +73,7 @@ impl WindowShape {
         match *self {
             WindowShape::Tumble { size } | WindowShape::Hop { size, .. } => Some(end - size),
             WindowShape::Cumulate { size, .. } => Some((end - 1) - (end - 1).rem_euclid(size)),
-            WindowShape::Session { .. } => None,
+            WindowShape::Session { .. } | WindowShape::Attached { .. } => None,
         }
     }
 }
@@ -78,6 +85,7 @@ impl fmt::Display for WindowShape {
             WindowShape::Hop { slide, size } => write!(f, "HOP(slide {slide} ms, size {size} ms)"),
             WindowShape::Cumulate { step, size } => write!(f, "CUMULATE(step {step} ms, size {size} ms)"),
             WindowShape::Session { gap } => write!(f, "SESSION(gap {gap} ms)"),
+            WindowShape::Attached { .. } => write!(f, "over the windows of its input's rows"),
         }
     }
 }

@@ -24,4 +24,5 @@ mod recovery;
 mod schemathesis;
 mod serve;
 mod sql;
+mod sql_nexmark;
 mod windows;

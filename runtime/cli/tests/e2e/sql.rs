@@ -38,12 +38,12 @@ fn bids(n: usize, seed: u64) -> String {
     out
 }
 
-const BID: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, dateTime TIMESTAMP(3),\n  WATERMARK FOR dateTime AS dateTime - INTERVAL '0.1' SECOND\n) WITH ('connector' = 'file', 'path' = '@BIDS');\n";
+pub(crate) const BID: &str = "CREATE TABLE bid (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, dateTime TIMESTAMP(3),\n  WATERMARK FOR dateTime AS dateTime - INTERVAL '0.1' SECOND\n) WITH ('connector' = 'file', 'path' = '@BIDS');\n";
 
 /// Run DuckDB over the bids (table `bid`, dateTime in ms), and the persons
 /// and auctions beside them if there are (`person`, `auction`), and return
 /// the rows of `query`.
-fn duckdb(bids: &Path, query: &str) -> Vec<Value> {
+pub(crate) fn duckdb(bids: &Path, query: &str) -> Vec<Value> {
     let site = weir_test_services::python_packages("duckdb", crate::iceberg_upsert::DUCKDB).expect("DuckDB installs");
     let script = r#"
 import duckdb, json, sys
@@ -64,27 +64,27 @@ print(json.dumps([dict(zip(cols, r)) for r in cur.fetchall()], default=str))
 }
 
 /// A work directory with the bids and a script in it.
-struct Work {
-    dir: tempfile::TempDir,
+pub(crate) struct Work {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Work {
-    fn new(n: usize) -> Work {
+    pub(crate) fn new(n: usize) -> Work {
         let w = Work { dir: tempfile::tempdir().unwrap() };
         std::fs::write(w.bids(), bids(n, 7)).unwrap();
         w
     }
 
-    fn bids(&self) -> PathBuf {
+    pub(crate) fn bids(&self) -> PathBuf {
         self.dir.path().join("bids.jsonl")
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Write `text` (with `@BIDS` and `@OUT/x` placed) as a script.
-    fn script(&self, name: &str, text: &str) -> PathBuf {
+    pub(crate) fn script(&self, name: &str, text: &str) -> PathBuf {
         let p = self.path(name);
         let text = text.replace("@BIDS", self.bids().to_str().unwrap()).replace("@OUT", self.dir.path().to_str().unwrap());
         std::fs::write(&p, text).unwrap();
@@ -92,7 +92,7 @@ impl Work {
     }
 
     /// The rows a file sink wrote under `@OUT/name`, as JSON.
-    fn rows(&self, name: &str) -> Vec<Value> {
+    pub(crate) fn rows(&self, name: &str) -> Vec<Value> {
         parts(&self.path(name)).concat().iter().map(|l| serde_json::from_str(l).unwrap()).collect()
     }
 }
@@ -111,7 +111,7 @@ fn canonical(rows: &[Value]) -> Vec<String> {
     out
 }
 
-fn assert_same(name: &str, got: &[Value], want: &[Value]) {
+pub(crate) fn assert_same(name: &str, got: &[Value], want: &[Value]) {
     let (g, w) = (canonical(got), canonical(want));
     if g != w {
         let missing: Vec<_> = w.iter().filter(|r| !g.contains(r)).take(5).collect();
@@ -121,7 +121,7 @@ fn assert_same(name: &str, got: &[Value], want: &[Value]) {
     assert!(!w.is_empty(), "{name}: no rows to compare");
 }
 
-fn run_sql(script: &Path) -> String {
+pub(crate) fn run_sql(script: &Path) -> String {
     let o = weir(&["sql", "--progress", "0", script.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     stderr(&o)
@@ -217,7 +217,7 @@ fn tumble_hop_cumulate_and_session_window_aggregations_give_what_duckdb_gives() 
 }
 
 /// Apply a changelog of rows keyed by `key` (`{"op","data"}` lines) to a table.
-fn apply(lines: &[Value], key: &str) -> BTreeMap<String, Value> {
+pub(crate) fn apply(lines: &[Value], key: &str) -> BTreeMap<String, Value> {
     let mut table = BTreeMap::new();
     for l in lines {
         let row = l["data"].clone();

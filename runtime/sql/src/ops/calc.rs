@@ -33,9 +33,11 @@ pub struct CalcConfig {
     pub select: Vec<String>,
     /// The output columns.
     pub output: Vec<ColumnDef>,
-    /// Output columns whose values, as a JSON object, become the record key.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub key: Vec<usize>,
+    /// Output columns whose values, as a JSON object, become the record key
+    /// (none: the empty key, one group of every row); without it, rows keep
+    /// their input's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<usize>>,
 }
 
 /// The `sql-calc` operator kind.
@@ -49,7 +51,7 @@ impl OperatorKind for SqlCalc {
         if c.select.len() != c.output.len() {
             return Err(cx.error("select", format!("{} expressions for {} output columns", c.select.len(), c.output.len())));
         }
-        if let Some(k) = c.key.iter().find(|&&k| k >= c.output.len()) {
+        if let Some(k) = c.key.iter().flatten().find(|&&k| k >= c.output.len()) {
             return Err(cx.error("key", format!("column {k} of {} output columns", c.output.len())));
         }
         Ok(())
@@ -79,7 +81,7 @@ pub struct Calc {
     filter: Option<Arc<dyn PhysicalExpr>>,
     select: Vec<Arc<dyn PhysicalExpr>>,
     output: SchemaRef,
-    key: Vec<usize>,
+    key: Option<Vec<usize>>,
 }
 
 impl Calc {
@@ -120,10 +122,10 @@ impl Calc {
             .map_err(|e| (None, e.to_string()))?;
         let result = json::batch_of(&self.output, arrays).map_err(|e| (None, e.to_string()))?;
         let encoded = json::encode(&result).map_err(|e| (None, e.to_string()))?;
-        let keys = if self.key.is_empty() {
-            None
-        } else {
-            Some(json::encode(&json::project(&result, &self.key).map_err(|e| (None, e.to_string()))?).map_err(|e| (None, e.to_string()))?)
+        let keys = match self.key.as_deref() {
+            None => None,
+            Some([]) => Some(vec![Vec::new(); result.num_rows()]),
+            Some(key) => Some(json::encode(&json::project(&result, key).map_err(|e| (None, e.to_string()))?).map_err(|e| (None, e.to_string()))?),
         };
         for (i, (&row, value)) in rows.iter().zip(&encoded).enumerate() {
             let r = input.row(row);

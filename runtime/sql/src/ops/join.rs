@@ -8,13 +8,19 @@
 //! of the other side held under its key, as Flink's regular join does: rows
 //! are kept until the state TTL (`SET 'table.exec.state.ttl'`) drops them, or
 //! forever without one. A row with a null join key matches nothing (SQL
-//! equality) and is not kept.
+//! equality) and is not kept. A window join (both sides rows of windows,
+//! joined on the windows' bounds: `window_end` names the key holding the
+//! end, in milliseconds) keeps a key's rows until the watermark passes the
+//! window's end, when an event-time timer clears them: the windows' rows all
+//! come before the watermark that passes their end. A row whose window has
+//! ended is late, and dropped as a window aggregation drops it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use weir_engine::timers::Domain;
 use weir_engine::{Emitter, Operator, OperatorError, OperatorFactory, RecordBatch, SnapshotWriter, TaskContext};
 use weir_spec::{BuildContext, BuildError, BuiltOperator, Changelog, Check, OperatorKind, SpecError};
 use weir_state::{StateBackendFactory, StateDescriptor, StateId, StateKind};
@@ -37,6 +43,9 @@ pub struct JoinConfig {
     /// Rows kept are dropped after this long without being written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
+    /// A window join: the join key (`k<n>`) holding the window's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_end: Option<usize>,
 }
 
 /// The `sql-join` operator kind.
@@ -58,6 +67,9 @@ impl OperatorKind for SqlJoin {
         }
         if let Some(dup) = c.left.iter().find(|n| c.right.contains(n) || n.as_str() == SIDE) {
             return Err(cx.error("right", format!("column {dup} is on both sides")));
+        }
+        if c.window_end.is_some_and(|e| e >= c.keys) {
+            return Err(cx.error("window_end", format!("the window's end is one of the {} join keys (0 to {})", c.keys, c.keys - 1)));
         }
         if c.ttl_ms == Some(0) {
             return Err(cx.error("ttl_ms", "a state TTL is at least a millisecond"));
@@ -88,13 +100,19 @@ struct JoinFactory {
 
 impl OperatorFactory for JoinFactory {
     fn create(&self, ctx: &TaskContext) -> Result<Box<dyn Operator>, OperatorError> {
+        Ok(Box::new(self.task(ctx)?))
+    }
+}
+
+impl JoinFactory {
+    fn task(&self, ctx: &TaskContext) -> Result<JoinTask, OperatorError> {
         let mut keyed = Keyed::open(ctx, &self.state)?;
         let ttl = self.cfg.ttl_ms.map(Duration::from_millis);
         let mut declare = |name: &str| keyed.state.declare(StateDescriptor { name: name.into(), kind: StateKind::Map, ttl });
         let (left, right) = (declare(LEFT), declare(RIGHT));
         let sides = [left.map_err(|e| keyed.fail(e))?, right.map_err(|e| keyed.fail(e))?];
         let keys = (0..self.cfg.keys).map(|i| format!("k{i}")).collect();
-        Ok(Box::new(JoinTask { cfg: self.cfg.clone(), keyed, sides, keys }))
+        Ok(JoinTask { cfg: self.cfg.clone(), keyed, sides, keys, late: 0 })
     }
 }
 
@@ -105,6 +123,8 @@ struct JoinTask {
     sides: [StateId; 2],
     /// The key fields of the sides' rows.
     keys: Vec<String>,
+    /// Rows of windows that had ended (a window join), dropped.
+    late: u64,
 }
 
 fn count(bytes: &[u8]) -> u64 {
@@ -128,10 +148,23 @@ impl Operator for JoinTask {
             if self.keys.iter().any(|k| row.get(k).is_none_or(Value::is_null)) {
                 continue;
             }
+            let key = input.key(i);
+            if let Some(e) = self.cfg.window_end {
+                let Some(end) = row.get(&self.keys[e]).and_then(Value::as_i64) else {
+                    return Err(fail(self, format!("a window join's row has no window end in milliseconds ({})", self.keys[e])));
+                };
+                if end.saturating_sub(1) <= self.keyed.watermark {
+                    self.late += 1;
+                    if self.late == 1 || self.late.is_power_of_two() {
+                        tracing::warn!(operator = self.keyed.node, task = self.keyed.task, "dropped {} late rows so far: their windows had ended (window end {end}, watermark {})", self.late, self.keyed.watermark);
+                    }
+                    continue;
+                }
+                self.keyed.timers.register(Domain::Event, end - 1, key);
+            }
             let columns = if side == 0 { &self.cfg.left } else { &self.cfg.right };
             let own: Map<String, Value> = columns.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null))).collect();
             let bytes = serde_json::to_vec(&own).expect("JSON serialises");
-            let key = input.key(i);
             let (mine, theirs) = (self.sides[side], self.sides[1 - side]);
             let held = self.keyed.state.map_get(mine, key, &bytes).map_err(|e| self.keyed.fail(e))?.map_or(0, |b| count(&b));
             self.keyed.state.map_put(mine, key, &bytes, &(held + 1).to_le_bytes()).map_err(|e| self.keyed.fail(e))?;
@@ -150,7 +183,86 @@ impl Operator for JoinTask {
         Ok(())
     }
 
+    /// A window join: the rows of windows the watermark has passed go.
+    fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<(), OperatorError> {
+        self.keyed.watermark = self.keyed.watermark.max(watermark);
+        loop {
+            let due = self.keyed.timers.due(Domain::Event, watermark, 1024);
+            if due.is_empty() {
+                return Ok(());
+            }
+            for (_, key) in due {
+                for side in self.sides {
+                    self.keyed.state.clear(side, &key).map_err(|e| self.keyed.fail(e))?;
+                }
+            }
+        }
+    }
+
     fn snapshot(&mut self, dir: &std::path::Path) -> Result<Option<SnapshotWriter>, OperatorError> {
         self.keyed.snapshot(dir).map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weir_engine::{Origin, RecordBatch};
+    use weir_state::HeapBackendFactory;
+
+    fn join(window_end: Option<usize>) -> JoinTask {
+        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, window_end };
+        let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
+        f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
+    }
+
+    /// A side's row `v` of window `[end - 10, end)` under join key `k`.
+    fn row(b: &mut RecordBatch, side: u8, k: i64, end: i64, v: i64) {
+        let key = format!(r#"{{"k0":{k},"k1":{end}}}"#);
+        let value = if side == 0 { format!(r#"{{"k0":{k},"k1":{end},"j0":{v},"__side":0}}"#) } else { format!(r#"{{"k0":{k},"k1":{end},"j1":{v},"__side":1}}"#) };
+        b.push(key.as_bytes(), value.as_bytes(), end - 1, Origin::at(v as u64));
+    }
+
+    /// Rows held, of both sides.
+    fn held(op: &mut JoinTask) -> usize {
+        op.sides.iter().map(|&s| op.keyed.state.len(s).unwrap()).sum()
+    }
+
+    fn joined(op: &mut JoinTask, rows: &[(u8, i64, i64, i64)]) -> Vec<String> {
+        let mut b = RecordBatch::default();
+        for &(side, k, end, v) in rows {
+            row(&mut b, side, k, end, v);
+        }
+        let mut out = Emitter::new(1);
+        op.process(b, &mut out).unwrap();
+        let m = out.main();
+        (0..m.len()).map(|i| String::from_utf8_lossy(m.value(i)).into_owned()).collect()
+    }
+
+    #[test]
+    fn a_window_join_forgets_a_window_once_the_watermark_passes_it_and_drops_its_late_rows() {
+        let mut op = join(Some(1));
+        assert_eq!(joined(&mut op, &[(0, 7, 10, 1), (0, 7, 20, 2), (1, 7, 10, 3)]), [r#"{"j0":1,"j1":3}"#]);
+        assert_eq!(held(&mut op), 3);
+        // The watermark passes window [0, 10): its rows go, and a row of it
+        // now is late (it would have met the left row 1 before).
+        op.on_watermark(9, &mut Emitter::new(1)).unwrap();
+        assert_eq!(held(&mut op), 1);
+        assert_eq!(joined(&mut op, &[(1, 7, 10, 4)]), Vec::<String>::new());
+        // Window [10, 20) is still there.
+        assert_eq!(joined(&mut op, &[(1, 7, 20, 5)]), [r#"{"j0":2,"j1":5}"#]);
+        op.on_watermark(19, &mut Emitter::new(1)).unwrap();
+        assert_eq!(held(&mut op), 0);
+        assert_eq!(op.late, 1);
+        assert_eq!(joined(&mut op, &[(1, 7, 30, 6), (0, 7, 30, 7)]), [r#"{"j0":7,"j1":6}"#]);
+    }
+
+    #[test]
+    fn a_regular_join_keeps_its_rows_whatever_the_watermark() {
+        let mut op = join(None);
+        assert_eq!(joined(&mut op, &[(0, 7, 10, 1)]), Vec::<String>::new());
+        op.on_watermark(1000, &mut Emitter::new(1)).unwrap();
+        assert_eq!(joined(&mut op, &[(1, 7, 10, 3)]), [r#"{"j0":1,"j1":3}"#]);
+        assert_eq!(held(&mut op), 2);
     }
 }

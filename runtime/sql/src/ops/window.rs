@@ -10,10 +10,14 @@
 //! emitted once (an insert, at event time `window_end - 1`) and its state
 //! dropped. A row whose windows have all fired already is late and dropped,
 //! as Flink's window aggregations drop it (counted, and logged once a
-//! second at most).
+//! second at most). Rows of a window aggregation (or window join) carry
+//! their windows: grouped again by them (`WindowShape::Attached`), each row's
+//! window is its bounds' columns, and fires as the input's did.
 
 use std::sync::Arc;
 use std::time::Instant;
+
+use arrow_array::Array;
 
 use weir_engine::timers::Domain;
 use weir_engine::window::{store, Bounds};
@@ -50,6 +54,12 @@ impl OperatorKind for SqlWindow {
             WindowShape::Hop { slide, size } if slide > 0 && slide <= size => {}
             WindowShape::Cumulate { step, size } if step > 0 && size > 0 && size % step == 0 => {}
             WindowShape::Session { gap } if gap > 0 => {}
+            WindowShape::Attached { start, end } => {
+                let bound = |i: usize| c.input.get(i).is_some_and(|col| col.data_type == arrow_schema::DataType::Int64);
+                if start == end || !bound(start) || !bound(end) {
+                    return Err(cx.error("window", "attached windows name two distinct BIGINT columns (milliseconds) of its input: {attached: {start, end}}"));
+                }
+            }
             _ => return Err(cx.error("window", "sizes, slides and steps are positive, a slide is not larger than its size, and a CUMULATE size is a whole number of steps")),
         }
         c.check().map_err(|m| cx.error("aggregates", m))
@@ -123,7 +133,8 @@ impl WindowTask {
             for (time, key) in due {
                 let start = match self.shape.start_of(time + 1) {
                     Some(s) => Some(s),
-                    // A session: the group's window that ends there, if any.
+                    // A session, or windows the rows carried: the group's
+                    // window that ends there, if any.
                     None => store::windows(self.keyed.state.as_mut(), self.id, &key)
                         .map_err(|e| self.keyed.fail(e))?
                         .into_iter()
@@ -202,6 +213,22 @@ impl Operator for WindowTask {
             let (mut any, windows) = match self.shape {
                 WindowShape::Session { gap } => {
                     (self.session(&key, ts, gap, &args, i).map_err(|e| e.at(Some(input.origins[i])).in_row(Some(i)))?, Vec::new())
+                }
+                WindowShape::Attached { start, end } => {
+                    let bound = |c: usize| {
+                        let a = args[c].as_any().downcast_ref::<arrow_array::Int64Array>();
+                        a.filter(|a| a.is_valid(i)).map(|a| a.value(i))
+                    };
+                    match (bound(start), bound(end)) {
+                        (Some(s), Some(e)) if s < e => (false, vec![(s, e)]),
+                        (s, e) => {
+                            return Err(self
+                                .keyed
+                                .fail(format!("a row's window bounds are not a window: start {s:?}, end {e:?} (the window_start and window_end it was grouped by)"))
+                                .at(Some(input.origins[i]))
+                                .in_row(Some(i)))
+                        }
+                    }
                 }
                 shape => (false, shape.assign(ts)),
             };
