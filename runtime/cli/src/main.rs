@@ -1,6 +1,7 @@
 //! `weir`: run stream pipelines whose operators are WebAssembly components.
 
 mod build;
+mod functions;
 mod iceberg;
 mod new;
 mod types;

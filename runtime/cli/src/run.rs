@@ -78,7 +78,9 @@ pub(crate) fn plan(
 ) -> anyhow::Result<(weir_spec::PipelineSpec, weir_spec::Planned)> {
     let loader = PluginLoader::new(LoaderConfig { cache_dir: cache_dir(cache) })?;
     let mut extensions = weir_spec::Extensions::default();
-    extensions.insert(Plugins(Arc::new(PluginFiles::new(loader))));
+    let plugins: Arc<dyn weir_wasm::PluginSource> = Arc::new(PluginFiles::new(loader));
+    extensions.insert(weir_sql::udf::Functions(Arc::new(crate::functions::WasmFunctions::new(plugins.clone(), None))));
+    extensions.insert(Plugins(plugins));
     let planned = weir_spec::plan(&spec, types, extensions)?;
     Ok((spec, planned))
 }

@@ -26,7 +26,11 @@ pub struct SqlArgs {
 pub fn sql(args: SqlArgs) -> anyhow::Result<()> {
     let file = args.script.display().to_string();
     let text = std::fs::read_to_string(&args.script).with_context(|| format!("cannot read {file}"))?;
-    let job = weir_sql::compile(&text, &file)?;
+    // CREATE FUNCTION's plugins: `.wasm` files, relative to the script.
+    let loader = weir_wasm::PluginLoader::new(weir_wasm::LoaderConfig { cache_dir: crate::run::cache_dir(args.opts.cache()) })?;
+    let base = std::path::absolute(&args.script)?.parent().map(|p| p.to_path_buf());
+    let functions = crate::functions::WasmFunctions::new(std::sync::Arc::new(weir_wasm::PluginFiles::new(loader)), base);
+    let job = weir_sql::compile_with(&text, &file, Some(&functions))?;
     let stem = args.script.file_stem().map_or("sql".into(), |s| s.to_string_lossy().into_owned());
     let spec = serde_json::to_string_pretty(&job.to_spec(&stem)).expect("a spec serialises");
     if args.print_spec {

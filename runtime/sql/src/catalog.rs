@@ -75,6 +75,16 @@ impl Catalog {
         }
     }
 
+    /// Make `f` callable by its name (a user-defined function).
+    pub fn add_function(&mut self, f: Arc<ScalarUDF>) {
+        self.scalars.insert(f.name().to_ascii_lowercase(), f);
+    }
+
+    /// Whether a scalar function (built in or defined) has this name.
+    pub fn has_function(&self, name: &str) -> bool {
+        self.scalars.contains_key(&name.to_ascii_lowercase())
+    }
+
     /// Whether a table or view has this name.
     pub fn has(&self, name: &str) -> bool {
         let n = name.to_ascii_lowercase();

@@ -32,7 +32,7 @@ pub struct ColumnDef {
 /// Arrow types as their text (`Int64`, `Timestamp(ms)`, `Decimal128(10, 2)`),
 /// which reads back the same through YAML (Arrow's JSON form does not: a
 /// timezone of `null` would come back as the text "null").
-mod type_text {
+pub(crate) mod type_text {
     use arrow_schema::DataType;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -89,9 +89,13 @@ fn parse(text: &str) -> Result<crate::error::sqlparser::ast::Expr> {
     Ok(Parser::new(&GenericDialect {}).try_with_sql(text)?.parse_expr()?)
 }
 
-/// Plan `filter` and `select` (SQL text) against `input`.
-pub fn plan(input: &SchemaRef, filter: Option<&str>, select: &[String]) -> Result<Planned> {
-    let catalog = Catalog::new();
+/// Plan `filter` and `select` (SQL text) against `input`, with the
+/// built-in functions and `functions`.
+pub fn plan(input: &SchemaRef, filter: Option<&str>, select: &[String], functions: &[Arc<datafusion_expr::ScalarUDF>]) -> Result<Planned> {
+    let mut catalog = Catalog::new();
+    for f in functions {
+        catalog.add_function(f.clone());
+    }
     let options = ParserOptions { enable_ident_normalization: false, ..ParserOptions::new() };
     let planner = SqlToRel::new_with_options(&catalog, options);
     let dfschema = DFSchema::try_from(input.as_ref().clone())?;

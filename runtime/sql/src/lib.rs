@@ -6,7 +6,8 @@
 //! Weir operators (`translate.rs`) that evaluate DataFusion expressions over
 //! Arrow and keep their state in Weir's keyed state (`ops/`). The result is
 //! an ordinary pipeline spec, so a SQL job validates, checkpoints, restarts
-//! and is served like any pipeline. See docs/sql.md.
+//! and is served like any pipeline. Scalar functions can be components in
+//! any language (`CREATE FUNCTION`, `udf.rs`). See docs/sql.md.
 
 mod catalog;
 mod ddl;
@@ -18,10 +19,11 @@ mod plan;
 mod script;
 mod translate;
 mod tvf;
+pub mod udf;
 
 pub use error::SqlError;
 pub use job::Job;
-pub use plan::compile;
+pub use plan::{compile, compile_with};
 
 /// Register the SQL operator kinds.
 pub fn register(registry: &mut weir_spec::Registry) {

@@ -20,6 +20,8 @@ use crate::error::sqlparser::parser::{Parser, ParserError};
 use crate::error::sqlparser::ast::Spanned;
 use crate::error::{pos, Pos, SqlError};
 use crate::job::Job;
+use crate::script::FunctionDecl;
+use crate::udf::{FunctionRef, FunctionSource, WasmUdf};
 use crate::translate::Translator;
 
 /// A DataFusion error's message, without its kind's prefix.
@@ -121,6 +123,11 @@ fn setting_value(e: &SqlExpr) -> Option<String> {
 
 /// Compile a script into a job. `file` names it in errors.
 pub fn compile(text: &str, file: &str) -> Result<Job, SqlError> {
+    compile_with(text, file, None)
+}
+
+/// Compile a script whose `CREATE FUNCTION`s load plugins from `functions`.
+pub fn compile_with(text: &str, file: &str, functions: Option<&dyn FunctionSource>) -> Result<Job, SqlError> {
     let prepared = crate::script::prepare(text, file)?;
     let statements = Parser::new(&GenericDialect {})
         .try_with_sql(&prepared.text)
@@ -128,6 +135,9 @@ pub fn compile(text: &str, file: &str) -> Result<Job, SqlError> {
         .map_err(|e| parse_error(file, e))?;
     let mut catalog = Catalog::new();
     let mut job = Job::default();
+    for decl in &prepared.functions {
+        define_function(&mut catalog, file, decl, functions)?;
+    }
     for st in statements {
         let explain = matches!(st, Statement::Explain { .. });
         let st = match st {
@@ -142,6 +152,38 @@ pub fn compile(text: &str, file: &str) -> Result<Job, SqlError> {
         return Err(SqlError::File { file: file.into(), message: "the script has no INSERT INTO ... SELECT: there is nothing to run".into() });
     }
     Ok(job)
+}
+
+/// `CREATE FUNCTION`: the plugin's declared function, callable by `name`.
+fn define_function(catalog: &mut Catalog, file: &str, decl: &FunctionDecl, source: Option<&dyn FunctionSource>) -> Result<(), SqlError> {
+    let err = |m: String| SqlError::at(file, decl.at, m);
+    if catalog.has_function(&decl.name) {
+        if decl.if_not_exists {
+            return Ok(());
+        }
+        return Err(err(format!("CREATE FUNCTION {}: a function of that name exists already (a built-in one, or defined above)", decl.name)));
+    }
+    if !decl.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(err(format!("CREATE FUNCTION {}: a function's name is letters, digits and _", decl.name)));
+    }
+    let source = source.ok_or_else(|| err(format!("CREATE FUNCTION {}: this binary loads no function plugins", decl.name)))?;
+    let (plugin, function) = match decl.reference.rsplit_once('#') {
+        Some((p, f)) => (p, f.to_string()),
+        None => (decl.reference.as_str(), decl.name.clone()),
+    };
+    let d = source.describe(plugin).map_err(|e| err(format!("CREATE FUNCTION {}: {e}", decl.name)))?;
+    let Some(sig) = d.functions.iter().find(|s| s.name.eq_ignore_ascii_case(&function)) else {
+        let names: Vec<&str> = d.functions.iter().map(|s| s.name.as_str()).collect();
+        return Err(err(format!(
+            "CREATE FUNCTION {}: plugin {} has no function {function} (it has: {}); name another with AS '{plugin}#function'",
+            decl.name,
+            d.plugin,
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+        )));
+    };
+    let func = FunctionRef { name: decl.name.to_ascii_lowercase(), plugin: d.reference.clone(), function: sig.name.clone(), args: sig.args.clone(), returns: sig.returns.clone() };
+    catalog.add_function(WasmUdf::udf(func, None));
+    Ok(())
 }
 
 /// A statement's first line, for EXPLAIN.
@@ -259,7 +301,7 @@ fn statement(
             return Err(SqlError::at(
                 file,
                 at,
-                format!("{first} ... is not supported (SET, CREATE TABLE, CREATE VIEW, INSERT INTO ... SELECT, EXPLAIN INSERT ...)"),
+                format!("{first} ... is not supported (SET, CREATE TABLE, CREATE VIEW, CREATE FUNCTION, INSERT INTO ... SELECT, EXPLAIN INSERT ...)"),
             ));
         }
     }

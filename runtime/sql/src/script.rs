@@ -29,11 +29,68 @@ pub struct Watermark {
     pub at: Pos,
 }
 
+/// A `CREATE FUNCTION name AS 'plugin' [LANGUAGE WASM]` statement (Flink's
+/// form, which sqlparser does not read): taken out of the text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionDecl {
+    pub name: String,
+    /// The plugin, and after `#` the component's function if not `name`.
+    pub reference: String,
+    pub if_not_exists: bool,
+    pub at: Pos,
+}
+
 /// The text sqlparser reads, and what was taken out of it.
 #[derive(Debug)]
 pub struct Prepared {
     pub text: String,
     pub watermarks: Vec<Watermark>,
+    pub functions: Vec<FunctionDecl>,
+}
+
+/// `CREATE [TEMPORARY] [SYSTEM] FUNCTION [IF NOT EXISTS] name AS 'plugin'
+/// [LANGUAGE WASM]` at `toks[i]`: the declaration and the index of its last
+/// token.
+fn function_decl(toks: &[&TokenWithSpan], i: usize, file: &str) -> Result<Option<(FunctionDecl, usize)>, SqlError> {
+    if !is_keyword(&toks[i].token, "CREATE") || (i > 0 && toks[i - 1].token != Token::SemiColon) {
+        return Ok(None);
+    }
+    let mut j = i + 1;
+    for k in ["TEMPORARY", "SYSTEM"] {
+        if toks.get(j).is_some_and(|t| is_keyword(&t.token, k)) {
+            j += 1;
+        }
+    }
+    if !toks.get(j).is_some_and(|t| is_keyword(&t.token, "FUNCTION")) {
+        return Ok(None);
+    }
+    let at = (toks[i].span.start.line, toks[i].span.start.column);
+    let usage = "CREATE FUNCTION name AS 'plugin.wasm' (or 'plugin@version' on a node, and 'plugin#function' for a function of another name)";
+    let err = |m: &str| SqlError::at(file, at, format!("{m}: {usage}"));
+    j += 1;
+    let if_not_exists = ["IF", "NOT", "EXISTS"].iter().enumerate().all(|(k, w)| toks.get(j + k).is_some_and(|t| is_keyword(&t.token, w)));
+    if if_not_exists {
+        j += 3;
+    }
+    let Some(name) = toks.get(j).and_then(|t| word(&t.token)).map(str::to_string) else { return Err(err("CREATE FUNCTION needs a name")) };
+    if !toks.get(j + 1).is_some_and(|t| is_keyword(&t.token, "AS")) {
+        return Err(err(&format!("CREATE FUNCTION {name} needs AS and its plugin")));
+    }
+    let Some(Token::SingleQuotedString(reference)) = toks.get(j + 2).map(|t| &t.token) else {
+        return Err(err(&format!("CREATE FUNCTION {name} AS takes the plugin as a string")));
+    };
+    let mut end = j + 2;
+    if toks.get(end + 1).is_some_and(|t| is_keyword(&t.token, "LANGUAGE")) {
+        match toks.get(end + 2).and_then(|t| word(&t.token)) {
+            Some(l) if l.eq_ignore_ascii_case("WASM") => end += 2,
+            Some(l) => return Err(SqlError::at(file, at, format!("CREATE FUNCTION {name}: LANGUAGE {l}: functions are WebAssembly components, in any language (LANGUAGE WASM, or leave it out)"))),
+            None => return Err(err("LANGUAGE needs a name")),
+        }
+    }
+    if !toks.get(end + 1).is_none_or(|t| t.token == Token::SemiColon || t.token == Token::EOF) {
+        return Err(err(&format!("CREATE FUNCTION {name}: unexpected {} after the plugin", toks[end + 1].token)));
+    }
+    Ok(Some((FunctionDecl { name, reference: reference.clone(), if_not_exists, at }, end)))
 }
 
 /// The window table functions.
@@ -90,8 +147,15 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
     let lines = Lines::new(text);
     let mut out = text.as_bytes().to_vec();
     let mut watermarks = Vec::new();
+    let mut functions = Vec::new();
     let mut i = 0;
     while i < toks.len() {
+        if let Some((decl, end)) = function_decl(&toks, i, file)? {
+            blank(&mut out, lines.offset(toks[i].span.start)..lines.offset(toks[end].span.end));
+            functions.push(decl);
+            i = end + 1;
+            continue;
+        }
         let t = &toks[i].token;
         if is_keyword(t, "WATERMARK") && toks.get(i + 1).is_some_and(|n| is_keyword(&n.token, "FOR")) {
             let at = (toks[i].span.start.line, toks[i].span.start.column);
@@ -197,7 +261,7 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
         i += 1;
     }
     let text = String::from_utf8(out).expect("ASCII spaces replace whole characters");
-    Ok(Prepared { text, watermarks })
+    Ok(Prepared { text, watermarks, functions })
 }
 
 /// Whether token `i` is inside the parentheses of a `WITH (` (back to the

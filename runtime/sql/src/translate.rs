@@ -204,9 +204,22 @@ impl Translator<'_> {
                 return Err(self.err(format!("column name {} is ambiguous in this query (two columns have it)", c.name)));
             }
         }
+        // The user-defined functions it calls.
+        let mut functions: Vec<crate::udf::FunctionRef> = Vec::new();
+        for e in filter.into_iter().chain(select) {
+            let _ = e.apply(|x| {
+                if let Expr::ScalarFunction(f) = x
+                    && let Some(u) = (f.func.inner().as_ref() as &dyn std::any::Any).downcast_ref::<crate::udf::WasmUdf>()
+                    && !functions.contains(&u.func)
+                {
+                    functions.push(u.func.clone());
+                }
+                Ok(datafusion_common::tree_node::TreeNodeRecursion::Continue)
+            });
+        }
         let filter = filter.map(|f| to_sql(&s.physical(f)).map_err(|e| self.df(e))).transpose()?;
         let select = select.iter().map(|e| to_sql(&s.physical(e)).map_err(|e| self.df(e))).collect::<Result<Vec<_>, _>>()?;
-        Ok(CalcConfig { input, filter, select, output: out, key: None })
+        Ok(CalcConfig { input, filter, select, output: out, key: None, functions })
     }
 
     fn aggregate(&mut self, a: &Aggregate) -> Result<Stream, SqlError> {

@@ -46,3 +46,14 @@ pub(crate) mod v0_3 {
 
     pub(crate) use weir::operator0_3_0::changelog;
 }
+
+/// `weir:function/scalar-function@0.1.0`: scalar SQL functions. It imports
+/// nothing of Weir's (WASI only).
+pub(crate) mod function {
+    wasmtime::component::bindgen!({
+        path: "../../wit/function@0.1.0",
+        world: "scalar-function",
+    });
+
+    pub(crate) use exports::weir::function::functions;
+}

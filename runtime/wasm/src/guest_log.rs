@@ -24,7 +24,14 @@ struct Inner {
     line_max: usize,
     rate: usize,
     budget: Mutex<Budget>,
+    /// The last few stderr lines (cut short), for a trap's message: a guest
+    /// without Weir's imports (a SQL function) panics onto stderr only.
+    recent: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many stderr lines a trap's message may quote, and how long each.
+const RECENT_LINES: usize = 4;
+const RECENT_BYTES: usize = 300;
 
 /// Log volume of the current second.
 struct Budget {
@@ -43,7 +50,18 @@ impl GuestLog {
             line_max: limits.log_line,
             rate: limits.log_rate,
             budget: Mutex::new(Budget { since: Instant::now(), used: 0, dropped_lines: 0, dropped_bytes: 0 }),
+            recent: Mutex::default(),
         }))
+    }
+
+    /// Forget the stderr lines kept so far (a call starts).
+    pub fn clear_recent(&self) {
+        self.0.recent.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The stderr lines of the current call kept (the last few), oldest first.
+    pub fn take_recent(&self) -> Vec<String> {
+        self.0.recent.lock().unwrap_or_else(|p| p.into_inner()).drain(..).collect()
     }
 
     /// The longest line logged, in bytes.
@@ -55,6 +73,13 @@ impl GuestLog {
     /// bytes were already left out; it is cut to the line limit and dropped if
     /// this second's volume is spent.
     pub fn line(&self, level: Level, stream: Option<&'static str>, text: &[u8], cut: usize) {
+        if stream == Some("stderr") {
+            let mut recent = self.0.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() == RECENT_LINES {
+                recent.pop_front();
+            }
+            recent.push_back(self::cut(String::from_utf8_lossy(text).trim_end().to_string(), RECENT_BYTES));
+        }
         let keep = text.len().min(self.0.line_max);
         let cut = cut + text.len() - keep;
         // A line costs at least a byte, so empty lines are rate-limited too.

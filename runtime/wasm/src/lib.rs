@@ -19,6 +19,7 @@
 mod bindings;
 mod cache;
 mod error;
+mod function;
 mod guest_log;
 mod host;
 mod kind;
@@ -31,6 +32,7 @@ mod wait;
 mod window;
 
 pub use error::WasmError;
+pub use function::{Column as FunctionColumn, FunctionInstance, Signature as FunctionSignature, SqlType};
 pub use kind::{LimitsConfig, PluginFiles, PluginSource, Plugins, WasmConfig, WasmOperators, WindowConfig};
 pub use loader::{LoaderConfig, Plugin, PluginLoader, PluginMeta};
 pub use operator::{Limits, OperatorSettings, WasmOperator, WasmOperatorFactory};
@@ -41,6 +43,8 @@ pub fn register(registry: &mut weir_spec::Registry) {
     registry.operator(WasmOperators);
 }
 
+/// The WIT world of a component of scalar SQL functions.
+pub const FUNCTION_WORLD: &str = "weir:function/scalar-function@0.1.0";
 /// The WIT world of a stream operator component.
 pub const WORLD: &str = "weir:operator/operator@0.1.0";
 /// The WIT world of a stream operator component that reads and writes

@@ -12,10 +12,11 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use crate::bindings::v0_2::WindowOperatorPre;
+use crate::bindings::function::ScalarFunctionPre;
 use crate::bindings::v0_3::ChangelogOperatorPre;
 use crate::bindings::{Operator, OperatorPre};
 use crate::host::HostState;
-use crate::{cache, WasmError, CHANGELOG_WORLD, WINDOW_WORLD, WORLD};
+use crate::{cache, WasmError, CHANGELOG_WORLD, FUNCTION_WORLD, WINDOW_WORLD, WORLD};
 
 /// How often the epoch advances; CPU deadlines are rounded up to it.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(5);
@@ -80,6 +81,8 @@ pub struct Plugin {
     pub(crate) changelog_pre: Option<ChangelogOperatorPre<HostState>>,
     /// Set for a window function (`WINDOW_WORLD`).
     pub(crate) window_pre: Option<WindowOperatorPre<HostState>>,
+    /// Set for a component of SQL functions (`FUNCTION_WORLD`).
+    pub(crate) function_pre: Option<ScalarFunctionPre<HostState>>,
     pub(crate) shared: Arc<Shared>,
 }
 
@@ -150,8 +153,10 @@ impl PluginLoader {
             message: format!("{e:#}"),
         })?;
         // A stream operator exports `handler` (0.1.0, or 0.3.0 with row
-        // kinds); a window function (0.2.0) exports `window`.
-        let mut plugin_of = Plugin { meta: Arc::new(meta), pre: None, changelog_pre: None, window_pre: None, shared: self.shared.clone() };
+        // kinds); a window function (0.2.0) exports `window`; SQL functions
+        // export `functions`.
+        let mut plugin_of =
+            Plugin { meta: Arc::new(meta), pre: None, changelog_pre: None, window_pre: None, function_pre: None, shared: self.shared.clone() };
         let world = match OperatorPre::new(instance_pre.clone()) {
             Ok(pre) => {
                 plugin_of.pre = Some(pre);
@@ -161,9 +166,12 @@ impl PluginLoader {
                 if let Ok(c) = ChangelogOperatorPre::new(instance_pre.clone()) {
                     plugin_of.changelog_pre = Some(c);
                     CHANGELOG_WORLD
-                } else if let Ok(w) = WindowOperatorPre::new(instance_pre) {
+                } else if let Ok(w) = WindowOperatorPre::new(instance_pre.clone()) {
                     plugin_of.window_pre = Some(w);
                     WINDOW_WORLD
+                } else if let Ok(f) = ScalarFunctionPre::new(instance_pre) {
+                    plugin_of.function_pre = Some(f);
+                    FUNCTION_WORLD
                 } else {
                     return Err(WasmError::World { plugin: plugin.clone(), world: WORLD, message: format!("{e:#}") });
                 }

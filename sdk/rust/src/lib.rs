@@ -36,6 +36,7 @@ extern crate self as weir_sdk;
 mod context;
 mod dispatch;
 mod error;
+pub mod function;
 mod record;
 mod state;
 mod window;
@@ -92,6 +93,17 @@ pub mod wit_changelog {
             "weir:operator/timers@0.1.0": weir_sdk::wit::weir::operator::timers,
             "weir:operator/runtime@0.1.0": weir_sdk::wit::weir::operator::runtime,
         },
+    });
+}
+
+#[doc(hidden)]
+pub mod wit_function {
+    wit_bindgen::generate!({
+        path: "../../wit/function@0.1.0",
+        world: "scalar-function",
+        pub_export_macro: true,
+        export_macro_name: "__export_function_wit",
+        default_bindings_module: "weir_sdk::wit_function",
     });
 }
 

@@ -25,4 +25,5 @@ mod schemathesis;
 mod serve;
 mod sql;
 mod sql_nexmark;
+mod sql_udf;
 mod windows;

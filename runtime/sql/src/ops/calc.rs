@@ -17,6 +17,7 @@ use weir_engine::{Emitter, Operator, OperatorError, OperatorFactory, RecordBatch
 use weir_spec::{BuildContext, BuildError, BuiltOperator, Changelog, Check, OperatorKind, SpecError};
 
 use crate::expr::{schema, ColumnDef};
+use crate::udf::{FunctionRef, Functions, WasmUdf};
 use crate::ops::json;
 
 /// The config of a `sql-calc` entry (written by the planner).
@@ -38,6 +39,9 @@ pub struct CalcConfig {
     /// their input's key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<Vec<usize>>,
+    /// The user-defined functions its expressions call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub functions: Vec<FunctionRef>,
 }
 
 /// The `sql-calc` operator kind.
@@ -58,10 +62,54 @@ impl OperatorKind for SqlCalc {
     }
 
     fn build(&self, c: CalcConfig, cx: &BuildContext<'_>) -> Result<BuiltOperator, BuildError> {
-        let calc = Calc::new(&c).map_err(|e| BuildError::new(format!("sql-calc '{}': {e}", cx.node)))?;
-        let calc = Arc::new(calc);
-        let factory: Arc<dyn OperatorFactory> =
-            Arc::new(move |ctx: &TaskContext| Ok(Box::new(CalcTask { calc: calc.clone(), node: ctx.node.to_string() }) as Box<dyn Operator>));
+        let node = cx.node.to_string();
+        let fail = move |e: String| BuildError::new(format!("sql-calc '{node}': {e}"));
+        // Its functions still are what the job was planned with.
+        let source = match (c.functions.is_empty(), cx.env.extensions.get::<Functions>()) {
+            (true, _) => None,
+            (false, Some(Functions(s))) => Some(s.clone()),
+            (false, None) => return Err(fail("it calls user-defined functions, and this binary loads no function plugins".into())),
+        };
+        if let Some(source) = &source {
+            for f in &c.functions {
+                let d = source.describe(&f.plugin).map_err(|e| fail(e.to_string()))?;
+                let now = d.functions.iter().find(|s| s.name.eq_ignore_ascii_case(&f.function));
+                match now {
+                    Some(s) if s.args == f.args && s.returns == f.returns => {}
+                    Some(s) => {
+                        return Err(fail(format!(
+                            "function {} of plugin {} now takes ({}) and returns {}; the job was planned with ({}) returning {}",
+                            f.function,
+                            d.plugin,
+                            types(&s.args),
+                            s.returns,
+                            types(&f.args),
+                            f.returns
+                        )))
+                    }
+                    None => return Err(fail(format!("plugin {} has no function {} any more", d.plugin, f.function))),
+                }
+            }
+        }
+        let planning: Vec<_> = c.functions.iter().map(|f| WasmUdf::udf(f.clone(), None)).collect();
+        let calc = Arc::new(Calc::new(&c, &planning).map_err(&fail)?);
+        let c = Arc::new(c);
+        let factory: Arc<dyn OperatorFactory> = Arc::new(move |ctx: &TaskContext| {
+            // A task of a calc calling functions plans its own, over its instances.
+            let (calc, fresh) = match &source {
+                None => (calc.clone(), None),
+                Some(source) => {
+                    let (source, c, task) = (source.clone(), c.clone(), ctx.clone());
+                    let fresh: Fresh = Arc::new(move || {
+                        let udfs = crate::udf::instances(&c.functions, source.as_ref(), &task).map_err(|e| format!("(task {}): {e}", task.task_index))?;
+                        Calc::new(&c, &udfs)
+                    });
+                    let calc = fresh().map_err(|e| OperatorError::new(format!("SQL operator '{}': {e}", ctx.node)))?;
+                    (Arc::new(calc), Some(fresh))
+                }
+            };
+            Ok(Box::new(CalcTask { calc, node: ctx.node.to_string(), fresh }) as Box<dyn Operator>)
+        });
         Ok(BuiltOperator { factory, logic: None, state_shape: None })
     }
 
@@ -85,9 +133,9 @@ pub struct Calc {
 }
 
 impl Calc {
-    pub fn new(c: &CalcConfig) -> Result<Calc, String> {
+    pub fn new(c: &CalcConfig, functions: &[Arc<datafusion_expr::ScalarUDF>]) -> Result<Calc, String> {
         let input = schema(&c.input);
-        let planned = crate::expr::plan(&input, c.filter.as_deref(), &c.select).map_err(|e| crate::plan::df_message(&e))?;
+        let planned = crate::expr::plan(&input, c.filter.as_deref(), &c.select, functions).map_err(|e| crate::plan::df_message(&e))?;
         Ok(Calc { input, filter: planned.filter, select: planned.select, output: schema(&c.output), key: c.key.clone() })
     }
 
@@ -139,15 +187,46 @@ impl Calc {
     }
 }
 
+fn types(t: &[arrow_schema::DataType]) -> String {
+    t.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// A calc over new instances of its functions.
+type Fresh = Arc<dyn Fn() -> Result<Calc, String> + Send + Sync>;
+
 struct CalcTask {
     calc: Arc<Calc>,
     node: String,
+    /// Set when it calls functions: a batch they failed on is run again row
+    /// by row over new instances (the failed call may have left its instance
+    /// trapped), to name the row.
+    fresh: Option<Fresh>,
+}
+
+impl CalcTask {
+    /// The first row of `input` that fails on its own, and why.
+    fn culprit(&self, input: &RecordBatch) -> Option<(usize, String)> {
+        let calc = (self.fresh.as_ref()?)().ok()?;
+        for i in 0..input.len() {
+            let r = input.row(i);
+            let mut one = RecordBatch::default();
+            one.push_kind(r.key, r.value, r.timestamp, r.origin, input.kind(i));
+            if let Err((_, m)) = calc.run(&one, &mut RecordBatch::default()) {
+                return Some((i, m));
+            }
+        }
+        None
+    }
 }
 
 impl Operator for CalcTask {
     fn process(&mut self, input: RecordBatch, out: &mut Emitter) -> Result<(), OperatorError> {
         let main = out.main();
         self.calc.run(&input, main).map_err(|(row, m)| {
+            let (row, m) = match row {
+                None if self.fresh.is_some() && input.len() > 1 => self.culprit(&input).map_or((None, m), |(r, m)| (Some(r), m)),
+                row => (row, m),
+            };
             let at = row.and_then(|r| input.origins.get(r)).or(input.origins.first()).copied();
             OperatorError::new(format!("SQL operator '{}': {m}", self.node)).at(at).in_row(row)
         })

@@ -1,0 +1,122 @@
+//! Streaming SQL with user-defined functions as Wasm components
+//! (`weir:function/scalar-function@0.1.0`): `CREATE FUNCTION` binds a
+//! component's functions, whose declared types the planner checks; they run
+//! in projections, filters, group keys and window aggregations' arguments,
+//! called once per batch, and give what DuckDB's built-in equivalents give.
+//! A function that loops, panics or breaks its contract stops the job with
+//! an error naming the function, its plugin and the input row; bad
+//! declarations are refused at their line.
+
+use serde_json::Value;
+
+use crate::common::{stderr, weir};
+use crate::sql::{assert_same, duckdb, run_sql, Work, BID};
+
+fn functions_of(plugin: &str, names: &[(&str, &str)]) -> String {
+    let path = weir_test_support::fixture(plugin).display().to_string();
+    names.iter().map(|(sql, f)| format!("CREATE FUNCTION {sql} AS '{path}{f}';\n")).collect()
+}
+
+#[test]
+fn rust_functions_in_projections_filters_and_window_aggregations_give_what_duckdb_gives() {
+    let w = Work::new(20_000);
+    let defs = functions_of("sql_functions", &[("shout", ""), ("band", "#price_band"), ("to_dollars", ""), ("on_the_hour", "")]);
+    let script = w.script(
+        "udf.sql",
+        &format!(
+            "SET 'parallelism.default' = '2';\n{BID}{defs}\
+             CREATE TABLE o (auction BIGINT, ch STRING, band STRING, dollars DOUBLE, hr BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/o');\n\
+             CREATE TABLE per_band (band STRING, num BIGINT, total DOUBLE, window_start BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/per_band');\n\
+             INSERT INTO o SELECT auction, shout(channel), band(price), to_dollars(price), on_the_hour(dateTime) FROM bid WHERE band(price) <> 'low';\n\
+             INSERT INTO per_band\n\
+             SELECT band(price), COUNT(*), SUM(to_dollars(price)), window_start\n\
+             FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))\n\
+             GROUP BY band(price), window_start, window_end;\n"
+        ),
+    );
+    run_sql(&script);
+    let band = "CASE WHEN price < 1000 THEN 'low' WHEN price < 5000 THEN 'mid' ELSE 'high' END";
+    let want = duckdb(
+        &w.bids(),
+        &format!("SELECT auction, upper(channel) AS ch, {band} AS band, price / 100.0 AS dollars, dateTime - dateTime % 3600000 AS hr FROM bid WHERE {band} <> 'low'"),
+    );
+    assert!(want.len() > 15_000, "{}", want.len());
+    assert_same("shout, band, to_dollars, on_the_hour", &w.rows("o"), &want);
+    let want = duckdb(
+        &w.bids(),
+        &format!("SELECT {band} AS band, count(*) AS num, sum(price / 100.0) AS total, dateTime - dateTime % 10000 AS window_start FROM bid GROUP BY 1, 4"),
+    );
+    assert_same("a function as a group key and an aggregate's argument", &w.rows("per_band"), &want);
+}
+
+fn failure(w: &Work, defs: &str, query: &str) -> String {
+    let script = w.script(
+        "bad.sql",
+        &format!("{BID}{defs}CREATE TABLE o (x BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/o');\nINSERT INTO o SELECT {query};\n"),
+    );
+    let o = weir(&["sql", "--progress", "0", script.to_str().unwrap()], &[]);
+    assert!(!o.status.success(), "{query} must fail");
+    stderr(&o)
+}
+
+#[test]
+fn a_function_that_loops_panics_or_breaks_its_contract_stops_the_job_naming_it_and_the_row() {
+    let w = Work::new(3_000);
+    let bad = functions_of("bad_functions", &[("spin", ""), ("boom", ""), ("short", ""), ("wrong", "")]);
+    // Bid 1234 (line 1235 of the file) is the one each function chokes on.
+    let lines: Vec<Value> = std::fs::read_to_string(w.bids()).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let (auction, bidder) = (lines[1234]["auction"].as_i64().unwrap(), lines[1234]["bidder"].as_i64().unwrap());
+    let only = |v: i64| format!("CASE WHEN auction = {auction} AND bidder = {bidder} THEN {v} ELSE 1 END");
+    let unique = lines.iter().filter(|l| l["auction"] == lines[1234]["auction"] && l["bidder"] == lines[1234]["bidder"]).count() == 1;
+    assert!(unique, "the seeded bids have one bid of auction {auction} by bidder {bidder}");
+    let bids = w.bids().display().to_string();
+
+    let e = failure(&w, &bad, &format!("spin({}) FROM bid", only(42)));
+    assert!(e.contains("function spin"), "{e}");
+    assert!(e.contains("bad_functions@sha256:") && e.contains("exceeded its CPU deadline of 5s per call and was stopped (limits.call_timeout)"), "{e}");
+    assert!(e.contains(&format!("at line 1235 of {bids}")), "the row it stopped on: {e}");
+
+    let e = failure(&w, &bad, &format!("boom({}) FROM bid", only(13)));
+    assert!(e.contains("function boom") && e.contains("trapped in operator 'bid-calc'") && e.contains("in call of boom"), "{e}");
+    assert!(e.contains(&format!("at line 1235 of {bids}")), "{e}");
+    assert!(e.contains("boom: 13 is unlucky"), "the guest's panic message reaches the log: {e}");
+
+    let e = failure(&w, &bad, "short(price) FROM bid");
+    // Every row fails alone too: the first is named, with its own call's failure.
+    assert!(e.contains("broke the operator contract: short returned 0 values for a batch of 1 rows"), "{e}");
+    assert!(e.contains(&format!("at line 1 of {bids}")), "{e}");
+
+    let e = failure(&w, &bad, "wrong(price) FROM bid");
+    assert!(e.contains("function wrong") && e.contains("returned Utf8 values, but it declares Int64"), "{e}");
+    assert!(!w.path("o").exists() || crate::common::parts(&w.path("o")).concat().is_empty(), "nothing was committed");
+}
+
+#[test]
+fn bad_function_declarations_and_calls_are_refused_at_their_line() {
+    let w = Work::new(10);
+    let fns = weir_test_support::fixture("sql_functions").display().to_string();
+    let mask = weir_test_support::fixture("mask").display().to_string();
+    let cases: Vec<(String, &str, Vec<String>)> = vec![
+        (
+            format!("CREATE FUNCTION shout2 AS '{fns}';\n"),
+            "shout2(channel)",
+            vec![
+                "bad.sql:4:1: CREATE FUNCTION shout2: plugin sql_functions@sha256:".into(),
+                "has no function shout2 (it has: shout, price_band, to_dollars, on_the_hour); name another with AS".into(),
+            ],
+        ),
+        (format!("CREATE FUNCTION shout AS '{fns}' LANGUAGE PYTHON;\n"), "shout(channel)", vec!["bad.sql:4:1: CREATE FUNCTION shout: LANGUAGE PYTHON: functions are WebAssembly components".into()]),
+        (format!("CREATE FUNCTION upper AS '{fns}#shout';\n"), "upper(channel)", vec!["CREATE FUNCTION upper: a function of that name exists already".into()]),
+        (format!("CREATE FUNCTION masked AS '{mask}';\n"), "masked(channel)", vec!["CREATE FUNCTION masked:".into(), "implements weir:operator/changelog-operator@0.3.0".into(), "weir:function/scalar-function@0.1.0".into()]),
+        ("CREATE FUNCTION gone AS 'nowhere.wasm';\n".into(), "gone(price)", vec!["bad.sql:4:1: CREATE FUNCTION gone: cannot load function plugin".into(), "nowhere.wasm".into()]),
+        ("CREATE FUNCTION f;\n".into(), "price", vec!["bad.sql:4:1: CREATE FUNCTION f needs AS and its plugin".into()]),
+        (format!("CREATE FUNCTION to_dollars AS '{fns}';\n"), "to_dollars(channel) FROM bid", vec!["bad.sql:6:1:".into(), "to_dollars".into()]),
+    ];
+    for (defs, query, wants) in cases {
+        let query = if query.contains("FROM") { query.to_string() } else { format!("{query} FROM bid") };
+        let e = failure(&w, &defs, &query);
+        for want in wants {
+            assert!(e.contains(&want), "{defs}{query}: wanted {want:?} in: {e}");
+        }
+    }
+}
