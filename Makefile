@@ -36,11 +36,14 @@ PY_SDK := $(wildcard sdk/python/weir_sdk/*.py)
 JS_SDK := $(wildcard sdk/js/src/*.js)
 # component name : source directory
 # component name : source directory : WIT package : world (changelog-operator of
-# operator@0.3.0: a changelog operator, with row kinds)
+# operator@0.3.0: a changelog operator, with row kinds; scalar-function of
+# function@0.1.0: SQL functions)
 PY_GUESTS := word_count_py:plugins/word-count-py:operator@0.1.0:operator conformance_py:tests/conformance/python:operator@0.1.0:operator \
-	changelog_count_py:tests/conformance/changelog-python:operator@0.3.0:changelog-operator
+	changelog_count_py:tests/conformance/changelog-python:operator@0.3.0:changelog-operator \
+	sql_functions_py:plugins/sql-functions-py:function@0.1.0:scalar-function
 JS_GUESTS := word_count_js:plugins/word-count-js:operator@0.1.0:operator conformance_js:tests/conformance/js:operator@0.1.0:operator \
-	changelog_count_js:tests/conformance/changelog-js:operator@0.3.0:changelog-operator
+	changelog_count_js:tests/conformance/changelog-js:operator@0.3.0:changelog-operator \
+	sql_functions_js:plugins/sql-functions-js:function@0.1.0:scalar-function
 
 .PHONY: all prereqs setup fuzz plugins rust-plugins py-plugins js-plugins build run test bench bench-suite clean
 

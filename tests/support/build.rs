@@ -30,15 +30,17 @@ const RUST_GUEST_DIRS: [&str; 2] = ["plugins", "tests/guests"];
 /// package and world it implements (as in the Makefile's PY_GUESTS and
 /// JS_GUESTS).
 type Guest = (&'static str, &'static str, &'static str, &'static str);
-const PY_GUESTS: [Guest; 3] = [
+const PY_GUESTS: [Guest; 4] = [
     ("word_count_py", "plugins/word-count-py", "wit/operator@0.1.0", "operator"),
     ("conformance_py", "tests/conformance/python", "wit/operator@0.1.0", "operator"),
     ("changelog_count_py", "tests/conformance/changelog-python", "wit/operator@0.3.0", "changelog-operator"),
+    ("sql_functions_py", "plugins/sql-functions-py", "wit/function@0.1.0", "scalar-function"),
 ];
-const JS_GUESTS: [Guest; 3] = [
+const JS_GUESTS: [Guest; 4] = [
     ("word_count_js", "plugins/word-count-js", "wit/operator@0.1.0", "operator"),
     ("conformance_js", "tests/conformance/js", "wit/operator@0.1.0", "operator"),
     ("changelog_count_js", "tests/conformance/changelog-js", "wit/operator@0.3.0", "changelog-operator"),
+    ("sql_functions_js", "plugins/sql-functions-js", "wit/function@0.1.0", "scalar-function"),
 ];
 
 fn main() {

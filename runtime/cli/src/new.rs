@@ -11,10 +11,20 @@ pub struct NewArgs {
     /// The plugin's language.
     #[arg(long, value_enum, default_value_t = Lang::Rust)]
     lang: Lang,
+    /// What it is: a stream operator, or scalar SQL functions (`CREATE
+    /// FUNCTION name AS 'plugin.wasm'`).
+    #[arg(long, value_enum, default_value_t = Kind::Operator)]
+    kind: Kind,
     /// Path of the Weir SDK for the language [default: $WEIR_SDK_PATH, else
     /// sdk/rust, sdk/python or sdk/js of the source tree this `weir` was built from].
     #[arg(long, env = "WEIR_SDK_PATH")]
     sdk_path: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
+pub enum Kind {
+    Operator,
+    Function,
 }
 
 #[derive(Clone, Copy, PartialEq, clap::ValueEnum)]
@@ -31,6 +41,11 @@ const APP_PY: &str = include_str!("templates/app.py.tmpl");
 const PYPROJECT_TOML: &str = include_str!("templates/pyproject.toml.tmpl");
 const APP_JS: &str = include_str!("templates/app.js.tmpl");
 const PACKAGE_JSON: &str = include_str!("templates/package.json.tmpl");
+const LIB_FUNCTION_RS: &str = include_str!("../template/lib-function.rs.tmpl");
+const APP_FUNCTION_PY: &str = include_str!("templates/app-function.py.tmpl");
+const PYPROJECT_FUNCTION_TOML: &str = include_str!("templates/pyproject-function.toml.tmpl");
+const APP_FUNCTION_JS: &str = include_str!("templates/app-function.js.tmpl");
+const PACKAGE_FUNCTION_JSON: &str = include_str!("templates/package-function.json.tmpl");
 
 pub fn new(args: NewArgs) -> anyhow::Result<()> {
     let dir = PathBuf::from(&args.name);
@@ -61,20 +76,22 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
     }
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let fill = |t: &str, sdk: &str| t.replace("{{name}}", &name).replace("{{sdk}}", sdk);
+    let function = args.kind == Kind::Function;
+    let pick = |operator: &'static str, functions: &'static str| if function { functions } else { operator };
     match args.lang {
         Lang::Rust => {
             let sdk = sdk.display().to_string();
             std::fs::create_dir_all(dir.join("src"))?;
             std::fs::write(dir.join("Cargo.toml"), fill(CARGO_TOML, &sdk))?;
-            std::fs::write(dir.join("src/lib.rs"), fill(LIB_RS, &sdk))?;
+            std::fs::write(dir.join("src/lib.rs"), fill(pick(LIB_RS, LIB_FUNCTION_RS), &sdk))?;
             std::fs::create_dir_all(dir.join(".cargo"))?;
             std::fs::write(dir.join(".cargo/config.toml"), CARGO_CONFIG)?;
         }
         Lang::Python => {
             // TOML basic strings escape backslashes and quotes like JSON.
             let sdk = serde_json::to_string(&sdk.display().to_string())?;
-            std::fs::write(dir.join("pyproject.toml"), fill(PYPROJECT_TOML, sdk.trim_matches('"')))?;
-            std::fs::write(dir.join("app.py"), fill(APP_PY, ""))?;
+            std::fs::write(dir.join("pyproject.toml"), fill(pick(PYPROJECT_TOML, PYPROJECT_FUNCTION_TOML), sdk.trim_matches('"')))?;
+            std::fs::write(dir.join("app.py"), fill(pick(APP_PY, APP_FUNCTION_PY), ""))?;
         }
         Lang::Js => {
             // componentize-js resolves imports within the plugin's directory
@@ -86,12 +103,16 @@ pub fn new(args: NewArgs) -> anyhow::Result<()> {
                     std::fs::copy(&path, dir.join("weir-sdk").join(path.file_name().unwrap()))?;
                 }
             }
-            std::fs::write(dir.join("package.json"), fill(PACKAGE_JSON, ""))?;
-            std::fs::write(dir.join("app.js"), fill(APP_JS, "./weir-sdk/index.js"))?;
+            std::fs::write(dir.join("package.json"), fill(pick(PACKAGE_JSON, PACKAGE_FUNCTION_JSON), ""))?;
+            let app = if function { fill(APP_FUNCTION_JS, "./weir-sdk/functions.js") } else { fill(APP_JS, "./weir-sdk/index.js") };
+            std::fs::write(dir.join("app.js"), app)?;
         }
     }
     std::fs::write(dir.join(".gitignore"), "/target\n")?;
     eprintln!("created plugin '{name}' in {}; build it with `weir build {}`", dir.display(), dir.display());
+    if function {
+        eprintln!("then use its functions in SQL: CREATE FUNCTION slug AS '<the .wasm file weir build prints>';");
+    }
     Ok(())
 }
 

@@ -20,13 +20,26 @@ calls `process(ctx, record)` once per record::
 
 An exception raised by `open`, `process` or `on_timer` becomes the operator's
 error, reported by the host with the plugin's name and the input record.
+
+Scalar SQL functions are written with `weir_sdk.functions`.
 """
 
-from .context import NO_TIMESTAMP, Context, Counter, OpenContext, SideOutput
-from .export import Operator, export
-from .record import Record, RowKind, Timer
-from .state import ListState, MapState, Reducer, ReducingState, ValueState
-from .wit import Level, TimeDomain
+try:
+    # The operator worlds' bindings; a component of SQL functions
+    # (weir:function/scalar-function@0.1.0) has none, and uses
+    # weir_sdk.functions only.
+    import wit_world.imports.runtime  # noqa: F401
+
+    _OPERATOR = True
+except ImportError:
+    _OPERATOR = False
+
+if _OPERATOR:
+    from .context import NO_TIMESTAMP, Context, Counter, OpenContext, SideOutput
+    from .export import Operator, export
+    from .record import Record, RowKind, Timer
+    from .state import ListState, MapState, Reducer, ReducingState, ValueState
+    from .wit import Level, TimeDomain
 
 __all__ = [
     "NO_TIMESTAMP", "Context", "Counter", "OpenContext", "SideOutput", "Operator", "export",

@@ -19,18 +19,20 @@ use anyhow::{bail, Context as _};
 
 const SOURCE_TREE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
-/// The stream operator worlds a Python or JavaScript plugin may implement,
-/// with the WIT package directory and the world's name in it.
-const WORLDS: [(&str, &str, &str); 2] = [
+/// The worlds a Python or JavaScript plugin may implement (stream operators,
+/// scalar SQL functions), with the WIT package directory and the world's
+/// name in it.
+const WORLDS: [(&str, &str, &str); 3] = [
     ("weir:operator/operator@0.1.0", "operator@0.1.0", "operator"),
     ("weir:operator/changelog-operator@0.3.0", "operator@0.3.0", "changelog-operator"),
+    ("weir:function/scalar-function@0.1.0", "function@0.1.0", "scalar-function"),
 ];
 
 /// The WIT package directory and world name of the world a plugin names.
 fn wit(world: &str, named_in: &Path) -> anyhow::Result<(PathBuf, &'static str)> {
     let Some((_, package, name)) = WORLDS.iter().find(|(w, _, _)| *w == world) else {
         let known: Vec<&str> = WORLDS.iter().map(|(w, _, _)| *w).collect();
-        bail!("{}: world \"{world}\" is not a stream operator world of this weir (one of: {})", named_in.display(), known.join(", "));
+        bail!("{}: world \"{world}\" is not a world of this weir that a Python or JavaScript plugin can implement (one of: {})", named_in.display(), known.join(", "));
     };
     let root = std::env::var_os("WEIR_WIT_PATH").map(PathBuf::from).unwrap_or_else(|| Path::new(SOURCE_TREE).join("wit"));
     Ok((root.join(package), name))

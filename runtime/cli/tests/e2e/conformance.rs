@@ -325,6 +325,6 @@ fn weir_build_takes_the_world_a_python_or_js_plugin_names() {
         let o = Command::new(weir_bin).args(["build", to.to_str().unwrap()]).output().unwrap();
         assert!(!o.status.success());
         let err = stderr(&o);
-        assert!(err.contains(&format!("{manifest}: world \"weir:operator/changelog-operator@9.9.9\" is not a stream operator world of this weir")), "{name}: {err}");
+        assert!(err.contains(&format!("{manifest}: world \"weir:operator/changelog-operator@9.9.9\" is not a world of this weir that a Python or JavaScript plugin can implement")), "{name}: {err}");
     }
 }

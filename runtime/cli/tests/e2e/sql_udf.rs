@@ -17,10 +17,11 @@ fn functions_of(plugin: &str, names: &[(&str, &str)]) -> String {
     names.iter().map(|(sql, f)| format!("CREATE FUNCTION {sql} AS '{path}{f}';\n")).collect()
 }
 
-#[test]
-fn rust_functions_in_projections_filters_and_window_aggregations_give_what_duckdb_gives() {
+/// The same functions in Rust, Python and JavaScript (plugins/sql-functions,
+/// -py, -js), each run over the same bids.
+fn same_functions(plugin: &str) {
     let w = Work::new(20_000);
-    let defs = functions_of("sql_functions", &[("shout", ""), ("band", "#price_band"), ("to_dollars", ""), ("on_the_hour", "")]);
+    let defs = functions_of(plugin, &[("shout", ""), ("band", "#price_band"), ("to_dollars", ""), ("on_the_hour", "")]);
     let script = w.script(
         "udf.sql",
         &format!(
@@ -47,6 +48,71 @@ fn rust_functions_in_projections_filters_and_window_aggregations_give_what_duckd
         &format!("SELECT {band} AS band, count(*) AS num, sum(price / 100.0) AS total, dateTime - dateTime % 10000 AS window_start FROM bid GROUP BY 1, 4"),
     );
     assert_same("a function as a group key and an aggregate's argument", &w.rows("per_band"), &want);
+}
+
+#[test]
+fn rust_functions_in_projections_filters_and_window_aggregations_give_what_duckdb_gives() {
+    same_functions("sql_functions");
+}
+
+#[test]
+fn python_functions_give_what_duckdb_gives() {
+    same_functions("sql_functions_py");
+}
+
+#[test]
+fn javascript_functions_give_what_duckdb_gives() {
+    same_functions("sql_functions_js");
+}
+
+/// `weir new NAME --kind function --lang LANG`, `weir build`, and the built
+/// functions in a SQL job.
+fn new_build_use_functions(lang: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let o = weir_in(dir.path(), &["new", "slugs", "--kind", "function", "--lang", lang]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("CREATE FUNCTION slug AS"), "{}", stderr(&o));
+    let plugin = dir.path().join("slugs");
+    let mut build = std::process::Command::new(env!("CARGO_BIN_EXE_weir"));
+    build.args(["build", plugin.to_str().unwrap()]);
+    if lang == "rust" {
+        // The workspace's target directory: the SDK's dependencies build once.
+        build.env("CARGO_TARGET_DIR", weir_test_support::root().join("target"));
+    }
+    let o = build.output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("implementing weir:function/scalar-function@0.1.0"), "{}", stderr(&o));
+    let wasm = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    let input = dir.path().join("titles.jsonl");
+    std::fs::write(&input, "{\"title\":\"Hello, World!\"}\n{\"title\":\"  Weir -- SQL  \"}\n{\"title\":null}\n").unwrap();
+    let script = dir.path().join("slugs.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "CREATE FUNCTION slug AS '{wasm}';\n\
+             CREATE TABLE titles (title STRING) WITH ('connector' = 'file', 'path' = '{}');\n\
+             CREATE TABLE out (title STRING, s STRING) WITH ('connector' = 'file', 'path' = '{}');\n\
+             INSERT INTO out SELECT title, slug(title) FROM titles;\n",
+            input.display(),
+            dir.path().join("out").display()
+        ),
+    )
+    .unwrap();
+    run_sql(&script);
+    let mut got: Vec<String> = crate::common::parts(&dir.path().join("out")).concat();
+    got.sort();
+    assert_eq!(got, [r#"{"title":"  Weir -- SQL  ","s":"weir-sql"}"#, r#"{"title":"Hello, World!","s":"hello-world"}"#, r#"{"title":null,"s":null}"#]);
+}
+
+fn weir_in(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_weir")).args(args).current_dir(dir).output().unwrap()
+}
+
+#[test]
+fn new_function_plugins_in_rust_python_and_javascript_build_and_run_in_sql() {
+    for lang in ["rust", "python", "js"] {
+        new_build_use_functions(lang);
+    }
 }
 
 fn failure(w: &Work, defs: &str, query: &str) -> String {
