@@ -86,7 +86,7 @@ impl AppState {
         sql: Option<Arc<dyn SqlCompiler>>,
     ) -> Result<Arc<AppState>, ApiError> {
         let registry = Arc::new(Registry::open(&config.data_dir, loader)?);
-        let pipelines = Pipelines::open(&config.data_dir, &config.allowed_paths, registry.clone(), types)?;
+        let pipelines = Pipelines::open(&config.data_dir, &config.allowed_paths, registry.clone(), types, sql.clone())?;
         let metrics = metrics::NodeMetrics::new(pipelines.clone(), registry.clone());
         Ok(Arc::new(AppState { config, registry, pipelines, metrics, sql }))
     }

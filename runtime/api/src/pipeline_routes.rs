@@ -76,7 +76,7 @@ pub(crate) async fn create_pipeline(
             Some(None) => return Err(ApiError::bad_request("this node takes no SQL jobs (it was built without a SQL compiler)")),
             Some(Some(compiler)) => {
                 let check = |spec: &str| p.parse(spec, None).map(drop).map_err(|e| e.message);
-                compiler.compile(&text, &check).map_err(|e| ApiError::bad_request(e.to_string()))?
+                compiler.compile(&text, p.registry.clone(), &check).map_err(|e| ApiError::bad_request(e.to_string()))?
             }
         };
         p.create(&spec)

@@ -211,6 +211,8 @@ pub struct Pipelines {
     /// Where specs may read and write files.
     pub(crate) paths: weir_spec::PathPolicy,
     pub(crate) entries: Mutex<BTreeMap<String, Arc<Entry>>>,
+    /// The SQL compiler, which adds what SQL jobs' operators need to builds.
+    pub(crate) sql: Option<Arc<dyn crate::SqlCompiler>>,
 }
 
 impl Pipelines {
@@ -221,12 +223,13 @@ impl Pipelines {
         allowed: &[PathBuf],
         registry: Arc<Registry>,
         types: Arc<weir_spec::Registry>,
+        sql: Option<Arc<dyn crate::SqlCompiler>>,
     ) -> Result<Arc<Pipelines>, ApiError> {
         let dir = data_dir.join("pipelines");
         std::fs::create_dir_all(&dir).map_err(|e| ApiError::internal(format!("cannot create {}: {e}", dir.display())))?;
         let roots = std::iter::once(data_dir.to_path_buf()).chain(allowed.iter().cloned());
         let paths = weir_spec::PathPolicy::new(roots).map_err(ApiError::internal)?;
-        let p = Arc::new(Pipelines { dir: dir.clone(), registry, types, paths, entries: Mutex::default() });
+        let p = Arc::new(Pipelines { dir: dir.clone(), registry, types, paths, entries: Mutex::default(), sql });
         let listing = std::fs::read_dir(&dir).map_err(|e| ApiError::internal(format!("cannot list {}: {e}", dir.display())))?;
         let mut dirs: Vec<_> = listing.flatten().map(|e| e.path()).collect();
         dirs.sort();
@@ -278,10 +281,13 @@ impl Pipelines {
     }
 
     /// What builds of this node's pipelines get: its plugin registry as the
-    /// source of Wasm operators' plugins.
+    /// source of Wasm operators' plugins (and of SQL functions').
     pub(crate) fn extensions(&self) -> weir_spec::Extensions {
         let mut x = weir_spec::Extensions::default();
         x.insert(weir_wasm::Plugins(self.registry.clone()));
+        if let Some(sql) = &self.sql {
+            sql.extend(&mut x, self.registry.clone());
+        }
         x
     }
 

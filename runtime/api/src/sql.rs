@@ -4,13 +4,27 @@
 //! kept out of this crate), and from there it is a pipeline like any other:
 //! stored, checkpointed, restarted, resumed and swapped.
 
+use std::sync::Arc;
+
+use weir_wasm::PluginSource;
+
 /// Compiles a SQL script into a pipeline spec.
 pub trait SqlCompiler: Send + Sync {
-    /// The spec of `script` (JSON or YAML text). `check` is the node's own
-    /// check of a spec (its paths, its plugins); the compiler runs it on the
-    /// spec and answers its complaint placed in the script (the table or
-    /// option it comes from).
-    fn compile(&self, script: &str, check: &dyn Fn(&str) -> Result<(), String>) -> Result<String, SqlCompileError>;
+    /// The spec of `script` (JSON or YAML text). `plugins` are the node's
+    /// (`CREATE FUNCTION f AS 'name@version'` names one of its registry).
+    /// `check` is the node's own check of a spec (its paths, its plugins);
+    /// the compiler runs it on the spec and answers its complaint placed in
+    /// the script (the table or option it comes from).
+    fn compile(
+        &self,
+        script: &str,
+        plugins: Arc<dyn PluginSource>,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Result<String, SqlCompileError>;
+
+    /// What the builds of the node's pipelines need for the operators SQL
+    /// jobs compile to (their functions' plugins, from `plugins`).
+    fn extend(&self, _extensions: &mut weir_spec::Extensions, _plugins: Arc<dyn PluginSource>) {}
 }
 
 /// A script that does not compile, or whose spec the node refuses.

@@ -61,9 +61,16 @@ pub fn sql(args: SqlArgs) -> anyhow::Result<()> {
 pub struct SqlJobs;
 
 impl weir_api::SqlCompiler for SqlJobs {
-    fn compile(&self, script: &str, check: &dyn Fn(&str) -> Result<(), String>) -> Result<String, weir_api::SqlCompileError> {
+    fn compile(
+        &self,
+        script: &str,
+        plugins: std::sync::Arc<dyn weir_wasm::PluginSource>,
+        check: &dyn Fn(&str) -> Result<(), String>,
+    ) -> Result<String, weir_api::SqlCompileError> {
         let fail = |message: String| weir_api::SqlCompileError { message };
-        let job = weir_sql::compile(script, "sql").map_err(|e| fail(e.to_string()))?;
+        // CREATE FUNCTION f AS 'name@version': a plugin of the node's registry.
+        let functions = crate::functions::WasmFunctions::new(plugins, None);
+        let job = weir_sql::compile_with(script, "sql", Some(&functions)).map_err(|e| fail(e.to_string()))?;
         if job.explain {
             return Err(fail("sql: EXPLAIN is for `weir sql --explain`; a node runs the job".into()));
         }
@@ -77,5 +84,9 @@ impl weir_api::SqlCompiler for SqlJobs {
             _ => fail(format!("the SQL job's spec: {e}")),
         })?;
         Ok(spec)
+    }
+
+    fn extend(&self, extensions: &mut weir_spec::Extensions, plugins: std::sync::Arc<dyn weir_wasm::PluginSource>) {
+        extensions.insert(weir_sql::udf::Functions(std::sync::Arc::new(crate::functions::WasmFunctions::new(plugins, None))));
     }
 }

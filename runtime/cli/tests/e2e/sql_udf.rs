@@ -186,3 +186,38 @@ fn bad_function_declarations_and_calls_are_refused_at_their_line() {
         }
     }
 }
+
+/// On a node, `CREATE FUNCTION f AS 'name@version'` names a plugin uploaded
+/// to its registry; a file path is not a plugin there.
+#[test]
+fn a_sql_job_on_a_node_calls_functions_of_its_registry() {
+    let w = Work::new(5_000);
+    let allowed = w.dir.path().to_str().unwrap().to_string();
+    let node = crate::node::Node::start_in(std::sync::Arc::new(tempfile::tempdir().unwrap()), &["--allow-path", &allowed]);
+    let (status, body) = node.upload("fns", "1.2.0", std::fs::read(weir_test_support::fixture("sql_functions_py")).unwrap(), None);
+    assert_eq!(status, 201, "{body}");
+    let job = |defs: &str, name: &str| {
+        format!(
+            "SET 'pipeline.name' = '{name}';\n{BID}{defs}\
+             CREATE TABLE o (auction BIGINT, band STRING) WITH ('connector' = 'file', 'path' = '@OUT/{name}');\n\
+             INSERT INTO o SELECT auction, band(price) FROM bid;\n"
+        )
+        .replace("@BIDS", w.bids().to_str().unwrap())
+        .replace("@OUT", w.dir.path().to_str().unwrap())
+    };
+    let send = |text: String| node.send(node.http().post(format!("{}/api/v1/pipelines", node.url)).header("content-type", "application/sql").body(text));
+    let (status, body) = send(job("CREATE FUNCTION band AS 'fns@1.2.0#price_band';\n", "bands"));
+    assert_eq!(status, 201, "{body}");
+    node.wait_for("/api/v1/pipelines/bands", "the SQL job to finish", |v| v["status"] == "finished");
+    let want = duckdb(&w.bids(), "SELECT auction, CASE WHEN price < 1000 THEN 'low' WHEN price < 5000 THEN 'mid' ELSE 'high' END AS band FROM bid");
+    assert_same("a registry's function on a node", &w.rows("bands"), &want);
+
+    let fns = weir_test_support::fixture("sql_functions").display().to_string();
+    let (status, body) = send(job(&format!("CREATE FUNCTION band AS '{fns}#price_band';\n"), "from-a-file"));
+    assert_eq!(status, 400, "{body}");
+    let err = body["error"].as_str().unwrap();
+    assert!(err.starts_with("sql:5:1: CREATE FUNCTION band: cannot load function plugin") && err.contains("not NAME@VERSION of a plugin in the registry"), "{err}");
+    let (status, body) = send(job("CREATE FUNCTION band AS 'fns@9.9.9#price_band';\n", "no-such-version"));
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("fns@9.9.9"), "{body}");
+}
