@@ -58,7 +58,7 @@ impl FunctionSource for WasmFunctions {
             .into_iter()
             .map(|s| FunctionSignature { name: s.name, args: s.args.into_iter().map(sql_type).collect(), returns: sql_type(s.returns) })
             .collect();
-        Ok(Described { plugin: instance.plugin().to_string(), reference, functions })
+        Ok(Described { plugin: instance.plugin().to_string(), digest: instance.plugin().digest.clone(), reference, functions })
     }
 
     fn instance(&self, reference: &str, ctx: &TaskContext) -> Result<Box<dyn FunctionCaller>, FunctionError> {

@@ -217,9 +217,14 @@ impl Translator<'_> {
                 Ok(datafusion_common::tree_node::TreeNodeRecursion::Continue)
             });
         }
+        // Functions of one plugin: the calc's plugin, which a swap replaces.
+        let plugin = functions.first().map(|f| f.plugin.clone()).filter(|p| functions.iter().all(|f| f.plugin == *p));
+        if plugin.is_some() {
+            functions.iter_mut().for_each(|f| f.plugin.clear());
+        }
         let filter = filter.map(|f| to_sql(&s.physical(f)).map_err(|e| self.df(e))).transpose()?;
         let select = select.iter().map(|e| to_sql(&s.physical(e)).map_err(|e| self.df(e))).collect::<Result<Vec<_>, _>>()?;
-        Ok(CalcConfig { input, filter, select, output: out, key: None, functions })
+        Ok(CalcConfig { input, filter, select, output: out, key: None, functions, plugin })
     }
 
     fn aggregate(&mut self, a: &Aggregate) -> Result<Stream, SqlError> {

@@ -48,6 +48,8 @@ pub struct Described {
     pub reference: String,
     /// The plugin's name and version, for messages.
     pub plugin: String,
+    /// sha256 of the component, hex.
+    pub digest: String,
     pub functions: Vec<FunctionSignature>,
 }
 
@@ -90,7 +92,9 @@ pub struct Functions(pub Arc<dyn FunctionSource>);
 pub struct FunctionRef {
     /// Its name in the calc's expressions.
     pub name: String,
-    /// The plugin (a `.wasm` path or `name@version`).
+    /// The plugin (a `.wasm` path or `name@version`); empty when it is the
+    /// calc's `plugin`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub plugin: String,
     /// The function's name in the component.
     pub function: String,

@@ -221,3 +221,75 @@ fn a_sql_job_on_a_node_calls_functions_of_its_registry() {
     assert_eq!(status, 400, "{body}");
     assert!(body["error"].as_str().unwrap().contains("fns@9.9.9"), "{body}");
 }
+
+/// A SQL job's function is hot-swapped like an operator's plugin: the calc
+/// calling `price_band` of `fns@1` switches to `fns@2` at one checkpoint
+/// barrier (every event computed by exactly one version, none after the
+/// switch by the old one), a version without the function is refused before
+/// anything changes, and one that traps in its probation is rolled back.
+#[test]
+fn a_function_of_a_running_sql_job_is_hot_swapped_refused_and_rolled_back() {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let node = crate::node::Node::start_in(dir.clone(), &[]);
+    for (v, guest) in [("1", "sql_functions"), ("2", "bands_v2"), ("3", "bands_trap"), ("4", "bad_functions")] {
+        let (status, body) = node.upload("fns", v, std::fs::read(weir_test_support::fixture(guest)).unwrap(), None);
+        assert_eq!(status, 201, "{body}");
+    }
+    let out = dir.path().join("bands");
+    let job = format!(
+        "SET 'pipeline.name' = 'bands';\nSET 'checkpoint.interval' = '200ms';\nSET 'parallelism.default' = '2';\n\
+         CREATE FUNCTION band AS 'fns@1#price_band';\n\
+         CREATE TABLE events (id BIGINT, `key` STRING, amount BIGINT, ts TIMESTAMP(3)) WITH ('connector' = 'generator', 'rate' = '4000', 'keys' = '20', 'seed' = '7');\n\
+         CREATE TABLE o (id BIGINT, band STRING) WITH ('connector' = 'file', 'path' = '{}');\n\
+         INSERT INTO o SELECT id, band(amount) FROM events;\n",
+        out.display()
+    );
+    let (status, body) = node.send(node.http().post(format!("{}/api/v1/pipelines", node.url)).header("content-type", "application/sql").body(job));
+    assert_eq!(status, 201, "{body}");
+    let v = node.wait_for("/api/v1/pipelines/bands", "the job to run with fns@1", |v| v["checkpoints"]["completed"].as_u64() > Some(1));
+    let calc = v["plugins"].as_object().unwrap().iter().find(|(_, p)| *p == "fns@1").map(|(op, _)| op.clone()).unwrap_or_else(|| panic!("{v:#}"));
+    let swap = |plugin: &str| {
+        node.send(
+            node.http()
+                .post(format!("{}/api/v1/pipelines/bands/operators/{calc}/swap", node.url))
+                .header("content-type", "application/json")
+                .body(serde_json::json!({"plugin": plugin, "probation": "500ms"}).to_string()),
+        )
+    };
+    let (status, body) = swap("fns@2");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["swap"]["status"], "switched", "{body:#}");
+    let v = node.wait_for("/api/v1/pipelines/bands", "the swap's confirmation", |v| v["swap"]["status"] == "confirmed");
+    assert_eq!(v["plugins"][&calc], "fns@2");
+
+    let (status, body) = swap("fns@4");
+    assert_eq!(status, 422, "{body}");
+    let e = body["error"].as_str().unwrap();
+    assert!(e.starts_with(&format!("fns@4 cannot replace fns@2 in operator '{calc}'")) && e.contains("has no function price_band") && e.ends_with("nothing changed"), "{e}");
+
+    let (status, body) = swap("fns@3");
+    assert_eq!(status, 200, "{body}");
+    let v = node.wait_for("/api/v1/pipelines/bands", "the rollback", |v| v["swap"]["status"] == "rolled-back" && v["status"] == "running");
+    let reason = v["swap"]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("fns@3 was rolled back to fns@2: ") && reason.contains("bands-trap is broken"), "{reason}");
+    node.wait_for("/api/v1/pipelines/bands", "more checkpoints after the rollback", |v| v["checkpoints"]["completed"].as_u64() > Some(8));
+    assert_eq!(node.post("/api/v1/pipelines/bands/stop", "").0, 200);
+
+    // Every event exactly once; v1's rows all before v2's; nothing of v3's.
+    let mut rows: Vec<(u64, String)> = crate::common::parts(&out)
+        .concat()
+        .iter()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["id"].as_u64().unwrap(), v["band"].as_str().unwrap().to_string())
+        })
+        .collect();
+    rows.sort();
+    let ids: Vec<u64> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(ids, (0..rows.len() as u64).collect::<Vec<_>>(), "every event exactly once");
+    let first_v2 = rows.iter().position(|r| r.1.starts_with("v2-")).expect("fns@2 computed rows");
+    assert!(first_v2 > 0, "fns@1 computed rows");
+    assert!(rows[..first_v2].iter().all(|r| ["low", "mid", "high"].contains(&r.1.as_str())), "fns@1's bands");
+    assert!(rows[first_v2..].iter().all(|r| r.1.starts_with("v2-")), "after the switch, fns@2 only (fns@3 rolled back)");
+    eprintln!("{} events: {first_v2} by fns@1, then {} by fns@2", rows.len(), rows.len() - first_v2);
+}

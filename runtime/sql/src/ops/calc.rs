@@ -14,10 +14,10 @@ use arrow_schema::SchemaRef;
 use datafusion_physical_expr::PhysicalExpr;
 use serde::{Deserialize, Serialize};
 use weir_engine::{Emitter, Operator, OperatorError, OperatorFactory, RecordBatch, TaskContext};
-use weir_spec::{BuildContext, BuildError, BuiltOperator, Changelog, Check, OperatorKind, SpecError};
+use weir_spec::{BuildContext, BuildError, BuiltOperator, Changelog, Check, Logic, OperatorKind, SpecError};
 
 use crate::expr::{schema, ColumnDef};
-use crate::udf::{FunctionRef, Functions, WasmUdf};
+use crate::udf::{FunctionRef, FunctionSource, Functions, WasmUdf};
 use crate::ops::json;
 
 /// The config of a `sql-calc` entry (written by the planner).
@@ -42,6 +42,75 @@ pub struct CalcConfig {
     /// The user-defined functions its expressions call.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub functions: Vec<FunctionRef>,
+    /// The plugin of its functions when they all come from one (theirs say
+    /// none): the plugin a hot swap replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+}
+
+impl CalcConfig {
+    /// Its functions, each with its plugin.
+    pub fn resolved_functions(&self) -> Vec<FunctionRef> {
+        let of = |f: &FunctionRef| if f.plugin.is_empty() { self.plugin.clone().unwrap_or_default() } else { f.plugin.clone() };
+        self.functions.iter().map(|f| FunctionRef { plugin: of(f), ..f.clone() }).collect()
+    }
+}
+
+/// A calc's functions, checked against what their plugins declare now.
+struct Checked {
+    source: Option<Arc<dyn FunctionSource>>,
+    refs: Vec<FunctionRef>,
+    /// The plugin it runs, for a calc of one plugin's functions.
+    logic: Option<Logic>,
+}
+
+/// Its functions still are what the job was planned with.
+fn functions(c: &CalcConfig, cx: &BuildContext<'_>) -> Result<Checked, BuildError> {
+    let fail = |e: String| BuildError::new(format!("sql-calc '{}': {e}", cx.node));
+    let refs = c.resolved_functions();
+    let source = match (refs.is_empty(), cx.env.extensions.get::<Functions>()) {
+        (true, _) => return Ok(Checked { source: None, refs, logic: None }),
+        (false, Some(Functions(s))) => s.clone(),
+        (false, None) => return Err(fail("it calls user-defined functions, and this binary loads no function plugins".into())),
+    };
+    let mut logic = None;
+    for f in &refs {
+        let d = source.describe(&f.plugin).map_err(|e| fail(e.to_string()))?;
+        match d.functions.iter().find(|s| s.name.eq_ignore_ascii_case(&f.function)) {
+            Some(s) if s.args == f.args && s.returns == f.returns => {}
+            Some(s) => {
+                return Err(fail(format!(
+                    "function {} of plugin {} takes ({}) and returns {}; the job was planned with ({}) returning {}",
+                    f.function,
+                    d.plugin,
+                    types(&s.args),
+                    s.returns,
+                    types(&f.args),
+                    f.returns
+                )))
+            }
+            None => return Err(fail(format!("plugin {} has no function {} (the job calls it as {})", d.plugin, f.function, f.name))),
+        }
+        if c.plugin.is_some() {
+            logic = Some(Logic { label: d.plugin.clone(), digest: d.digest.clone() });
+        }
+    }
+    Ok(Checked { source: Some(source), refs, logic })
+}
+
+/// A calc over new instances of `refs` for task `ctx`.
+fn fresh(c: Arc<CalcConfig>, refs: Vec<FunctionRef>, source: Arc<dyn FunctionSource>, ctx: TaskContext) -> Fresh {
+    Arc::new(move || {
+        let udfs = crate::udf::instances(&refs, source.as_ref(), &ctx).map_err(|e| format!("(task {}): {e}", ctx.task_index))?;
+        Calc::new(&c, &udfs)
+    })
+}
+
+/// What a calc swaps to: its config with the new plugin.
+struct CalcSwap {
+    config: Arc<CalcConfig>,
+    refs: Vec<FunctionRef>,
+    source: Arc<dyn FunctionSource>,
 }
 
 /// The `sql-calc` operator kind.
@@ -50,6 +119,7 @@ pub struct SqlCalc;
 impl OperatorKind for SqlCalc {
     type Config = CalcConfig;
     const TYPE: &'static str = "sql-calc";
+    const PLUGIN_FIELD: Option<&'static str> = Some("plugin");
 
     fn check(&self, c: &CalcConfig, cx: &Check<'_>) -> Result<(), SpecError> {
         if c.select.len() != c.output.len() {
@@ -58,59 +128,46 @@ impl OperatorKind for SqlCalc {
         if let Some(k) = c.key.iter().flatten().find(|&&k| k >= c.output.len()) {
             return Err(cx.error("key", format!("column {k} of {} output columns", c.output.len())));
         }
+        if c.plugin.is_none() && c.functions.iter().any(|f| f.plugin.is_empty()) {
+            return Err(cx.error("functions", "a function without its plugin, and no `plugin` for the calc's functions"));
+        }
         Ok(())
     }
 
     fn build(&self, c: CalcConfig, cx: &BuildContext<'_>) -> Result<BuiltOperator, BuildError> {
-        let node = cx.node.to_string();
-        let fail = move |e: String| BuildError::new(format!("sql-calc '{node}': {e}"));
-        // Its functions still are what the job was planned with.
-        let source = match (c.functions.is_empty(), cx.env.extensions.get::<Functions>()) {
-            (true, _) => None,
-            (false, Some(Functions(s))) => Some(s.clone()),
-            (false, None) => return Err(fail("it calls user-defined functions, and this binary loads no function plugins".into())),
-        };
-        if let Some(source) = &source {
-            for f in &c.functions {
-                let d = source.describe(&f.plugin).map_err(|e| fail(e.to_string()))?;
-                let now = d.functions.iter().find(|s| s.name.eq_ignore_ascii_case(&f.function));
-                match now {
-                    Some(s) if s.args == f.args && s.returns == f.returns => {}
-                    Some(s) => {
-                        return Err(fail(format!(
-                            "function {} of plugin {} now takes ({}) and returns {}; the job was planned with ({}) returning {}",
-                            f.function,
-                            d.plugin,
-                            types(&s.args),
-                            s.returns,
-                            types(&f.args),
-                            f.returns
-                        )))
-                    }
-                    None => return Err(fail(format!("plugin {} has no function {} any more", d.plugin, f.function))),
-                }
-            }
-        }
-        let planning: Vec<_> = c.functions.iter().map(|f| WasmUdf::udf(f.clone(), None)).collect();
-        let calc = Arc::new(Calc::new(&c, &planning).map_err(&fail)?);
+        let checked = functions(&c, cx)?;
+        let planning: Vec<_> = checked.refs.iter().map(|f| WasmUdf::udf(f.clone(), None)).collect();
+        let calc = Arc::new(Calc::new(&c, &planning).map_err(|e| BuildError::new(format!("sql-calc '{}': {e}", cx.node)))?);
+        let Checked { source, refs, logic } = checked;
         let c = Arc::new(c);
         let factory: Arc<dyn OperatorFactory> = Arc::new(move |ctx: &TaskContext| {
             // A task of a calc calling functions plans its own, over its instances.
             let (calc, fresh) = match &source {
                 None => (calc.clone(), None),
                 Some(source) => {
-                    let (source, c, task) = (source.clone(), c.clone(), ctx.clone());
-                    let fresh: Fresh = Arc::new(move || {
-                        let udfs = crate::udf::instances(&c.functions, source.as_ref(), &task).map_err(|e| format!("(task {}): {e}", task.task_index))?;
-                        Calc::new(&c, &udfs)
-                    });
+                    let fresh = fresh(c.clone(), refs.clone(), source.clone(), ctx.clone());
                     let calc = fresh().map_err(|e| OperatorError::new(format!("SQL operator '{}': {e}", ctx.node)))?;
                     (Arc::new(calc), Some(fresh))
                 }
             };
-            Ok(Box::new(CalcTask { calc, node: ctx.node.to_string(), fresh }) as Box<dyn Operator>)
+            Ok(Box::new(CalcTask { calc, node: ctx.node.to_string(), fresh, ctx: ctx.clone() }) as Box<dyn Operator>)
         });
-        Ok(BuiltOperator { factory, logic: None, state_shape: None })
+        Ok(BuiltOperator { factory, logic, state_shape: None })
+    }
+
+    /// Hot swap of the plugin of its functions (`plugin` replaced): the new
+    /// version must declare every function the calc calls with the types it
+    /// was planned with, and is tried out (instantiated, the expressions
+    /// planned over it) before anything changes.
+    fn replacement(&self, c: CalcConfig, cx: &BuildContext<'_>) -> Result<weir_engine::Replacement, BuildError> {
+        if c.plugin.is_none() {
+            return Err(BuildError::new(format!("sql-calc '{}' calls no functions of one plugin, so it has no plugin to swap", cx.node)));
+        }
+        let Checked { source, refs, .. } = functions(&c, cx)?;
+        let source = source.expect("a calc with a plugin calls functions");
+        let trial = TaskContext::new(&cx.env.pipeline, cx.node, 0, cx.parallelism.max(1));
+        fresh(Arc::new(c.clone()), refs.clone(), source.clone(), trial)().map_err(|e| BuildError::new(format!("sql-calc '{}': {e}", cx.node)))?;
+        Ok(Arc::new(CalcSwap { config: Arc::new(c), refs, source }))
     }
 
     /// Rows keep their kinds.
@@ -201,6 +258,7 @@ struct CalcTask {
     /// by row over new instances (the failed call may have left its instance
     /// trapped), to name the row.
     fresh: Option<Fresh>,
+    ctx: TaskContext,
 }
 
 impl CalcTask {
@@ -234,6 +292,18 @@ impl Operator for CalcTask {
 
     fn isolate_failures(&mut self) -> bool {
         true
+    }
+
+    /// Go on over the new plugin's functions (new instances for this task).
+    fn swap(&mut self, replacement: &(dyn std::any::Any + Send + Sync)) -> Result<(), OperatorError> {
+        let Some(s) = replacement.downcast_ref::<CalcSwap>() else {
+            return Err(OperatorError::new(format!("SQL operator '{}': a swap of a sql-calc takes a sql-calc's plugin", self.node)));
+        };
+        let fresh = fresh(s.config.clone(), s.refs.clone(), s.source.clone(), self.ctx.clone());
+        let calc = fresh().map_err(|e| OperatorError::new(format!("SQL operator '{}': {e}", self.node)))?;
+        self.calc = Arc::new(calc);
+        self.fresh = Some(fresh);
+        Ok(())
     }
 
     fn undo(&mut self) -> Result<(), OperatorError> {
