@@ -148,9 +148,10 @@ impl Translator<'_> {
             }
             LogicalPlan::Join(j) => self.join(j),
             LogicalPlan::Aggregate(a) => self.aggregate(a),
-            LogicalPlan::Extension(e) if e.node.as_any().is::<WindowTvf>() => Err(self.err(
-                "the rows of a window table function can only be aggregated yet: GROUP BY window_start, window_end (and columns)",
-            )),
+            LogicalPlan::Extension(e) if e.node.as_any().is::<WindowTvf>() => {
+                let t = e.node.as_any().downcast_ref::<WindowTvf>().expect("checked");
+                self.tumble_rows(t)
+            }
             LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY")),
             LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT")),
             LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
@@ -160,6 +161,62 @@ impl Translator<'_> {
             LogicalPlan::Subquery(_) => Err(self.unsupported("a subquery")),
             LogicalPlan::Unnest(_) => Err(self.unsupported("UNNEST")),
             other => Err(self.unsupported(&format!("this kind of query ({})", other.display()))),
+        }
+    }
+
+    /// The rows of `TUMBLE(...)` not aggregated: each row with its window's
+    /// columns (a calc), windowed, so a join with another windowed input on
+    /// both bounds is a window join (Nexmark q7 as Flink writes it).
+    fn tumble_rows(&mut self, t: &WindowTvf) -> Result<Stream, SqlError> {
+        let crate::tvf::WindowShape::Tumble { size } = t.shape else {
+            return Err(self.err(format!(
+                "the rows of {} can only be aggregated yet (GROUP BY window_start, window_end, ...); TUMBLE's can be selected too",
+                t.shape
+            )));
+        };
+        let s = self.go(&t.input)?;
+        self.event_time_column(&s, t)?;
+        let mut select: Vec<String> = Vec::new();
+        let mut out = s.columns();
+        for c in &out {
+            select.push(quoted(&c.name));
+        }
+        let time = s.schema.index_of_column_by_name(None, &t.time).ok_or_else(|| self.err(format!("DESCRIPTOR({}): no such column", t.time)))?;
+        let ts = quoted(&out[time].name);
+        let start = format!("date_bin(INTERVAL '{size} milliseconds', {ts}, TIMESTAMP '1970-01-01 00:00:00')");
+        let ms = arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, None);
+        for (name, e) in [
+            ("window_start", start.clone()),
+            ("window_end", format!("{start} + INTERVAL '{size} milliseconds'")),
+            ("window_time", format!("{start} + INTERVAL '{} milliseconds'", size - 1)),
+        ] {
+            select.push(format!("CAST({e} AS TIMESTAMP)"));
+            out.push(ColumnDef { name: name.into(), data_type: ms.clone() });
+        }
+        let n = out.len();
+        let explain = format!("calc: each row with its window of {} ({})", t.shape, t.time);
+        let config = CalcConfig { input: s.columns(), filter: None, select, output: out, key: None, functions: Vec::new(), plugin: None };
+        let node = self.add(calc_node(&s, config, explain));
+        let names = s.names.clone().map(|mut n| {
+            n.extend(WINDOW_COLUMNS.iter().map(|c| c.to_string()));
+            n
+        });
+        Ok(Stream { node, schema: t.schema.clone(), changelog: s.changelog, table: s.table.clone(), names, window: Some((n - 3, n - 2)) })
+    }
+
+    /// A window table function's time column is its table's WATERMARK column.
+    fn event_time_column(&self, s: &Stream, t: &WindowTvf) -> Result<(), SqlError> {
+        let table = s.table.as_ref().ok_or_else(|| self.err("a window table function reads a table with a watermark"))?;
+        match &table.watermark {
+            Some(w) if w.column == t.time => Ok(()),
+            Some(w) => Err(self.err(format!(
+                "DESCRIPTOR({}): windows follow the table's event time, its WATERMARK column {} (DESCRIPTOR({}))",
+                t.time, w.column, w.column
+            ))),
+            None => Err(self.err(format!(
+                "DESCRIPTOR({}): windows need event time, and table {} declares no WATERMARK FOR {} AS ...",
+                t.time, table.name, t.time
+            ))),
         }
     }
 
@@ -292,22 +349,7 @@ impl Translator<'_> {
             return Err(self.err("a window aggregation over a changelog (updates and deletes) is not supported yet"));
         }
         if let Some(t) = &tvf {
-            let table = s.table.as_ref().ok_or_else(|| self.err("a window table function reads a table with a watermark"))?;
-            match &table.watermark {
-                Some(w) if w.column == t.time => {}
-                Some(w) => {
-                    return Err(self.err(format!(
-                        "DESCRIPTOR({}): windows follow the table's event time, its WATERMARK column {} (DESCRIPTOR({}))",
-                        t.time, w.column, w.column
-                    )))
-                }
-                None => {
-                    return Err(self.err(format!(
-                        "DESCRIPTOR({}): windows need event time, and table {} declares no WATERMARK FOR {} AS ...",
-                        t.time, table.name, t.time
-                    )))
-                }
-            }
+            self.event_time_column(&s, t)?;
         }
         // The pre-calc: group keys (not the window's), then each aggregate's argument.
         let mut group = Vec::new();

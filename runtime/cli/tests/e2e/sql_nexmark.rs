@@ -3,7 +3,8 @@
 //! by the windows of its rows (q5's maximum per window over the counts per
 //! auction and window), window joins (both sides rows of windows, joined on
 //! their bounds: q5, q8) whose state goes when the watermark passes the
-//! window, and a regular join of a stream with a window aggregation (q7).
+//! window, and a regular join of a stream with a window aggregation (q7),
+//! or a window join of TUMBLE's rows with it (q7 as benches/flink writes it).
 //! Each gives exactly what DuckDB computes from the same rows, also through
 //! `kill -9`s.
 
@@ -46,6 +47,16 @@ const TIMED: &str = "CREATE TABLE person (id BIGINT, name STRING, city STRING, s
 const QUERIES: &str = "CREATE TABLE q5 (auction BIGINT, num BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q5');\n\
      CREATE TABLE q7 (auction BIGINT, price BIGINT, bidder BIGINT, dateTime BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q7');\n\
      CREATE TABLE q8 (id BIGINT, name STRING, stime BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q8');\n\
+     CREATE TABLE q7w (auction BIGINT, price BIGINT, bidder BIGINT, dateTime BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/q7w');\n\
+     -- q7 as a window join of TUMBLE's rows with each window's MAX(price) (benches/flink/NexmarkSql.java)\n\
+     INSERT INTO q7w\n\
+     SELECT B.auction, B.price, B.bidder, B.dateTime FROM (\n\
+       SELECT * FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))) B\n\
+     JOIN (\n\
+       SELECT MAX(price) AS maxprice, window_start, window_end\n\
+       FROM TABLE(TUMBLE(TABLE bid, DESCRIPTOR(dateTime), INTERVAL '10' SECOND))\n\
+       GROUP BY window_start, window_end) M\n\
+     ON B.window_start = M.window_start AND B.window_end = M.window_end AND B.price = M.maxprice;\n\
      -- q5: the auctions with the most bids in each sliding window\n\
      INSERT INTO q5\n\
      SELECT AuctionBids.auction, AuctionBids.num\n\
@@ -98,6 +109,8 @@ const Q5: &str = "WITH h AS (SELECT auction, count(*) AS num, ws AS starttime, w
     SELECT h.auction, h.num FROM h JOIN m ON h.starttime = m.starttime AND h.endtime = m.endtime AND h.num >= m.maxn";
 const Q7: &str = "WITH m AS (SELECT max(price) AS maxprice, dateTime - dateTime % 10000 + 10000 AS dt FROM bid GROUP BY dateTime - dateTime % 10000) \
     SELECT B.auction, B.price, B.bidder, B.dateTime FROM bid B JOIN m ON B.price = m.maxprice WHERE B.dateTime BETWEEN m.dt - 10000 AND m.dt";
+const Q7W: &str = "WITH m AS (SELECT max(price) AS mp, dateTime - dateTime % 10000 AS w FROM bid GROUP BY 2) \
+    SELECT b.auction, b.price, b.bidder, b.dateTime FROM bid b JOIN m ON b.dateTime - b.dateTime % 10000 = m.w AND b.price = m.mp";
 const Q8: &str = "WITH p AS (SELECT DISTINCT id, name, dateTime - dateTime % 10000 AS s FROM person), \
     a AS (SELECT DISTINCT seller, dateTime - dateTime % 10000 AS s FROM auction) \
     SELECT p.id, p.name, p.s AS stime FROM p JOIN a ON p.id = a.seller AND p.s = a.s";
@@ -110,6 +123,7 @@ fn check(w: &Work, what: &str) {
     assert_same(&format!("Nexmark q5 {what}"), &w.rows("q5"), &q5);
     assert_same(&format!("Nexmark q7 {what}"), &w.rows("q7"), &q7);
     assert_same(&format!("Nexmark q8 {what}"), &w.rows("q8"), &q8);
+    assert_same(&format!("Nexmark q7 as a window join {what}"), &w.rows("q7w"), &duckdb(&bids, Q7W));
 }
 
 #[test]
@@ -125,8 +139,11 @@ fn nexmark_q5_q7_q8_cascading_windows_and_window_joins_give_what_duckdb_gives() 
     assert!(text.contains("window join ON AuctionBids.starttime = MaxBids.starttime AND AuctionBids.endtime = MaxBids.endtime"), "{text}");
     assert!(text.contains("window join ON P.id = A.seller AND P.starttime = A.starttime AND P.endtime = A.endtime"), "{text}");
     assert!(text.contains("until the watermark passes the window's end"), "{text}");
-    // q7 joins bids (no window) with windows: a regular join.
+    // q7 joins bids (no window) with windows: a regular join; written with
+    // TUMBLE's rows, a window join.
     assert!(text.contains("inner join ON B.price = B1.maxprice"), "{text}");
+    assert!(text.contains("calc: each row with its window of TUMBLE(10000 ms) (dateTime)"), "{text}");
+    assert!(text.contains("window join ON B.window_start = M.window_start AND B.window_end = M.window_end AND B.price = M.maxprice"), "{text}");
 }
 
 #[test]
