@@ -14,7 +14,11 @@
 // blackhole sink and adds "outputs=N" (rows inserted minus rows retracted)
 // and "changes=M" (changelog rows) to the line, to compare with Weir's
 // output counts; NEXMARK_ROWS=FILE also writes the rows there.
-// NEXMARK_EXPLAIN=1 prints the plan to stderr.
+// NEXMARK_EXPLAIN=1 prints the plan to stderr. NEXMARK_FLAT=DIR reads flat
+// tables instead (DIR/person.jsonl, auction.jsonl, bid.jsonl: each kind's
+// rows as top-level JSON objects, as benches/flink/sql.sh splits the events
+// for the Weir SQL comparison), with the same columns, event time and
+// watermark; the queries are the same.
 
 import java.io.PrintWriter;
 import java.lang.management.ManagementFactory;
@@ -49,11 +53,20 @@ public class NexmarkSql {
                         + "WATERMARK FOR ts AS ts - INTERVAL '0.1' SECOND"
                 : "";
         String ts = windowed ? ", ts" : "";
-        t.executeSql("CREATE TABLE events (event_type INT, person ROW<" + PERSON + ">, auction ROW<" + AUCTION + ">, bid ROW<" + BID + ">" + time + ") "
-                + "WITH ('connector' = 'filesystem', 'path' = '" + path + "', 'format' = 'json')");
-        t.executeSql("CREATE VIEW person AS SELECT person.id, person.name, person.city, person.state" + ts + " FROM events WHERE event_type = 0");
-        t.executeSql("CREATE VIEW auction AS SELECT auction.id, auction.seller, auction.category" + ts + " FROM events WHERE event_type = 1");
-        t.executeSql("CREATE VIEW bid AS SELECT bid.auction, bid.bidder, bid.price, bid.`dateTime`, bid.extra" + ts + " FROM events WHERE event_type = 2");
+        String flat = System.getenv("NEXMARK_FLAT");
+        if (flat != null) {
+            String wm = windowed ? ", ts AS TO_TIMESTAMP_LTZ(`dateTime`, 3), WATERMARK FOR ts AS ts - INTERVAL '0.1' SECOND" : "";
+            for (String[] table : new String[][] {{"person", PERSON}, {"auction", AUCTION}, {"bid", BID}}) {
+                t.executeSql("CREATE TABLE " + table[0] + " (" + table[1] + wm + ") WITH ('connector' = 'filesystem', 'path' = '"
+                        + flat + "/" + table[0] + ".jsonl', 'format' = 'json')");
+            }
+        } else {
+            t.executeSql("CREATE TABLE events (event_type INT, person ROW<" + PERSON + ">, auction ROW<" + AUCTION + ">, bid ROW<" + BID + ">" + time + ") "
+                    + "WITH ('connector' = 'filesystem', 'path' = '" + path + "', 'format' = 'json')");
+            t.executeSql("CREATE VIEW person AS SELECT person.id, person.name, person.city, person.state" + ts + " FROM events WHERE event_type = 0");
+            t.executeSql("CREATE VIEW auction AS SELECT auction.id, auction.seller, auction.category" + ts + " FROM events WHERE event_type = 1");
+            t.executeSql("CREATE VIEW bid AS SELECT bid.auction, bid.bidder, bid.price, bid.`dateTime`, bid.extra" + ts + " FROM events WHERE event_type = 2");
+        }
         String sink;
         String select;
         switch (query) {
