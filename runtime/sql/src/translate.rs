@@ -685,7 +685,12 @@ fn quoted(name: &str) -> String {
     to_sql(&Expr::Column(datafusion_common::Column::new_unqualified(name))).unwrap_or_else(|_| name.to_string())
 }
 
-fn calc_node(s: &Stream, config: CalcConfig, explain: String) -> Node {
+fn calc_node(s: &Stream, config: CalcConfig, mut explain: String) -> Node {
+    // The functions it calls, and their plugin (which a swap replaces).
+    if !config.functions.is_empty() {
+        let calls: Vec<String> = config.resolved_functions().iter().map(|f| format!("{} = {}#{}", f.name, f.plugin, f.function)).collect();
+        explain.push_str(&format!("; calls {}", calls.join(", ")));
+    }
     let mut cfg = serde_json::to_value(&config).expect("configs serialise");
     let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
     Node {

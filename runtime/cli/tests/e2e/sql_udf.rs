@@ -36,6 +36,10 @@ fn same_functions(plugin: &str) {
         ),
     );
     run_sql(&script);
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    let path = weir_test_support::fixture(plugin).display().to_string();
+    assert!(text.contains(&format!("band = {path}#price_band")), "EXPLAIN names each function's plugin: {text}");
     let band = "CASE WHEN price < 1000 THEN 'low' WHEN price < 5000 THEN 'mid' ELSE 'high' END";
     let want = duckdb(
         &w.bids(),
