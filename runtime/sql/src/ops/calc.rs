@@ -306,7 +306,12 @@ impl Operator for CalcTask {
         Ok(())
     }
 
+    /// Nothing to undo (no state); a function's instance that trapped is
+    /// replaced, so the batch can run again without the failing row.
     fn undo(&mut self) -> Result<(), OperatorError> {
+        if let Some(fresh) = &self.fresh {
+            self.calc = Arc::new(fresh().map_err(|e| OperatorError::new(format!("SQL operator '{}': {e}", self.node)))?);
+        }
         Ok(())
     }
 }
