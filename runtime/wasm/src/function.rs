@@ -77,37 +77,43 @@ impl FunctionInstance {
         }
     }
 
-    fn check(&self, call: &str) -> Result<(), WasmError> {
+    /// Refuse a call after one trapped; `call` says which (built only then).
+    fn check(&self, call: impl FnOnce() -> String) -> Result<(), WasmError> {
         if self.broken {
             let (plugin, operator, task) = self.caller();
-            return Err(WasmError::Guest { plugin, operator, task, what: format!("cannot {call}"), message: "an earlier call trapped".into() });
+            return Err(WasmError::Guest { plugin, operator, task, what: format!("cannot {}", call()), message: "an earlier call trapped".into() });
         }
         Ok(())
     }
 
     /// The functions the component offers.
     pub fn describe(&mut self) -> Result<Vec<Signature>, WasmError> {
-        self.check("describe its functions")?;
+        self.check(|| "describe its functions".into())?;
         arm(&mut self.store);
         let i = self.bindings.weir_function_functions();
         i.call_describe(&mut self.store).map_err(|e| self.failed(e, "describe"))
     }
 
     /// Call `name` over a batch of `rows` rows; the result is checked to be
-    /// `rows` long.
+    /// `rows` long. Names and messages are built on failures only (this is
+    /// once per batch).
     pub fn call(&mut self, name: &str, args: &[Column], rows: u32) -> Result<Column, WasmError> {
-        self.check(&format!("call {name}"))?;
+        self.check(|| format!("call {name}"))?;
         arm(&mut self.store);
         self.store.data().log.clear_recent();
         let i = self.bindings.weir_function_functions();
-        let what = format!("call of {name}");
         let out = match i.call_call(&mut self.store, name, args, rows) {
             Ok(out) => out,
-            Err(e) => return Err(self.failed(e, &what)),
+            Err(e) => return Err(self.failed(e, &format!("call of {name}"))),
         };
-        let (plugin, operator, task) = self.caller();
-        let limit = self.store.data().limits.error_message;
-        let column = out.map_err(|m| Caller { plugin: &plugin, operator: &operator, task }.guest_error(&what, m, limit))?;
+        let column = match out {
+            Ok(c) => c,
+            Err(m) => {
+                let (plugin, operator, task) = self.caller();
+                let limit = self.store.data().limits.error_message;
+                return Err(Caller { plugin: &plugin, operator: &operator, task }.guest_error(&format!("call of {name}"), m, limit));
+            }
+        };
         let n = match &column {
             Column::Boolean(v) => v.len(),
             Column::Bigint(v) | Column::Timestamp(v) => v.len(),
@@ -115,6 +121,7 @@ impl FunctionInstance {
             Column::Varchar(v) => v.len(),
         };
         if n != rows as usize {
+            let (plugin, operator, task) = self.caller();
             return Err(WasmError::Contract { plugin, operator, task, message: format!("{name} returned {n} values for a batch of {rows} rows") });
         }
         Ok(column)

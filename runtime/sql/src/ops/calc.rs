@@ -74,8 +74,16 @@ fn functions(c: &CalcConfig, cx: &BuildContext<'_>) -> Result<Checked, BuildErro
         (false, None) => return Err(fail("it calls user-defined functions, and this binary loads no function plugins".into())),
     };
     let mut logic = None;
+    // Each plugin loaded and asked once, however many of its functions are called.
+    let mut described: Vec<crate::udf::Described> = Vec::new();
     for f in &refs {
-        let d = source.describe(&f.plugin).map_err(|e| fail(e.to_string()))?;
+        let d = match described.iter().position(|d| d.reference == f.plugin) {
+            Some(i) => &described[i],
+            None => {
+                described.push(source.describe(&f.plugin).map_err(|e| fail(e.to_string()))?);
+                described.last().expect("just pushed")
+            }
+        };
         match d.functions.iter().find(|s| s.name.eq_ignore_ascii_case(&f.function)) {
             Some(s) if s.args == f.args && s.returns == f.returns => {}
             Some(s) => {
