@@ -11,7 +11,10 @@
 //! * an inner equi-join is a `sql-calc` per side (join keys as the record
 //!   key, the side as a tag) and a keyed `sql-join` reading both; its output
 //!   columns are named `j0`, `j1`, ... (both sides may have a column of the
-//!   same name), and the expressions above it are rewritten to those names.
+//!   same name), and the expressions above it are rewritten to those names;
+//!   a window join when both sides are windowed rows joined on their
+//!   windows, an interval join when the other conditions bound the two
+//!   sides' event times against each other both ways.
 //!
 //! What it cannot plan it refuses, naming the construct.
 
@@ -49,6 +52,9 @@ pub struct Stream {
     /// end, when its rows are a window aggregation's (or a window join's):
     /// grouping or joining by them again is windowed too.
     pub window: Option<(usize, usize)>,
+    /// The column (of `schema`) of the rows' event time: its table's
+    /// WATERMARK column, as long as projections pass it on unchanged.
+    pub time: Option<usize>,
 }
 
 impl Stream {
@@ -96,7 +102,7 @@ impl Translator<'_> {
 
     fn unsupported(&self, what: &str) -> SqlError {
         self.err(format!(
-            "{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE, HOP and CUMULATE window aggregations, GROUP BY, inner equi-joins)"
+            "{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE, HOP and CUMULATE window aggregations, GROUP BY, inner equi-joins, window and interval joins)"
         ))
     }
 
@@ -136,9 +142,15 @@ impl Translator<'_> {
                     };
                     Some((at(start)?, at(end)?))
                 });
+                let time = s.time.and_then(|t| {
+                    pr.expr.iter().position(|e| match e.clone().unalias() {
+                        Expr::Column(c) => s.schema.index_of_column(&c).ok() == Some(t),
+                        _ => false,
+                    })
+                });
                 let out = columns(&pr.schema);
                 let s = self.calc(s, filter, &pr.expr, out, pr.schema.clone(), None)?;
-                Ok(Stream { window, ..s })
+                Ok(Stream { window, time, ..s })
             }
             LogicalPlan::Filter(f) => {
                 let s = self.go(&f.input)?;
@@ -201,7 +213,7 @@ impl Translator<'_> {
             n.extend(WINDOW_COLUMNS.iter().map(|c| c.to_string()));
             n
         });
-        Ok(Stream { node, schema: t.schema.clone(), changelog: s.changelog, table: s.table.clone(), names, window: Some((n - 3, n - 2)) })
+        Ok(Stream { node, schema: t.schema.clone(), changelog: s.changelog, table: s.table.clone(), names, window: Some((n - 3, n - 2)), time: s.time })
     }
 
     /// A window table function's time column is its table's WATERMARK column.
@@ -230,7 +242,8 @@ impl Translator<'_> {
         }
         let changelog = t.options.get("format").is_some_and(|f| f == "debezium-json" || f == "upsert");
         let node = self.job.source_of(t);
-        Ok(Stream { node, schema: s.projected_schema.clone(), changelog, table: Some(t.clone()), names: None, window: None })
+        let time = t.watermark.as_ref().and_then(|w| s.projected_schema.index_of_column_by_name(None, &w.column));
+        Ok(Stream { node, schema: s.projected_schema.clone(), changelog, table: Some(t.clone()), names: None, window: None, time })
     }
 
     /// A `sql-calc` over `s`: `filter`, then `select` (output `out`, of
@@ -469,7 +482,7 @@ impl Translator<'_> {
             statement: None,
             table: None,
         });
-        Ok(Stream { node, schema: a.schema.clone(), changelog: !windowed || s.changelog, table: None, names: None, window })
+        Ok(Stream { node, schema: a.schema.clone(), changelog: !windowed || s.changelog, table: None, names: None, window, time: None })
     }
 
     /// An inner equi-join: a keyed `sql-join` over a calc per side, then a
@@ -501,6 +514,12 @@ impl Translator<'_> {
             }
             _ => None,
         };
+        // An interval join: the other conditions bound the two sides' event
+        // times against each other, both ways.
+        let interval = match (&j.filter, window) {
+            (Some(f), None) => interval_bounds(&l, &r, f),
+            _ => None,
+        };
         let names: Vec<String> = (0..j.schema.fields().len()).map(|i| format!("j{i}")).collect();
         let nl = l.schema.fields().len();
         let mut side_nodes = Vec::new();
@@ -521,6 +540,11 @@ impl Translator<'_> {
                 out.push(ColumnDef { name: names[offset + i].clone(), data_type: s.schema.field(i).data_type().clone() });
                 select.push(Expr::Column(c));
             }
+            if let (Some(_), Some(t)) = (interval, s.time) {
+                let c = Expr::Column(s.schema.columns()[t].clone());
+                select.push(Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(c), DataType::Int64)));
+                out.push(ColumnDef { name: crate::ops::join::TIME.into(), data_type: DataType::Int64 });
+            }
             select.push(datafusion_expr::lit(side as i64));
             out.push(ColumnDef { name: crate::ops::join::SIDE.into(), data_type: DataType::Int64 });
             let mut config = self.calc_config(s, None, &select, out)?;
@@ -536,6 +560,7 @@ impl Translator<'_> {
             right: names[nl..].to_vec(),
             ttl_ms: ttl,
             window_end: window.map(|(_, e, _, _)| e),
+            interval,
         };
         let mut cfg = serde_json::to_value(&config).expect("configs serialise");
         let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
@@ -549,8 +574,19 @@ impl Translator<'_> {
             keyed: true,
             parallelism: self.job.settings.parallelism,
             config: std::mem::take(cfg),
-            explain: format!("{} ON {}", if window.is_some() { "window join" } else { "inner join" }, on.join(" AND ")),
+            explain: match interval {
+                Some(i) => format!(
+                    "interval join ON {} ({} - {} between {} and {} ms)",
+                    on.join(" AND "),
+                    r.schema.columns()[r.time.expect("an interval join has both times")],
+                    l.schema.columns()[l.time.expect("an interval join has both times")],
+                    i.lower_ms,
+                    i.upper_ms
+                ),
+                None => format!("{} ON {}", if window.is_some() { "window join" } else { "inner join" }, on.join(" AND ")),
+            },
             state: Some(match window {
+                None if interval.is_some() => "per join key: each side's rows (map state: row -> count and time) until the watermark passes the last time a row of the other side could meet them (an event-time timer)".to_string(),
                 Some(_) => "per join key (which holds the window): every row of each side (map state: row -> count) until the watermark passes the window's end (an event-time timer)".to_string(),
                 None => format!(
                     "per join key: every row of each side (map state: row -> count){}",
@@ -561,7 +597,7 @@ impl Translator<'_> {
             table: None,
         });
         let window = window.map(|(_, _, ls, le)| (ls, le));
-        let s = Stream { node, schema: j.schema.clone(), changelog: false, table: None, names: Some(names.clone()), window };
+        let s = Stream { node, schema: j.schema.clone(), changelog: false, table: None, names: Some(names.clone()), window, time: None };
         match &j.filter {
             Some(f) => {
                 let all: Vec<Expr> = j.schema.columns().into_iter().map(Expr::Column).collect();
@@ -726,5 +762,83 @@ fn find_tvf(p: &LogicalPlan) -> (Option<WindowTvf>, Vec<&Expr>) {
             LogicalPlan::Extension(e) => return (e.node.as_any().downcast_ref::<WindowTvf>().cloned(), filters),
             _ => return (None, Vec::new()),
         }
+    }
+}
+
+/// `r.t - l.t`'s bounds in milliseconds (inclusive), if the conjuncts of
+/// `filter` bound the two sides' event times (`l.time`, `r.time`) below and
+/// above: each conjunct `A op B` with A and B a side's time column plus or
+/// minus a fixed interval, `BETWEEN` too. A strict bound counts as
+/// inclusive: the join keeps a row at most a millisecond longer than needed,
+/// and the calc above it applies the exact condition.
+fn interval_bounds(l: &Stream, r: &Stream, filter: &Expr) -> Option<crate::ops::join::Interval> {
+    use datafusion_expr::{BinaryExpr, Operator};
+    let (lt, rt) = (l.time?, r.time?);
+    // The side of a time column plus an offset: 0 left, 1 right.
+    let term = |e: &Expr| -> Option<(usize, i64)> {
+        let (c, offset) = match e {
+            Expr::Column(c) => (c, 0),
+            Expr::BinaryExpr(BinaryExpr { left, op: op @ (Operator::Plus | Operator::Minus), right }) => match (left.as_ref(), right.as_ref()) {
+                (Expr::Column(c), Expr::Literal(v, _)) => (c, if *op == Operator::Plus { interval_ms(v)? } else { interval_ms(v)?.checked_neg()? }),
+                (Expr::Literal(v, _), Expr::Column(c)) if *op == Operator::Plus => (c, interval_ms(v)?),
+                _ => return None,
+            },
+            _ => return None,
+        };
+        if l.schema.index_of_column(c).ok() == Some(lt) && r.schema.index_of_column(c).is_err() {
+            Some((0, offset))
+        } else if r.schema.index_of_column(c).ok() == Some(rt) && l.schema.index_of_column(c).is_err() {
+            Some((1, offset))
+        } else {
+            None
+        }
+    };
+    let (mut lower, mut upper) = (None::<i64>, None::<i64>);
+    // `a op b` as a bound of r.t - l.t.
+    let mut bound = |a: &Expr, op: Operator, b: &Expr| {
+        let (Some((sa, xa)), Some((sb, xb))) = (term(a), term(b)) else { return };
+        // r.t + x op l.t + y  <=>  r.t - l.t op y - x; the other way round,
+        // the operator turns.
+        let (k, op) = match (sa, sb) {
+            (1, 0) => (xb - xa, op),
+            (0, 1) => (xa - xb, op.swap().unwrap_or(op)),
+            _ => return,
+        };
+        match op {
+            Operator::GtEq | Operator::Gt => lower = Some(lower.map_or(k, |l| l.max(k))),
+            Operator::LtEq | Operator::Lt => upper = Some(upper.map_or(k, |u| u.min(k))),
+            Operator::Eq => {
+                lower = Some(lower.map_or(k, |l| l.max(k)));
+                upper = Some(upper.map_or(k, |u| u.min(k)));
+            }
+            _ => {}
+        }
+    };
+    for c in datafusion_expr::utils::split_conjunction(filter) {
+        match c {
+            Expr::BinaryExpr(BinaryExpr { left, op, right }) => bound(left, *op, right),
+            Expr::Between(b) if !b.negated => {
+                bound(&b.expr, Operator::GtEq, &b.low);
+                bound(&b.expr, Operator::LtEq, &b.high);
+            }
+            _ => {}
+        }
+    }
+    Some(crate::ops::join::Interval { lower_ms: lower?, upper_ms: upper? })
+}
+
+/// A fixed interval literal in milliseconds (not months, not finer than a
+/// millisecond).
+fn interval_ms(v: &datafusion_common::ScalarValue) -> Option<i64> {
+    use datafusion_common::ScalarValue as S;
+    const DAY: i64 = 86_400_000;
+    match v {
+        S::IntervalDayTime(Some(d)) => Some(d.days as i64 * DAY + d.milliseconds as i64),
+        S::IntervalMonthDayNano(Some(m)) if m.months == 0 && m.nanoseconds % 1_000_000 == 0 => {
+            Some(m.days as i64 * DAY + m.nanoseconds / 1_000_000)
+        }
+        S::DurationMillisecond(Some(ms)) => Some(*ms),
+        S::DurationSecond(Some(s)) => s.checked_mul(1000),
+        _ => None,
     }
 }

@@ -498,6 +498,43 @@ fn inner_joins_give_what_duckdb_gives() {
     assert!(text.contains("state: per join key: every row of each side (map state: row -> count), kept forever"), "{text}");
 }
 
+/// Bids outbid on the same auction within 2 s, and bids of two bidders on
+/// one auction within 300 ms of each other (strict bounds, the sides the
+/// other way round).
+const INTERVAL_JOINS: &str = "CREATE TABLE outbid (auction BIGINT, first BIGINT, second BIGINT, waited BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/outbid');\n\
+     CREATE TABLE near (auction BIGINT, one BIGINT, other BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/near');\n\
+     INSERT INTO outbid SELECT a.auction, a.price, b.price, CAST(b.dateTime AS BIGINT) - CAST(a.dateTime AS BIGINT)\n\
+     FROM bid a JOIN bid b ON a.auction = b.auction AND b.dateTime BETWEEN a.dateTime AND a.dateTime + INTERVAL '2' SECOND AND b.price > a.price;\n\
+     INSERT INTO near SELECT a.auction, a.bidder, b.bidder FROM bid a, bid b\n\
+     WHERE a.auction = b.auction AND a.bidder < b.bidder AND a.dateTime > b.dateTime - INTERVAL '300' MILLISECOND AND a.dateTime < b.dateTime + INTERVAL '300' MILLISECOND;\n";
+
+const OUTBID: &str = "SELECT a.auction, a.price AS first, b.price AS second, b.dateTime - a.dateTime AS waited \
+     FROM bid a JOIN bid b ON a.auction = b.auction AND b.dateTime BETWEEN a.dateTime AND a.dateTime + 2000 AND b.price > a.price";
+const NEAR: &str = "SELECT a.auction, a.bidder AS one, b.bidder AS other FROM bid a, bid b \
+     WHERE a.auction = b.auction AND a.bidder < b.bidder AND a.dateTime > b.dateTime - 300 AND a.dateTime < b.dateTime + 300";
+
+#[test]
+fn interval_joins_give_what_duckdb_gives_and_explain_says_how_long_rows_stay() {
+    let w = Work::new(20_000);
+    let script = w.script("ij.sql", &format!("SET 'parallelism.default' = '2';\n{BID}{INTERVAL_JOINS}"));
+    run_sql(&script);
+    assert_same("outbid within 2 s", &w.rows("outbid"), &duckdb(&w.bids(), OUTBID));
+    assert_same("bids within 300 ms", &w.rows("near"), &duckdb(&w.bids(), NEAR));
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("s1-join x2: interval join ON a.auction = b.auction (b.dateTime - a.dateTime between 0 and 2000 ms)"), "{text}");
+    assert!(text.contains("s2-join x2: interval join ON a.auction = b.auction (b.dateTime - a.dateTime between -300 and 300 ms)"), "{text}");
+    assert!(text.contains("state: per join key: each side's rows (map state: row -> count and time) until the watermark passes"), "{text}");
+    // Without a bound above, the rows would have to stay forever: a regular join.
+    let open = w.script(
+        "open.sql",
+        &format!("{BID}CREATE TABLE o (a BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/o');\nINSERT INTO o SELECT a.auction FROM bid a JOIN bid b ON a.auction = b.auction AND b.dateTime >= a.dateTime;\n"),
+    );
+    let o = weir(&["sql", "--explain", open.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("inner join ON a.auction = b.auction") && text.contains("kept forever"), "{text}");
+}
+
 #[test]
 fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
     let w = Work::new(200_000);
@@ -507,13 +544,15 @@ fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
         &format!(
             "SET 'checkpoint.interval' = '100ms';\nSET 'state.dir' = '@OUT/state';\nSET 'parallelism.default' = '2';\nSET 'table.exec.state.ttl' = '1 h';\n{BID}{PEOPLE}\
              CREATE TABLE out (auction BIGINT, bidder BIGINT, price BIGINT, seller BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/out');\n\
-             INSERT INTO out SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id;\n"
+             INSERT INTO out SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id;\n{INTERVAL_JOINS}"
         ),
     );
     let kills = run_killed_after_checkpoints(&["sql", "--progress", "0", script.to_str().unwrap()], &w.path("state"), 3);
     assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
     let want = duckdb(&w.bids(), "SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id");
     assert_same("join through kill -9", &w.rows("out"), &want);
+    assert_same("interval join through kill -9", &w.rows("outbid"), &duckdb(&w.bids(), OUTBID));
+    assert_same("interval join (strict bounds) through kill -9", &w.rows("near"), &duckdb(&w.bids(), NEAR));
 }
 
 #[test]

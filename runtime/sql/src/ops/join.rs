@@ -14,6 +14,16 @@
 //! window's end, when an event-time timer clears them: the windows' rows all
 //! come before the watermark that passes their end. A row whose window has
 //! ended is late, and dropped as a window aggregation drops it.
+//!
+//! An interval join (both sides' event times bounded against each other:
+//! `r.t BETWEEN l.t - INTERVAL ... AND l.t + INTERVAL ...`; `interval` gives
+//! the bounds of `r.t - l.t` in milliseconds, each side's event time is its
+//! rows' `__t`) keeps a row only while a row of the other side can still
+//! meet it: a left row until the watermark reaches `t + upper`, a right row
+//! until it reaches `t - lower` (an event-time timer per key and time), and
+//! meets only the rows whose times are within the bounds. A row at or behind
+//! the watermark is late and dropped. The exact condition (strict bounds,
+//! other terms) is the calc's above the join.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,7 +56,40 @@ pub struct JoinConfig {
     /// A window join: the join key (`k<n>`) holding the window's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_end: Option<usize>,
+    /// An interval join: the bounds of the right's time less the left's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Interval>,
 }
+
+/// The bounds (inclusive, in milliseconds) of `right.t - left.t` for two
+/// rows to meet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interval {
+    pub lower_ms: i64,
+    pub upper_ms: i64,
+}
+
+impl Interval {
+    /// When a row of `side` at time `t` can meet no row still to come.
+    fn expiry(&self, side: usize, t: i64) -> i64 {
+        if side == 0 {
+            t.saturating_add(self.upper_ms)
+        } else {
+            t.saturating_sub(self.lower_ms)
+        }
+    }
+
+    /// A row of `side` at `t` and one of the other side at `other` meet.
+    fn meets(&self, side: usize, t: i64, other: i64) -> bool {
+        let d = if side == 0 { other.saturating_sub(t) } else { t.saturating_sub(other) };
+        (self.lower_ms..=self.upper_ms).contains(&d)
+    }
+}
+
+/// The field of a side's rows holding its event time in milliseconds (an
+/// interval join).
+pub const TIME: &str = "__t";
 
 /// The `sql-join` operator kind.
 pub struct SqlJoin;
@@ -71,6 +114,14 @@ impl OperatorKind for SqlJoin {
         if c.window_end.is_some_and(|e| e >= c.keys) {
             return Err(cx.error("window_end", format!("the window's end is one of the {} join keys (0 to {})", c.keys, c.keys - 1)));
         }
+        if let Some(i) = c.interval {
+            if c.window_end.is_some() {
+                return Err(cx.error("interval", "a join is a window join or an interval join, not both"));
+            }
+            if i.lower_ms > i.upper_ms {
+                return Err(cx.error("interval", format!("the lower bound ({} ms) is above the upper ({} ms)", i.lower_ms, i.upper_ms)));
+            }
+        }
         if c.ttl_ms == Some(0) {
             return Err(cx.error("ttl_ms", "a state TTL is at least a millisecond"));
         }
@@ -78,7 +129,12 @@ impl OperatorKind for SqlJoin {
     }
 
     fn build(&self, c: JoinConfig, cx: &BuildContext<'_>) -> Result<BuiltOperator, BuildError> {
-        let shape = serde_json::to_string(&(c.keys, &c.left, &c.right)).expect("configs serialise");
+        // (An interval join's kept rows hold their time too.)
+        let shape = match c.interval {
+            None => serde_json::to_string(&(c.keys, &c.left, &c.right)),
+            Some(i) => serde_json::to_string(&(c.keys, &c.left, &c.right, i)),
+        }
+        .expect("configs serialise");
         let factory: Arc<dyn OperatorFactory> = Arc::new(JoinFactory { cfg: Arc::new(c), state: cx.env.state.clone() });
         Ok(BuiltOperator { factory, logic: None, state_shape: Some(shape) })
     }
@@ -127,8 +183,23 @@ struct JoinTask {
     late: u64,
 }
 
+/// A kept row's count (its value's first 8 bytes).
 fn count(bytes: &[u8]) -> u64 {
-    <[u8; 8]>::try_from(bytes).map(u64::from_le_bytes).unwrap_or(0)
+    bytes.get(..8).and_then(|b| <[u8; 8]>::try_from(b).ok()).map_or(0, u64::from_le_bytes)
+}
+
+/// An interval join's kept row's time (its value's next 8 bytes).
+fn time(bytes: &[u8]) -> Option<i64> {
+    bytes.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_le_bytes)
+}
+
+/// A kept row's value: its count, and its time in an interval join.
+fn held_value(n: u64, t: Option<i64>) -> Vec<u8> {
+    let mut v = n.to_le_bytes().to_vec();
+    if let Some(t) = t {
+        v.extend_from_slice(&t.to_le_bytes());
+    }
+    v
 }
 
 impl Operator for JoinTask {
@@ -162,14 +233,44 @@ impl Operator for JoinTask {
                 }
                 self.keyed.timers.register(Domain::Event, end - 1, key);
             }
+            // An interval join: the row's time, and whether it is kept.
+            let (mut t, mut keep) = (None, true);
+            if let Some(iv) = self.cfg.interval {
+                let Some(at) = row.get(TIME) else {
+                    return Err(fail(self, format!("an interval join's row has no event time ({TIME})")));
+                };
+                let Some(at) = at.as_i64() else {
+                    continue; // a null time meets nothing
+                };
+                if at <= self.keyed.watermark {
+                    self.late += 1;
+                    if self.late == 1 || self.late.is_power_of_two() {
+                        tracing::warn!(operator = self.keyed.node, task = self.keyed.task, "dropped {} late rows so far: at or behind the watermark (row time {at}, watermark {})", self.late, self.keyed.watermark);
+                    }
+                    continue;
+                }
+                let expiry = iv.expiry(side, at);
+                keep = expiry > self.keyed.watermark;
+                if keep {
+                    self.keyed.timers.register(Domain::Event, expiry, key);
+                }
+                t = Some(at);
+            }
             let columns = if side == 0 { &self.cfg.left } else { &self.cfg.right };
             let own: Map<String, Value> = columns.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null))).collect();
             let bytes = serde_json::to_vec(&own).expect("JSON serialises");
             let (mine, theirs) = (self.sides[side], self.sides[1 - side]);
-            let held = self.keyed.state.map_get(mine, key, &bytes).map_err(|e| self.keyed.fail(e))?.map_or(0, |b| count(&b));
-            self.keyed.state.map_put(mine, key, &bytes, &(held + 1).to_le_bytes()).map_err(|e| self.keyed.fail(e))?;
+            if keep {
+                let held = self.keyed.state.map_get(mine, key, &bytes).map_err(|e| self.keyed.fail(e))?.map_or(0, |b| count(&b));
+                self.keyed.state.map_put(mine, key, &bytes, &held_value(held + 1, t)).map_err(|e| self.keyed.fail(e))?;
+            }
             let others = self.keyed.state.map_entries(theirs, key).map_err(|e| self.keyed.fail(e))?;
             for (other, n) in others {
+                if let (Some(iv), Some(t)) = (self.cfg.interval, t) {
+                    if !time(&n).is_some_and(|o| iv.meets(side, t, o)) {
+                        continue;
+                    }
+                }
                 let other: Map<String, Value> =
                     serde_json::from_slice(&other).map_err(|e| self.keyed.fail(format!("a kept row of the join does not read: {e}")))?;
                 let (mut joined, rest) = if side == 0 { (own.clone(), other) } else { (other, own.clone()) };
@@ -183,7 +284,8 @@ impl Operator for JoinTask {
         Ok(())
     }
 
-    /// A window join: the rows of windows the watermark has passed go.
+    /// A window join: the rows of windows the watermark has passed go; an
+    /// interval join: the rows no row still to come can meet.
     fn on_watermark(&mut self, watermark: i64, _out: &mut Emitter) -> Result<(), OperatorError> {
         self.keyed.watermark = self.keyed.watermark.max(watermark);
         loop {
@@ -192,8 +294,24 @@ impl Operator for JoinTask {
                 return Ok(());
             }
             for (_, key) in due {
-                for side in self.sides {
-                    self.keyed.state.clear(side, &key).map_err(|e| self.keyed.fail(e))?;
+                match self.cfg.interval {
+                    None => {
+                        for side in self.sides {
+                            self.keyed.state.clear(side, &key).map_err(|e| self.keyed.fail(e))?;
+                        }
+                    }
+                    // The key's rows that no row still to come can meet go.
+                    Some(iv) => {
+                        let wm = self.keyed.watermark;
+                        for (side, id) in self.sides.into_iter().enumerate() {
+                            let rows = self.keyed.state.map_entries(id, &key).map_err(|e| self.keyed.fail(e))?;
+                            for (row, v) in rows {
+                                if time(&v).is_none_or(|t| iv.expiry(side, t) <= wm) {
+                                    self.keyed.state.map_remove(id, &key, &row).map_err(|e| self.keyed.fail(e))?;
+                                }
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -211,7 +329,7 @@ mod tests {
     use weir_state::HeapBackendFactory;
 
     fn join(window_end: Option<usize>) -> JoinTask {
-        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, window_end };
+        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, window_end, interval: None };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
     }
@@ -264,5 +382,92 @@ mod tests {
         op.on_watermark(1000, &mut Emitter::new(1)).unwrap();
         assert_eq!(joined(&mut op, &[(1, 7, 10, 3)]), [r#"{"j0":1,"j1":3}"#]);
         assert_eq!(held(&mut op), 2);
+    }
+
+    /// An interval join of left rows `j0` and right rows `j1` under key 7,
+    /// meeting when `right.t - left.t` is within [-10, 20].
+    fn interval_join() -> JoinTask {
+        let cfg = JoinConfig {
+            keys: 1,
+            left: vec!["j0".into()],
+            right: vec!["j1".into()],
+            ttl_ms: None,
+            window_end: None,
+            interval: Some(Interval { lower_ms: -10, upper_ms: 20 }),
+        };
+        let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
+        f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
+    }
+
+    /// Rows held under key 7, of both sides.
+    fn held_rows(op: &mut JoinTask) -> usize {
+        op.sides.iter().map(|&s| op.keyed.state.map_entries(s, br#"{"k0":7}"#).unwrap().len()).sum()
+    }
+
+    /// Rows `(side, time, value)` under key 7 through an interval join.
+    fn met(op: &mut JoinTask, rows: &[(u8, i64, i64)]) -> Vec<String> {
+        let mut b = RecordBatch::default();
+        for &(side, t, v) in rows {
+            let col = if side == 0 { "j0" } else { "j1" };
+            let value = format!(r#"{{"k0":7,"{col}":{v},"__t":{t},"__side":{side}}}"#);
+            b.push(br#"{"k0":7}"#, value.as_bytes(), t, Origin::at(v as u64));
+        }
+        let mut out = Emitter::new(1);
+        op.process(b, &mut out).unwrap();
+        let m = out.main();
+        let mut rows: Vec<String> = (0..m.len()).map(|i| String::from_utf8_lossy(m.value(i)).into_owned()).collect();
+        rows.sort();
+        rows
+    }
+
+    #[test]
+    fn an_interval_join_meets_rows_within_its_bounds_and_forgets_those_no_row_to_come_can_meet() {
+        let mut op = interval_join();
+        // Left 1 at 100 meets rights in [90, 120]; right 2 at 89 is too
+        // early, right 3 at 90 and right 4 at 120 meet it, right 5 at 121
+        // is too late for it.
+        assert_eq!(
+            met(&mut op, &[(0, 100, 1), (1, 89, 2), (1, 90, 3), (1, 120, 4), (1, 121, 5)]),
+            [r#"{"j0":1,"j1":3}"#, r#"{"j0":1,"j1":4}"#]
+        );
+        // A left row after the rights meets those within its bounds.
+        assert_eq!(met(&mut op, &[(0, 125, 6)]), [r#"{"j0":6,"j1":4}"#, r#"{"j0":6,"j1":5}"#]);
+        assert_eq!(held_rows(&mut op), 6);
+        // At watermark 110: right 2 (89 - -10 = 99), right 3 (100) go; the
+        // others can still meet lefts to come.
+        op.on_watermark(110, &mut Emitter::new(1)).unwrap();
+        assert_eq!(held_rows(&mut op), 4);
+        // Left 1 (100 + 20 = 120) goes at 120, right 4 (120 + 10) at 130;
+        // left 6 (145) and right 5 (131) stay until theirs.
+        op.on_watermark(130, &mut Emitter::new(1)).unwrap();
+        assert_eq!(held_rows(&mut op), 2);
+        // A row at or behind the watermark is late: dropped, it meets nothing.
+        assert_eq!(met(&mut op, &[(1, 130, 7)]), Vec::<String>::new());
+        assert_eq!(op.late, 1);
+        // A left row at 131 meets right 5 (121 - 131 = -10) and is kept.
+        assert_eq!(met(&mut op, &[(0, 131, 8)]), [r#"{"j0":8,"j1":5}"#]);
+        assert_eq!(held_rows(&mut op), 3);
+        op.on_watermark(1000, &mut Emitter::new(1)).unwrap();
+        assert_eq!(held_rows(&mut op), 0);
+    }
+
+    #[test]
+    fn an_interval_join_does_not_keep_a_row_that_only_rows_already_seen_can_meet() {
+        // Rights must be 10 to 20 ms before the left: a left row is done
+        // with when it comes, once the watermark is past its time less 10.
+        let cfg = JoinConfig {
+            keys: 1,
+            left: vec!["j0".into()],
+            right: vec!["j1".into()],
+            ttl_ms: None,
+            window_end: None,
+            interval: Some(Interval { lower_ms: -20, upper_ms: -10 }),
+        };
+        let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
+        let mut op = f.task(&TaskContext::new("p", "join", 0, 1)).unwrap();
+        assert_eq!(met(&mut op, &[(1, 85, 1)]), Vec::<String>::new());
+        op.on_watermark(95, &mut Emitter::new(1)).unwrap();
+        assert_eq!(met(&mut op, &[(0, 100, 2)]), [r#"{"j0":2,"j1":1}"#]);
+        assert_eq!(held_rows(&mut op), 1, "the right row stays (a left row up to 105 can meet it); the left row is not kept");
     }
 }
