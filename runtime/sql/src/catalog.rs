@@ -45,6 +45,9 @@ pub struct Catalog {
     pub views: BTreeMap<String, (LogicalPlan, Pos)>,
     scalars: HashMap<String, Arc<ScalarUDF>>,
     aggregates: HashMap<String, Arc<AggregateUDF>>,
+    /// Window functions (`ROW_NUMBER() OVER (...)`): planned, then refused
+    /// unless they rank rows for a Top-N.
+    windows: HashMap<String, Arc<WindowUDF>>,
     options: ConfigOptions,
     planners: Vec<Arc<dyn RelationPlanner>>,
 }
@@ -65,11 +68,16 @@ impl Catalog {
             let names: Vec<String> = std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()).collect();
             names.into_iter().map(move |n| (n.to_ascii_lowercase(), f.clone()))
         });
+        let windows = datafusion_functions_window::all_default_window_functions().into_iter().flat_map(|f| {
+            let names: Vec<String> = std::iter::once(f.name().to_string()).chain(f.aliases().iter().cloned()).collect();
+            names.into_iter().map(move |n| (n.to_ascii_lowercase(), f.clone()))
+        });
         Catalog {
             tables: BTreeMap::new(),
             views: BTreeMap::new(),
             scalars: scalars.collect(),
             aggregates: aggregates.collect(),
+            windows: windows.collect(),
             options: ConfigOptions::default(),
             planners: vec![Arc::new(crate::tvf::WindowTvfPlanner)],
         }
@@ -126,8 +134,8 @@ impl ContextProvider for Catalog {
         self.aggregates.get(&name.to_ascii_lowercase()).cloned()
     }
 
-    fn get_window_meta(&self, _name: &str) -> Option<Arc<WindowUDF>> {
-        None
+    fn get_window_meta(&self, name: &str) -> Option<Arc<WindowUDF>> {
+        self.windows.get(&name.to_ascii_lowercase()).cloned()
     }
 
     fn get_variable_type(&self, _variable_names: &[String]) -> Option<DataType> {
@@ -151,7 +159,7 @@ impl ContextProvider for Catalog {
     }
 
     fn udwf_names(&self) -> Vec<String> {
-        Vec::new()
+        self.windows.keys().cloned().collect()
     }
 
     fn get_relation_planners(&self) -> &[Arc<dyn RelationPlanner>] {

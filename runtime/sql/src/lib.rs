@@ -31,5 +31,6 @@ pub fn register(registry: &mut weir_spec::Registry) {
         .operator(ops::calc::SqlCalc)
         .operator(ops::window::SqlWindow)
         .operator(ops::aggregate::SqlAggregate)
-        .operator(ops::join::SqlJoin);
+        .operator(ops::join::SqlJoin)
+        .operator(ops::topn::SqlTopN);
 }

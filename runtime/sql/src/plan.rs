@@ -287,7 +287,7 @@ fn statement(
             let plan = LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(df)?;
             let plan = optimize(plan).map_err(df)?;
             let stmt = job.statements.len();
-            let mut tr = Translator { job, file, at, stmt };
+            let mut tr = Translator { job, file, at, stmt, ranked: None };
             let stream = tr.go(&plan)?;
             let sink = tr.insert(&t, stream, at)?;
             job.statements.push((text.to_string(), sink));

@@ -89,6 +89,9 @@ pub struct Translator<'a> {
     pub at: Pos,
     /// The statement's number.
     pub stmt: usize,
+    /// A `ROW_NUMBER()` window (by its address) already planned as a
+    /// Top-N, and its stream: `go` returns it when it reaches the node.
+    pub ranked: Option<(usize, Stream)>,
 }
 
 fn columns(schema: &DFSchemaRef) -> Vec<ColumnDef> {
@@ -120,6 +123,11 @@ impl Translator<'_> {
 
     /// The node emitting the rows of plan `p`.
     pub fn go(&mut self, p: &LogicalPlan) -> Result<Stream, SqlError> {
+        if let LogicalPlan::Window(w) = p {
+            if self.ranked.as_ref().is_some_and(|(r, _)| *r == w as *const _ as usize) {
+                return Ok(self.ranked.take().expect("checked").1);
+            }
+        }
         match p {
             LogicalPlan::TableScan(s) => self.scan(s),
             LogicalPlan::SubqueryAlias(a) => {
@@ -131,7 +139,11 @@ impl Translator<'_> {
                     LogicalPlan::Filter(f) => (Some(&f.predicate), f.input.as_ref()),
                     other => (None, other),
                 };
-                let s = self.go(input)?;
+                let (s, filter) = match filter {
+                    Some(f) => self.filtered(f, input, Some(&pr.expr))?,
+                    None => (self.go(input)?, None),
+                };
+                let filter = filter.as_ref();
                 // The window's columns, if the projection keeps both.
                 let window = s.window.and_then(|(start, end)| {
                     let at = |i: usize| {
@@ -153,10 +165,11 @@ impl Translator<'_> {
                 Ok(Stream { window, time, ..s })
             }
             LogicalPlan::Filter(f) => {
-                let s = self.go(&f.input)?;
+                let (s, predicate) = self.filtered(&f.predicate, &f.input, None)?;
+                let Some(predicate) = predicate else { return Ok(s) };
                 let all: Vec<Expr> = f.input.schema().columns().into_iter().map(Expr::Column).collect();
                 let (out, names) = (s.columns(), s.names.clone());
-                self.calc(s, Some(&f.predicate), &all, out, f.input.schema().clone(), names)
+                self.calc(s, Some(&predicate), &all, out, f.input.schema().clone(), names)
             }
             LogicalPlan::Join(j) => self.join(j),
             LogicalPlan::Aggregate(a) => self.aggregate(a),
@@ -168,12 +181,144 @@ impl Translator<'_> {
             LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT")),
             LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
             LogicalPlan::Distinct(_) => Err(self.unsupported("SELECT DISTINCT")),
-            LogicalPlan::Window(_) => Err(self.unsupported("an OVER (...) window function (ROW_NUMBER, ...)")),
+            LogicalPlan::Window(_) => Err(self.unsupported(
+                "an OVER (...) window function other than a Top-N (ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn, filtered by rn <= N, rn < N or rn = 1 around it)",
+            )),
             LogicalPlan::Values(_) | LogicalPlan::EmptyRelation(_) => Err(self.unsupported("a query without a table (VALUES)")),
             LogicalPlan::Subquery(_) => Err(self.unsupported("a subquery")),
             LogicalPlan::Unnest(_) => Err(self.unsupported("UNNEST")),
             other => Err(self.unsupported(&format!("this kind of query ({})", other.display()))),
         }
+    }
+
+    /// The rows of `input` a filter `predicate` reads, and what is left of
+    /// the predicate: when its conjuncts bound a `ROW_NUMBER()` below the
+    /// filter (`rn <= N`, `rn < N`, `rn = 1`), the window is a Top-N of its
+    /// partitions and those conjuncts are its limit. `read` are the
+    /// expressions reading the filter's rows (none: all its columns), to
+    /// tell whether the rank itself is read.
+    fn filtered(&mut self, predicate: &Expr, input: &LogicalPlan, read: Option<&[Expr]>) -> Result<(Stream, Option<Expr>), SqlError> {
+        let schema = input.schema();
+        let mut limit: Option<(u64, &datafusion_expr::logical_plan::Window)> = None;
+        let mut rest = Vec::new();
+        for c in datafusion_expr::utils::split_conjunction(predicate) {
+            let ranked = rank_bound(c).and_then(|(col, n)| Some((ranked_by(input, schema.index_of_column(col).ok()?)?, n)));
+            match (ranked, &limit) {
+                (Some((w, n)), None) => limit = Some((n, w)),
+                (Some((w, n)), Some((m, v))) if std::ptr::eq(w, *v) => limit = Some((n.min(*m), w)),
+                _ => rest.push(c.clone()),
+            }
+        }
+        let rest = datafusion_expr::utils::conjunction(rest);
+        let Some((limit, w)) = limit else { return Ok((self.go(input)?, Some(predicate.clone()))) };
+        if limit == 0 {
+            return Err(self.err("ROW_NUMBER() ... <= 0 keeps no row of any partition"));
+        }
+        if limit > crate::ops::topn::MAX_LIMIT {
+            return Err(self.err(format!("a Top-N keeps at most {} rows of each partition, not {limit}", crate::ops::topn::MAX_LIMIT)));
+        }
+        // Is the rank read above (or by the rest of the filter)?
+        let reads = |e: &Expr| e.column_refs().into_iter().any(|c| schema.index_of_column(c).ok().and_then(|i| ranked_by(input, i)).is_some_and(|x| std::ptr::eq(x, w)));
+        let rank = read.is_none_or(|r| r.iter().any(reads)) || rest.as_ref().is_some_and(reads);
+        let s = self.top_n(w, limit, rank)?;
+        self.ranked = Some((w as *const _ as usize, s));
+        let s = self.go(input)?;
+        if self.ranked.take().is_some() {
+            return Err(self.err("ROW_NUMBER() under this filter could not be planned as a Top-N"));
+        }
+        Ok((s, rest))
+    }
+
+    /// A `ROW_NUMBER() OVER (PARTITION BY p ORDER BY o)` kept to its first
+    /// `limit` rows per partition: a calc setting the record key to the
+    /// partition and computing the sort keys, then a keyed `sql-topn`.
+    fn top_n(&mut self, w: &datafusion_expr::logical_plan::Window, limit: u64, rank: bool) -> Result<Stream, SqlError> {
+        use crate::ops::topn::{SortKey, TopNConfig};
+        let [f] = w.window_expr.as_slice() else {
+            return Err(self.err("a Top-N's OVER (...) ranks with ROW_NUMBER() alone (no other window function beside it)"));
+        };
+        let Expr::WindowFunction(f) = f.clone().unalias() else {
+            return Err(self.err(format!("a Top-N ranks with ROW_NUMBER(), not {f}")));
+        };
+        let name = f.fun.name().to_string();
+        if name != "row_number" {
+            return Err(self.err(format!("a Top-N ranks with ROW_NUMBER(), not {}() (RANK and DENSE_RANK are not supported yet)", name.to_uppercase())));
+        }
+        let params = &f.params;
+        if params.order_by.is_empty() {
+            return Err(self.err("ROW_NUMBER() of a Top-N needs an ORDER BY in its OVER (...): which rows come first"));
+        }
+        let s = self.go(&w.input)?;
+        if s.changelog {
+            return Err(self.err("a Top-N (ROW_NUMBER) of a changelog (updates and deletes) is not supported yet: its input must be append-only"));
+        }
+        let (mut select, mut out, mut order) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, p) in params.partition_by.iter().enumerate() {
+            let t = p.get_type(s.schema.as_ref()).map_err(|e| self.df(e))?;
+            select.push(p.clone());
+            out.push(ColumnDef { name: format!("__p{i}"), data_type: t });
+        }
+        for (i, o) in params.order_by.iter().enumerate() {
+            let t = o.expr.get_type(s.schema.as_ref()).map_err(|e| self.df(e))?;
+            // Sort keys that compare as JSON numbers and strings do.
+            let t2 = match t {
+                DataType::Timestamp(..) | DataType::Date32 | DataType::Date64 => Some(DataType::Int64),
+                DataType::Decimal128(..) | DataType::Decimal256(..) | DataType::Float32 => Some(DataType::Float64),
+                _ => None,
+            };
+            let e = match &t2 {
+                Some(t2) => Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(o.expr.clone()), t2.clone())),
+                None => o.expr.clone(),
+            };
+            select.push(e);
+            out.push(ColumnDef { name: format!("__o{i}"), data_type: t2.unwrap_or(t) });
+            order.push(SortKey { field: format!("__o{i}"), descending: !o.asc, nulls_first: o.nulls_first });
+        }
+        let columns = s.columns();
+        for (c, def) in s.schema.columns().into_iter().zip(&columns) {
+            select.push(Expr::Column(c));
+            out.push(def.clone());
+        }
+        let np = params.partition_by.len();
+        let mut config = self.calc_config(&s, None, &select, out)?;
+        config.key = Some((0..np).collect());
+        let partition: Vec<String> = config.select[..np].to_vec();
+        let sorted: Vec<String> = params.order_by.iter().map(|o| o.to_string()).collect();
+        let explain = format!("calc: the Top-N's rows, keyed by {}", if np == 0 { "nothing (one partition)".to_string() } else { partition.join(", ") });
+        let pre = self.add(calc_node(&s, config, explain));
+        let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+        let rank_name = "__rank".to_string();
+        if names.contains(&rank_name) {
+            return Err(self.err("a Top-N of a Top-N's rows is not supported yet"));
+        }
+        let config = TopNConfig { columns: names.clone(), order, limit, rank: rank.then(|| rank_name.clone()) };
+        let mut cfg = serde_json::to_value(&config).expect("configs serialise");
+        let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
+        let what = if limit == 1 { "deduplication: the first row".to_string() } else { format!("Top-{limit}: the first {limit} rows") };
+        let node = self.add(Node {
+            name: format!("s{}-topn", self.stmt + 1),
+            kind: "sql-topn".into(),
+            input: Some(pre),
+            right_input: None,
+            keyed: true,
+            parallelism: self.job.settings.parallelism,
+            config: std::mem::take(cfg),
+            explain: format!(
+                "{what} of {} ORDER BY {}{} (emits a changelog)",
+                if np == 0 { "all rows".to_string() } else { format!("each {}", partition.join(", ")) },
+                sorted.join(", "),
+                if rank { ", with its rank" } else { "" }
+            ),
+            state: Some(match limit {
+                1 => "per partition key: its first row (value state); a row pushed out is forgotten".to_string(),
+                _ => format!("per partition key: its first {limit} rows in order (value state); a row pushed out is forgotten"),
+            }),
+            statement: None,
+            table: None,
+        });
+        let mut all = names;
+        all.push(rank_name);
+        Ok(Stream { node, schema: w.schema.clone(), changelog: true, table: None, names: Some(all), window: None, time: None })
     }
 
     /// The rows of `TUMBLE(...)` not aggregated: each row with its window's
@@ -839,6 +984,54 @@ fn interval_ms(v: &datafusion_common::ScalarValue) -> Option<i64> {
         }
         S::DurationMillisecond(Some(ms)) => Some(*ms),
         S::DurationSecond(Some(s)) => s.checked_mul(1000),
+        _ => None,
+    }
+}
+
+/// A conjunct bounding a column from above (`c <= N`, `c < N`, `N >= c`,
+/// `c = 1`): the column and the most rows it keeps.
+fn rank_bound(c: &Expr) -> Option<(&Column, u64)> {
+    use datafusion_expr::{BinaryExpr, Operator};
+    fn column(e: &Expr) -> Option<&Column> {
+        match e {
+            Expr::Column(c) => Some(c),
+            Expr::Cast(c) => column(&c.expr),
+            Expr::TryCast(c) => column(&c.expr),
+            _ => None,
+        }
+    }
+    let number = |e: &Expr| match e {
+        Expr::Literal(v, _) => v.cast_to(&DataType::Int64).ok().and_then(|v| match v {
+            datafusion_common::ScalarValue::Int64(Some(n)) => Some(n),
+            _ => None,
+        }),
+        _ => None,
+    };
+    let Expr::BinaryExpr(BinaryExpr { left, op, right }) = c else { return None };
+    let (col, op, n) = match (column(left), number(right)) {
+        (Some(c), Some(n)) => (c, *op, n),
+        _ => (column(right)?, op.swap()?, number(left)?),
+    };
+    let n = match op {
+        Operator::LtEq => n,
+        Operator::Lt => n - 1,
+        Operator::Eq if n == 1 => 1,
+        _ => return None,
+    };
+    Some((col, n.max(0) as u64))
+}
+
+/// The `ROW_NUMBER()`-like window node whose function column `i` of `p`'s
+/// schema is, through aliases, filters and projections passing it on.
+fn ranked_by(p: &LogicalPlan, i: usize) -> Option<&datafusion_expr::logical_plan::Window> {
+    match p {
+        LogicalPlan::SubqueryAlias(a) => ranked_by(&a.input, i),
+        LogicalPlan::Filter(f) => ranked_by(&f.input, i),
+        LogicalPlan::Projection(pr) => match pr.expr.get(i)?.clone().unalias() {
+            Expr::Column(c) => ranked_by(&pr.input, pr.input.schema().index_of_column(&c).ok()?),
+            _ => None,
+        },
+        LogicalPlan::Window(w) => (i >= w.input.schema().fields().len()).then_some(w),
         _ => None,
     }
 }

@@ -25,5 +25,6 @@ mod schemathesis;
 mod serve;
 mod sql;
 mod sql_nexmark;
+mod sql_topn;
 mod sql_udf;
 mod windows;

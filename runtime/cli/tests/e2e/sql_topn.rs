@@ -1,0 +1,130 @@
+//! Top-N and deduplication in streaming SQL: `ROW_NUMBER() OVER (PARTITION
+//! BY ... ORDER BY ...)` filtered to its first rows. Nexmark q18 (the last
+//! bid of each bidder on each auction) and q19 (the ten highest bids of each
+//! auction, with their rank) as Flink's Nexmark repository writes them (with
+//! tie-breaking sort keys, so that DuckDB's answer is the one answer), the
+//! first bid of each bidder, and a Top-5 of all bids: each changelog, applied
+//! to a table keyed as the sink is, equals DuckDB's batch SQL over the same
+//! bids, also through `kill -9`s. EXPLAIN, and errors for the OVER windows
+//! that are not a Top-N.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::common::{run_killed_after_checkpoints, stderr, weir};
+use crate::sql::{assert_same, duckdb, run_sql, Work, BID};
+
+const TOPN: &str = "\
+CREATE TABLE q18 (auction BIGINT, bidder BIGINT, price BIGINT, channel STRING, PRIMARY KEY (bidder, auction) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/q18');
+CREATE TABLE q19 (auction BIGINT, bidder BIGINT, price BIGINT, rank_number BIGINT, PRIMARY KEY (auction, rank_number) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/q19');
+CREATE TABLE first_bid (bidder BIGINT, auction BIGINT, price BIGINT, PRIMARY KEY (bidder) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/first_bid');
+CREATE TABLE top5 (price BIGINT, auction BIGINT, rn BIGINT, PRIMARY KEY (rn) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/top5');
+-- Nexmark q18: the last bid of each bidder on each auction
+INSERT INTO q18
+SELECT auction, bidder, price, channel
+FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY dateTime DESC, price DESC, channel) AS rank_number FROM bid)
+WHERE rank_number <= 1;
+-- Nexmark q19: the ten highest bids of each auction
+INSERT INTO q19
+SELECT auction, bidder, price, rank_number
+FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC, dateTime, bidder) AS rank_number FROM bid)
+WHERE rank_number <= 10;
+-- deduplication: each bidder's first bid, unless it was on Apple (a filter after the ranking)
+INSERT INTO first_bid
+SELECT bidder, auction, price FROM (
+  SELECT bidder, auction, price, channel, ROW_NUMBER() OVER (PARTITION BY bidder ORDER BY dateTime, auction, price) AS rn FROM bid
+) t WHERE rn = 1 AND channel <> 'Apple';
+-- the five highest bids of all
+INSERT INTO top5
+SELECT price, auction, rn FROM (SELECT price, auction, ROW_NUMBER() OVER (ORDER BY price DESC, dateTime, bidder) AS rn FROM bid) t WHERE rn < 6;
+";
+
+const Q18: &str = "SELECT auction, bidder, price, channel FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY bidder, auction ORDER BY dateTime DESC, price DESC, channel) AS rank_number FROM bid) WHERE rank_number <= 1";
+const Q19: &str = "SELECT auction, bidder, price, rank_number FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price DESC, dateTime, bidder) AS rank_number FROM bid) WHERE rank_number <= 10";
+const FIRST: &str = "SELECT bidder, auction, price FROM (SELECT bidder, auction, price, channel, ROW_NUMBER() OVER (PARTITION BY bidder ORDER BY dateTime, auction, price) AS rn FROM bid) t WHERE rn = 1 AND channel <> 'Apple'";
+const TOP5: &str = "SELECT price, auction, rn FROM (SELECT price, auction, ROW_NUMBER() OVER (ORDER BY price DESC, dateTime, bidder) AS rn FROM bid) t WHERE rn < 6";
+
+/// Apply a changelog (`{"op","data"}` lines) to a table keyed by `key`:
+/// every retraction must take out exactly the row the table holds.
+fn apply_by(lines: &[Value], key: &[&str]) -> Vec<Value> {
+    let mut table = BTreeMap::new();
+    for l in lines {
+        let row = l["data"].clone();
+        let k: Vec<String> = key.iter().map(|c| row[c].to_string()).collect();
+        match l["op"].as_str().unwrap() {
+            "+I" | "+U" => assert!(table.insert(k, row).is_none(), "{l} inserts a row the table holds"),
+            "-U" | "-D" => assert_eq!(table.remove(&k).as_ref(), Some(&row), "{l} retracts a row the table does not hold"),
+            op => panic!("op {op}"),
+        }
+    }
+    table.into_values().collect()
+}
+
+fn check(w: &Work, what: &str) {
+    let bids = w.bids();
+    let q19 = w.rows("q19");
+    assert!(q19.iter().any(|l| l["op"] == "-U") && q19.iter().any(|l| l["op"] == "+U"), "q19's ranks change as higher bids come");
+    assert_same(&format!("Nexmark q18{what}"), &apply_by(&w.rows("q18"), &["bidder", "auction"]), &duckdb(&bids, Q18));
+    assert_same(&format!("Nexmark q19{what}"), &apply_by(&q19, &["auction", "rank_number"]), &duckdb(&bids, Q19));
+    assert_same(&format!("first bids{what}"), &apply_by(&w.rows("first_bid"), &["bidder"]), &duckdb(&bids, FIRST));
+    assert_same(&format!("top 5{what}"), &apply_by(&w.rows("top5"), &["rn"]), &duckdb(&bids, TOP5));
+}
+
+#[test]
+fn top_n_and_deduplication_give_what_duckdb_gives() {
+    let w = Work::new(20_000);
+    let script = w.script("topn.sql", &format!("SET 'parallelism.default' = '2';\n{BID}{TOPN}"));
+    run_sql(&script);
+    check(&w, "");
+    let q18 = w.rows("q18");
+    assert!(q18.iter().any(|l| l["op"] == "-U"), "a later bid replaces a bidder's last bid on an auction");
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "s1-topn x2: deduplication: the first row of each bidder, auction ORDER BY bid.dateTime DESC NULLS FIRST",
+        "s2-topn x2: Top-10: the first 10 rows of each auction ORDER BY bid.price DESC NULLS FIRST, bid.dateTime ASC NULLS LAST, bid.bidder ASC NULLS LAST, with its rank (emits a changelog)",
+        "s4-topn x2: Top-5: the first 5 rows of all rows ORDER BY",
+        "state: per partition key: its first 10 rows in order (value state); a row pushed out is forgotten",
+        "state: per partition key: its first row (value state)",
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    assert!(!text.contains("s1-topn x2: deduplication: the first row of each bidder, auction ORDER BY bid.dateTime DESC NULLS FIRST, bid.price DESC NULLS FIRST, bid.channel ASC NULLS LAST, with its rank"), "q18 does not read the rank: {text}");
+}
+
+#[test]
+fn a_top_n_killed_with_kill_9_resumes_to_the_same_tables() {
+    let w = Work::new(200_000);
+    let script = w.script(
+        "topn-k.sql",
+        &format!("SET 'checkpoint.interval' = '100ms';\nSET 'state.dir' = '@OUT/state';\nSET 'parallelism.default' = '2';\n{BID}{TOPN}"),
+    );
+    let kills = run_killed_after_checkpoints(&["sql", "--progress", "0", script.to_str().unwrap()], &w.path("state"), 3);
+    assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
+    check(&w, " through kill -9");
+}
+
+#[test]
+fn over_windows_that_are_not_a_top_n_are_refused_naming_why() {
+    let w = Work::new(10);
+    let fails = |name: &str, query: &str| {
+        let sink = "CREATE TABLE out (a BIGINT, b BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/o');\n";
+        let script = w.script(name, &format!("{BID}{sink}INSERT INTO out {query};\n"));
+        let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+        assert!(!o.status.success(), "{name} fails");
+        stderr(&o)
+    };
+    let err = fails("all.sql", "SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) FROM bid");
+    assert!(err.contains("all.sql:5:1: an OVER (...) window function other than a Top-N (ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn, filtered by rn <= N"), "{err}");
+    let err = fails("lag.sql", "SELECT auction, price - lag(price) OVER (PARTITION BY auction ORDER BY dateTime) FROM bid");
+    assert!(err.contains("lag.sql:5:1: an OVER (...) window function other than a Top-N"), "{err}");
+    let err = fails("rank.sql", "SELECT auction, r FROM (SELECT auction, RANK() OVER (PARTITION BY auction ORDER BY price) AS r FROM bid) WHERE r <= 3");
+    assert!(err.contains("rank.sql:5:1: a Top-N ranks with ROW_NUMBER(), not RANK() (RANK and DENSE_RANK are not supported yet)"), "{err}");
+    let err = fails("order.sql", "SELECT auction, r FROM (SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction) AS r FROM bid) WHERE r <= 3");
+    assert!(err.contains("order.sql:5:1: ROW_NUMBER() of a Top-N needs an ORDER BY in its OVER (...)"), "{err}");
+    let err = fails("zero.sql", "SELECT auction, r FROM (SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS r FROM bid) WHERE r < 1");
+    assert!(err.contains("zero.sql:5:1: ROW_NUMBER() ... <= 0 keeps no row of any partition"), "{err}");
+    let err = fails("big.sql", "SELECT auction, r FROM (SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS r FROM bid) WHERE r <= 20000");
+    assert!(err.contains("big.sql:5:1: a Top-N keeps at most 10000 rows of each partition, not 20000"), "{err}");
+}
