@@ -105,7 +105,7 @@ impl Translator<'_> {
 
     fn unsupported(&self, what: &str) -> SqlError {
         self.err(format!(
-            "{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE, HOP and CUMULATE window aggregations, GROUP BY, inner equi-joins, window and interval joins)"
+            "{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE, HOP and CUMULATE window aggregations, GROUP BY, equi-joins: inner, outer, window and interval)"
         ))
     }
 
@@ -633,8 +633,19 @@ impl Translator<'_> {
     /// An inner equi-join: a keyed `sql-join` over a calc per side, then a
     /// calc for the conditions that are not equalities.
     fn join(&mut self, j: &Join) -> Result<Stream, SqlError> {
-        if j.join_type != JoinType::Inner {
-            return Err(self.unsupported(&format!("{} JOIN", j.join_type.to_string().to_uppercase())));
+        let (left_outer, right_outer) = match j.join_type {
+            JoinType::Inner => (false, false),
+            JoinType::Left => (true, false),
+            JoinType::Right => (false, true),
+            JoinType::Full => (true, true),
+            other => return Err(self.unsupported(&format!("{} JOIN", other.to_string().to_uppercase()))),
+        };
+        let outer = left_outer || right_outer;
+        let kind = format!("{} JOIN", j.join_type.to_string().to_uppercase());
+        if outer && j.filter.is_some() {
+            return Err(self.err(format!(
+                "a {kind}'s ON condition other than equalities between the sides is not supported yet (an inner join's is; conditions on one side go in a WHERE of a subquery of it)"
+            )));
         }
         if j.on.is_empty() {
             return Err(self.err(
@@ -659,10 +670,13 @@ impl Translator<'_> {
             }
             _ => None,
         };
+        if outer && window.is_some() {
+            return Err(self.err(format!("a window {kind} is not supported yet (an inner window join is)")));
+        }
         // An interval join: the other conditions bound the two sides' event
         // times against each other, both ways.
         let interval = match (&j.filter, window) {
-            (Some(f), None) => interval_bounds(&l, &r, f),
+            (Some(f), None) if !outer => interval_bounds(&l, &r, f),
             _ => None,
         };
         let names: Vec<String> = (0..j.schema.fields().len()).map(|i| format!("j{i}")).collect();
@@ -706,6 +720,8 @@ impl Translator<'_> {
             ttl_ms: ttl,
             window_end: window.map(|(_, e, _, _)| e),
             interval,
+            left_outer,
+            right_outer,
         };
         let mut cfg = serde_json::to_value(&config).expect("configs serialise");
         let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
@@ -728,9 +744,14 @@ impl Translator<'_> {
                     i.lower_ms,
                     i.upper_ms
                 ),
+                None if outer => format!("{} outer join ON {} (emits a changelog)", j.join_type.to_string().to_lowercase(), on.join(" AND ")),
                 None => format!("{} ON {}", if window.is_some() { "window join" } else { "inner join" }, on.join(" AND ")),
             },
             state: Some(match window {
+                None if outer => format!(
+                    "per join key: every row of each side (map state: row -> count, and whether an outer side's row met one){}",
+                    ttl.map_or(", kept forever (SET 'table.exec.state.ttl' bounds it)".to_string(), |t| format!(", each dropped {t} ms after it came"))
+                ),
                 None if interval.is_some() => "per join key: each side's rows (map state: row -> count and time) until the watermark passes the last time a row of the other side could meet them (an event-time timer)".to_string(),
                 Some(_) => "per join key (which holds the window): every row of each side (map state: row -> count) until the watermark passes the window's end (an event-time timer)".to_string(),
                 None => format!(
@@ -742,7 +763,7 @@ impl Translator<'_> {
             table: None,
         });
         let window = window.map(|(_, _, ls, le)| (ls, le));
-        let s = Stream { node, schema: j.schema.clone(), changelog: false, table: None, names: Some(names.clone()), window, time: None };
+        let s = Stream { node, schema: j.schema.clone(), changelog: outer, table: None, names: Some(names.clone()), window, time: None };
         match &j.filter {
             Some(f) => {
                 let all: Vec<Expr> = j.schema.columns().into_iter().map(Expr::Column).collect();

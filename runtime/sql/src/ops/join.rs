@@ -15,6 +15,12 @@
 //! come before the watermark that passes their end. A row whose window has
 //! ended is late, and dropped as a window aggregation drops it.
 //!
+//! An outer join (LEFT, RIGHT, FULL; a regular join) emits a row of an outer
+//! side that meets no row padded with nulls, and remembers so beside the
+//! row's count in state; when the row's first match comes it takes the
+//! padded row back (-D) before emitting the joined ones: its output is a
+//! changelog. A row with a null join key goes out padded at once.
+//!
 //! An interval join (both sides' event times bounded against each other:
 //! `r.t BETWEEN l.t - INTERVAL ... AND l.t + INTERVAL ...`; `interval` gives
 //! the bounds of `r.t - l.t` in milliseconds, each side's event time is its
@@ -31,7 +37,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use weir_engine::timers::Domain;
-use weir_engine::{Emitter, Operator, OperatorError, OperatorFactory, RecordBatch, SnapshotWriter, TaskContext};
+use weir_engine::{Emitter, Operator, OperatorError, OperatorFactory, RecordBatch, RowKind, SnapshotWriter, TaskContext};
 use weir_spec::{BuildContext, BuildError, BuiltOperator, Changelog, Check, OperatorKind, SpecError};
 use weir_state::{StateBackendFactory, StateDescriptor, StateId, StateKind};
 
@@ -59,6 +65,12 @@ pub struct JoinConfig {
     /// An interval join: the bounds of the right's time less the left's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Interval>,
+    /// An outer join: the left side's rows (LEFT, FULL), the right's (RIGHT,
+    /// FULL) are kept in the output even when they meet no row.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub left_outer: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub right_outer: bool,
 }
 
 /// The bounds (inclusive, in milliseconds) of `right.t - left.t` for two
@@ -122,6 +134,9 @@ impl OperatorKind for SqlJoin {
                 return Err(cx.error("interval", format!("the lower bound ({} ms) is above the upper ({} ms)", i.lower_ms, i.upper_ms)));
             }
         }
+        if (c.left_outer || c.right_outer) && (c.window_end.is_some() || c.interval.is_some()) {
+            return Err(cx.error("left_outer", "an outer join is a regular join, not a window or interval join (not supported yet)"));
+        }
         if c.ttl_ms == Some(0) {
             return Err(cx.error("ttl_ms", "a state TTL is at least a millisecond"));
         }
@@ -139,10 +154,12 @@ impl OperatorKind for SqlJoin {
         Ok(BuiltOperator { factory, logic: None, state_shape: Some(shape) })
     }
 
-    /// An inner join of inserts emits inserts; of updates and deletes, it
-    /// would have to take joined rows back (not built yet).
-    fn changelog(&self, _c: &JoinConfig, input: Changelog) -> Result<Changelog, String> {
+    /// An inner join of inserts emits inserts, an outer join takes back a
+    /// row padded with nulls when its first match comes; of updates and
+    /// deletes, it would have to take joined rows back (not built yet).
+    fn changelog(&self, c: &JoinConfig, input: Changelog) -> Result<Changelog, String> {
         match input {
+            Changelog::Append if c.left_outer || c.right_outer => Ok(Changelog::Retract),
             Changelog::Append => Ok(Changelog::Append),
             _ => Err("a join of a changelog (updates and deletes) is not supported yet".into()),
         }
@@ -193,13 +210,36 @@ fn time(bytes: &[u8]) -> Option<i64> {
     bytes.get(8..16).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_le_bytes)
 }
 
-/// A kept row's value: its count, and its time in an interval join.
+/// An outer side's kept row: 1 if it met a row of the other side, 0 if it
+/// went out padded with nulls (its value's next 8 bytes).
+fn matched(bytes: &[u8]) -> Option<i64> {
+    time(bytes)
+}
+
+/// A kept row's value: its count, and its time in an interval join or
+/// whether it met a row on an outer side.
 fn held_value(n: u64, t: Option<i64>) -> Vec<u8> {
     let mut v = n.to_le_bytes().to_vec();
     if let Some(t) = t {
         v.extend_from_slice(&t.to_le_bytes());
     }
     v
+}
+
+impl JoinTask {
+    /// Rows of `side` go out even when they meet none (an outer join).
+    fn outer(&self, side: usize) -> bool {
+        if side == 0 { self.cfg.left_outer } else { self.cfg.right_outer }
+    }
+
+    /// A row of `side` with the other side's columns null.
+    fn padded(&self, own: &Map<String, Value>, side: usize) -> Vec<u8> {
+        let mut row = own.clone();
+        for c in if side == 0 { &self.cfg.right } else { &self.cfg.left } {
+            row.insert(c.clone(), Value::Null);
+        }
+        serde_json::to_vec(&row).expect("JSON serialises")
+    }
 }
 
 impl Operator for JoinTask {
@@ -216,7 +256,14 @@ impl Operator for JoinTask {
                 Some(s @ (0 | 1)) => s as usize,
                 _ => return Err(fail(self, format!("a join's input row has no {SIDE} of 0 or 1"))),
             };
+            let columns = if side == 0 { &self.cfg.left } else { &self.cfg.right };
+            let own: Map<String, Value> = columns.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null))).collect();
+            let (ts, origin) = (input.timestamps[i], input.origins[i]);
             if self.keys.iter().any(|k| row.get(k).is_none_or(Value::is_null)) {
+                // It meets nothing, ever: an outer side's row goes out alone.
+                if self.outer(side) {
+                    out.main().push_kind(input.key(i), &self.padded(&own, side), ts, origin, RowKind::Insert);
+                }
                 continue;
             }
             let key = input.key(i);
@@ -256,29 +303,48 @@ impl Operator for JoinTask {
                 }
                 t = Some(at);
             }
-            let columns = if side == 0 { &self.cfg.left } else { &self.cfg.right };
-            let own: Map<String, Value> = columns.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null))).collect();
             let bytes = serde_json::to_vec(&own).expect("JSON serialises");
             let (mine, theirs) = (self.sides[side], self.sides[1 - side]);
-            if keep {
-                let held = self.keyed.state.map_get(mine, key, &bytes).map_err(|e| self.keyed.fail(e))?.map_or(0, |b| count(&b));
-                self.keyed.state.map_put(mine, key, &bytes, &held_value(held + 1, t)).map_err(|e| self.keyed.fail(e))?;
-            }
             let others = self.keyed.state.map_entries(theirs, key).map_err(|e| self.keyed.fail(e))?;
-            for (other, n) in others {
+            let mut met = false;
+            for (other_bytes, n) in others {
                 if let (Some(iv), Some(t)) = (self.cfg.interval, t) {
                     if !time(&n).is_some_and(|o| iv.meets(side, t, o)) {
                         continue;
                     }
                 }
+                met = true;
                 let other: Map<String, Value> =
-                    serde_json::from_slice(&other).map_err(|e| self.keyed.fail(format!("a kept row of the join does not read: {e}")))?;
+                    serde_json::from_slice(&other_bytes).map_err(|e| self.keyed.fail(format!("a kept row of the join does not read: {e}")))?;
+                // An outer side's row meeting its first row: the rows it
+                // went out as, padded with nulls, are taken back.
+                if self.outer(1 - side) && matched(&n) == Some(0) {
+                    let padded = self.padded(&other, 1 - side);
+                    for _ in 0..count(&n) {
+                        out.main().push_kind(key, &padded, ts, origin, RowKind::Delete);
+                    }
+                    self.keyed.state.map_put(theirs, key, &other_bytes, &held_value(count(&n), Some(1))).map_err(|e| self.keyed.fail(e))?;
+                }
                 let (mut joined, rest) = if side == 0 { (own.clone(), other) } else { (other, own.clone()) };
                 joined.extend(rest);
                 let value = serde_json::to_vec(&joined).expect("JSON serialises");
                 for _ in 0..count(&n) {
-                    out.main().push(key, &value, input.timestamps[i], input.origins[i]);
+                    out.main().push(key, &value, ts, origin);
                 }
+            }
+            if self.outer(side) && !met {
+                out.main().push_kind(key, &self.padded(&own, side), ts, origin, RowKind::Insert);
+            }
+            if keep {
+                let held = self.keyed.state.map_get(mine, key, &bytes).map_err(|e| self.keyed.fail(e))?;
+                let n = held.as_deref().map_or(0, count);
+                // An interval join's row keeps its time; an outer side's,
+                // whether it met a row (1) or went out padded (0).
+                let extra = match self.outer(side) {
+                    true => Some(i64::from(met || held.as_deref().and_then(matched).is_some_and(|m| m > 0))),
+                    false => t,
+                };
+                self.keyed.state.map_put(mine, key, &bytes, &held_value(n + 1, extra)).map_err(|e| self.keyed.fail(e))?;
             }
         }
         Ok(())
@@ -329,7 +395,7 @@ mod tests {
     use weir_state::HeapBackendFactory;
 
     fn join(window_end: Option<usize>) -> JoinTask {
-        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, window_end, interval: None };
+        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, window_end, interval: None, left_outer: false, right_outer: false };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
     }
@@ -394,6 +460,8 @@ mod tests {
             ttl_ms: None,
             window_end: None,
             interval: Some(Interval { lower_ms: -10, upper_ms: 20 }),
+            left_outer: false,
+            right_outer: false,
         };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
@@ -462,6 +530,8 @@ mod tests {
             ttl_ms: None,
             window_end: None,
             interval: Some(Interval { lower_ms: -20, upper_ms: -10 }),
+            left_outer: false,
+            right_outer: false,
         };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         let mut op = f.task(&TaskContext::new("p", "join", 0, 1)).unwrap();
@@ -469,5 +539,60 @@ mod tests {
         op.on_watermark(95, &mut Emitter::new(1)).unwrap();
         assert_eq!(met(&mut op, &[(0, 100, 2)]), [r#"{"j0":2,"j1":1}"#]);
         assert_eq!(held_rows(&mut op), 1, "the right row stays (a left row up to 105 can meet it); the left row is not kept");
+    }
+
+    /// Rows `(side, key, value)` through `op`, as `op row`.
+    fn changes(op: &mut JoinTask, rows: &[(u8, Option<i64>, i64)]) -> Vec<String> {
+        let mut b = RecordBatch::default();
+        for &(side, k, v) in rows {
+            let col = if side == 0 { "j0" } else { "j1" };
+            let value = serde_json::json!({"k0": k, col: v, "__side": side}).to_string();
+            b.push(format!("{{\"k0\":{}}}", k.unwrap_or(-1)).as_bytes(), value.as_bytes(), 0, Origin::at(v as u64));
+        }
+        let mut out = Emitter::new(1);
+        op.process(b, &mut out).unwrap();
+        let m = out.main();
+        (0..m.len()).map(|i| format!("{} {}", m.kind(i).short(), String::from_utf8_lossy(m.value(i)))).collect()
+    }
+
+    fn outer(left: bool, right: bool) -> JoinTask {
+        let cfg = JoinConfig {
+            keys: 1,
+            left: vec!["j0".into()],
+            right: vec!["j1".into()],
+            ttl_ms: None,
+            window_end: None,
+            interval: None,
+            left_outer: left,
+            right_outer: right,
+        };
+        JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) }.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
+    }
+
+    #[test]
+    fn a_left_join_emits_a_lone_row_padded_and_takes_it_back_when_its_first_match_comes() {
+        let mut op = outer(true, false);
+        assert_eq!(changes(&mut op, &[(0, Some(7), 1), (0, Some(7), 1)]), [r#"+I {"j0":1,"j1":null}"#, r#"+I {"j0":1,"j1":null}"#]);
+        // The first right row: both copies' padded rows go, then the joined.
+        assert_eq!(
+            changes(&mut op, &[(1, Some(7), 2)]),
+            [r#"-D {"j0":1,"j1":null}"#, r#"-D {"j0":1,"j1":null}"#, r#"+I {"j0":1,"j1":2}"#, r#"+I {"j0":1,"j1":2}"#]
+        );
+        // The next meets them as an inner join does; a right row alone is
+        // not emitted (the right is not an outer side).
+        assert_eq!(changes(&mut op, &[(1, Some(7), 3), (1, Some(8), 4)]), [r#"+I {"j0":1,"j1":3}"#, r#"+I {"j0":1,"j1":3}"#]);
+        // A left row meeting rows at once is never padded; one with a null
+        // key is, at once, and forever.
+        assert_eq!(changes(&mut op, &[(0, Some(8), 5)]), [r#"+I {"j0":5,"j1":4}"#]);
+        assert_eq!(changes(&mut op, &[(0, None, 6)]), [r#"+I {"j0":6,"j1":null}"#]);
+        assert_eq!(changes(&mut op, &[(1, Some(8), 9)]), [r#"+I {"j0":5,"j1":9}"#]);
+    }
+
+    #[test]
+    fn a_full_join_pads_either_side() {
+        let mut op = outer(true, true);
+        assert_eq!(changes(&mut op, &[(1, Some(7), 2)]), [r#"+I {"j0":null,"j1":2}"#]);
+        assert_eq!(changes(&mut op, &[(0, Some(7), 1)]), [r#"-D {"j0":null,"j1":2}"#, r#"+I {"j0":1,"j1":2}"#]);
+        assert_eq!(changes(&mut op, &[(0, Some(7), 3)]), [r#"+I {"j0":3,"j1":2}"#]);
     }
 }
