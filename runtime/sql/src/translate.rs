@@ -653,9 +653,13 @@ impl Translator<'_> {
             ));
         }
         let (l, r) = (self.go(&j.left)?, self.go(&j.right)?);
-        if l.changelog || r.changelog {
-            return Err(self.err("a JOIN of a changelog (updates and deletes) is not supported yet: both sides must be append-only"));
+        let upsert = |s: &Stream| s.changelog && s.table.as_ref().is_some_and(|t| t.options.get("format").is_some_and(|f| f == "upsert"));
+        if upsert(&l) || upsert(&r) {
+            return Err(self.err(
+                "a JOIN of an upsert table (changes by key, without the rows they replace) is not supported: read it as a full changelog ('format' = 'debezium-json')",
+            ));
         }
+        let changelog = l.changelog || r.changelog;
         // A window join: both sides are rows of windows, joined on their
         // windows' start and end; the rows of a window are dropped once the
         // watermark passes its end (no later row can meet them).
@@ -673,10 +677,15 @@ impl Translator<'_> {
         if outer && window.is_some() {
             return Err(self.err(format!("a window {kind} is not supported yet (an inner window join is)")));
         }
+        if changelog && window.is_some() {
+            return Err(self.err("a window join of a changelog (updates and deletes) is not supported yet: both sides must be append-only"));
+        }
         // An interval join: the other conditions bound the two sides' event
         // times against each other, both ways.
         let interval = match (&j.filter, window) {
-            (Some(f), None) if !outer => interval_bounds(&l, &r, f),
+            // (Of a changelog, a regular join: rows taken back need their
+            // matches, whatever the watermark.)
+            (Some(f), None) if !outer && !changelog => interval_bounds(&l, &r, f),
             _ => None,
         };
         let names: Vec<String> = (0..j.schema.fields().len()).map(|i| format!("j{i}")).collect();
@@ -745,7 +754,12 @@ impl Translator<'_> {
                     i.upper_ms
                 ),
                 None if outer => format!("{} outer join ON {} (emits a changelog)", j.join_type.to_string().to_lowercase(), on.join(" AND ")),
-                None => format!("{} ON {}", if window.is_some() { "window join" } else { "inner join" }, on.join(" AND ")),
+                None => format!(
+                    "{} ON {}{}",
+                    if window.is_some() { "window join" } else { "inner join" },
+                    on.join(" AND "),
+                    if changelog { " (of a changelog: takes back what a row taken back was joined into)" } else { "" }
+                ),
             },
             state: Some(match window {
                 None if outer => format!(
@@ -763,7 +777,7 @@ impl Translator<'_> {
             table: None,
         });
         let window = window.map(|(_, _, ls, le)| (ls, le));
-        let s = Stream { node, schema: j.schema.clone(), changelog: outer, table: None, names: Some(names.clone()), window, time: None };
+        let s = Stream { node, schema: j.schema.clone(), changelog: outer || changelog, table: None, names: Some(names.clone()), window, time: None };
         match &j.filter {
             Some(f) => {
                 let all: Vec<Expr> = j.schema.columns().into_iter().map(Expr::Column).collect();

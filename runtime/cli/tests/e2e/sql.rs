@@ -600,6 +600,114 @@ fn outer_joins_give_what_duckdb_gives() {
     assert!(text.contains("state: per join key: every row of each side (map state: row -> count, and whether an outer side's row met one), kept forever"), "{text}");
 }
 
+/// Debezium change events of two tables: `item` (id, g, amount: rows come,
+/// change, move to other groups and go) and `grp` (g, label: labels change,
+/// groups go and come back), and each table's rows at the end.
+fn item_and_group_changes(seed: u64, changes: usize) -> [(String, BTreeMap<String, Value>); 2] {
+    let mut x = seed;
+    let mut next = move |n: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % n
+    };
+    let event = |lines: &mut String, op: &str, before: Option<&Value>, after: Option<&Value>| {
+        lines.push_str(&json!({"before": before, "after": after, "op": op}).to_string());
+        lines.push('\n');
+    };
+    let (mut items, mut item_lines, mut groups, mut group_lines) = (BTreeMap::new(), String::new(), BTreeMap::new(), String::new());
+    for g in 0..10 {
+        let row = json!({"g": format!("g{g}"), "label": format!("first {g}")});
+        event(&mut group_lines, "r", None, Some(&row));
+        groups.insert(format!("g{g}"), row);
+    }
+    let mut new_id = 0;
+    for i in 0..changes {
+        match if i < 30 { 0 } else { next(24) } {
+            0..6 => {
+                let row = json!({"id": new_id, "g": format!("g{}", next(14)), "amount": next(100)});
+                event(&mut item_lines, "c", None, Some(&row));
+                items.insert(new_id.to_string(), row);
+                new_id += 1;
+            }
+            6..14 => {
+                let id = items.keys().nth(next(1 << 20) as usize % items.len()).unwrap().clone();
+                let before = items[&id].clone();
+                let g = if next(2) == 0 { before["g"].clone() } else { format!("g{}", next(14)).into() };
+                let after = json!({"id": before["id"], "g": g, "amount": next(100)});
+                event(&mut item_lines, "u", Some(&before), Some(&after));
+                items.insert(id, after);
+            }
+            14..18 if items.len() > 5 => {
+                let id = items.keys().nth(next(1 << 20) as usize % items.len()).unwrap().clone();
+                let before = items.remove(&id).unwrap();
+                event(&mut item_lines, "d", Some(&before), None);
+            }
+            18..22 => {
+                // A group's label changes, or it goes, or it comes back.
+                let g = format!("g{}", next(12));
+                match groups.get(&g).cloned() {
+                    Some(before) if next(3) == 0 => {
+                        event(&mut group_lines, "d", Some(&before), None);
+                        groups.remove(&g);
+                    }
+                    Some(before) => {
+                        let after = json!({"g": g, "label": format!("label {i}")});
+                        event(&mut group_lines, "u", Some(&before), Some(&after));
+                        groups.insert(g, after);
+                    }
+                    None => {
+                        let row = json!({"g": g, "label": format!("again {i}")});
+                        event(&mut group_lines, "c", None, Some(&row));
+                        groups.insert(g, row);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    [(item_lines, items), (group_lines, groups)]
+}
+
+#[test]
+fn joins_of_changelogs_apply_to_the_join_of_the_tables_they_end_as() {
+    let w = Work::new(10);
+    let [(item_lines, items), (group_lines, groups)] = item_and_group_changes(11, 6_000);
+    std::fs::write(w.path("item.jsonl"), item_lines).unwrap();
+    std::fs::write(w.path("grp.jsonl"), group_lines).unwrap();
+    let script = w.script(
+        "cdc-join.sql",
+        "SET 'parallelism.default' = '2';\n\
+         CREATE TABLE item (id BIGINT, g STRING, amount BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/item.jsonl', 'format' = 'debezium-json');\n\
+         CREATE TABLE grp (g STRING, label STRING) WITH ('connector' = 'file', 'path' = '@OUT/grp.jsonl', 'format' = 'debezium-json');\n\
+         CREATE TABLE labelled (id BIGINT, amount BIGINT, label STRING) WITH ('connector' = 'file', 'path' = '@OUT/labelled');\n\
+         CREATE TABLE maybe_labelled (id BIGINT, label STRING) WITH ('connector' = 'file', 'path' = '@OUT/maybe_labelled');\n\
+         CREATE TABLE per_label (label STRING, total BIGINT, PRIMARY KEY (label) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/per_label');\n\
+         INSERT INTO labelled SELECT i.id, i.amount, l.label FROM item i JOIN grp l ON i.g = l.g;\n\
+         INSERT INTO maybe_labelled SELECT i.id, l.label FROM item i LEFT JOIN grp l ON i.g = l.g;\n\
+         INSERT INTO per_label SELECT l.label, SUM(i.amount) FROM item i JOIN grp l ON i.g = l.g GROUP BY l.label;\n",
+    );
+    run_sql(&script);
+    // The joins of the tables as they end.
+    let (mut inner, mut left, mut totals) = (Vec::new(), Vec::new(), BTreeMap::<String, i64>::new());
+    for i in items.values() {
+        let label = groups.get(i["g"].as_str().unwrap()).map(|g| g["label"].clone());
+        if let Some(label) = &label {
+            inner.push(json!({"id": i["id"], "amount": i["amount"], "label": label}));
+            *totals.entry(label.as_str().unwrap().to_string()).or_default() += i["amount"].as_i64().unwrap();
+        }
+        left.push(json!({"id": i["id"], "label": label.unwrap_or(Value::Null)}));
+    }
+    let lines = w.rows("labelled");
+    assert!(lines.iter().any(|l| l["op"] == "-D"), "rows taken back take their joined rows back");
+    assert_same("item JOIN grp", &apply_bag(&lines), &inner);
+    assert_same("item LEFT JOIN grp", &apply_bag(&w.rows("maybe_labelled")), &left);
+    let want: Vec<Value> = totals.into_iter().map(|(label, total)| json!({"label": label, "total": total})).collect();
+    let got: Vec<Value> = apply(&w.rows("per_label"), "label").into_values().collect();
+    assert_same("SUM over item JOIN grp", &got, &want);
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("s1-join x2: inner join ON i.g = l.g (of a changelog: takes back what a row taken back was joined into)"), "{text}");
+}
+
 #[test]
 fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
     let w = Work::new(200_000);

@@ -15,6 +15,9 @@
 //! come before the watermark that passes their end. A row whose window has
 //! ended is late, and dropped as a window aggregation drops it.
 //!
+//! A regular join reads a full changelog too: a row taken back (-U, -D)
+//! leaves the state and takes back (-D) every row it was joined into.
+//!
 //! An outer join (LEFT, RIGHT, FULL; a regular join) emits a row of an outer
 //! side that meets no row padded with nulls, and remembers so beside the
 //! row's count in state; when the row's first match comes it takes the
@@ -155,13 +158,21 @@ impl OperatorKind for SqlJoin {
     }
 
     /// An inner join of inserts emits inserts, an outer join takes back a
-    /// row padded with nulls when its first match comes; of updates and
-    /// deletes, it would have to take joined rows back (not built yet).
+    /// row padded with nulls when its first match comes; a regular join of
+    /// a full changelog takes back the rows a row taken back was joined
+    /// into. Changes by key alone do not say which rows to take back.
     fn changelog(&self, c: &JoinConfig, input: Changelog) -> Result<Changelog, String> {
         match input {
             Changelog::Append if c.left_outer || c.right_outer => Ok(Changelog::Retract),
             Changelog::Append => Ok(Changelog::Append),
-            _ => Err("a join of a changelog (updates and deletes) is not supported yet".into()),
+            _ if c.window_end.is_some() || c.interval.is_some() => {
+                Err("a window or interval join of a changelog (updates and deletes) is not supported yet".into())
+            }
+            Changelog::Retract => Ok(Changelog::Retract),
+            Changelog::Upsert => Err(
+                "a join of an upsert changelog (changes by key, without the rows they replace) is not supported: read the table as a full changelog (debezium-json)"
+                    .into(),
+            ),
         }
     }
 }
@@ -185,7 +196,7 @@ impl JoinFactory {
         let (left, right) = (declare(LEFT), declare(RIGHT));
         let sides = [left.map_err(|e| keyed.fail(e))?, right.map_err(|e| keyed.fail(e))?];
         let keys = (0..self.cfg.keys).map(|i| format!("k{i}")).collect();
-        Ok(JoinTask { cfg: self.cfg.clone(), keyed, sides, keys, late: 0 })
+        Ok(JoinTask { cfg: self.cfg.clone(), keyed, sides, keys, late: 0, unknown: 0 })
     }
 }
 
@@ -198,6 +209,8 @@ struct JoinTask {
     keys: Vec<String>,
     /// Rows of windows that had ended (a window join), dropped.
     late: u64,
+    /// Rows taking back a row the join did not hold, ignored.
+    unknown: u64,
 }
 
 /// A kept row's count (its value's first 8 bytes).
@@ -227,6 +240,57 @@ fn held_value(n: u64, t: Option<i64>) -> Vec<u8> {
 }
 
 impl JoinTask {
+    /// A regular join's row `own` of `side` under `key` taken back: one copy
+    /// of it leaves the state, the rows it was joined into are taken back,
+    /// and on an outer join the rows left without a match go out padded
+    /// again (the other side's, when this was the last of this side's rows
+    /// under the key), or its own padded row is taken back.
+    fn retract(&mut self, key: &[u8], side: usize, own: &Map<String, Value>, ts: i64, origin: weir_engine::Origin, out: &mut Emitter) -> Result<(), OperatorError> {
+        let bytes = serde_json::to_vec(own).expect("JSON serialises");
+        let (mine, theirs) = (self.sides[side], self.sides[1 - side]);
+        let Some(held) = self.keyed.state.map_get(mine, key, &bytes).map_err(|e| self.keyed.fail(e))? else {
+            // Not held: it came before the state TTL dropped it (or never).
+            self.unknown += 1;
+            if self.unknown == 1 || self.unknown.is_power_of_two() {
+                tracing::warn!(operator = self.keyed.node, task = self.keyed.task, "ignored {} rows taking back a row the join does not hold (dropped by the state TTL?)", self.unknown);
+            }
+            return Ok(());
+        };
+        match count(&held) {
+            0 | 1 => {
+                self.keyed.state.map_remove(mine, key, &bytes).map_err(|e| self.keyed.fail(e))?;
+            }
+            n => {
+                let extra = matched(&held);
+                self.keyed.state.map_put(mine, key, &bytes, &held_value(n - 1, extra)).map_err(|e| self.keyed.fail(e))?;
+            }
+        }
+        let others = self.keyed.state.map_entries(theirs, key).map_err(|e| self.keyed.fail(e))?;
+        // The other side's rows lose their last match.
+        let lone = self.outer(1 - side) && !others.is_empty() && self.keyed.state.map_entries(mine, key).map_err(|e| self.keyed.fail(e))?.is_empty();
+        for (other_bytes, n) in &others {
+            let other: Map<String, Value> =
+                serde_json::from_slice(other_bytes).map_err(|e| self.keyed.fail(format!("a kept row of the join does not read: {e}")))?;
+            let padded = lone.then(|| self.padded(&other, 1 - side));
+            let (mut joined, rest) = if side == 0 { (own.clone(), other) } else { (other, own.clone()) };
+            joined.extend(rest);
+            let value = serde_json::to_vec(&joined).expect("JSON serialises");
+            for _ in 0..count(n) {
+                out.main().push_kind(key, &value, ts, origin, RowKind::Delete);
+            }
+            if let Some(padded) = padded {
+                for _ in 0..count(n) {
+                    out.main().push_kind(key, &padded, ts, origin, RowKind::Insert);
+                }
+                self.keyed.state.map_put(theirs, key, other_bytes, &held_value(count(n), Some(0))).map_err(|e| self.keyed.fail(e))?;
+            }
+        }
+        if self.outer(side) && others.is_empty() {
+            out.main().push_kind(key, &self.padded(own, side), ts, origin, RowKind::Delete);
+        }
+        Ok(())
+    }
+
     /// Rows of `side` go out even when they meet none (an outer join).
     fn outer(&self, side: usize) -> bool {
         if side == 0 { self.cfg.left_outer } else { self.cfg.right_outer }
@@ -247,8 +311,9 @@ impl Operator for JoinTask {
         self.keyed.state.set_time(weir_engine::now_ms());
         for i in 0..input.len() {
             let fail = |t: &Self, m: String| t.keyed.fail(m).at(Some(input.origins[i])).in_row(Some(i));
-            if input.kind(i).retracts() {
-                return Err(fail(self, "a join reads inserts only, and this row takes one back".into()));
+            let retracts = input.kind(i).retracts();
+            if retracts && (self.cfg.window_end.is_some() || self.cfg.interval.is_some()) {
+                return Err(fail(self, "a window or interval join reads inserts only, and this row takes one back".into()));
             }
             let row: Map<String, Value> =
                 serde_json::from_slice(input.value(i)).map_err(|e| fail(self, format!("a join's input row is not a JSON object: {e}")))?;
@@ -260,13 +325,19 @@ impl Operator for JoinTask {
             let own: Map<String, Value> = columns.iter().map(|c| (c.clone(), row.get(c).cloned().unwrap_or(Value::Null))).collect();
             let (ts, origin) = (input.timestamps[i], input.origins[i]);
             if self.keys.iter().any(|k| row.get(k).is_none_or(Value::is_null)) {
-                // It meets nothing, ever: an outer side's row goes out alone.
+                // It meets nothing, ever: an outer side's row goes out alone
+                // (and is taken back alone).
                 if self.outer(side) {
-                    out.main().push_kind(input.key(i), &self.padded(&own, side), ts, origin, RowKind::Insert);
+                    let kind = if retracts { RowKind::Delete } else { RowKind::Insert };
+                    out.main().push_kind(input.key(i), &self.padded(&own, side), ts, origin, kind);
                 }
                 continue;
             }
             let key = input.key(i);
+            if retracts {
+                self.retract(key, side, &own, ts, origin, out)?;
+                continue;
+            }
             if let Some(e) = self.cfg.window_end {
                 let Some(end) = row.get(&self.keys[e]).and_then(Value::as_i64) else {
                     return Err(fail(self, format!("a window join's row has no window end in milliseconds ({})", self.keys[e])));
@@ -594,5 +665,58 @@ mod tests {
         assert_eq!(changes(&mut op, &[(1, Some(7), 2)]), [r#"+I {"j0":null,"j1":2}"#]);
         assert_eq!(changes(&mut op, &[(0, Some(7), 1)]), [r#"-D {"j0":null,"j1":2}"#, r#"+I {"j0":1,"j1":2}"#]);
         assert_eq!(changes(&mut op, &[(0, Some(7), 3)]), [r#"+I {"j0":3,"j1":2}"#]);
+    }
+
+    /// Rows `(kind, side, key, value)` through `op`, as `op row`.
+    fn changelog(op: &mut JoinTask, rows: &[(&str, u8, i64, i64)]) -> Vec<String> {
+        let mut b = RecordBatch::default();
+        for &(kind, side, k, v) in rows {
+            let col = if side == 0 { "j0" } else { "j1" };
+            let value = serde_json::json!({"k0": k, col: v, "__side": side}).to_string();
+            let kind = match kind {
+                "+I" => RowKind::Insert,
+                "-U" => RowKind::UpdateBefore,
+                "+U" => RowKind::UpdateAfter,
+                _ => RowKind::Delete,
+            };
+            b.push_kind(format!("{{\"k0\":{k}}}").as_bytes(), value.as_bytes(), 0, Origin::at(v as u64), kind);
+        }
+        let mut out = Emitter::new(1);
+        op.process(b, &mut out).unwrap();
+        let m = out.main();
+        (0..m.len()).map(|i| format!("{} {}", m.kind(i).short(), String::from_utf8_lossy(m.value(i)))).collect()
+    }
+
+    #[test]
+    fn a_join_of_a_changelog_takes_back_the_rows_a_row_taken_back_was_joined_into() {
+        let mut op = outer(false, false);
+        assert_eq!(changelog(&mut op, &[("+I", 0, 7, 1), ("+I", 1, 7, 2), ("+I", 1, 7, 3)]), [r#"+I {"j0":1,"j1":2}"#, r#"+I {"j0":1,"j1":3}"#]);
+        // An update of the left row: its old joined rows go, the new come.
+        let got = changelog(&mut op, &[("-U", 0, 7, 1), ("+U", 0, 7, 4)]);
+        let mut gone: Vec<&String> = got[..2].iter().collect();
+        gone.sort();
+        assert_eq!(gone, [r#"-D {"j0":1,"j1":2}"#, r#"-D {"j0":1,"j1":3}"#]);
+        assert_eq!(got.len(), 4);
+        assert!(got[2..].iter().all(|r| r.starts_with("+I {\"j0\":4")), "{got:?}");
+        assert_eq!(changelog(&mut op, &[("-D", 1, 7, 2)]), [r#"-D {"j0":4,"j1":2}"#]);
+        // A row it does not hold taken back: ignored (and counted).
+        assert_eq!(changelog(&mut op, &[("-D", 1, 7, 99)]), Vec::<String>::new());
+        assert_eq!(op.unknown, 1);
+        assert_eq!(held_rows(&mut op), 2);
+    }
+
+    #[test]
+    fn an_outer_join_of_a_changelog_pads_a_row_again_when_its_last_match_goes() {
+        let mut op = outer(true, false);
+        assert_eq!(changelog(&mut op, &[("+I", 0, 7, 1)]), [r#"+I {"j0":1,"j1":null}"#]);
+        assert_eq!(changelog(&mut op, &[("+I", 1, 7, 2)]), [r#"-D {"j0":1,"j1":null}"#, r#"+I {"j0":1,"j1":2}"#]);
+        assert_eq!(changelog(&mut op, &[("-D", 1, 7, 2)]), [r#"-D {"j0":1,"j1":2}"#, r#"+I {"j0":1,"j1":null}"#]);
+        // Padded again, so the next match takes the padded row back again.
+        assert_eq!(changelog(&mut op, &[("+I", 1, 7, 3)]), [r#"-D {"j0":1,"j1":null}"#, r#"+I {"j0":1,"j1":3}"#]);
+        assert_eq!(changelog(&mut op, &[("-D", 1, 7, 3), ("-D", 0, 7, 1)]), [r#"-D {"j0":1,"j1":3}"#, r#"+I {"j0":1,"j1":null}"#, r#"-D {"j0":1,"j1":null}"#]);
+        assert_eq!(held_rows(&mut op), 0);
+        // A full join: a lone right row taken back takes its padded row back.
+        let mut op = outer(true, true);
+        assert_eq!(changelog(&mut op, &[("+I", 1, 7, 2), ("-D", 1, 7, 2)]), [r#"+I {"j0":null,"j1":2}"#, r#"-D {"j0":null,"j1":2}"#]);
     }
 }
