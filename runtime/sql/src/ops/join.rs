@@ -1,7 +1,8 @@
-//! `type: sql-join`: a regular inner equi-join of two append-only inputs.
-//! Its two inputs are the join's sides, each through a `sql-calc` that sets
-//! the record key to the join keys (`k0`, `k1`, ... as a JSON object, so equal
-//! keys of both sides are equal bytes and land in the same task) and tags
+//! `type: sql-join`: equi-joins of two inputs: regular (inner and outer, of
+//! inserts or full changelogs), window and interval joins. Its two inputs
+//! are the join's sides, each through a `sql-calc` that sets the record key
+//! to the join keys (`k0`, `k1`, ... as a JSON object, so equal keys of both
+//! sides are equal bytes and land in the same task) and tags
 //! the row with its side (`__side`: 0 left, 1 right). Keyed by the join key,
 //! it keeps every row of each side in keyed map state (the row's columns →
 //! how many times it came), and for each row emits it joined with every row
