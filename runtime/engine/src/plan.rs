@@ -134,7 +134,12 @@ impl PhysicalPlan {
                         } else {
                             let base = first_channel[c];
                             let (partitioning, chans) = match &e.partitioning {
-                                Partitioning::Forward if par(c) == par(m) => (Partitioning::Forward, vec![base + t as usize]),
+                                // One to one only for a node's one input (a
+                                // node of several counts every producer task
+                                // of each: each must send to each of its tasks).
+                                Partitioning::Forward if par(c) == par(m) && df.nodes[c].inputs.len() == 1 => {
+                                    (Partitioning::Forward, vec![base + t as usize])
+                                }
                                 Partitioning::Forward => (Partitioning::Rebalance, (base..base + par(c) as usize).collect()),
                                 p => (p.clone(), (base..base + par(c) as usize).collect()),
                             };
@@ -232,6 +237,29 @@ mod tests {
         let froms: Vec<u32> = plan.tasks.iter().filter(|t| !t.exchanges.is_empty()).map(|t| t.exchanges[0].from).collect();
         assert_eq!(froms, [0, 1, 2, 3, 4]);
         assert_eq!(plan.tasks.last().unwrap().input, TaskInput::Channel { channel: 0, producers: 5 });
+    }
+
+    #[test]
+    fn a_union_of_inputs_of_its_own_parallelism_hears_from_every_producer_task() {
+        // a(2) and b(1) forward into u(2): every task of a and b writes to
+        // every task of u, which counts all three producers.
+        let df = LogicalDataflow {
+            options: Default::default(),
+            nodes: vec![
+                node("a", Role::Source, 2, vec![]),
+                node("b", Role::Source, 1, vec![]),
+                node("u", Role::Operator, 2, vec![Edge::forward(NodeId(0)), Edge::forward(NodeId(1))]),
+            ],
+        };
+        let plan = PhysicalPlan::of(&df);
+        for t in plan.tasks.iter().filter(|t| t.input == TaskInput::Source) {
+            assert_eq!(t.exchanges[0].partitioning, Partitioning::Rebalance, "{}", t.name);
+            assert_eq!(t.exchanges[0].channels, vec![0, 1], "{}", t.name);
+        }
+        let froms: Vec<u32> = plan.tasks.iter().filter(|t| !t.exchanges.is_empty()).map(|t| t.exchanges[0].from).collect();
+        assert_eq!(froms, [0, 1, 2]);
+        let u: Vec<_> = plan.tasks.iter().filter(|t| t.name.starts_with("u-")).map(|t| t.input).collect();
+        assert_eq!(u, [TaskInput::Channel { channel: 0, producers: 3 }, TaskInput::Channel { channel: 1, producers: 3 }]);
     }
 
     #[test]

@@ -32,5 +32,6 @@ pub fn register(registry: &mut weir_spec::Registry) {
         .operator(ops::window::SqlWindow)
         .operator(ops::aggregate::SqlAggregate)
         .operator(ops::join::SqlJoin)
-        .operator(ops::topn::SqlTopN);
+        .operator(ops::topn::SqlTopN)
+        .operator(ops::union::SqlUnion);
 }

@@ -105,7 +105,7 @@ impl Translator<'_> {
 
     fn unsupported(&self, what: &str) -> SqlError {
         self.err(format!(
-            "{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE, HOP and CUMULATE window aggregations, GROUP BY, equi-joins: inner, outer, window and interval)"
+            "{what} is not supported in streaming SQL yet (supported: projections, WHERE, TUMBLE, HOP and CUMULATE window aggregations, GROUP BY, SELECT DISTINCT, UNION [ALL], equi-joins: inner, outer, window and interval, ROW_NUMBER Top-N)"
         ))
     }
 
@@ -179,8 +179,14 @@ impl Translator<'_> {
             }
             LogicalPlan::Sort(_) => Err(self.unsupported("ORDER BY")),
             LogicalPlan::Limit(_) => Err(self.unsupported("LIMIT")),
-            LogicalPlan::Union(_) => Err(self.unsupported("UNION")),
-            LogicalPlan::Distinct(_) => Err(self.unsupported("SELECT DISTINCT")),
+            LogicalPlan::Union(u) => self.union(u),
+            LogicalPlan::Distinct(datafusion_expr::logical_plan::Distinct::All(input)) => {
+                // An updating aggregate grouped by every column, of no aggregates.
+                let group: Vec<Expr> = input.schema().columns().into_iter().map(Expr::Column).collect();
+                let a = Aggregate::try_new(input.clone(), group, Vec::new()).map_err(|e| self.df(e))?;
+                self.aggregate(&a)
+            }
+            LogicalPlan::Distinct(_) => Err(self.unsupported("SELECT DISTINCT ON (...)")),
             LogicalPlan::Window(_) => Err(self.unsupported(
                 "an OVER (...) window function other than a Top-N (ROW_NUMBER() OVER (PARTITION BY ... ORDER BY ...) AS rn, filtered by rn <= N, rn < N or rn = 1 around it)",
             )),
@@ -319,6 +325,56 @@ impl Translator<'_> {
         let mut all = names;
         all.push(rank_name);
         Ok(Stream { node, schema: w.schema.clone(), changelog: true, table: None, names: Some(all), window: None, time: None })
+    }
+
+    /// `UNION ALL`: each branch through a calc giving its rows the union's
+    /// column names (`u0`, `u1`, ...) and types, then `sql-union` nodes
+    /// passing their batches on, two branches at a time.
+    fn union(&mut self, u: &datafusion_expr::logical_plan::Union) -> Result<Stream, SqlError> {
+        let names: Vec<String> = (0..u.schema.fields().len()).map(|i| format!("u{i}")).collect();
+        let (mut branches, mut changelog) = (Vec::new(), false);
+        // `a UNION ALL b UNION ALL c` is planned as a union of a union.
+        fn flat(p: &LogicalPlan, out: &mut Vec<LogicalPlan>) {
+            match p {
+                LogicalPlan::Union(u) => u.inputs.iter().for_each(|i| flat(i, out)),
+                other => out.push(other.clone()),
+            }
+        }
+        let mut inputs = Vec::new();
+        u.inputs.iter().for_each(|i| flat(i, &mut inputs));
+        for (b, input) in inputs.iter().enumerate() {
+            let s = self.go(input)?;
+            changelog |= s.changelog;
+            let (mut select, mut out) = (Vec::new(), Vec::new());
+            for ((c, f), name) in s.schema.columns().into_iter().zip(u.schema.fields()).zip(&names) {
+                let e = Expr::Column(c);
+                let t = e.get_type(s.schema.as_ref()).map_err(|e| self.df(e))?;
+                let e = if &t == f.data_type() { e } else { Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(e), f.data_type().clone())) };
+                select.push(e);
+                out.push(ColumnDef { name: name.clone(), data_type: f.data_type().clone() });
+            }
+            let config = self.calc_config(&s, None, &select, out)?;
+            let explain = format!("calc: branch {} of the UNION ALL, with its columns", b + 1);
+            branches.push(self.add(calc_node(&s, config, explain)));
+        }
+        let mut branches = branches.into_iter();
+        let mut node = branches.next().ok_or_else(|| self.err("a UNION of no queries"))?;
+        for b in branches {
+            node = self.add(Node {
+                name: format!("s{}-union", self.stmt + 1),
+                kind: "sql-union".into(),
+                input: Some(node),
+                right_input: Some(b),
+                keyed: false,
+                parallelism: self.job.settings.parallelism,
+                config: Map::new(),
+                explain: "UNION ALL: the rows of both, as they come".into(),
+                state: None,
+                statement: None,
+                table: None,
+            });
+        }
+        Ok(Stream { node, schema: u.schema.clone(), changelog, table: None, names: Some(names), window: None, time: None })
     }
 
     /// The rows of `TUMBLE(...)` not aggregated: each row with its window's

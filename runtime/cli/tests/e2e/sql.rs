@@ -709,6 +709,45 @@ fn joins_of_changelogs_apply_to_the_join_of_the_tables_they_end_as() {
 }
 
 #[test]
+fn union_and_distinct_give_what_duckdb_gives() {
+    let w = Work::new(20_000);
+    people_and_auctions(w.dir.path(), 500, 2_000);
+    let script = w.script(
+        "union.sql",
+        &format!(
+            "SET 'parallelism.default' = '2';\n{BID}{PEOPLE}\
+             CREATE TABLE mixed (auction BIGINT, who BIGINT, what STRING) WITH ('connector' = 'file', 'path' = '@OUT/mixed');\n\
+             CREATE TABLE pairs (auction BIGINT, channel STRING, PRIMARY KEY (auction, channel) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/pairs');\n\
+             CREATE TABLE ids (id BIGINT, PRIMARY KEY (id) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/ids');\n\
+             CREATE TABLE per_what (what STRING, n BIGINT, PRIMARY KEY (what) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/per_what');\n\
+             INSERT INTO mixed SELECT auction, bidder, 'bid' FROM bid WHERE price > 9000\n\
+               UNION ALL SELECT id, seller, 'auction' FROM auction WHERE reserve > 900\n\
+               UNION ALL SELECT auction, price, channel FROM bid WHERE price < 50;\n\
+             INSERT INTO pairs SELECT DISTINCT auction, channel FROM bid;\n\
+             INSERT INTO ids SELECT auction FROM bid WHERE price > 9900 UNION SELECT id FROM auction WHERE category = 3;\n\
+             INSERT INTO per_what SELECT what, COUNT(*) FROM (SELECT 'high' AS what FROM bid WHERE price > 5000 UNION ALL SELECT 'cheap' FROM auction WHERE reserve < 100) t GROUP BY what;\n"
+        ),
+    );
+    run_sql(&script);
+    let bids = w.bids();
+    let mixed = "SELECT auction, bidder AS who, 'bid' AS what FROM bid WHERE price > 9000 \
+                 UNION ALL SELECT id, seller, 'auction' FROM auction WHERE reserve > 900 UNION ALL SELECT auction, price, channel FROM bid WHERE price < 50";
+    assert_same("UNION ALL of three", &w.rows("mixed"), &duckdb(&bids, mixed));
+    let pairs = w.rows("pairs");
+    assert!(pairs.iter().all(|l| l["op"] == "+I"), "each pair once, never taken back");
+    assert_same("SELECT DISTINCT", &apply_bag(&pairs), &duckdb(&bids, "SELECT DISTINCT auction, channel FROM bid"));
+    let ids = "SELECT auction AS id FROM bid WHERE price > 9900 UNION SELECT id FROM auction WHERE category = 3";
+    assert_same("UNION", &apply_bag(&w.rows("ids")), &duckdb(&bids, ids));
+    let per_what = "SELECT what, COUNT(*) AS n FROM (SELECT 'high' AS what FROM bid WHERE price > 5000 UNION ALL SELECT 'cheap' FROM auction WHERE reserve < 100) t GROUP BY what";
+    let got: Vec<Value> = apply(&w.rows("per_what"), "what").into_values().collect();
+    assert_same("GROUP BY over UNION ALL", &got, &duckdb(&bids, per_what));
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("s1-union x2: UNION ALL: the rows of both, as they come"), "{text}");
+    assert!(text.contains("calc: branch 3 of the UNION ALL, with its columns"), "{text}");
+}
+
+#[test]
 fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
     let w = Work::new(200_000);
     people_and_auctions(w.dir.path(), 500, 4_000);
