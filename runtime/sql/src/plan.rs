@@ -146,7 +146,7 @@ pub fn compile_with(text: &str, file: &str, functions: Option<&dyn FunctionSourc
         };
         let span = st.span();
         job.explain |= explain;
-        statement(&mut catalog, &mut job, file, &text_of(text, &st), st, span, &prepared.watermarks)?;
+        statement(&mut catalog, &mut job, file, &text_of(text, &st), st, span, &prepared)?;
     }
     if job.sinks.is_empty() {
         return Err(SqlError::File { file: file.into(), message: "the script has no INSERT INTO ... SELECT: there is nothing to run".into() });
@@ -201,8 +201,15 @@ fn statement(
     text: &str,
     st: Statement,
     span: crate::error::sqlparser::tokenizer::Span,
-    watermarks: &[crate::script::Watermark],
+    prepared: &crate::script::Prepared,
 ) -> Result<(), SqlError> {
+    let watermarks = &prepared.watermarks;
+    // The STATE_TTL hints inside the statement.
+    let inside = |p: Pos| (span.start.line, span.start.column) <= p && p <= (span.end.line, span.end.column);
+    let hints: Vec<&crate::script::StateTtlHint> = prepared.hints.iter().filter(|h| inside(h.at)).collect();
+    if let Some(h) = hints.first().filter(|_| !matches!(st, Statement::Insert(_))) {
+        return Err(SqlError::at(file, h.at, "a STATE_TTL hint goes in the SELECT of an INSERT INTO (SELECT /*+ STATE_TTL('t' = '1 h') */ ...)"));
+    }
     let at: Pos = pos(span);
     let df = |e: DataFusionError| SqlError::at(file, at, df_message(&e));
     match st {
@@ -287,8 +294,18 @@ fn statement(
             let plan = LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(df)?;
             let plan = optimize(plan).map_err(df)?;
             let stmt = job.statements.len();
-            let mut tr = Translator { job, file, at, stmt, ranked: None };
+            let ttl_hints = hints.iter().flat_map(|h| h.ttl_ms.iter().map(|(n, ms)| (n.clone(), (*ms, false)))).collect();
+            let mut tr = Translator { job, file, at, stmt, ranked: None, ttl_hints };
             let stream = tr.go(&plan)?;
+            let unused: Vec<&str> = tr.ttl_hints.iter().filter(|(_, (_, used))| !used).map(|(n, _)| n.as_str()).collect();
+            if !unused.is_empty() {
+                let at = hints.first().map_or(at, |h| h.at);
+                return Err(SqlError::at(
+                    file,
+                    at,
+                    format!("STATE_TTL names {}, which no join or GROUP BY of the statement reads (name a table or alias a join side or aggregation reads)", unused.join(", ")),
+                ));
+            }
             let sink = tr.insert(&t, stream, at)?;
             job.statements.push((text.to_string(), sink));
         }

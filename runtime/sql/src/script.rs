@@ -12,12 +12,13 @@
 //! * quoted option names, `WITH ('connector' = 'kafka')` and `SET
 //!   'parallelism' = '2'`, which become quoted identifiers (`"connector"`).
 //!
-//! Also intervals as milliseconds, for both.
+//! Also intervals as milliseconds, for both; and `/*+ STATE_TTL(...) */`
+//! hints read out of their comments (which sqlparser skips).
 
 use crate::error::sqlparser::ast::{DateTimeField, Expr, Value};
 use crate::error::sqlparser::dialect::GenericDialect;
 use crate::error::sqlparser::parser::Parser;
-use crate::error::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer};
+use crate::error::sqlparser::tokenizer::{Location, Token, TokenWithSpan, Tokenizer, Whitespace};
 use crate::error::{Pos, SqlError};
 
 /// A `WATERMARK FOR` clause: its column, how far the watermark trails the
@@ -40,12 +41,64 @@ pub struct FunctionDecl {
     pub at: Pos,
 }
 
+/// A `/*+ STATE_TTL('name' = '1 d', ...) */` hint (Flink's): how long the
+/// state of each named table or alias lasts in its statement's joins and
+/// aggregations; and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateTtlHint {
+    pub ttl_ms: Vec<(String, u64)>,
+    pub at: Pos,
+}
+
 /// The text sqlparser reads, and what was taken out of it.
 #[derive(Debug)]
 pub struct Prepared {
     pub text: String,
     pub watermarks: Vec<Watermark>,
     pub functions: Vec<FunctionDecl>,
+    pub hints: Vec<StateTtlHint>,
+}
+
+/// The hints of a `/*+ ... */` comment (its text after the `+`) at `at`:
+/// `STATE_TTL('name' = 'duration', ...)`, one or more.
+fn hints(text: &str, at: Pos, file: &str) -> Result<Vec<StateTtlHint>, SqlError> {
+    let err = |m: String| SqlError::at(file, at, m);
+    let tokens = Tokenizer::new(&GenericDialect {}, text).tokenize().map_err(|e| err(format!("cannot read the hint: {}", e.message)))?;
+    let toks: Vec<&Token> = tokens.iter().filter(|t| !matches!(t, Token::Whitespace(_))).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < toks.len() {
+        let name = word(toks[i]).ok_or_else(|| err(format!("a hint is a name and its options in parentheses, not {}", toks[i])))?;
+        if !name.eq_ignore_ascii_case("STATE_TTL") {
+            return Err(err(format!("the hint {name} is not supported (STATE_TTL('table or alias' = '1 h', ...))")));
+        }
+        if toks.get(i + 1) != Some(&&Token::LParen) {
+            return Err(err("STATE_TTL needs its tables in parentheses: STATE_TTL('orders' = '1 d')".into()));
+        }
+        let mut ttl_ms = Vec::new();
+        let mut j = i + 2;
+        loop {
+            match (toks.get(j), toks.get(j + 1), toks.get(j + 2)) {
+                (Some(Token::SingleQuotedString(t)), Some(Token::Eq), Some(Token::SingleQuotedString(d))) => {
+                    let ms = duration_ms(d).ok_or_else(|| err(format!("STATE_TTL('{t}' = '{d}'): a duration is a number and a unit ('1 h', '30 min', '10 s', '2 d')")))?;
+                    ttl_ms.push((t.to_ascii_lowercase(), ms));
+                    j += 3;
+                }
+                _ => return Err(err("STATE_TTL takes 'table or alias' = 'duration' pairs: STATE_TTL('o' = '1 d', 'p' = '12 h')".into())),
+            }
+            match toks.get(j) {
+                Some(Token::Comma) => j += 1,
+                Some(Token::RParen) => break,
+                _ => return Err(err("STATE_TTL(...) needs a comma between its pairs and a closing parenthesis".into())),
+            }
+        }
+        out.push(StateTtlHint { ttl_ms, at });
+        i = j + 1;
+        if toks.get(i) == Some(&&Token::Comma) {
+            i += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// `CREATE [TEMPORARY] [SYSTEM] FUNCTION [IF NOT EXISTS] name AS 'plugin'
@@ -143,6 +196,14 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
     let tokens = Tokenizer::new(&GenericDialect {}, text)
         .tokenize_with_location()
         .map_err(|e| SqlError::at(file, (e.location.line, e.location.column), format!("cannot read the SQL: {}", e.message)))?;
+    let mut hinted = Vec::new();
+    for t in &tokens {
+        if let Token::Whitespace(Whitespace::MultiLineComment(c)) = &t.token
+            && let Some(h) = c.strip_prefix('+')
+        {
+            hinted.extend(hints(h, (t.span.start.line, t.span.start.column), file)?);
+        }
+    }
     let toks: Vec<&TokenWithSpan> = tokens.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
     let lines = Lines::new(text);
     let mut out = text.as_bytes().to_vec();
@@ -261,7 +322,7 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
         i += 1;
     }
     let text = String::from_utf8(out).expect("ASCII spaces replace whole characters");
-    Ok(Prepared { text, watermarks, functions })
+    Ok(Prepared { text, watermarks, functions, hints: hinted })
 }
 
 /// Whether token `i` is inside the parentheses of a `WITH (` (back to the
@@ -417,5 +478,25 @@ mod tests {
         assert_eq!(ms("INTERVAL '2 hours'"), Ok(7_200_000));
         assert!(ms("INTERVAL '0' SECOND").unwrap_err().contains("at least a millisecond"));
         assert!(ms("5").unwrap_err().contains("not an interval"));
+    }
+
+    #[test]
+    fn state_ttl_hints_are_read_out_of_their_comments() {
+        let text = "INSERT INTO o SELECT /*+ STATE_TTL('A' = '1 h', 'p' = '30 min'), STATE_TTL('q' = '2d') */ a.x FROM a;";
+        let p = prepare(text, "h.sql").unwrap();
+        assert_eq!(p.text, text, "the comment stays (sqlparser skips it)");
+        let ttl: Vec<(String, u64)> = p.hints.iter().flat_map(|h| h.ttl_ms.clone()).collect();
+        assert_eq!(ttl, [("a".to_string(), 3_600_000), ("p".to_string(), 1_800_000), ("q".to_string(), 172_800_000)]);
+        assert_eq!(p.hints[0].at, (1, 22));
+        assert!(prepare("SELECT /* STATE_TTL('a' = 'x') */ 1;", "h.sql").unwrap().hints.is_empty(), "a comment without + is a comment");
+        for (hint, message) in [
+            ("/*+ BROADCAST(a) */", "h.sql:1:8: the hint BROADCAST is not supported (STATE_TTL('table or alias' = '1 h', ...))"),
+            ("/*+ STATE_TTL('a' = 'soon') */", "STATE_TTL('a' = 'soon'): a duration is a number and a unit"),
+            ("/*+ STATE_TTL(a = '1 h') */", "STATE_TTL takes 'table or alias' = 'duration' pairs"),
+            ("/*+ STATE_TTL('a' = '1 h' */", "STATE_TTL(...) needs a comma between its pairs and a closing parenthesis"),
+        ] {
+            let err = prepare(&format!("SELECT {hint} 1;"), "h.sql").unwrap_err().to_string();
+            assert!(err.contains(message), "{hint}: {err}");
+        }
     }
 }

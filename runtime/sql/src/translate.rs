@@ -89,6 +89,9 @@ pub struct Translator<'a> {
     pub at: Pos,
     /// The statement's number.
     pub stmt: usize,
+    /// The statement's STATE_TTL hints: a table's or alias's state TTL in
+    /// milliseconds, and whether a join or aggregation took it.
+    pub ttl_hints: std::collections::BTreeMap<String, (u64, bool)>,
     /// A `ROW_NUMBER()` window (by its address) already planned as a
     /// Top-N, and its stream: `go` returns it when it reaches the node.
     pub ranked: Option<(usize, Stream)>,
@@ -111,6 +114,30 @@ impl Translator<'_> {
 
     fn df(&self, e: datafusion_common::DataFusionError) -> SqlError {
         self.err(crate::plan::df_message(&e))
+    }
+
+    /// The state TTL a STATE_TTL hint gives the rows of `p` (a join's side,
+    /// an aggregation's input), by its alias or table.
+    fn hinted_ttl(&mut self, p: &LogicalPlan) -> Option<u64> {
+        fn names(p: &LogicalPlan, out: &mut Vec<String>) {
+            match p {
+                LogicalPlan::SubqueryAlias(a) => {
+                    out.push(a.alias.table().to_ascii_lowercase());
+                    names(&a.input, out);
+                }
+                LogicalPlan::TableScan(t) => out.push(t.table_name.table().to_ascii_lowercase()),
+                LogicalPlan::Projection(p) => names(&p.input, out),
+                LogicalPlan::Filter(f) => names(&f.input, out),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        names(p, &mut found);
+        found.iter().find_map(|n| {
+            let (ms, used) = self.ttl_hints.get_mut(n)?;
+            *used = true;
+            Some(*ms)
+        })
     }
 
     fn add(&mut self, mut node: Node) -> String {
@@ -656,7 +683,11 @@ impl Translator<'_> {
             true => group.iter().position(|g| *g == GroupField::WindowStart).zip(group.iter().position(|g| *g == GroupField::WindowEnd)),
             false => None,
         };
-        let config = AggregateConfig { input: input_cols, keys, group, aggregates, output: output.clone(), window: shape };
+        let ttl_ms = match windowed {
+            true => None,
+            false => self.hinted_ttl(base).or(self.job.settings.state_ttl_ms),
+        };
+        let config = AggregateConfig { input: input_cols, keys, group, aggregates, output: output.clone(), window: shape, ttl_ms };
         let kind = if windowed { "sql-window" } else { "sql-aggregate" };
         let aggs: Vec<String> = a.aggr_expr.iter().map(|e| e.schema_name().to_string()).collect();
         let group_names: Vec<String> = a.group_expr.iter().map(|e| unqualified(e).schema_name().to_string()).collect();
@@ -666,7 +697,10 @@ impl Translator<'_> {
         };
         let state = match &shape {
             Some(_) => "per group key: each open window's accumulators (map state), and an event-time timer per window end".to_string(),
-            None => "per group key: its accumulators and the row it last emitted (value state)".to_string(),
+            None => format!(
+                "per group key: its accumulators and the row it last emitted (value state){}",
+                ttl_ms.map_or(String::new(), |t| format!(", dropped {t} ms after its last change"))
+            ),
         };
         let mut cfg = serde_json::to_value(&config).expect("configs serialise");
         let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
@@ -778,11 +812,22 @@ impl Translator<'_> {
             side_nodes.push(self.add(calc_node(s, config, explain)));
         }
         let ttl = self.job.settings.state_ttl_ms;
+        // A STATE_TTL hint naming a side: its rows' own.
+        let (left_ttl, right_ttl) = (self.hinted_ttl(&j.left), self.hinted_ttl(&j.right));
+        let lasting = match (left_ttl, right_ttl) {
+            (None, None) => ttl.map_or(", kept forever (SET 'table.exec.state.ttl' bounds it)".to_string(), |t| format!(", each dropped {t} ms after it came")),
+            _ => {
+                let says = |t: Option<u64>| t.or(ttl).map_or("kept forever".to_string(), |t| format!("dropped {t} ms after it came"));
+                format!(", the left's rows each {}, the right's {}", says(left_ttl), says(right_ttl))
+            }
+        };
         let config = crate::ops::join::JoinConfig {
             keys: j.on.len(),
             left: names[..nl].to_vec(),
             right: names[nl..].to_vec(),
             ttl_ms: ttl,
+            left_ttl_ms: left_ttl,
+            right_ttl_ms: right_ttl,
             window_end: window.map(|(_, e, _, _)| e),
             interval,
             left_outer,
@@ -818,16 +863,10 @@ impl Translator<'_> {
                 ),
             },
             state: Some(match window {
-                None if outer => format!(
-                    "per join key: every row of each side (map state: row -> count, and whether an outer side's row met one){}",
-                    ttl.map_or(", kept forever (SET 'table.exec.state.ttl' bounds it)".to_string(), |t| format!(", each dropped {t} ms after it came"))
-                ),
+                None if outer => format!("per join key: every row of each side (map state: row -> count, and whether an outer side's row met one){lasting}"),
                 None if interval.is_some() => "per join key: each side's rows (map state: row -> count and time) until the watermark passes the last time a row of the other side could meet them (an event-time timer)".to_string(),
                 Some(_) => "per join key (which holds the window): every row of each side (map state: row -> count) until the watermark passes the window's end (an event-time timer)".to_string(),
-                None => format!(
-                    "per join key: every row of each side (map state: row -> count){}",
-                    ttl.map_or(", kept forever (SET 'table.exec.state.ttl' bounds it)".to_string(), |t| format!(", each dropped {t} ms after it came"))
-                ),
+                None => format!("per join key: every row of each side (map state: row -> count){lasting}"),
             }),
             statement: None,
             table: None,

@@ -748,6 +748,39 @@ fn union_and_distinct_give_what_duckdb_gives() {
 }
 
 #[test]
+fn state_ttl_hints_bound_the_state_of_the_sides_and_groups_they_name() {
+    let w = Work::new(2_000);
+    people_and_auctions(w.dir.path(), 50, 100);
+    let script = w.script(
+        "ttl.sql",
+        &format!(
+            "SET 'parallelism.default' = '2';\nSET 'table.exec.state.ttl' = '2 h';\n{BID}{PEOPLE}\
+             CREATE TABLE out (auction BIGINT, seller BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/out');\n\
+             CREATE TABLE per_auction (auction BIGINT, n BIGINT, PRIMARY KEY (auction) NOT ENFORCED) WITH ('connector' = 'file', 'path' = '@OUT/per_auction');\n\
+             INSERT INTO out SELECT /*+ STATE_TTL('b' = '10 min', 'auction' = '1 d') */ b.auction, a.seller FROM bid b JOIN auction a ON b.auction = a.id;\n\
+             INSERT INTO per_auction SELECT /*+ STATE_TTL('bid' = '30 s') */ auction, COUNT(*) FROM bid GROUP BY auction;\n"
+        ),
+    );
+    run_sql(&script);
+    let want = duckdb(&w.bids(), "SELECT b.auction, a.seller FROM bid b JOIN auction a ON b.auction = a.id");
+    assert_same("a join with STATE_TTL (nothing expires in a run this short)", &w.rows("out"), &want);
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("the left's rows each dropped 600000 ms after it came, the right's dropped 86400000 ms after it came"), "{text}");
+    assert!(text.contains("its accumulators and the row it last emitted (value state), dropped 30000 ms after its last change"), "{text}");
+    let fails = |name: &str, sql: &str| {
+        let script = w.script(name, &format!("{BID}{PEOPLE}CREATE TABLE o (a BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/o');\n{sql}\n"));
+        let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+        assert!(!o.status.success(), "{name} fails");
+        stderr(&o)
+    };
+    let err = fails("unused.sql", "INSERT INTO o SELECT /*+ STATE_TTL('c' = '1 h') */ b.auction FROM bid b JOIN auction a ON b.auction = a.id;");
+    assert!(err.contains("unused.sql:7:22: STATE_TTL names c, which no join or GROUP BY of the statement reads"), "{err}");
+    let err = fails("view.sql", "CREATE VIEW v AS SELECT /*+ STATE_TTL('bid' = '1 h') */ auction FROM bid;");
+    assert!(err.contains("view.sql:7:25: a STATE_TTL hint goes in the SELECT of an INSERT INTO"), "{err}");
+}
+
+#[test]
 fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
     let w = Work::new(200_000);
     people_and_auctions(w.dir.path(), 500, 4_000);

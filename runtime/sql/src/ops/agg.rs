@@ -83,6 +83,10 @@ pub struct AggregateConfig {
     /// The windows (`sql-window`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<WindowShape>,
+    /// An updating aggregate's group state is dropped after this long
+    /// without being written (`sql-aggregate`; a window's goes with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_ms: Option<u64>,
 }
 
 impl AggregateConfig {

@@ -36,6 +36,9 @@ impl OperatorKind for SqlAggregate {
         if c.window.is_some() {
             return Err(cx.error("window", "a window aggregation is type: sql-window"));
         }
+        if c.ttl_ms == Some(0) {
+            return Err(cx.error("ttl_ms", "a state TTL is at least a millisecond"));
+        }
         c.check().map_err(|m| cx.error("aggregates", m))
     }
 
@@ -63,7 +66,7 @@ impl OperatorFactory for AggregateFactory {
         let mut keyed = Keyed::open(ctx, &self.state)?;
         let id = keyed
             .state
-            .declare(StateDescriptor { name: STATE.into(), kind: StateKind::Value, ttl: None })
+            .declare(StateDescriptor { name: STATE.into(), kind: StateKind::Value, ttl: self.cfg.ttl_ms.map(std::time::Duration::from_millis) })
             .map_err(|e| keyed.fail(e))?;
         let input = crate::expr::schema(&self.cfg.input);
         Ok(Box::new(AggregateTask { cfg: self.cfg.clone(), input, keyed, id }))

@@ -63,6 +63,11 @@ pub struct JoinConfig {
     /// Rows kept are dropped after this long without being written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl_ms: Option<u64>,
+    /// The left side's rows', or the right's, instead (a STATE_TTL hint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_ttl_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub right_ttl_ms: Option<u64>,
     /// A window join: the join key (`k<n>`) holding the window's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window_end: Option<usize>,
@@ -141,7 +146,7 @@ impl OperatorKind for SqlJoin {
         if (c.left_outer || c.right_outer) && (c.window_end.is_some() || c.interval.is_some()) {
             return Err(cx.error("left_outer", "an outer join is a regular join, not a window or interval join (not supported yet)"));
         }
-        if c.ttl_ms == Some(0) {
+        if c.ttl_ms == Some(0) || c.left_ttl_ms == Some(0) || c.right_ttl_ms == Some(0) {
             return Err(cx.error("ttl_ms", "a state TTL is at least a millisecond"));
         }
         Ok(())
@@ -192,9 +197,9 @@ impl OperatorFactory for JoinFactory {
 impl JoinFactory {
     fn task(&self, ctx: &TaskContext) -> Result<JoinTask, OperatorError> {
         let mut keyed = Keyed::open(ctx, &self.state)?;
-        let ttl = self.cfg.ttl_ms.map(Duration::from_millis);
-        let mut declare = |name: &str| keyed.state.declare(StateDescriptor { name: name.into(), kind: StateKind::Map, ttl });
-        let (left, right) = (declare(LEFT), declare(RIGHT));
+        let ttl = |side: Option<u64>| side.or(self.cfg.ttl_ms).map(Duration::from_millis);
+        let mut declare = |name: &str, ttl| keyed.state.declare(StateDescriptor { name: name.into(), kind: StateKind::Map, ttl });
+        let (left, right) = (declare(LEFT, ttl(self.cfg.left_ttl_ms)), declare(RIGHT, ttl(self.cfg.right_ttl_ms)));
         let sides = [left.map_err(|e| keyed.fail(e))?, right.map_err(|e| keyed.fail(e))?];
         let keys = (0..self.cfg.keys).map(|i| format!("k{i}")).collect();
         Ok(JoinTask { cfg: self.cfg.clone(), keyed, sides, keys, late: 0, unknown: 0 })
@@ -467,7 +472,7 @@ mod tests {
     use weir_state::HeapBackendFactory;
 
     fn join(window_end: Option<usize>) -> JoinTask {
-        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, window_end, interval: None, left_outer: false, right_outer: false };
+        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, left_ttl_ms: None, right_ttl_ms: None, window_end, interval: None, left_outer: false, right_outer: false };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
     }
@@ -530,6 +535,8 @@ mod tests {
             left: vec!["j0".into()],
             right: vec!["j1".into()],
             ttl_ms: None,
+            left_ttl_ms: None,
+            right_ttl_ms: None,
             window_end: None,
             interval: Some(Interval { lower_ms: -10, upper_ms: 20 }),
             left_outer: false,
@@ -600,6 +607,8 @@ mod tests {
             left: vec!["j0".into()],
             right: vec!["j1".into()],
             ttl_ms: None,
+            left_ttl_ms: None,
+            right_ttl_ms: None,
             window_end: None,
             interval: Some(Interval { lower_ms: -20, upper_ms: -10 }),
             left_outer: false,
@@ -633,6 +642,8 @@ mod tests {
             left: vec!["j0".into()],
             right: vec!["j1".into()],
             ttl_ms: None,
+            left_ttl_ms: None,
+            right_ttl_ms: None,
             window_end: None,
             interval: None,
             left_outer: left,
@@ -719,5 +730,27 @@ mod tests {
         // A full join: a lone right row taken back takes its padded row back.
         let mut op = outer(true, true);
         assert_eq!(changelog(&mut op, &[("+I", 1, 7, 2), ("-D", 1, 7, 2)]), [r#"+I {"j0":null,"j1":2}"#, r#"-D {"j0":null,"j1":2}"#]);
+    }
+
+    #[test]
+    fn a_side_with_its_own_state_ttl_forgets_its_rows_the_other_keeps_them() {
+        let cfg = JoinConfig {
+            keys: 1,
+            left: vec!["j0".into()],
+            right: vec!["j1".into()],
+            ttl_ms: None,
+            left_ttl_ms: Some(1),
+            right_ttl_ms: None,
+            window_end: None,
+            interval: None,
+            left_outer: false,
+            right_outer: false,
+        };
+        let mut op = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) }.task(&TaskContext::new("p", "join", 0, 1)).unwrap();
+        assert_eq!(changes(&mut op, &[(0, Some(7), 1), (1, Some(7), 2)]), [r#"+I {"j0":1,"j1":2}"#]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        // The left row is gone (its 1 ms passed); the right row is not.
+        assert_eq!(changes(&mut op, &[(1, Some(7), 3)]), Vec::<String>::new());
+        assert_eq!(changes(&mut op, &[(0, Some(7), 4)]), [r#"+I {"j0":4,"j1":2}"#, r#"+I {"j0":4,"j1":3}"#]);
     }
 }
