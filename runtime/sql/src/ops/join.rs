@@ -751,6 +751,8 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(20));
         // The left row is gone (its 1 ms passed); the right row is not.
         assert_eq!(changes(&mut op, &[(1, Some(7), 3)]), Vec::<String>::new());
-        assert_eq!(changes(&mut op, &[(0, Some(7), 4)]), [r#"+I {"j0":4,"j1":2}"#, r#"+I {"j0":4,"j1":3}"#]);
+        let mut met = changes(&mut op, &[(0, Some(7), 4)]);
+        met.sort();
+        assert_eq!(met, [r#"+I {"j0":4,"j1":2}"#, r#"+I {"j0":4,"j1":3}"#]);
     }
 }
