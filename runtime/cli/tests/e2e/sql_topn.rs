@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::common::{run_killed_after_checkpoints, stderr, weir};
+use crate::common::{parts, run_killed_after_checkpoints, stderr, weir};
 use crate::sql::{assert_same, duckdb, run_sql, Work, BID};
 
 const TOPN: &str = "\
@@ -127,4 +127,35 @@ fn over_windows_that_are_not_a_top_n_are_refused_naming_why() {
     assert!(err.contains("zero.sql:5:1: ROW_NUMBER() ... <= 0 keeps no row of any partition"), "{err}");
     let err = fails("big.sql", "SELECT auction, r FROM (SELECT auction, ROW_NUMBER() OVER (PARTITION BY auction ORDER BY price) AS r FROM bid) WHERE r <= 20000");
     assert!(err.contains("big.sql:5:1: a Top-N keeps at most 10000 rows of each partition, not 20000"), "{err}");
+}
+
+#[test]
+fn the_sql_topn_example_keeps_each_keys_top_three_and_first_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, state) = (dir.path().join("out"), dir.path().join("state"));
+    let env = [("WEIR_OUTPUT", out.to_str().unwrap()), ("WEIR_STATE", state.to_str().unwrap())];
+    let o = weir(&["sql", "--progress", "0", "examples/sql-topn/job.sql"], &env);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The same events, from the generator itself.
+    let g = weir_connectors::GeneratorSpec { seed: 7, count: Some(100_000), keys: 20, start_ms: 1_767_225_600_000, ..Default::default() };
+    let (mut key, mut value) = (Vec::new(), Vec::new());
+    let mut per_key: BTreeMap<String, Vec<(i64, i64, i64)>> = BTreeMap::new();
+    for n in 0..100_000 {
+        let ts = g.event(n, &mut key, &mut value);
+        let v: Value = serde_json::from_slice(&value).unwrap();
+        per_key.entry(v["key"].as_str().unwrap().to_string()).or_default().push((v["amount"].as_i64().unwrap(), v["id"].as_i64().unwrap(), ts));
+    }
+    let mut top3 = Vec::new();
+    let mut first = Vec::new();
+    for (k, events) in &mut per_key {
+        events.sort_by_key(|&(amount, id, _)| (-amount, id));
+        for (place, (amount, id, _)) in events.iter().take(3).enumerate() {
+            top3.push(serde_json::json!({"key": k, "amount": amount, "id": id, "place": place + 1}));
+        }
+        let &(amount, id, _) = events.iter().min_by_key(|&&(_, id, ts)| (ts, id)).unwrap();
+        first.push(serde_json::json!({"key": k, "id": id, "amount": amount}));
+    }
+    let rows = |name: &str| -> Vec<Value> { parts(&out.join(name)).concat().iter().map(|l| serde_json::from_str(l).unwrap()).collect() };
+    assert_same("each key's top 3", &apply_by(&rows("top3"), &["key", "place"]), &top3);
+    assert_same("each key's first event", &apply_by(&rows("first_event"), &["key"]), &first);
 }
