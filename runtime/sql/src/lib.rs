@@ -32,6 +32,7 @@ pub fn register(registry: &mut weir_spec::Registry) {
         .operator(ops::window::SqlWindow)
         .operator(ops::aggregate::SqlAggregate)
         .operator(ops::join::SqlJoin)
+        .operator(ops::temporal::SqlTemporalJoin)
         .operator(ops::topn::SqlTopN)
         .operator(ops::union::SqlUnion);
 }

@@ -61,22 +61,26 @@ fn options() -> ParserOptions {
 /// b WHERE a.x = b.y` made a join), filters merged and pushed down, common subexpressions,
 /// projections merged and pruned. (Rules that rewrite aggregations, such as
 /// COUNT(DISTINCT) into two levels of GROUP BY, would change what the
-/// translator sees and are left out.)
-fn optimizer() -> Optimizer {
+/// translator sees and are left out.) Without `prune`, projections are
+/// neither merged nor pruned: a temporal join's probe time column, which
+/// only its `FOR SYSTEM_TIME AS OF` (taken out of the text) reads, stays.
+fn optimizer(prune: bool) -> Optimizer {
     use datafusion_optimizer::{
         common_subexpr_eliminate::CommonSubexprEliminate, eliminate_cross_join::EliminateCrossJoin, eliminate_filter::EliminateFilter,
         extract_equijoin_predicate::ExtractEquijoinPredicate, optimize_projections::OptimizeProjections, push_down_filter::PushDownFilter,
         simplify_expressions::SimplifyExpressions,
     };
-    let rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = vec![
+    let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> = vec![
         Arc::new(SimplifyExpressions::new()),
         Arc::new(ExtractEquijoinPredicate::new()),
         Arc::new(EliminateFilter::new()),
         Arc::new(EliminateCrossJoin::new()),
         Arc::new(PushDownFilter::new()),
         Arc::new(CommonSubexprEliminate::new()),
-        Arc::new(OptimizeProjections::new()),
     ];
+    if prune {
+        rules.push(Arc::new(OptimizeProjections::new()));
+    }
     Optimizer::with_rules(rules)
 }
 
@@ -106,8 +110,8 @@ fn plan_query(catalog: &Catalog, query: Query) -> Result<LogicalPlan> {
     Analyzer::new().execute_and_check(plan, catalog.options(), |_, _| {})
 }
 
-fn optimize(plan: LogicalPlan) -> Result<LogicalPlan> {
-    optimizer().optimize(plan, &OptimizerContext::new(), |_, _| {})
+fn optimize(plan: LogicalPlan, prune: bool) -> Result<LogicalPlan> {
+    optimizer(prune).optimize(plan, &OptimizerContext::new(), |_, _| {})
 }
 
 fn setting_value(e: &SqlExpr) -> Option<String> {
@@ -207,6 +211,9 @@ fn statement(
     // The STATE_TTL hints inside the statement.
     let inside = |p: Pos| (span.start.line, span.start.column) <= p && p <= (span.end.line, span.end.column);
     let hints: Vec<&crate::script::StateTtlHint> = prepared.hints.iter().filter(|h| inside(h.at)).collect();
+    if let Some(a) = prepared.as_of.iter().find(|a| inside(a.at)).filter(|_| !matches!(st, Statement::Insert(_))) {
+        return Err(SqlError::at(file, a.at, "FOR SYSTEM_TIME AS OF goes in the query of an INSERT INTO (views of temporal joins are not supported yet)"));
+    }
     if let Some(h) = hints.first().filter(|_| !matches!(st, Statement::Insert(_))) {
         return Err(SqlError::at(file, h.at, "a STATE_TTL hint goes in the SELECT of an INSERT INTO (SELECT /*+ STATE_TTL('t' = '1 h') */ ...)"));
     }
@@ -292,11 +299,15 @@ fn statement(
                 exprs.push(cast(col(c), f.data_type().clone()).alias(f.name()));
             }
             let plan = LogicalPlanBuilder::from(plan).project(exprs).and_then(|b| b.build()).map_err(df)?;
-            let plan = optimize(plan).map_err(df)?;
+            let plan = optimize(plan, !prepared.as_of.iter().any(|a| inside(a.at))).map_err(df)?;
             let stmt = job.statements.len();
             let ttl_hints = hints.iter().flat_map(|h| h.ttl_ms.iter().map(|(n, ms)| (n.clone(), (*ms, false)))).collect();
-            let mut tr = Translator { job, file, at, stmt, ranked: None, ttl_hints };
+            let as_of = prepared.as_of.iter().filter(|a| inside(a.at)).map(|a| (a.clone(), false)).collect();
+            let mut tr = Translator { job, file, at, stmt, ranked: None, ttl_hints, as_of };
             let stream = tr.go(&plan)?;
+            if let Some((a, _)) = tr.as_of.iter().find(|(_, used)| !used) {
+                return Err(SqlError::at(file, a.at, format!("FOR SYSTEM_TIME AS OF: {} is not the right side of a JOIN here (a temporal join: FROM probe JOIN versioned FOR SYSTEM_TIME AS OF probe.t ON ...)", a.table)));
+            }
             let unused: Vec<&str> = tr.ttl_hints.iter().filter(|(_, (_, used))| !used).map(|(n, _)| n.as_str()).collect();
             if !unused.is_empty() {
                 let at = hints.first().map_or(at, |h| h.at);

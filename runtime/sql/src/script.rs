@@ -12,6 +12,9 @@
 //! * quoted option names, `WITH ('connector' = 'kafka')` and `SET
 //!   'parallelism' = '2'`, which become quoted identifiers (`"connector"`).
 //!
+//! * `versioned FOR SYSTEM_TIME AS OF o.ts` (an event-time temporal join's
+//!   versioned side): the clause taken out and kept aside.
+//!
 //! Also intervals as milliseconds, for both; and `/*+ STATE_TTL(...) */`
 //! hints read out of their comments (which sqlparser skips).
 
@@ -50,6 +53,19 @@ pub struct StateTtlHint {
     pub at: Pos,
 }
 
+/// `versioned FOR SYSTEM_TIME AS OF probe.time [AS alias]` (an event-time
+/// temporal join's right side), taken out of the text: the versioned table,
+/// its alias, the probe side's time column, and where it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AsOf {
+    pub table: String,
+    pub alias: Option<String>,
+    /// The time column, and the table or alias it is qualified with.
+    pub column: String,
+    pub qualifier: Option<String>,
+    pub at: Pos,
+}
+
 /// The text sqlparser reads, and what was taken out of it.
 #[derive(Debug)]
 pub struct Prepared {
@@ -57,6 +73,7 @@ pub struct Prepared {
     pub watermarks: Vec<Watermark>,
     pub functions: Vec<FunctionDecl>,
     pub hints: Vec<StateTtlHint>,
+    pub as_of: Vec<AsOf>,
 }
 
 /// The hints of a `/*+ ... */` comment (its text after the `+`) at `at`:
@@ -209,6 +226,7 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
     let mut out = text.as_bytes().to_vec();
     let mut watermarks = Vec::new();
     let mut functions = Vec::new();
+    let mut as_of = Vec::new();
     let mut i = 0;
     while i < toks.len() {
         if let Some((decl, end)) = function_decl(&toks, i, file)? {
@@ -218,6 +236,39 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
             continue;
         }
         let t = &toks[i].token;
+        // table FOR SYSTEM_TIME AS OF o.ts [AS] [alias]
+        if is_keyword(t, "FOR") && toks.get(i + 1).and_then(|n| word(&n.token)).is_some_and(|w| w.eq_ignore_ascii_case("SYSTEM_TIME")) {
+            let at = (toks[i].span.start.line, toks[i].span.start.column);
+            let err = |m: &str| SqlError::at(file, at, m);
+            let usage = "FOR SYSTEM_TIME AS OF needs the probe side's time column: versioned FOR SYSTEM_TIME AS OF o.order_time AS r";
+            if !(toks.get(i + 2).is_some_and(|n| is_keyword(&n.token, "AS")) && toks.get(i + 3).is_some_and(|n| is_keyword(&n.token, "OF"))) {
+                return Err(err(usage));
+            }
+            let table = i.checked_sub(1).and_then(|p| word(&toks[p].token)).ok_or_else(|| err("FOR SYSTEM_TIME AS OF follows a table's name"))?.to_string();
+            let mut parts = vec![toks.get(i + 4).and_then(|n| word(&n.token)).ok_or_else(|| err(usage))?.to_string()];
+            let mut j = i + 5;
+            while toks.get(j).is_some_and(|n| n.token == Token::Period) {
+                parts.push(toks.get(j + 1).and_then(|n| word(&n.token)).ok_or_else(|| err(usage))?.to_string());
+                j += 2;
+            }
+            if parts.len() > 2 {
+                return Err(err(usage));
+            }
+            let column = parts.pop().expect("one at least");
+            let end = lines.offset(toks[j - 1].span.end);
+            // Its alias, after it.
+            let alias = match toks.get(j) {
+                Some(n) if is_keyword(&n.token, "AS") => toks.get(j + 1).and_then(|n| word(&n.token)).map(str::to_string),
+                Some(n) => word(&n.token)
+                    .filter(|w| !["ON", "JOIN", "WHERE", "LEFT", "INNER", "GROUP", "USING", "CROSS", "FULL", "RIGHT"].iter().any(|k| k.eq_ignore_ascii_case(w)))
+                    .map(str::to_string),
+                None => None,
+            };
+            blank(&mut out, lines.offset(toks[i].span.start)..end);
+            as_of.push(AsOf { table, alias, column, qualifier: parts.pop(), at });
+            i = j;
+            continue;
+        }
         if is_keyword(t, "WATERMARK") && toks.get(i + 1).is_some_and(|n| is_keyword(&n.token, "FOR")) {
             let at = (toks[i].span.start.line, toks[i].span.start.column);
             let column = toks.get(i + 2).and_then(|n| word(&n.token)).map(str::to_string).ok_or_else(|| {
@@ -322,7 +373,7 @@ pub fn prepare(text: &str, file: &str) -> Result<Prepared, SqlError> {
         i += 1;
     }
     let text = String::from_utf8(out).expect("ASCII spaces replace whole characters");
-    Ok(Prepared { text, watermarks, functions, hints: hinted })
+    Ok(Prepared { text, watermarks, functions, hints: hinted, as_of })
 }
 
 /// Whether token `i` is inside the parentheses of a `WITH (` (back to the

@@ -92,6 +92,9 @@ pub struct Translator<'a> {
     /// The statement's STATE_TTL hints: a table's or alias's state TTL in
     /// milliseconds, and whether a join or aggregation took it.
     pub ttl_hints: std::collections::BTreeMap<String, (u64, bool)>,
+    /// The statement's `FOR SYSTEM_TIME AS OF` clauses, and whether a
+    /// temporal join took each.
+    pub as_of: Vec<(crate::script::AsOf, bool)>,
     /// A `ROW_NUMBER()` window (by its address) already planned as a
     /// Top-N, and its stream: `go` returns it when it reaches the node.
     pub ranked: Option<(usize, Stream)>,
@@ -114,6 +117,24 @@ impl Translator<'_> {
 
     fn df(&self, e: datafusion_common::DataFusionError) -> SqlError {
         self.err(crate::plan::df_message(&e))
+    }
+
+    /// The `FOR SYSTEM_TIME AS OF` clause of the table or alias `p` reads
+    /// directly, if it has one (taken: it is used once).
+    fn as_of(&mut self, p: &LogicalPlan) -> Option<crate::script::AsOf> {
+        let (alias, table) = match p {
+            LogicalPlan::SubqueryAlias(a) => match a.input.as_ref() {
+                LogicalPlan::TableScan(t) => (Some(a.alias.table().to_ascii_lowercase()), t.table_name.table().to_ascii_lowercase()),
+                _ => return None,
+            },
+            LogicalPlan::TableScan(t) => (None, t.table_name.table().to_ascii_lowercase()),
+            _ => return None,
+        };
+        let i = self.as_of.iter().position(|(a, used)| {
+            !used && a.table.eq_ignore_ascii_case(&table) && a.alias.as_ref().map(|x| x.to_ascii_lowercase()) == alias
+        })?;
+        self.as_of[i].1 = true;
+        Some(self.as_of[i].0.clone())
     }
 
     /// The state TTL a STATE_TTL hint gives the rows of `p` (a join's side,
@@ -742,6 +763,14 @@ impl Translator<'_> {
                 "a join needs an equality between columns of its two sides (ON a.x = b.y): without one every row would meet every row of the other side",
             ));
         }
+        // An event-time temporal join: its right side read FOR SYSTEM_TIME AS OF.
+        if self.as_of(&j.left).is_some() {
+            return Err(self.err("the versioned table of a temporal join is its right side: FROM probe JOIN versioned FOR SYSTEM_TIME AS OF probe.t ON ..."));
+        }
+        if let Some(a) = self.as_of(&j.right) {
+            let (l, r) = (self.go(&j.left)?, self.go(&j.right)?);
+            return self.temporal_join(j, a, l, r);
+        }
         let (l, r) = (self.go(&j.left)?, self.go(&j.right)?);
         let upsert = |s: &Stream| s.changelog && s.table.as_ref().is_some_and(|t| t.options.get("format").is_some_and(|f| f == "upsert"));
         if upsert(&l) || upsert(&r) {
@@ -780,37 +809,8 @@ impl Translator<'_> {
         };
         let names: Vec<String> = (0..j.schema.fields().len()).map(|i| format!("j{i}")).collect();
         let nl = l.schema.fields().len();
-        let mut side_nodes = Vec::new();
-        for (side, s) in [(0usize, &l), (1, &r)] {
-            let (offset, mut select, mut out) = (if side == 0 { 0 } else { nl }, Vec::new(), Vec::new());
-            for (i, (le, re)) in j.on.iter().enumerate() {
-                let lt = le.get_type(l.schema.as_ref()).map_err(|e| self.df(e))?;
-                let e = if side == 0 { le.clone() } else { re.clone() };
-                let t = e.get_type(s.schema.as_ref()).map_err(|e| self.df(e))?;
-                // Both sides' keys as the left's type, so equal keys are equal
-                // bytes; a window's bounds as milliseconds.
-                let lt = if window.is_some_and(|(s, e, _, _)| i == s || i == e) { DataType::Int64 } else { lt };
-                let e = if t == lt { e } else { Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(e), lt.clone())) };
-                select.push(e);
-                out.push(ColumnDef { name: format!("k{i}"), data_type: lt });
-            }
-            for (i, c) in s.schema.columns().into_iter().enumerate() {
-                out.push(ColumnDef { name: names[offset + i].clone(), data_type: s.schema.field(i).data_type().clone() });
-                select.push(Expr::Column(c));
-            }
-            if let (Some(_), Some(t)) = (interval, s.time) {
-                let c = Expr::Column(s.schema.columns()[t].clone());
-                select.push(Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(c), DataType::Int64)));
-                out.push(ColumnDef { name: crate::ops::join::TIME.into(), data_type: DataType::Int64 });
-            }
-            select.push(datafusion_expr::lit(side as i64));
-            out.push(ColumnDef { name: crate::ops::join::SIDE.into(), data_type: DataType::Int64 });
-            let mut config = self.calc_config(s, None, &select, out)?;
-            config.key = Some((0..j.on.len()).collect());
-            let what = if side == 0 { "left" } else { "right" };
-            let explain = format!("calc: the join's {what} side, keyed by {}", config.select[..j.on.len()].join(", "));
-            side_nodes.push(self.add(calc_node(s, config, explain)));
-        }
+        let millis = |i: usize| window.is_some_and(|(s, e, _, _)| i == s || i == e);
+        let mut side_nodes = self.join_sides(j, &l, &r, &names, &millis, interval.is_some())?;
         let ttl = self.job.settings.state_ttl_ms;
         // A STATE_TTL hint naming a side: its rows' own.
         let (left_ttl, right_ttl) = (self.hinted_ttl(&j.left), self.hinted_ttl(&j.right));
@@ -873,6 +873,131 @@ impl Translator<'_> {
         });
         let window = window.map(|(_, _, ls, le)| (ls, le));
         let s = Stream { node, schema: j.schema.clone(), changelog: outer || changelog, table: None, names: Some(names.clone()), window, time: None };
+        match &j.filter {
+            Some(f) => {
+                let all: Vec<Expr> = j.schema.columns().into_iter().map(Expr::Column).collect();
+                let out = s.columns();
+                self.calc(s, Some(f), &all, out, j.schema.clone(), Some(names))
+            }
+            None => Ok(s),
+        }
+    }
+
+    /// The calcs of a join's two sides: the record key set to the join keys
+    /// (`k0`, ...: both sides' as the left's type, so equal keys are equal
+    /// bytes; the keys `millis` says as milliseconds), the columns named
+    /// `names` (left's first), the side (`__side`) and, if `times`, each
+    /// side's event time in milliseconds (`__t`).
+    fn join_sides(&mut self, j: &Join, l: &Stream, r: &Stream, names: &[String], millis: &dyn Fn(usize) -> bool, times: bool) -> Result<Vec<String>, SqlError> {
+        let nl = l.schema.fields().len();
+        let mut side_nodes = Vec::new();
+        for (side, s) in [(0usize, l), (1, r)] {
+            let (offset, mut select, mut out) = (if side == 0 { 0 } else { nl }, Vec::new(), Vec::new());
+            for (i, (le, re)) in j.on.iter().enumerate() {
+                let lt = le.get_type(l.schema.as_ref()).map_err(|e| self.df(e))?;
+                let e = if side == 0 { le.clone() } else { re.clone() };
+                let t = e.get_type(s.schema.as_ref()).map_err(|e| self.df(e))?;
+                let lt = if millis(i) { DataType::Int64 } else { lt };
+                let e = if t == lt { e } else { Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(e), lt.clone())) };
+                select.push(e);
+                out.push(ColumnDef { name: format!("k{i}"), data_type: lt });
+            }
+            for (i, c) in s.schema.columns().into_iter().enumerate() {
+                out.push(ColumnDef { name: names[offset + i].clone(), data_type: s.schema.field(i).data_type().clone() });
+                select.push(Expr::Column(c));
+            }
+            if let (true, Some(t)) = (times, s.time) {
+                let c = Expr::Column(s.schema.columns()[t].clone());
+                select.push(Expr::Cast(datafusion_expr::expr::Cast::new(Box::new(c), DataType::Int64)));
+                out.push(ColumnDef { name: crate::ops::join::TIME.into(), data_type: DataType::Int64 });
+            }
+            select.push(datafusion_expr::lit(side as i64));
+            out.push(ColumnDef { name: crate::ops::join::SIDE.into(), data_type: DataType::Int64 });
+            let mut config = self.calc_config(s, None, &select, out)?;
+            config.key = Some((0..j.on.len()).collect());
+            let what = if side == 0 { "left" } else { "right" };
+            let explain = format!("calc: the join's {what} side, keyed by {}", config.select[..j.on.len()].join(", "));
+            side_nodes.push(self.add(calc_node(s, config, explain)));
+        }
+        Ok(side_nodes)
+    }
+
+    /// An event-time temporal join: `l JOIN r FOR SYSTEM_TIME AS OF l.t ON
+    /// l.k = r.pk`, `r` a versioned table (a PRIMARY KEY and a WATERMARK).
+    fn temporal_join(&mut self, j: &Join, a: crate::script::AsOf, l: Stream, r: Stream) -> Result<Stream, SqlError> {
+        let versioned = a.alias.clone().unwrap_or_else(|| a.table.clone());
+        let err = |m: String| SqlError::at(self.file, a.at, m);
+        let left_outer = match j.join_type {
+            JoinType::Inner => false,
+            JoinType::Left => true,
+            other => return Err(err(format!("a {} temporal join is not supported (INNER or LEFT)", other.to_string().to_uppercase()))),
+        };
+        if j.on.is_empty() {
+            return Err(err(format!("a temporal join needs equalities on {versioned}'s PRIMARY KEY (ON o.k = {versioned}.pk)")));
+        }
+        if left_outer && j.filter.is_some() {
+            return Err(err("a LEFT temporal join's ON condition other than equalities between the sides is not supported yet".into()));
+        }
+        if l.changelog {
+            return Err(err("the probe side of a temporal join (its left) must be append-only".into()));
+        }
+        let probe_time = l.schema.columns().into_iter().position(|c| {
+            c.name.eq_ignore_ascii_case(&a.column)
+                && a.qualifier.as_ref().is_none_or(|q| c.relation.as_ref().is_some_and(|r| r.table().eq_ignore_ascii_case(q)))
+        });
+        if probe_time.is_none() || probe_time != l.time {
+            return Err(err(format!(
+                "FOR SYSTEM_TIME AS OF {}: the probe side's event time, its table's WATERMARK column (processing-time temporal joins are not supported)",
+                a.qualifier.as_ref().map_or(a.column.clone(), |q| format!("{q}.{}", a.column))
+            )));
+        }
+        let table = r.table.clone().filter(|_| r.time.is_some()).filter(|t| !t.primary_key.is_empty()).ok_or_else(|| {
+            err(format!("{versioned}: a versioned table (FOR SYSTEM_TIME AS OF) has a PRIMARY KEY and a WATERMARK, read as it is defined"))
+        })?;
+        let on_right: Vec<String> = j
+            .on
+            .iter()
+            .filter_map(|(_, re)| match re.clone().unalias() {
+                Expr::Column(c) => Some(c.name.to_ascii_lowercase()),
+                _ => None,
+            })
+            .collect();
+        if let Some(missing) = table.primary_key.iter().find(|k| !on_right.contains(&k.to_ascii_lowercase())) {
+            return Err(err(format!(
+                "a temporal join's equalities cover {versioned}'s PRIMARY KEY ({}): {missing} is missing",
+                table.primary_key.join(", ")
+            )));
+        }
+        let names: Vec<String> = (0..j.schema.fields().len()).map(|i| format!("j{i}")).collect();
+        let nl = l.schema.fields().len();
+        let mut sides = self.join_sides(j, &l, &r, &names, &|_| false, true)?;
+        let config = crate::ops::temporal::TemporalJoinConfig { keys: j.on.len(), left: names[..nl].to_vec(), right: names[nl..].to_vec(), left_outer };
+        let mut cfg = serde_json::to_value(&config).expect("configs serialise");
+        let Value::Object(cfg) = &mut cfg else { unreachable!("a struct serialises to an object") };
+        let on: Vec<String> = j.on.iter().map(|(x, y)| format!("{x} = {y}")).collect();
+        let right = sides.pop();
+        let node = self.add(Node {
+            name: format!("s{}-temporal-join", self.stmt + 1),
+            kind: "sql-temporal-join".into(),
+            input: sides.pop(),
+            right_input: right,
+            keyed: true,
+            parallelism: self.job.settings.parallelism,
+            config: std::mem::take(cfg),
+            explain: format!(
+                "{}temporal join ON {} (each row meets the version of {versioned} as of its {})",
+                if left_outer { "left " } else { "" },
+                on.join(" AND "),
+                l.schema.columns()[l.time.expect("checked")]
+            ),
+            state: Some(
+                "per join key: the left's rows until the watermark passes their time (map state: row -> count and time, an event-time timer), the right's versions from the one current at the watermark on (map state: time -> row)"
+                    .into(),
+            ),
+            statement: None,
+            table: None,
+        });
+        let s = Stream { node, schema: j.schema.clone(), changelog: false, table: None, names: Some(names.clone()), window: None, time: None };
         match &j.filter {
             Some(f) => {
                 let all: Vec<Expr> = j.schema.columns().into_iter().map(Expr::Column).collect();

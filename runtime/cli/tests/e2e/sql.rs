@@ -780,6 +780,106 @@ fn state_ttl_hints_bound_the_state_of_the_sides_and_groups_they_name() {
     assert!(err.contains("view.sql:7:25: a STATE_TTL hint goes in the SELECT of an INSERT INTO"), "{err}");
 }
 
+/// Orders (append-only, a little out of order) and the changes of currency
+/// rates as Debezium events (inserts, then updates), each with its event
+/// time; and each order's rate as of its time, by definition (`None`: no
+/// rate yet, or a currency without rates).
+fn orders_and_rates(orders: usize) -> (String, String, Vec<(i64, String, i64, Option<i64>)>) {
+    let mut x = 5u64;
+    let mut next = move |m: u64| {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (x >> 33) % m
+    };
+    let t0: i64 = 1_767_225_600_000;
+    let currencies = ["EUR", "USD", "JPY", "GBP", "CHF", "XXX"];
+    // Rates of the first five, changing every 0-2 s each, from 1 s in; the
+    // changes in the order of their times (the watermark follows them).
+    let (mut events, mut versions) = (Vec::new(), std::collections::BTreeMap::<&str, Vec<(i64, i64)>>::new());
+    for c in &currencies[..5] {
+        let (mut t, mut last): (i64, Option<Value>) = (t0 + 1000 + next(1000) as i64, None);
+        while t < t0 + orders as i64 * 10 + 5000 {
+            let rate = 1 + next(200) as i64;
+            let row = json!({"currency": c, "rate": rate, "update_time": t});
+            let op = if last.is_some() { "u" } else { "c" };
+            events.push((t, json!({"before": last, "after": row, "op": op}).to_string()));
+            versions.entry(c).or_default().push((t, rate));
+            last = Some(row);
+            t += 1 + next(2000) as i64;
+        }
+    }
+    events.sort();
+    let rate_lines: String = events.into_iter().map(|(_, e)| e + "\n").collect();
+    let (mut order_lines, mut want) = (String::new(), Vec::new());
+    for id in 0..orders as i64 {
+        let t = t0 + id * 10 - next(50) as i64;
+        let c = currencies[next(6) as usize];
+        let amount = 1 + next(1000) as i64;
+        order_lines.push_str(&format!("{}\n", json!({"id": id, "currency": c, "amount": amount, "order_time": t})));
+        let rate = versions.get(c).and_then(|v| v.iter().filter(|(vt, _)| *vt <= t).max_by_key(|(vt, _)| *vt)).map(|(_, r)| *r);
+        want.push((id, c.to_string(), amount, rate));
+    }
+    (order_lines, rate_lines, want)
+}
+
+/// Orders priced at the rate of their time (an inner and a LEFT temporal
+/// join): the tables' rows in `@OUT/orders.jsonl` and `@OUT/rates.jsonl`.
+const TEMPORAL: &str = "CREATE TABLE orders (id BIGINT, currency STRING, amount BIGINT, order_time TIMESTAMP(3),\n\
+       WATERMARK FOR order_time AS order_time - INTERVAL '0.1' SECOND) WITH ('connector' = 'file', 'path' = '@OUT/orders.jsonl');\n\
+     CREATE TABLE rates (currency STRING, rate BIGINT, update_time TIMESTAMP(3), PRIMARY KEY (currency) NOT ENFORCED,\n\
+       WATERMARK FOR update_time AS update_time) WITH ('connector' = 'file', 'path' = '@OUT/rates.jsonl', 'format' = 'debezium-json');\n\
+     CREATE TABLE priced (id BIGINT, currency STRING, amount BIGINT, rate BIGINT, price BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/priced');\n\
+     CREATE TABLE maybe_priced (id BIGINT, rate BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/maybe_priced');\n\
+     INSERT INTO priced SELECT o.id, o.currency, o.amount, r.rate, o.amount * r.rate\n\
+       FROM orders AS o JOIN rates FOR SYSTEM_TIME AS OF o.order_time AS r ON o.currency = r.currency;\n\
+     INSERT INTO maybe_priced SELECT o.id, r.rate FROM orders o LEFT JOIN rates FOR SYSTEM_TIME AS OF o.order_time r ON r.currency = o.currency;\n";
+
+/// The orders and rates files, and what `priced` and `maybe_priced` end as.
+fn temporal_inputs(w: &Work, orders: usize) -> (Vec<Value>, Vec<Value>) {
+    let (order_lines, rate_lines, want) = orders_and_rates(orders);
+    std::fs::write(w.path("orders.jsonl"), order_lines).unwrap();
+    std::fs::write(w.path("rates.jsonl"), rate_lines).unwrap();
+    let priced: Vec<Value> = want
+        .iter()
+        .filter_map(|(id, c, amount, rate)| rate.map(|r| json!({"id": id, "currency": c, "amount": amount, "rate": r, "price": amount * r})))
+        .collect();
+    assert!(priced.len() < want.len() && priced.len() > want.len() / 2, "some orders have no rate");
+    let maybe: Vec<Value> = want.iter().map(|(id, _, _, rate)| json!({"id": id, "rate": rate})).collect();
+    (priced, maybe)
+}
+
+#[test]
+fn temporal_joins_meet_the_version_as_of_each_rows_time() {
+    let w = Work::new(10);
+    let (priced, maybe) = temporal_inputs(&w, 20_000);
+    let script = w.script(
+        "temporal.sql",
+        &format!("SET 'parallelism.default' = '2';\n{TEMPORAL}"),
+    );
+    run_sql(&script);
+    assert_same("JOIN rates FOR SYSTEM_TIME AS OF", &w.rows("priced"), &priced);
+    assert_same("LEFT JOIN rates FOR SYSTEM_TIME AS OF", &w.rows("maybe_priced"), &maybe);
+    let o = weir(&["sql", "--explain", script.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("s1-temporal-join x2: temporal join ON o.currency = r.currency (each row meets the version of r as of its o.order_time)"), "{text}");
+    assert!(text.contains("s2-temporal-join x2: left temporal join ON"), "{text}");
+    // What is not a temporal join here is refused at its place.
+    let fails = |name: &str, sql: &str| {
+        let text = std::fs::read_to_string(&script).unwrap();
+        let head: String = text.lines().take(7).map(|l| format!("{l}\n")).collect();
+        let path = w.path(name);
+        std::fs::write(&path, format!("{head}{sql}\n")).unwrap();
+        let o = weir(&["sql", "--explain", path.to_str().unwrap()], &[]);
+        assert!(!o.status.success(), "{name} fails");
+        stderr(&o)
+    };
+    let err = fails("pk.sql", "INSERT INTO maybe_priced SELECT o.id, r.rate FROM orders o JOIN rates FOR SYSTEM_TIME AS OF o.order_time r ON o.amount = r.rate;");
+    assert!(err.contains("pk.sql:8:") && err.contains("a temporal join's equalities cover r's PRIMARY KEY (currency): currency is missing"), "{err}");
+    let err = fails("time.sql", "INSERT INTO maybe_priced SELECT o.id, r.rate FROM orders o JOIN rates FOR SYSTEM_TIME AS OF o.id r ON o.currency = r.currency;");
+    assert!(err.contains("FOR SYSTEM_TIME AS OF o.id: the probe side's event time, its table's WATERMARK column"), "{err}");
+    let err = fails("side.sql", "INSERT INTO maybe_priced SELECT o.id, r.rate FROM rates FOR SYSTEM_TIME AS OF o.order_time r JOIN orders o ON o.currency = r.currency;");
+    assert!(err.contains("the versioned table of a temporal join is its right side"), "{err}");
+}
+
 #[test]
 fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
     let w = Work::new(200_000);
@@ -789,9 +889,10 @@ fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
         &format!(
             "SET 'checkpoint.interval' = '100ms';\nSET 'state.dir' = '@OUT/state';\nSET 'parallelism.default' = '2';\nSET 'table.exec.state.ttl' = '1 h';\n{BID}{PEOPLE}\
              CREATE TABLE out (auction BIGINT, bidder BIGINT, price BIGINT, seller BIGINT) WITH ('connector' = 'file', 'path' = '@OUT/out');\n\
-             INSERT INTO out SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id;\n{INTERVAL_JOINS}{OUTER_JOINS}"
+             INSERT INTO out SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id;\n{INTERVAL_JOINS}{OUTER_JOINS}{TEMPORAL}"
         ),
     );
+    let (priced, maybe) = temporal_inputs(&w, 100_000);
     let kills = run_killed_after_checkpoints(&["sql", "--progress", "0", script.to_str().unwrap()], &w.path("state"), 3);
     assert!(kills >= 2, "the job was killed while it ran ({kills} kills)");
     let want = duckdb(&w.bids(), "SELECT b.auction, b.bidder, b.price, a.seller FROM bid b JOIN auction a ON b.auction = a.id");
@@ -799,6 +900,8 @@ fn a_join_killed_with_kill_9_resumes_to_the_same_result() {
     assert_same("interval join through kill -9", &w.rows("outbid"), &duckdb(&w.bids(), OUTBID));
     assert_same("interval join (strict bounds) through kill -9", &w.rows("near"), &duckdb(&w.bids(), NEAR));
     check_outer_joins(&w, " through kill -9");
+    assert_same("temporal join through kill -9", &w.rows("priced"), &priced);
+    assert_same("LEFT temporal join through kill -9", &w.rows("maybe_priced"), &maybe);
 }
 
 #[test]
