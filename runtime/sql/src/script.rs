@@ -1,4 +1,4 @@
-//! The script as text, before sqlparser reads it: the two places where
+//! The script as text, before sqlparser reads it: the places where
 //! Weir's SQL (Flink's) is not what sqlparser parses, rewritten in place with
 //! spaces so that every position sqlparser reports is still the position in
 //! the file:
