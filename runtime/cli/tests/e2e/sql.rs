@@ -48,6 +48,8 @@ pub(crate) fn duckdb(bids: &Path, query: &str) -> Vec<Value> {
     let script = r#"
 import duckdb, json, sys
 con = duckdb.connect()
+# A long query would print a progress bar on stdout, before the rows.
+con.execute("SET enable_progress_bar = false")
 con.execute("CREATE TABLE bid AS SELECT * FROM read_json(?, format = 'newline_delimited', columns = {'auction': 'BIGINT', 'bidder': 'BIGINT', 'price': 'BIGINT', 'channel': 'VARCHAR', 'dateTime': 'BIGINT'})", [sys.argv[1]])
 import os
 d = os.path.dirname(sys.argv[1])
