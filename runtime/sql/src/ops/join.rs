@@ -471,8 +471,25 @@ mod tests {
     use weir_engine::{Origin, RecordBatch};
     use weir_state::HeapBackendFactory;
 
+    /// A join of left rows `j0` and right rows `j1` on one key, regular,
+    /// inner, without a TTL (tests change what they test).
+    fn config() -> JoinConfig {
+        JoinConfig {
+            keys: 1,
+            left: vec!["j0".into()],
+            right: vec!["j1".into()],
+            ttl_ms: None,
+            left_ttl_ms: None,
+            right_ttl_ms: None,
+            window_end: None,
+            interval: None,
+            left_outer: false,
+            right_outer: false,
+        }
+    }
+
     fn join(window_end: Option<usize>) -> JoinTask {
-        let cfg = JoinConfig { keys: 2, left: vec!["j0".into()], right: vec!["j1".into()], ttl_ms: None, left_ttl_ms: None, right_ttl_ms: None, window_end, interval: None, left_outer: false, right_outer: false };
+        let cfg = JoinConfig { keys: 2, window_end, ..config() };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
     }
@@ -530,18 +547,7 @@ mod tests {
     /// An interval join of left rows `j0` and right rows `j1` under key 7,
     /// meeting when `right.t - left.t` is within [-10, 20].
     fn interval_join() -> JoinTask {
-        let cfg = JoinConfig {
-            keys: 1,
-            left: vec!["j0".into()],
-            right: vec!["j1".into()],
-            ttl_ms: None,
-            left_ttl_ms: None,
-            right_ttl_ms: None,
-            window_end: None,
-            interval: Some(Interval { lower_ms: -10, upper_ms: 20 }),
-            left_outer: false,
-            right_outer: false,
-        };
+        let cfg = JoinConfig { interval: Some(Interval { lower_ms: -10, upper_ms: 20 }), ..config() };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         f.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
     }
@@ -602,18 +608,7 @@ mod tests {
     fn an_interval_join_does_not_keep_a_row_that_only_rows_already_seen_can_meet() {
         // Rights must be 10 to 20 ms before the left: a left row is done
         // with when it comes, once the watermark is past its time less 10.
-        let cfg = JoinConfig {
-            keys: 1,
-            left: vec!["j0".into()],
-            right: vec!["j1".into()],
-            ttl_ms: None,
-            left_ttl_ms: None,
-            right_ttl_ms: None,
-            window_end: None,
-            interval: Some(Interval { lower_ms: -20, upper_ms: -10 }),
-            left_outer: false,
-            right_outer: false,
-        };
+        let cfg = JoinConfig { interval: Some(Interval { lower_ms: -20, upper_ms: -10 }), ..config() };
         let f = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) };
         let mut op = f.task(&TaskContext::new("p", "join", 0, 1)).unwrap();
         assert_eq!(met(&mut op, &[(1, 85, 1)]), Vec::<String>::new());
@@ -637,18 +632,7 @@ mod tests {
     }
 
     fn outer(left: bool, right: bool) -> JoinTask {
-        let cfg = JoinConfig {
-            keys: 1,
-            left: vec!["j0".into()],
-            right: vec!["j1".into()],
-            ttl_ms: None,
-            left_ttl_ms: None,
-            right_ttl_ms: None,
-            window_end: None,
-            interval: None,
-            left_outer: left,
-            right_outer: right,
-        };
+        let cfg = JoinConfig { left_outer: left, right_outer: right, ..config() };
         JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) }.task(&TaskContext::new("p", "join", 0, 1)).unwrap()
     }
 
@@ -734,18 +718,7 @@ mod tests {
 
     #[test]
     fn a_side_with_its_own_state_ttl_forgets_its_rows_the_other_keeps_them() {
-        let cfg = JoinConfig {
-            keys: 1,
-            left: vec!["j0".into()],
-            right: vec!["j1".into()],
-            ttl_ms: None,
-            left_ttl_ms: Some(1),
-            right_ttl_ms: None,
-            window_end: None,
-            interval: None,
-            left_outer: false,
-            right_outer: false,
-        };
+        let cfg = JoinConfig { left_ttl_ms: Some(1), ..config() };
         let mut op = JoinFactory { cfg: Arc::new(cfg), state: Arc::new(HeapBackendFactory) }.task(&TaskContext::new("p", "join", 0, 1)).unwrap();
         assert_eq!(changes(&mut op, &[(0, Some(7), 1), (1, Some(7), 2)]), [r#"+I {"j0":1,"j1":2}"#]);
         std::thread::sleep(std::time::Duration::from_millis(20));

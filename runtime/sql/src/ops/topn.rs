@@ -206,7 +206,8 @@ impl Operator for TopNTask {
             if at >= limit {
                 continue;
             }
-            let before: Vec<Ranked> = kept[at..].to_vec();
+            // The rows whose ranks change (only read when the rank is).
+            let before: Vec<Ranked> = if self.cfg.rank.is_some() { kept[at..].to_vec() } else { Vec::new() };
             kept.insert(at, Ranked { order, row: own });
             let pushed_out = if kept.len() > limit { kept.pop() } else { None };
             let (ts, origin): (i64, Origin) = (input.timestamps[i], input.origins[i]);
