@@ -220,10 +220,16 @@ fn tumble_hop_cumulate_and_session_window_aggregations_give_what_duckdb_gives() 
 
 /// Apply a changelog of rows keyed by `key` (`{"op","data"}` lines) to a table.
 pub(crate) fn apply(lines: &[Value], key: &str) -> BTreeMap<String, Value> {
+    apply_by(lines, &[key])
+}
+
+/// Apply a changelog of rows keyed by the columns `key` to a table: every
+/// retraction must take out exactly the row the table holds.
+pub(crate) fn apply_by(lines: &[Value], key: &[&str]) -> BTreeMap<String, Value> {
     let mut table = BTreeMap::new();
     for l in lines {
         let row = l["data"].clone();
-        let k = row[key].to_string();
+        let k = key.iter().map(|c| row[c].to_string()).collect::<Vec<_>>().join(",");
         match l["op"].as_str().unwrap() {
             "+I" | "+U" => assert!(table.insert(k, row).is_none(), "{l} inserts a row the table holds"),
             "-U" | "-D" => assert_eq!(table.remove(&k).as_ref(), Some(&row), "{l} retracts a row the table does not hold"),

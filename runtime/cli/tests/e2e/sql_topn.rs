@@ -45,20 +45,9 @@ const Q19: &str = "SELECT auction, bidder, price, rank_number FROM (SELECT *, RO
 const FIRST: &str = "SELECT bidder, auction, price FROM (SELECT bidder, auction, price, channel, ROW_NUMBER() OVER (PARTITION BY bidder ORDER BY dateTime, auction, price) AS rn FROM bid) t WHERE rn = 1 AND channel <> 'Apple'";
 const TOP5: &str = "SELECT price, auction, rn FROM (SELECT price, auction, ROW_NUMBER() OVER (ORDER BY price DESC, dateTime, bidder) AS rn FROM bid) t WHERE rn < 6";
 
-/// Apply a changelog (`{"op","data"}` lines) to a table keyed by `key`:
-/// every retraction must take out exactly the row the table holds.
+/// The table a changelog applied by the columns `key` ends as.
 fn apply_by(lines: &[Value], key: &[&str]) -> Vec<Value> {
-    let mut table = BTreeMap::new();
-    for l in lines {
-        let row = l["data"].clone();
-        let k: Vec<String> = key.iter().map(|c| row[c].to_string()).collect();
-        match l["op"].as_str().unwrap() {
-            "+I" | "+U" => assert!(table.insert(k, row).is_none(), "{l} inserts a row the table holds"),
-            "-U" | "-D" => assert_eq!(table.remove(&k).as_ref(), Some(&row), "{l} retracts a row the table does not hold"),
-            op => panic!("op {op}"),
-        }
-    }
-    table.into_values().collect()
+    crate::sql::apply_by(lines, key).into_values().collect()
 }
 
 fn check(w: &Work, what: &str) {
