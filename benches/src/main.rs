@@ -91,6 +91,10 @@ struct Args {
     /// Keys of the large RocksDB state in the checkpoint benchmark (1 KiB each).
     #[arg(long, default_value_t = 1_000_000)]
     big_state_keys: u64,
+    /// Which parts of `--state` to run (all by default): `heap`, `rocksdb`,
+    /// `rocksdb-small` (the keyed count on each), `checkpoints`, `big`.
+    #[arg(long, value_delimiter = ',', default_value = "heap,rocksdb,rocksdb-small,checkpoints,big")]
+    state_cases: Vec<String>,
 }
 
 /// Replays pre-generated batches.
@@ -213,7 +217,7 @@ fn main() -> anyhow::Result<()> {
         return nexmark::run(&plugin, args.events, args.check, args.parallelism, queries, args.nexmark_out.as_deref());
     }
     if args.state {
-        return state::run(&plugin, args.records, args.keys, args.batch, args.big_state_keys);
+        return state::run(&plugin, args.records, args.keys, args.batch, args.big_state_keys, &args.state_cases);
     }
     let input = Arc::new(generate(args.records, args.keys, args.batch));
     let n = args.records as f64;

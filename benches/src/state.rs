@@ -83,7 +83,12 @@ fn run_count(
     Ok((wall, cpu, checkpoints))
 }
 
-pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u64) -> anyhow::Result<()> {
+pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u64, cases: &[String]) -> anyhow::Result<()> {
+    const CASES: [&str; 5] = ["heap", "rocksdb", "rocksdb-small", "checkpoints", "big"];
+    if let Some(bad) = cases.iter().find(|c| !CASES.contains(&c.as_str())) {
+        anyhow::bail!("--state-cases: unknown case {bad:?}; the cases are {}", CASES.join(", "));
+    }
+    let case = |c: &str| cases.iter().any(|x| x == c);
     let tmp = tempfile::tempdir()?;
     let input = Arc::new(generate(records, keys, batch));
     let n = records as f64;
@@ -91,10 +96,14 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
     println!();
     println!("| backend | record cache per task | M ev/s | CPU ns/ev | M ev/s per CPU-second | vs heap |");
     println!("|---|---|---:|---:|---:|---:|");
-    let (heap_wall, heap_cpu, _) = run_count(&input, batch, count_factory(plugin, Arc::new(HeapBackendFactory)), None)?;
     let rate = |d: Duration| n / d.as_secs_f64() / 1e6;
     let ns = |d: Duration| d.as_nanos() as f64 / n;
-    println!("| heap | - | {:.2} | {:.0} | {:.2} | 1.00 |", rate(heap_wall), ns(heap_cpu), rate(heap_cpu));
+    let mut heap_wall = None;
+    if case("heap") {
+        let (wall, cpu, _) = run_count(&input, batch, count_factory(plugin, Arc::new(HeapBackendFactory)), None)?;
+        println!("| heap | - | {:.2} | {:.0} | {:.2} | 1.00 |", rate(wall), ns(cpu), rate(cpu));
+        heap_wall = Some(wall);
+    }
     // The default record cache, then one that holds a small part of the keys
     // (most accesses go to RocksDB).
     let mib = |b: usize| format!("{} MiB", b >> 20);
@@ -104,12 +113,17 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
     ]
     .into_iter()
     .enumerate()
+    .filter(|(i, _)| case(["rocksdb", "rocksdb-small"][*i]))
     {
         let mut rocks = RocksBackendFactory::new(tmp.path().join(format!("rocks-count-{i}")));
         rocks.cache_bytes = cache.unwrap_or(rocks.cache_bytes);
         let rocks: Arc<dyn StateBackendFactory> = Arc::new(rocks);
         let (wall, cpu, _) = run_count(&input, batch, count_factory(plugin, rocks), None)?;
-        println!("| rocksdb | {label} | {:.2} | {:.0} | {:.2} | {:.2} |", rate(wall), ns(cpu), rate(cpu), rate(wall) / rate(heap_wall));
+        let vs_heap = heap_wall.map_or("-".to_string(), |h| format!("{:.2}", rate(wall) / rate(h)));
+        println!("| rocksdb | {label} | {:.2} | {:.0} | {:.2} | {vs_heap} |", rate(wall), ns(cpu), rate(cpu));
+    }
+    if !case("checkpoints") {
+        return if case("big") { big_rocksdb_checkpoint(tmp.path(), big_keys) } else { Ok(()) };
     }
 
     println!();
@@ -139,7 +153,9 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
         println!("| {name} | {secs} s | {:.2} | {:.2} | {taken} | {:.2} |", rate(without), rate(with), rate(with) / rate(without));
     }
 
-    big_rocksdb_checkpoint(tmp.path(), big_keys)?;
+    if case("big") {
+        big_rocksdb_checkpoint(tmp.path(), big_keys)?;
+    }
     Ok(())
 }
 

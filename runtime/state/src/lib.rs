@@ -13,6 +13,7 @@ mod descriptor;
 mod factory;
 mod heap;
 pub mod keys;
+mod table;
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
