@@ -110,6 +110,23 @@ fn checksum(bytes: &[u8]) -> String {
     format!("{:032x}", xxhash_rust::xxh3::xxh3_128(bytes))
 }
 
+/// The size and [`checksum`] of a file, read in pieces.
+fn checksum_file(path: &FsPath) -> std::io::Result<(u64, String)> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut size = 0u64;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok((size, format!("{:032x}", hasher.digest128())));
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
 impl Storage {
     /// Open the storage at `location`: a directory (created if missing) or an
     /// `s3://` / `file://` URL, for pipeline `pipeline` made of `nodes`.
@@ -444,19 +461,35 @@ impl Storage {
             let dir = local.join(&t.node).join(t.task.to_string());
             std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             for f in &t.files {
-                let bytes = self.get(&f.path).map_err(|e| e.to_string())?.ok_or_else(|| format!("file {} is missing", f.path))?;
-                if bytes.len() as u64 != f.size || checksum(&bytes) != f.checksum {
-                    return Err(format!(
-                        "file {} is damaged ({} bytes, checksum {}; the manifest says {} bytes, checksum {})",
-                        f.path,
-                        bytes.len(),
-                        checksum(&bytes),
-                        f.size,
-                        f.checksum
-                    ));
-                }
                 let to = dir.join(&f.name);
-                std::fs::write(&to, &bytes).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+                let damaged = |size: u64, sum: &str| {
+                    format!(
+                        "file {} is damaged ({size} bytes, checksum {sum}; the manifest says {} bytes, checksum {})",
+                        f.path, f.size, f.checksum
+                    )
+                };
+                if let Some(root) = &self.local_root {
+                    // A local store: check the file where it is and take a
+                    // hard link to it (restores never write into their files).
+                    let from = root.join(&f.path);
+                    let (size, sum) = match checksum_file(&from) {
+                        Ok(s) => s,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(format!("file {} is missing", f.path)),
+                        Err(e) => return Err(format!("cannot read {}: {e}", from.display())),
+                    };
+                    if size != f.size || sum != f.checksum {
+                        return Err(damaged(size, &sum));
+                    }
+                    if std::fs::hard_link(&from, &to).is_err() {
+                        std::fs::copy(&from, &to).map_err(|e| format!("cannot copy {} to {}: {e}", from.display(), to.display()))?;
+                    }
+                } else {
+                    let bytes = self.get(&f.path).map_err(|e| e.to_string())?.ok_or_else(|| format!("file {} is missing", f.path))?;
+                    if bytes.len() as u64 != f.size || checksum(&bytes) != f.checksum {
+                        return Err(damaged(bytes.len() as u64, &checksum(&bytes)));
+                    }
+                    std::fs::write(&to, &bytes).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
+                }
                 node.files[i].push((f.name.clone(), to));
             }
         }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use hashbrown::HashMap;
-use rocksdb::{Cache, ColumnFamily, LogLevel, Options, ReadOptions, WriteOptions, DB};
+use rocksdb::{Cache, ColumnFamily, Options, ReadOptions, WriteOptions, DB};
 
 pub use self::factory::{register, Rocks, RocksBackendFactory, RocksConfig};
 pub use self::options::RocksOptions;
@@ -25,7 +25,7 @@ pub use self::options::RocksOptions;
 use self::cache::{CacheKey, Slot, WriteBackBuffers};
 use self::format::{cf_name, expired, key_prefix, value_time, Data};
 use self::map::{MapKey, MapRow, MapScan};
-use self::options::{cf_options, ttl_filter};
+use self::options::{cf_options, db_options, ttl_filter};
 use weir_state::keys::key_group;
 use weir_state::{KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotWriter, StateDescriptor, StateError, StateId, StateKind};
 
@@ -39,9 +39,11 @@ struct State {
     cache: Map<CacheKey, Slot>,
     /// Some cached entry is dirty.
     dirty: bool,
-    /// The column family's options: they own its compaction filter, which
-    /// RocksDB uses until the DB is closed (`states` drops after `db`).
-    _options: Options,
+    /// The column family's options when it was created after the DB opened:
+    /// they own its compaction filter, which RocksDB uses until the DB is
+    /// closed (`states` drops after `db`). A column family opened with the DB
+    /// has its options kept by the DB itself.
+    _options: Option<Options>,
 }
 
 /// The working directory, deleted on drop (after the DB closed: it is the
@@ -96,7 +98,17 @@ pub struct RocksBackend {
     key_buf: Vec<u8>,
     /// Restores done (names their scratch directories).
     restores: u32,
+    /// The processing time of a snapshot whose files became the DB: entries
+    /// expired then must stay expired, so the clock never goes below it.
+    clock_floor_ms: i64,
     work_dir: WorkDir,
+}
+
+impl State {
+    fn new(descriptor: StateDescriptor, options: Option<Options>) -> Self {
+        let cf = cf_name(&descriptor.name);
+        State { ttl_ms: descriptor.ttl_ms(), descriptor, cf, cache: Map::default(), dirty: false, _options: options }
+    }
 }
 
 fn column_family<'a>(db: &'a DB, s: &State) -> Result<&'a ColumnFamily, StateError> {
@@ -151,13 +163,8 @@ impl RocksBackend {
             )));
         }
         let work_dir = WorkDir::create(options.dir)?;
-        let mut db_opts = cf_options(&options.block_cache);
-        db_opts.create_if_missing(true);
-        db_opts.set_log_level(LogLevel::Warn);
-        db_opts.set_keep_log_file_num(1);
-        db_opts.set_max_log_file_size(1 << 20);
         let path = work_dir.db();
-        let db = DB::open(&db_opts, &path)
+        let db = DB::open(&db_options(&options.block_cache), &path)
             .map_err(|e| StateError::storage(format_args!("opening RocksDB in {}", path.display()), e))?;
         let mut write_opts = WriteOptions::default();
         write_opts.disable_wal(true);
@@ -176,8 +183,19 @@ impl RocksBackend {
             write_opts,
             key_buf: Vec::new(),
             restores: 0,
+            clock_floor_ms: i64::MIN,
             work_dir,
         })
+    }
+
+    /// The options of state `descriptor`'s column family (with its TTL's
+    /// compaction filter).
+    fn state_options(&self, descriptor: &StateDescriptor) -> Options {
+        let mut opts = cf_options(&self.block_cache);
+        if let Some(ttl) = descriptor.ttl_ms() {
+            opts.set_compaction_filter("weir-ttl", ttl_filter(self.shared_now.clone(), ttl, descriptor.kind == StateKind::Map));
+        }
+        opts
     }
 
     /// Access to one key of map state `id`.
@@ -202,16 +220,12 @@ impl KeyedStateBackend for RocksBackend {
         if let Some(id) = descriptor.find_in(self.states.iter().map(|s| &s.descriptor))? {
             return Ok(id);
         }
-        let ttl_ms = descriptor.ttl_ms();
+        let opts = self.state_options(&descriptor);
         let cf = cf_name(&descriptor.name);
-        let mut opts = cf_options(&self.block_cache);
-        if let Some(ttl) = ttl_ms {
-            opts.set_compaction_filter("weir-ttl", ttl_filter(self.shared_now.clone(), ttl, descriptor.kind == StateKind::Map));
-        }
         self.db
             .create_cf(&cf, &opts)
             .map_err(|e| StateError::storage(format_args!("creating state '{}'", descriptor.name), e))?;
-        self.states.push(State { descriptor, ttl_ms, cf, cache: Map::default(), dirty: false, _options: opts });
+        self.states.push(State::new(descriptor, Some(opts)));
         Ok((self.states.len() - 1) as StateId)
     }
 
@@ -220,6 +234,7 @@ impl KeyedStateBackend for RocksBackend {
     }
 
     fn set_time(&mut self, now_ms: i64) {
+        let now_ms = now_ms.max(self.clock_floor_ms);
         self.now_ms = now_ms;
         self.shared_now.store(now_ms, Ordering::Relaxed);
     }
@@ -347,8 +362,11 @@ impl KeyedStateBackend for RocksBackend {
 
     fn restore(&mut self, snapshots: &[RestoreFiles]) -> Result<(), StateError> {
         self.drop_cache()?;
+        // A fresh backend restoring one snapshot of its own key groups takes
+        // the snapshot's files as its DB instead of copying its rows.
+        let adopt = snapshots.len() == 1 && self.states.is_empty() && self.restores == 0;
         for files in snapshots {
-            self.restore_one(files)?;
+            self.restore_one(files, adopt)?;
         }
         Ok(())
     }

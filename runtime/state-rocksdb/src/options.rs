@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use rocksdb::{BlockBasedOptions, Cache, CompactionDecision, DBCompressionType, Options};
+use rocksdb::{BlockBasedOptions, Cache, CompactionDecision, DBCompressionType, LogLevel, Options};
 
 use super::format::{expired, prefix_len, value_time};
 #[cfg(doc)]
@@ -95,6 +95,16 @@ pub(super) fn cf_options(cache: &Cache) -> Options {
     opts.set_memtable_whole_key_filtering(true);
     opts.set_memtable_prefix_bloom_ratio(0.1);
     opts.set_write_buffer_size(16 << 20);
+    opts
+}
+
+/// The DB's own options (those of its default column family too).
+pub(super) fn db_options(cache: &Cache) -> Options {
+    let mut opts = cf_options(cache);
+    opts.create_if_missing(true);
+    opts.set_log_level(LogLevel::Warn);
+    opts.set_keep_log_file_num(1);
+    opts.set_max_log_file_size(1 << 20);
     opts
 }
 

@@ -1,6 +1,9 @@
 //! Snapshots (native RocksDB checkpoints, SST files shared between
-//! consecutive snapshots) and restores (copies of the key groups this backend
-//! owns, from checkpoints of any parallelism).
+//! consecutive snapshots) and restores: a fresh backend restoring one
+//! snapshot of exactly its key groups opens the snapshot's files as its DB
+//! (hard links, no row copied, as Flink restores without rescaling);
+//! otherwise the rows of the key groups this backend owns are copied out of
+//! checkpoints of any parallelism.
 
 use std::fs;
 use std::ops::Range;
@@ -9,10 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::checkpoint::Checkpoint;
-use rocksdb::{FlushOptions, LogLevel, Options, ReadOptions, WriteBatch, DB};
+use rocksdb::{ColumnFamilyDescriptor, FlushOptions, LogLevel, Options, ReadOptions, WriteBatch, DB};
 
 use super::format::{cf_name, key_group_start, Meta, HEAP_FILE, META_FILE};
-use super::{column_family, RocksBackend, RowScan};
+use super::options::db_options;
+use super::{column_family, RocksBackend, RowScan, State};
 use weir_state::{KeyedStateBackend, RestoreFiles, SnapshotFile, StateError, StateId};
 
 /// The subdirectory of a snapshot's directory holding the checkpoint.
@@ -87,8 +91,9 @@ impl RocksBackend {
         Ok(files)
     }
 
-    /// Restore the key groups we own from one task's snapshot.
-    pub(super) fn restore_one(&mut self, files: &RestoreFiles) -> Result<(), StateError> {
+    /// Restore the key groups we own from one task's snapshot; `adopt`: this
+    /// is a fresh backend's only snapshot to restore.
+    pub(super) fn restore_one(&mut self, files: &RestoreFiles, adopt: bool) -> Result<(), StateError> {
         if let Some((_, path)) = files.iter().find(|(n, _)| n == HEAP_FILE) {
             return Err(StateError::Restore {
                 file: path.display().to_string(),
@@ -114,6 +119,9 @@ impl RocksBackend {
                 meta.max_parallelism, self.key_groups.max_parallelism
             )));
         }
+        if adopt && (meta.key_group_start, meta.key_group_end) == (self.key_groups.range.start, self.key_groups.range.end) {
+            return self.adopt(meta, files, &bad);
+        }
         let ids = meta.states.iter().map(|d| self.declare(d.clone())).collect::<Result<Vec<_>, _>>()?;
         let groups = meta.key_group_start.max(self.key_groups.range.start)..meta.key_group_end.min(self.key_groups.range.end);
         if groups.is_empty() || ids.is_empty() {
@@ -127,27 +135,7 @@ impl RocksBackend {
         let _ = fs::remove_dir_all(&scratch.0);
         fs::create_dir_all(&scratch.0)
             .map_err(|e| StateError::storage(format_args!("creating {}", scratch.0.display()), e))?;
-        for (name, path) in files {
-            if name == META_FILE {
-                continue;
-            }
-            if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
-                return Err(StateError::Restore {
-                    file: path.display().to_string(),
-                    message: format!("'{name}' is not a file name of a RocksDB-backend snapshot"),
-                });
-            }
-            let sst = name.ends_with(".sst");
-            // Shared SSTs were stored as "<instance>-<name>".
-            let local = if sst { name.rsplit_once('-').map_or(name.as_str(), |(_, n)| n) } else { name.as_str() };
-            let target = scratch.0.join(local);
-            if !(sst && fs::hard_link(path, &target).is_ok()) {
-                fs::copy(path, &target).map_err(|e| StateError::Restore {
-                    file: path.display().to_string(),
-                    message: format!("copying it to {}: {e}", target.display()),
-                })?;
-            }
-        }
+        link_files(files, &scratch.0)?;
         let mut opts = Options::default();
         opts.set_log_level(LogLevel::Warn);
         opts.set_keep_log_file_num(1);
@@ -160,6 +148,35 @@ impl RocksBackend {
         }
         drop(src);
         drop(scratch);
+        Ok(())
+    }
+
+    /// Make the snapshot's files this (fresh) backend's DB: hard links into a
+    /// new directory, opened with every state's column family options, in
+    /// place of the empty DB.
+    fn adopt(&mut self, meta: Meta, files: &RestoreFiles, bad: &dyn Fn(String) -> StateError) -> Result<(), StateError> {
+        self.restores += 1;
+        let dir = self.work_dir.0.join(format!("db-{}", self.restores));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).map_err(|e| StateError::storage(format_args!("creating {}", dir.display()), e))?;
+        link_files(files, &dir)?;
+        let states: Vec<State> = meta.states.into_iter().map(|d| State::new(d, None)).collect();
+        let cfs = states
+            .iter()
+            .map(|s| ColumnFamilyDescriptor::new(s.cf.clone(), self.state_options(&s.descriptor)))
+            .collect::<Vec<_>>();
+        let db = DB::open_cf_descriptors(&db_options(&self.block_cache), &dir, cfs)
+            .map_err(|e| bad(format!("opening its RocksDB checkpoint as this task's state: {e}")))?;
+        let old = std::mem::replace(&mut self.db, db);
+        let old_dir = old.path().to_path_buf();
+        drop(old);
+        let _ = fs::remove_dir_all(old_dir);
+        self.states = states;
+        // Entries expired when the snapshot was taken stay expired (a copy
+        // would have left them out).
+        self.clock_floor_ms = meta.time_ms;
+        let now = self.now_ms;
+        KeyedStateBackend::set_time(self, now);
         Ok(())
     }
 
@@ -207,4 +224,31 @@ impl RocksBackend {
         }
         Ok(())
     }
+}
+
+/// Put a snapshot's files (all but its metadata) into `dir`: SSTs hard-linked
+/// where the file system allows, under their names in the checkpoint.
+fn link_files(files: &RestoreFiles, dir: &Path) -> Result<(), StateError> {
+    for (name, path) in files {
+        if name == META_FILE {
+            continue;
+        }
+        if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            return Err(StateError::Restore {
+                file: path.display().to_string(),
+                message: format!("'{name}' is not a file name of a RocksDB-backend snapshot"),
+            });
+        }
+        let sst = name.ends_with(".sst");
+        // Shared SSTs were stored as "<instance>-<name>".
+        let local = if sst { name.rsplit_once('-').map_or(name.as_str(), |(_, n)| n) } else { name.as_str() };
+        let target = dir.join(local);
+        if !(sst && fs::hard_link(path, &target).is_ok()) {
+            fs::copy(path, &target).map_err(|e| StateError::Restore {
+                file: path.display().to_string(),
+                message: format!("copying it to {}: {e}", target.display()),
+            })?;
+        }
+    }
+    Ok(())
 }

@@ -521,6 +521,72 @@ mod rocks_only {
         rocks_with(kg, |o| o.with_cache_bytes(16 * 128))
     }
 
+    /// Hard links to `path` (the stored file and any DB that adopted it).
+    fn links(path: &Path) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(path).unwrap().nlink()
+    }
+
+    /// A fresh backend restoring one snapshot of its own key groups opens the
+    /// snapshot's SST files as its DB (hard links: nothing copied), and the
+    /// adopted DB goes on like any other: writes, TTL, snapshots of its own
+    /// that restore again. A backend that declared state first, or restores
+    /// several snapshots, copies rows instead.
+    #[test]
+    fn restore_without_rescaling_adopts_the_snapshot_files() {
+        let mut store = Store::new();
+        let mut b = rocks(KeyGroups::all(128));
+        fill(&mut b, KEYS, None);
+        let t = b.declare(ttl_desc("t", StateKind::Value, 100)).unwrap();
+        b.set_time(1_000);
+        b.value_set(t, b"old", b"1").unwrap();
+        b.set_time(1_080);
+        b.value_set(t, b"new", b"2").unwrap();
+        b.set_time(1_150); // "old" expired, "new" live until 1 180
+        let snap = store.snapshot_and_upload(&mut b);
+        drop(b);
+        let ssts: Vec<&PathBuf> = snap.iter().filter(|(n, _)| n.ends_with(".sst")).map(|(_, p)| p).collect();
+        assert!(!ssts.is_empty(), "{snap:?}");
+        assert!(ssts.iter().all(|p| links(p) == 1));
+
+        let mut r = rocks(KeyGroups::all(128));
+        r.restore(std::slice::from_ref(&snap)).unwrap();
+        assert!(ssts.iter().all(|p| links(p) == 2), "every stored SST is linked into the restored DB");
+        assert_eq!(lens(&mut r), [KEYS; 4]);
+        for i in (0..KEYS).step_by(7) {
+            check_key(&mut r, i, true);
+        }
+        // The clock of an earlier process does not bring expired entries back.
+        r.set_time(0);
+        assert_eq!(r.value_get(t, b"old").unwrap(), None);
+        assert_eq!(r.value_get(t, b"new").unwrap(), Some(bytes("2")));
+        r.set_time(1_180);
+        assert_eq!(r.value_get(t, b"new").unwrap(), None);
+        assert_eq!(r.len(t).unwrap(), 0);
+
+        // Writes to the adopted DB, then its own snapshot, restored again.
+        let [v, ..] = declare_all(&mut r);
+        r.clear(v, b"key-5").unwrap();
+        r.value_set(v, b"key-new", b"fresh").unwrap();
+        let snap2 = store.snapshot_and_upload(&mut r);
+        drop(r);
+        let mut r2 = rocks(KeyGroups::all(128));
+        r2.restore(&[snap2]).unwrap();
+        assert_eq!(r2.value_get(v, b"key-5").unwrap(), None);
+        assert_eq!(r2.value_get(v, b"key-new").unwrap(), Some(bytes("fresh")));
+        assert_eq!(r2.len(v).unwrap(), KEYS);
+        check_key(&mut r2, 6, true);
+
+        // Declared state first: rows are copied, the files not linked.
+        let before: Vec<u64> = ssts.iter().map(|p| links(p)).collect();
+        let mut c = rocks(KeyGroups::all(128));
+        declare_all(&mut c);
+        c.restore(std::slice::from_ref(&snap)).unwrap();
+        assert_eq!(ssts.iter().map(|p| links(p)).collect::<Vec<_>>(), before);
+        assert_eq!(lens(&mut c), [KEYS; 4]);
+        check_key(&mut c, 5, true);
+    }
+
     #[test]
     fn record_cache_writes_back_when_more_keys_than_it_holds() {
         let mut b = tiny_cache(KeyGroups::all(128));
