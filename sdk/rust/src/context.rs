@@ -164,47 +164,75 @@ pub struct Context {
 /// A value state's values for every row of the current call, fetched with one
 /// host call on first use, plus what this call wrote. Rows with the same key
 /// share the slot of their key's first row; writes go back in one host call
-/// when the call ends.
+/// when the call ends. What a call writes is appended to one buffer (no
+/// allocation per written value).
 pub(crate) struct Column {
     first_row: Vec<u32>,
     bytes: Vec<u8>,
     ends: Vec<u32>,
     present: Vec<bool>,
-    /// Per first row: `Some(Some(v))` written, `Some(None)` cleared.
-    written: Vec<Option<Option<Vec<u8>>>>,
+    /// Per first row: what this call wrote.
+    written: Vec<Written>,
+    /// The bytes of written values (an overwritten value's stay until the
+    /// call ends).
+    arena: Vec<u8>,
     dirty: Vec<u32>,
+}
+
+#[derive(Clone, Copy)]
+enum Written {
+    Nothing,
+    /// `arena[start..end]`.
+    Value(u32, u32),
+    Cleared,
 }
 
 impl Column {
     fn fetch(state: u32) -> Self {
         let c = wit_state::value_get_column(state);
         let n = c.first_row.len();
-        Column { first_row: c.first_row, bytes: c.bytes, ends: c.ends, present: c.present, written: vec![None; n], dirty: Vec::new() }
+        Column {
+            first_row: c.first_row,
+            bytes: c.bytes,
+            ends: c.ends,
+            present: c.present,
+            written: vec![Written::Nothing; n],
+            arena: Vec::new(),
+            dirty: Vec::new(),
+        }
     }
 
     /// The current value of `row`'s key.
     #[inline]
     pub(crate) fn get(&self, row: usize) -> Option<&[u8]> {
         let first = self.first_row[row] as usize;
-        match &self.written[first] {
-            Some(w) => w.as_deref(),
-            None if self.present[first] => {
+        match self.written[first] {
+            Written::Value(start, end) => Some(&self.arena[start as usize..end as usize]),
+            Written::Cleared => None,
+            Written::Nothing if self.present[first] => {
                 let start = if first == 0 { 0 } else { self.ends[first - 1] as usize };
                 Some(&self.bytes[start..self.ends[first] as usize])
             }
-            None => None,
+            Written::Nothing => None,
         }
     }
 
     /// Set (`Some`) or clear (`None`) the value of `row`'s key.
     #[inline]
-    pub(crate) fn put(&mut self, row: usize, value: Option<Vec<u8>>) {
+    pub(crate) fn put(&mut self, row: usize, value: Option<&[u8]>) {
         let first = self.first_row[row];
         let slot = &mut self.written[first as usize];
-        if slot.is_none() {
+        if matches!(slot, Written::Nothing) {
             self.dirty.push(first);
         }
-        *slot = Some(value);
+        *slot = match value {
+            Some(v) => {
+                let start = self.arena.len() as u32;
+                self.arena.extend_from_slice(v);
+                Written::Value(start, self.arena.len() as u32)
+            }
+            None => Written::Cleared,
+        };
     }
 
     fn flush(&mut self, state: u32) {
@@ -213,7 +241,10 @@ impl Column {
         }
         let (mut bytes, mut ends, mut present) = (Vec::new(), Vec::with_capacity(self.dirty.len()), Vec::with_capacity(self.dirty.len()));
         for &row in &self.dirty {
-            let v = self.written[row as usize].as_ref().and_then(|w| w.as_deref());
+            let v = match self.written[row as usize] {
+                Written::Value(start, end) => Some(&self.arena[start as usize..end as usize]),
+                Written::Cleared | Written::Nothing => None,
+            };
             if let Some(v) = v {
                 bytes.extend_from_slice(v);
             }
@@ -457,5 +488,34 @@ mod append_tests {
                 assert_eq!(&dst[start..], &src[start..start + n], "length {n} after {start} bytes");
             }
         }
+    }
+
+    /// Rows 0 and 2 share a key (row 2's first row is 0); row 1 had no value.
+    /// Writes, overwrites and clears read back at once and go to the host as
+    /// one value (or absence) per key, in the order first written.
+    #[test]
+    fn a_column_reads_back_what_the_call_wrote_and_flushes_one_value_per_key() {
+        use super::{Column, Written};
+        let mut c = Column {
+            first_row: vec![0, 1, 0, 3],
+            bytes: b"aaddd".to_vec(),
+            ends: vec![2, 2, 2, 5],
+            present: vec![true, false, true, true],
+            written: vec![Written::Nothing; 4],
+            arena: Vec::new(),
+            dirty: Vec::new(),
+        };
+        assert_eq!((c.get(0), c.get(1), c.get(2), c.get(3)), (Some(&b"aa"[..]), None, Some(&b"aa"[..]), Some(&b"ddd"[..])));
+        c.put(1, Some(b"b1"));
+        c.put(2, Some(b"a2"));
+        assert_eq!(c.get(0), Some(&b"a2"[..]), "row 2 wrote row 0's key");
+        c.put(1, Some(b"b22"));
+        c.put(3, None);
+        assert_eq!((c.get(1), c.get(3)), (Some(&b"b22"[..]), None));
+        c.put(3, Some(b""));
+        assert_eq!(c.get(3), Some(&b""[..]), "an empty value is a value");
+        c.put(0, None);
+        assert_eq!((c.get(0), c.get(2)), (None, None));
+        assert_eq!(c.dirty, vec![1, 0, 3]);
     }
 }

@@ -96,8 +96,16 @@ impl<T: Serialize + DeserializeOwned> ValueState<T> {
 
     #[inline]
     pub fn set(&self, ctx: &Context, value: &T) -> Result<(), Error> {
-        let v = encode(&self.name, value)?;
-        ctx.with_column(self.id, |col, row| col.put(row, Some(v)));
+        // Small values encode on the stack (no allocation per record).
+        let mut buf = [0u8; 64];
+        match postcard::to_slice(value, &mut buf) {
+            Ok(v) => ctx.with_column(self.id, |col, row| col.put(row, Some(v))),
+            // Too large for the buffer (or not encodable: `encode` says why).
+            Err(_) => {
+                let v = encode(&self.name, value)?;
+                ctx.with_column(self.id, |col, row| col.put(row, Some(&v)));
+            }
+        }
         Ok(())
     }
 
