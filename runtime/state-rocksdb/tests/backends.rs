@@ -421,6 +421,54 @@ fn snapshot_then_restore_gives_identical_state(make: Make) {
     check_key(&mut r, KEYS, false);
 }
 
+/// A snapshot holds the state as it was when `snapshot` returned, whatever is
+/// written before its writer runs (the heap backend's copy-on-write), and
+/// the backend goes on with what was written.
+fn writes_before_the_writer_runs_do_not_change_the_snapshot(make: Make) {
+    let mut store = Store::new();
+    let mut b = make(KeyGroups::all(128));
+    fill(&mut b, 1_000, None);
+    let [v, m, ..] = declare_all(&mut b);
+    let pending = |b: &mut Backend, n: u32| {
+        let dir = store.dir.path().join(format!("pending-{n}"));
+        std::fs::create_dir(&dir).unwrap();
+        b.snapshot(&dir).unwrap()
+    };
+    // First snapshot, then changes before its writer runs.
+    let writer = pending(&mut b, 1);
+    b.value_set(v, b"key-1", b"changed").unwrap();
+    b.clear(v, b"key-2").unwrap();
+    b.map_put(m, b"key-3", b"m9", b"new").unwrap();
+    b.value_set(v, b"key-new", b"x").unwrap();
+    let first = writer().unwrap();
+    // Second snapshot (the first writer is done), then other changes.
+    let writer = pending(&mut b, 2);
+    b.value_set(v, b"key-1", b"changed again").unwrap();
+    b.value_set(v, b"key-2", b"back").unwrap();
+    b.map_remove(m, b"key-3", b"m9").unwrap();
+    b.clear(v, b"key-new").unwrap();
+    let second = writer().unwrap();
+
+    let mut r = make(KeyGroups::all(128));
+    r.restore(&[store.upload(&first)]).unwrap();
+    for i in 0..1_000 {
+        check_key(&mut r, i, true);
+    }
+    assert_eq!(r.value_get(v, b"key-new").unwrap(), None);
+    let mut r = make(KeyGroups::all(128));
+    r.restore(&[store.upload(&second)]).unwrap();
+    assert_eq!(r.value_get(v, b"key-1").unwrap(), Some(bytes("changed")));
+    assert_eq!(r.value_get(v, b"key-2").unwrap(), None);
+    assert_eq!(r.map_get(m, b"key-3", b"m9").unwrap(), Some(bytes("new")));
+    assert_eq!(r.value_get(v, b"key-new").unwrap(), Some(bytes("x")));
+    check_key(&mut r, 4, true);
+    // The backend has every write.
+    assert_eq!(b.value_get(v, b"key-1").unwrap(), Some(bytes("changed again")));
+    assert_eq!(b.value_get(v, b"key-2").unwrap(), Some(bytes("back")));
+    assert_eq!(b.map_get(m, b"key-3", b"m9").unwrap(), None);
+    assert_eq!(b.value_get(v, b"key-new").unwrap(), None);
+}
+
 fn restore_at_another_parallelism_moves_keys_to_their_owner(make: Make) {
     let max = 128;
     let mut store = Store::new();
@@ -503,6 +551,7 @@ macro_rules! conformance {
             #[test] fn ttl_of_value_list_and_map_state() { super::ttl_of_value_list_and_map_state(super::$backend) }
             #[test] fn ttl_entries_are_absent_after_restore() { super::ttl_entries_are_absent_after_restore(super::$backend) }
             #[test] fn snapshot_then_restore_gives_identical_state() { super::snapshot_then_restore_gives_identical_state(super::$backend) }
+            #[test] fn writes_before_the_writer_runs_do_not_change_the_snapshot() { super::writes_before_the_writer_runs_do_not_change_the_snapshot(super::$backend) }
             #[test] fn restore_at_another_parallelism_moves_keys_to_their_owner() { super::restore_at_another_parallelism_moves_keys_to_their_owner(super::$backend) }
             #[test] fn restore_refuses_another_max_parallelism() { super::restore_refuses_another_max_parallelism(super::$backend) }
             #[test] fn restore_merges_states_and_declares() { super::restore_merges_states_and_declares(super::$backend) }

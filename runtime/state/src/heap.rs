@@ -1,8 +1,8 @@
 //! In-memory keyed state.
 //!
-//! Each state's entries are split by key group into maps behind `Arc`s. A
-//! snapshot only clones those `Arc`s (no pause proportional to the state) and
-//! serialises the maps on another thread, dropping each map's `Arc` once it is
+//! Each state's entries are split by key group into tables (see [`Slot`]). A
+//! snapshot only shares those tables behind `Arc`s (no pause proportional to
+//! the state) and serialises them on another thread, dropping each `Arc` once it is
 //! written; a write to a key group whose map the snapshot still holds copies
 //! that one map first (copy-on-write per key group, as Flink's heap backend
 //! does per state-map version).
@@ -50,10 +50,61 @@ struct State {
     descriptor: StateDescriptor,
     ttl_ms: Option<i64>,
     /// Per key group of the backend's range, then one for keys outside it.
-    groups: Vec<Arc<Group>>,
+    groups: Vec<Slot>,
 }
 
-/// Keyed state on the heap: per declared state, one hash map per key group.
+/// One key group's table of one state: the backend's own, or shared with a
+/// snapshot that has not written it yet. An owned table is written without
+/// the atomic check `Arc::make_mut` would make on every write; a shared one is
+/// taken back at its first write (copied only if the snapshot still holds it).
+enum Slot {
+    Owned(Group),
+    Shared(Arc<Group>),
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot::Owned(Group::default())
+    }
+}
+
+impl std::ops::Deref for Slot {
+    type Target = Group;
+    #[inline]
+    fn deref(&self) -> &Group {
+        match self {
+            Slot::Owned(g) => g,
+            Slot::Shared(g) => g,
+        }
+    }
+}
+
+impl Slot {
+    #[inline]
+    fn make_mut(&mut self) -> &mut Group {
+        if let Slot::Shared(_) = self {
+            let Slot::Shared(shared) = std::mem::take(self) else { unreachable!("matched above") };
+            *self = Slot::Owned(Arc::try_unwrap(shared).unwrap_or_else(|still_shared| (*still_shared).clone()));
+        }
+        match self {
+            Slot::Owned(g) => g,
+            Slot::Shared(_) => unreachable!("taken back above"),
+        }
+    }
+
+    /// The table, shared from now on with the caller.
+    fn share(&mut self) -> Arc<Group> {
+        if let Slot::Owned(g) = self {
+            *self = Slot::Shared(Arc::new(std::mem::take(g)));
+        }
+        match self {
+            Slot::Shared(g) => g.clone(),
+            Slot::Owned(_) => unreachable!("shared above"),
+        }
+    }
+}
+
+/// Keyed state on the heap: per declared state, one hash table per key group.
 pub struct HeapBackend {
     states: Vec<State>,
     now_ms: i64,
@@ -248,7 +299,7 @@ impl HeapBackend {
                 DataIn::Reducing(r) => Data::Reducing(r),
             };
             let slot = self.slot(&e.key);
-            let group = Arc::make_mut(&mut self.states[id as usize].groups[slot]);
+            let group = self.states[id as usize].groups[slot].make_mut();
             group.insert(Key::from_vec(e.key), Entry { data, written_at: e.written_at });
         }
         Ok(())
@@ -275,7 +326,7 @@ impl HeapBackend {
         self.checked(id, used_as)?;
         let slot = self.slot(key);
         let s = &mut self.states[id as usize];
-        Ok((Arc::make_mut(&mut s.groups[slot]), s.ttl_ms))
+        Ok((s.groups[slot].make_mut(), s.ttl_ms))
     }
 
     /// The entry of `key` for writing (one hash lookup), created by `init` if
@@ -307,7 +358,7 @@ impl KeyedStateBackend for HeapBackend {
             return Ok(id);
         }
         let ttl_ms = descriptor.ttl_ms();
-        let groups = (0..=self.key_groups.range.len()).map(|_| Arc::default()).collect();
+        let groups = (0..=self.key_groups.range.len()).map(|_| Slot::default()).collect();
         self.states.push(State { descriptor, ttl_ms, groups });
         Ok((self.states.len() - 1) as StateId)
     }
@@ -433,7 +484,7 @@ impl KeyedStateBackend for HeapBackend {
         let s = self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
         let slot = self.slot(key);
         if s.groups[slot].contains_key(key) {
-            Arc::make_mut(&mut self.states[state as usize].groups[slot]).remove(key);
+            self.states[state as usize].groups[slot].make_mut().remove(key);
         }
         Ok(())
     }
@@ -453,7 +504,7 @@ impl KeyedStateBackend for HeapBackend {
             max_parallelism: self.key_groups.max_parallelism,
             first: self.key_groups.range.start,
             now_ms: self.now_ms,
-            states: self.states.iter().map(|s| (s.descriptor.clone(), s.ttl_ms, s.groups.clone())).collect(),
+            states: self.states.iter_mut().map(|s| (s.descriptor.clone(), s.ttl_ms, s.groups.iter_mut().map(Slot::share).collect())).collect(),
         };
         Ok(Box::new(move || frozen.write()))
     }
