@@ -14,14 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 EVENTS=${1:-2000000}
 QUERIES=${QUERIES:-q0,q1,q2,q3,q5,q7,q8}
-T=${CARGO_TARGET_DIR:-target}
-OUT=$T/flink
-FLINK_LIB=$OUT/pyflink/pyflink/lib
-mkdir -p "$OUT"
-command -v javac >/dev/null || { echo "benches/flink/run.sh needs a JDK 17: apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
-if [ ! -f "$FLINK_LIB/flink-dist-2.3.0.jar" ]; then
-    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$OUT/pyflink" apache-flink-libraries==2.3.0
-fi
+source benches/flink/flink-env.sh benches/flink/run.sh
 javac -cp "$FLINK_LIB/*" -d "$OUT/classes" benches/flink/NexmarkSql.java
 cargo build --release --target wasm32-wasip2 -p bench-ops -p nexmark-queries
 cargo build --release -p weir-bench

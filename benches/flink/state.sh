@@ -13,14 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 RECORDS=${1:-8000000}
 KEYS=${2:-1000000}
-T=${CARGO_TARGET_DIR:-target}
-OUT=$T/flink
-FLINK_LIB=$OUT/pyflink/pyflink/lib
-mkdir -p "$OUT"
-command -v javac >/dev/null || { echo "benches/flink/state.sh needs a JDK 17: apt-get install openjdk-17-jdk-headless" >&2; exit 1; }
-if [ ! -f "$FLINK_LIB/flink-dist-2.3.0.jar" ]; then
-    python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$OUT/pyflink" apache-flink-libraries==2.3.0
-fi
+source benches/flink/flink-env.sh benches/flink/state.sh
 javac -cp "$FLINK_LIB/*" -d "$OUT/classes" benches/flink/StateCount.java
 cargo build --release --target wasm32-wasip2 -p bench-ops
 cargo build --release -p weir-bench
