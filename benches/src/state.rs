@@ -41,15 +41,42 @@ fn count_factory(plugin: &Plugin, state: Arc<dyn StateBackendFactory>) -> Arc<dy
     })
 }
 
-/// Replay -> key_by -> Wasm count -> null sink; returns (wall, cpu,
-/// checkpoints). Wall and CPU time run until the sink has every record, so the
-/// final checkpoint of the bounded run is not counted.
+/// The process's resident memory now, in bytes (after returning what malloc
+/// holds free to the system, so earlier runs' freed memory does not hide this
+/// one's).
+fn rss_bytes() -> u64 {
+    // SAFETY: malloc_trim only releases free memory.
+    unsafe { libc::malloc_trim(0) };
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// What one keyed-count run measured.
+struct Run {
+    wall: Duration,
+    cpu: Duration,
+    /// Checkpoints completed.
+    checkpoints: usize,
+    /// Resident memory grown from the job's start to the sink having every
+    /// record (the state, the record cache, RocksDB's memtables and caches).
+    rss_growth: u64,
+    /// Bytes in the checkpoint store at the end.
+    stored: u64,
+}
+
+/// Replay -> key_by -> Wasm count -> null sink. Wall and CPU time run until
+/// the sink has every record, so the final checkpoint of the bounded run is
+/// not counted.
 fn run_count(
     input: &Arc<Vec<RecordBatch>>,
     batch: usize,
     op: Arc<dyn OperatorFactory>,
     checkpoint: Option<(Duration, &Path)>,
-) -> anyhow::Result<(Duration, Duration, usize)> {
+) -> anyhow::Result<Run> {
     let count = Arc::new(AtomicU64::new(0));
     let mut df = Dataflow::new(EngineOptions { pipeline: "state-bench".into(), batch_size: batch, ..Default::default() });
     let src = df.add_source("src", 1, Arc::new(Replay(input.clone())))?;
@@ -67,20 +94,23 @@ fn run_count(
         store_dir = Some(dir.join("store/checkpoints"));
     }
     let n: usize = input.iter().map(RecordBatch::len).sum();
+    let rss0 = rss_bytes();
     let job = df.start()?;
     let (t0, c0) = (Instant::now(), cpu_time());
     while (count.load(Ordering::Relaxed) as usize) < n && t0.elapsed() < Duration::from_secs(600) {
         std::thread::sleep(Duration::from_micros(200));
     }
     let (wall, cpu) = (t0.elapsed(), cpu_time() - c0);
+    let rss_growth = rss_bytes().saturating_sub(rss0);
     job.wait()?;
     anyhow::ensure!(count.load(Ordering::Relaxed) as usize == n, "count emitted {} of {n}", count.load(Ordering::Relaxed));
-    let checkpoints = store_dir.map_or(0, |d| {
+    let checkpoints = store_dir.as_ref().map_or(0, |d| {
         std::fs::read_dir(d)
             .map(|r| r.flatten().filter(|e| e.path().join("_manifest.json").exists()).count())
             .unwrap_or(0)
     });
-    Ok((wall, cpu, checkpoints))
+    let stored = store_dir.as_ref().map_or(0, |d| dir_size(d.parent().expect("store/checkpoints")));
+    Ok(Run { wall, cpu, checkpoints, rss_growth, stored })
 }
 
 pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u64, cases: &[String]) -> anyhow::Result<()> {
@@ -94,15 +124,16 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
     let n = records as f64;
     println!("Keyed count (Wasm, ValueState) over {records} records with {keys} distinct keys, parallelism 1:");
     println!();
-    println!("| backend | record cache per task | M ev/s | CPU ns/ev | M ev/s per CPU-second | vs heap |");
-    println!("|---|---|---:|---:|---:|---:|");
+    println!("| backend | record cache per task | M ev/s | CPU ns/ev | M ev/s per CPU-second | vs heap | memory grown per M keys |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let per_m_keys = |b: u64| format!("{:.0} MB", b as f64 / 1e6 / (keys as f64 / 1e6));
     let rate = |d: Duration| n / d.as_secs_f64() / 1e6;
     let ns = |d: Duration| d.as_nanos() as f64 / n;
     let mut heap_wall = None;
     if case("heap") {
-        let (wall, cpu, _) = run_count(&input, batch, count_factory(plugin, Arc::new(HeapBackendFactory)), None)?;
-        println!("| heap | - | {:.2} | {:.0} | {:.2} | 1.00 |", rate(wall), ns(cpu), rate(cpu));
-        heap_wall = Some(wall);
+        let r = run_count(&input, batch, count_factory(plugin, Arc::new(HeapBackendFactory)), None)?;
+        println!("| heap | - | {:.2} | {:.0} | {:.2} | 1.00 | {} |", rate(r.wall), ns(r.cpu), rate(r.cpu), per_m_keys(r.rss_growth));
+        heap_wall = Some(r.wall);
     }
     // The default record cache, then one that holds a small part of the keys
     // (most accesses go to RocksDB).
@@ -118,9 +149,15 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
         let mut rocks = RocksBackendFactory::new(tmp.path().join(format!("rocks-count-{i}")));
         rocks.cache_bytes = cache.unwrap_or(rocks.cache_bytes);
         let rocks: Arc<dyn StateBackendFactory> = Arc::new(rocks);
-        let (wall, cpu, _) = run_count(&input, batch, count_factory(plugin, rocks), None)?;
-        let vs_heap = heap_wall.map_or("-".to_string(), |h| format!("{:.2}", rate(wall) / rate(h)));
-        println!("| rocksdb | {label} | {:.2} | {:.0} | {:.2} | {vs_heap} |", rate(wall), ns(cpu), rate(cpu));
+        let r = run_count(&input, batch, count_factory(plugin, rocks), None)?;
+        let vs_heap = heap_wall.map_or("-".to_string(), |h| format!("{:.2}", rate(r.wall) / rate(h)));
+        println!(
+            "| rocksdb | {label} | {:.2} | {:.0} | {:.2} | {vs_heap} | {} |",
+            rate(r.wall),
+            ns(r.cpu),
+            rate(r.cpu),
+            per_m_keys(r.rss_growth)
+        );
     }
     if !case("checkpoints") {
         return if case("big") { big_rocksdb_checkpoint(tmp.path(), big_keys) } else { Ok(()) };
@@ -129,8 +166,8 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
     println!();
     println!("Throughput with checkpoints vs none (same keyed count, heap and RocksDB):");
     println!();
-    println!("| backend | interval | no checkpoints M ev/s | checkpointing M ev/s | checkpoints taken | ratio |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("| backend | interval | no checkpoints M ev/s | checkpointing M ev/s | checkpoints taken | ratio | stored per checkpoint |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
     // Each case against a baseline run just before it; best of two of each,
     // so warm-up and the machine's noise hit both sides alike.
     for (name, secs) in [("heap", 1), ("heap", 3), ("rocksdb", 1)] {
@@ -140,17 +177,25 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
                 _ => Arc::new(RocksBackendFactory::new(dir.join("rocks"))),
             }
         };
-        let (mut without, mut with, mut taken) = (Duration::MAX, Duration::MAX, 0);
+        let (mut without, mut with, mut taken, mut per_checkpoint) = (Duration::MAX, Duration::MAX, 0, 0);
         for round in 0..2 {
             let dir = tmp.path().join(format!("ck-{name}-{secs}-{round}"));
-            let (w, _, _) = run_count(&input, batch, count_factory(plugin, kind(&dir.join("plain"))), None)?;
-            without = without.min(w);
-            let (w, _, t) =
-                run_count(&input, batch, count_factory(plugin, kind(&dir)), Some((Duration::from_secs(secs), &dir)))?;
-            with = with.min(w);
-            taken = taken.max(t);
+            let plain = run_count(&input, batch, count_factory(plugin, kind(&dir.join("plain"))), None)?;
+            without = without.min(plain.wall);
+            let r = run_count(&input, batch, count_factory(plugin, kind(&dir)), Some((Duration::from_secs(secs), &dir)))?;
+            with = with.min(r.wall);
+            taken = taken.max(r.checkpoints);
+            // Every checkpoint of the run is kept (and the final one of the
+            // bounded run): the store's bytes over them.
+            per_checkpoint = per_checkpoint.max(r.stored / (r.checkpoints.max(1) as u64));
         }
-        println!("| {name} | {secs} s | {:.2} | {:.2} | {taken} | {:.2} |", rate(without), rate(with), rate(with) / rate(without));
+        println!(
+            "| {name} | {secs} s | {:.2} | {:.2} | {taken} | {:.2} | {:.0} MB |",
+            rate(without),
+            rate(with),
+            rate(with) / rate(without),
+            per_checkpoint as f64 / 1e6
+        );
     }
 
     if case("big") {
