@@ -91,7 +91,7 @@ fn run_count(
             .collect();
         let storage = Arc::new(Storage::open(dir.join("store").to_str().expect("utf-8"), "state-bench", nodes, 1000)?);
         df.set_checkpointing(CheckpointConfig { interval: Some(interval), store: storage, staging_dir: dir.join("staging"), first_epoch: 1 });
-        store_dir = Some(dir.join("store/checkpoints"));
+        store_dir = Some(dir.join("store"));
     }
     let n: usize = input.iter().map(RecordBatch::len).sum();
     let rss0 = rss_bytes();
@@ -105,11 +105,11 @@ fn run_count(
     job.wait()?;
     anyhow::ensure!(count.load(Ordering::Relaxed) as usize == n, "count emitted {} of {n}", count.load(Ordering::Relaxed));
     let checkpoints = store_dir.as_ref().map_or(0, |d| {
-        std::fs::read_dir(d)
+        std::fs::read_dir(d.join("checkpoints"))
             .map(|r| r.flatten().filter(|e| e.path().join("_manifest.json").exists()).count())
             .unwrap_or(0)
     });
-    let stored = store_dir.as_ref().map_or(0, |d| dir_size(d.parent().expect("store/checkpoints")));
+    let stored = store_dir.as_ref().map_or(0, |d| dir_size(d));
     Ok(Run { wall, cpu, checkpoints, rss_growth, stored })
 }
 
@@ -159,10 +159,20 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
             per_m_keys(r.rss_growth)
         );
     }
-    if !case("checkpoints") {
-        return if case("big") { big_rocksdb_checkpoint(tmp.path(), big_keys) } else { Ok(()) };
+    if case("checkpoints") {
+        checkpoint_ratios(plugin, &input, batch, tmp.path())?;
     }
+    if case("big") {
+        big_rocksdb_checkpoint(tmp.path(), big_keys)?;
+    }
+    Ok(())
+}
 
+/// Throughput of the keyed count with checkpoints running against without,
+/// on the heap (every 1 s and 3 s) and RocksDB (every 1 s).
+fn checkpoint_ratios(plugin: &Plugin, input: &Arc<Vec<RecordBatch>>, batch: usize, tmp: &Path) -> anyhow::Result<()> {
+    let n: usize = input.iter().map(RecordBatch::len).sum();
+    let rate = |d: Duration| n as f64 / d.as_secs_f64() / 1e6;
     println!();
     println!("Throughput with checkpoints vs none (same keyed count, heap and RocksDB):");
     println!();
@@ -179,10 +189,10 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
         };
         let (mut without, mut with, mut taken, mut per_checkpoint) = (Duration::MAX, Duration::MAX, 0, 0);
         for round in 0..2 {
-            let dir = tmp.path().join(format!("ck-{name}-{secs}-{round}"));
-            let plain = run_count(&input, batch, count_factory(plugin, kind(&dir.join("plain"))), None)?;
+            let dir = tmp.join(format!("ck-{name}-{secs}-{round}"));
+            let plain = run_count(input, batch, count_factory(plugin, kind(&dir.join("plain"))), None)?;
             without = without.min(plain.wall);
-            let r = run_count(&input, batch, count_factory(plugin, kind(&dir)), Some((Duration::from_secs(secs), &dir)))?;
+            let r = run_count(input, batch, count_factory(plugin, kind(&dir)), Some((Duration::from_secs(secs), &dir)))?;
             with = with.min(r.wall);
             taken = taken.max(r.checkpoints);
             // Every checkpoint of the run is kept (and the final one of the
@@ -198,9 +208,6 @@ pub fn run(plugin: &Plugin, records: usize, keys: u64, batch: usize, big_keys: u
         );
     }
 
-    if case("big") {
-        big_rocksdb_checkpoint(tmp.path(), big_keys)?;
-    }
     Ok(())
 }
 

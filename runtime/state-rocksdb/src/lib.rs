@@ -221,11 +221,11 @@ impl KeyedStateBackend for RocksBackend {
             return Ok(id);
         }
         let opts = self.state_options(&descriptor);
-        let cf = cf_name(&descriptor.name);
+        let state = State::new(descriptor, None);
         self.db
-            .create_cf(&cf, &opts)
-            .map_err(|e| StateError::storage(format_args!("creating state '{}'", descriptor.name), e))?;
-        self.states.push(State::new(descriptor, Some(opts)));
+            .create_cf(&state.cf, &opts)
+            .map_err(|e| StateError::storage(format_args!("creating state '{}'", state.descriptor.name), e))?;
+        self.states.push(State { _options: Some(opts), ..state });
         Ok((self.states.len() - 1) as StateId)
     }
 
