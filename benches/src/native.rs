@@ -31,6 +31,19 @@ impl Native {
     }
 }
 
+/// `n` in decimal at the end of `buf`, as the guest writes it.
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 fn err(e: weir_state::StateError) -> OperatorError {
     OperatorError::new(e)
 }
@@ -63,11 +76,11 @@ impl Operator for Native {
                         .unwrap_or(0)
                         + 1;
                     state.value_set(0, r.key, &n.to_le_bytes()).map_err(err)?;
-                    main.push(r.key, n.to_string().as_bytes(), r.timestamp, r.origin);
+                    main.push(r.key, decimal(n, &mut [0; 20]), r.timestamp, r.origin);
                 }
                 Native::CountReducing(state) => {
                     let n = state.reducing_add(0, r.key, 1).map_err(err)?;
-                    main.push(r.key, n.to_string().as_bytes(), r.timestamp, r.origin);
+                    main.push(r.key, decimal(n as u64, &mut [0; 20]), r.timestamp, r.origin);
                 }
             }
         }

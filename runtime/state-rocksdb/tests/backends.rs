@@ -154,6 +154,79 @@ fn prefetched_values_read_the_same(make: Make) {
     assert_eq!(b.len(s).unwrap(), 5001);
 }
 
+/// Batched reads and writes give what the same calls one by one give: keys
+/// absent, present, repeated within a batch, cleared, expired by TTL and
+/// outside the backend's key groups; wrong use is refused as one by one.
+fn batched_reads_and_writes_match_single_calls(make: Make) {
+    let owned = KeyGroups::of_task(0, 2, 128);
+    let mut b = make(owned.clone());
+    let s = b.declare(ttl_desc("v", StateKind::Value, 1000)).unwrap();
+    let l = b.declare(desc("l", StateKind::List)).unwrap();
+    b.set_time(0);
+    let key = |i: u32| format!("key-{i}").into_bytes();
+    // Keys 0..300 written one by one at time 0, 300..600 in one batch at 500.
+    for i in 0..300u32 {
+        b.value_set(s, &key(i), format!("one-{i}").as_bytes()).unwrap();
+    }
+    b.set_time(500);
+    let keys: Vec<Vec<u8>> = (300..600).map(key).collect();
+    let vals: Vec<Vec<u8>> = (300..600u32).map(|i| format!("many-{i}").into_bytes()).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let values: Vec<Option<&[u8]>> = vals.iter().map(|v| Some(&v[..])).collect();
+    b.value_write_many(s, &refs, &values).unwrap();
+    // One batch setting a key twice (the last write wins), clearing 5 and
+    // 301, and writing an empty value.
+    let (k7, k5, k301, k8) = (key(7), key(5), key(301), key(8));
+    let refs: Vec<&[u8]> = vec![&k7, &k5, &k7, &k301, &k8];
+    let values: Vec<Option<&[u8]>> = vec![Some(b"first"), None, Some(b"second"), None, Some(b"")];
+    b.value_write_many(s, &refs, &values).unwrap();
+    // At 1200 the keys written at 0 have expired, except those written since.
+    b.set_time(1200);
+    let expect = |i: u32| -> Option<Vec<u8>> {
+        match i {
+            7 => Some(b"second".to_vec()),
+            8 => Some(Vec::new()),
+            5 | 301 => None,
+            0..300 => None,
+            300..600 => Some(format!("many-{i}").into_bytes()),
+            _ => None,
+        }
+    };
+    // Read all, plus absent keys, with repeats, in one batch.
+    let order: Vec<u32> = (0..700).chain([7, 300, 650, 7]).collect();
+    let keys: Vec<Vec<u8>> = order.iter().map(|&i| key(i)).collect();
+    let refs: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let (mut out, mut found) = (b"prefix".to_vec(), Vec::new());
+    b.value_get_many(s, &refs, &mut out, &mut found).unwrap();
+    assert_eq!(found.len(), order.len());
+    let mut start = b"prefix".len();
+    for (n, &i) in order.iter().enumerate() {
+        let (end, present) = found[n];
+        let got = present.then(|| out[start..end].to_vec());
+        assert_eq!(got, expect(i), "batched read of key {i} (position {n})");
+        assert_eq!(b.value_get(s, &key(i)).unwrap(), expect(i), "single read of key {i}");
+        if !present {
+            assert_eq!(end, start, "an absent key {i} appends nothing");
+        }
+        start = end;
+    }
+    // Keys of the other task's key groups are kept too (as single writes
+    // keep them: a backend never drops what it was given).
+    let foreign = (0..100u32).map(key).find(|k| !owned.contains(key_group(k, 128))).unwrap();
+    b.value_write_many(s, &[&foreign], &[Some(b"x")]).unwrap();
+    assert_eq!(b.value_get(s, &foreign).unwrap().as_deref(), Some(&b"x"[..]));
+    // Refused as single calls are: another kind of state, unknown state,
+    // and keys and values that do not pair up.
+    let err = b.value_get_many(l, &[&k7], &mut Vec::new(), &mut Vec::new()).unwrap_err();
+    assert_eq!(err.to_string(), "state 'l' is a list state; it cannot be used as a value state");
+    let err = b.value_write_many(l, &[&k7], &[Some(b"x")]).unwrap_err();
+    assert_eq!(err.to_string(), "state 'l' is a list state; it cannot be used as a value state");
+    assert!(matches!(b.value_get_many(9, &[&k7], &mut Vec::new(), &mut Vec::new()), Err(StateError::UnknownState(9))));
+    let err = b.value_write_many(s, &[&k7, &k5], &[Some(b"x")]).unwrap_err();
+    assert_eq!(err.to_string(), "a batched write got 2 keys but 1 values");
+    assert_eq!(b.value_get(s, &k7).unwrap().as_deref(), Some(&b"second"[..]), "a refused batch writes nothing");
+}
+
 fn map_list_and_reducing_state(make: Make) {
     let mut b = make(KeyGroups::all(128));
     let m = b.declare(desc("seen", StateKind::Map)).unwrap();
@@ -544,6 +617,7 @@ macro_rules! conformance {
         mod $backend {
             #[test] fn value_state_is_per_key() { super::value_state_is_per_key(super::$backend) }
             #[test] fn prefetched_values_read_the_same() { super::prefetched_values_read_the_same(super::$backend) }
+            #[test] fn batched_reads_and_writes_match_single_calls() { super::batched_reads_and_writes_match_single_calls(super::$backend) }
             #[test] fn map_list_and_reducing_state() { super::map_list_and_reducing_state(super::$backend) }
             #[test] fn reducers_and_clear() { super::reducers_and_clear(super::$backend) }
             #[test] fn declaring_errors_name_the_state() { super::declaring_errors_name_the_state(super::$backend) }

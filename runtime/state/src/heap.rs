@@ -16,10 +16,10 @@ use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
-use crate::keys::key_group;
+use crate::keys::{key_group, key_group_of_hash, key_hash};
 use crate::table::{Key, Table};
 use crate::{
-    KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, SnapshotWriter, StateDescriptor, StateError,
+    check_lengths, KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, SnapshotWriter, StateDescriptor, StateError,
     StateId, StateKind,
 };
 
@@ -109,6 +109,36 @@ pub struct HeapBackend {
     states: Vec<State>,
     now_ms: i64,
     key_groups: KeyGroups,
+    /// Mixed into every table hash, random per backend: keys chosen to share
+    /// a table slot on one host do not on another (see [`Place`]).
+    seed: u64,
+    /// The places of the keys of the batch being read or written (kept to
+    /// reuse its allocation).
+    places: Vec<Place>,
+}
+
+/// Where a key's entries are: its key group's table (an index into a state's
+/// `groups`) and its hash in that table. Both come from one hash of the key:
+/// the stable key hash picks the key group, and the same hash mixed with the
+/// backend's seed places it in the table (within one key group the key
+/// hashes share their remainder, so the table cannot use them unmixed).
+#[derive(Clone, Copy)]
+struct Place {
+    group: usize,
+    hash: u64,
+}
+
+/// How many keys ahead of the one being read a batched read asks the CPU to
+/// load (enough misses in flight to cover memory latency, few enough that the
+/// loaded lines are still in L1 when their turn comes).
+const PREFETCH_AHEAD: usize = 12;
+
+/// A bijective 64-bit mix (the SplitMix64 finaliser).
+#[inline]
+fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 /// The name of a heap snapshot's one file.
@@ -251,15 +281,19 @@ impl Frozen {
 impl HeapBackend {
     /// An empty backend owning `key_groups`.
     pub fn new(key_groups: KeyGroups) -> Self {
-        HeapBackend { states: Vec::new(), now_ms: 0, key_groups }
+        use std::hash::BuildHasher;
+        let seed = RandomState::default().hash_one(0u64);
+        HeapBackend { states: Vec::new(), now_ms: 0, key_groups, seed, places: Vec::new() }
     }
 
-    /// The index of `key`'s group in a state's `groups`.
+    /// Where `key`'s entries are (one hash of the key).
     #[inline]
-    fn slot(&self, key: &[u8]) -> usize {
+    fn place(&self, key: &[u8]) -> Place {
+        let hash = key_hash(key);
         let range = &self.key_groups.range;
-        let kg = key_group(key, self.key_groups.max_parallelism);
-        if range.contains(&kg) { (kg - range.start) as usize } else { range.len() }
+        let kg = key_group_of_hash(hash, self.key_groups.max_parallelism);
+        let group = if range.contains(&kg) { (kg - range.start) as usize } else { range.len() };
+        Place { group, hash: mix(hash ^ self.seed) }
     }
 
     fn restore_one(&mut self, name: &str, bytes: &[u8]) -> Result<(), StateError> {
@@ -298,9 +332,9 @@ impl HeapBackend {
                 DataIn::List(l) => Data::List(l),
                 DataIn::Reducing(r) => Data::Reducing(r),
             };
-            let slot = self.slot(&e.key);
-            let group = self.states[id as usize].groups[slot].make_mut();
-            group.insert(Key::from_vec(e.key), Entry { data, written_at: e.written_at });
+            let p = self.place(&e.key);
+            let group = self.states[id as usize].groups[p.group].make_mut();
+            group.insert(p.hash, Key::from_vec(e.key), Entry { data, written_at: e.written_at });
         }
         Ok(())
     }
@@ -316,17 +350,31 @@ impl HeapBackend {
 
     /// The live entry of `key`, if any (reads never copy a group).
     fn live(&self, id: StateId, used_as: Use, key: &[u8]) -> Result<Option<&Entry>, StateError> {
+        self.live_at(id, used_as, key, self.place(key))
+    }
+
+    /// The live entry of `key`, which is at `p`.
+    #[inline]
+    fn live_at(&self, id: StateId, used_as: Use, key: &[u8], p: Place) -> Result<Option<&Entry>, StateError> {
         let s = self.checked(id, used_as)?;
-        let e = s.groups[self.slot(key)].get(key);
+        let e = s.groups[p.group].get(p.hash, key);
         Ok(e.filter(|e| !expired(s.ttl_ms, self.now_ms, e)))
     }
 
-    /// `key`'s group of state `id`, for writing.
-    fn group_mut(&mut self, id: StateId, used_as: Use, key: &[u8]) -> Result<(&mut Group, Option<i64>), StateError> {
+    /// The group of state `id` at `p`, for writing.
+    #[inline]
+    fn group_mut(&mut self, id: StateId, used_as: Use, p: Place) -> Result<(&mut Group, Option<i64>), StateError> {
         self.checked(id, used_as)?;
-        let slot = self.slot(key);
         let s = &mut self.states[id as usize];
-        Ok((s.groups[slot].make_mut(), s.ttl_ms))
+        Ok((s.groups[p.group].make_mut(), s.ttl_ms))
+    }
+
+    /// The places of `keys`, into `self.places`.
+    fn place_all(&mut self, keys: &[&[u8]]) {
+        let mut places = std::mem::take(&mut self.places);
+        places.clear();
+        places.extend(keys.iter().map(|k| self.place(k)));
+        self.places = places;
     }
 
     /// The entry of `key` for writing (one hash lookup), created by `init` if
@@ -338,10 +386,24 @@ impl HeapBackend {
         key: &[u8],
         init: impl FnOnce() -> Data,
     ) -> Result<&'a mut Data, StateError> {
+        let p = self.place(key);
+        self.write_at(id, used_as, key, p, init)
+    }
+
+    /// As `write`, for `key` at `p`.
+    #[inline]
+    fn write_at<'a>(
+        &'a mut self,
+        id: StateId,
+        used_as: Use,
+        key: &[u8],
+        p: Place,
+        init: impl FnOnce() -> Data,
+    ) -> Result<&'a mut Data, StateError> {
         let now = self.now_ms;
-        let (group, ttl) = self.group_mut(id, used_as, key)?;
+        let (group, ttl) = self.group_mut(id, used_as, p)?;
         let mut init = Some(init);
-        let e = group.get_or_insert_with(key, || Entry { data: (init.take().expect("init once"))(), written_at: now });
+        let e = group.get_or_insert_with(p.hash, key, || Entry { data: (init.take().expect("init once"))(), written_at: now });
         if let Some(init) = init.take()
             && ttl.is_some_and(|t| now.saturating_sub(e.written_at) >= t)
         {
@@ -349,6 +411,17 @@ impl HeapBackend {
         }
         e.written_at = now;
         Ok(&mut e.data)
+    }
+}
+
+impl HeapBackend {
+    /// Removes `key` (at `p`) from state `state`, which exists; copies a
+    /// shared group only if the key is in it.
+    fn clear_at(&mut self, state: StateId, key: &[u8], p: Place) {
+        let group = &mut self.states[state as usize].groups[p.group];
+        if group.contains_key(p.hash, key) {
+            group.make_mut().remove(p.hash, key);
+        }
     }
 }
 
@@ -387,9 +460,77 @@ impl KeyedStateBackend for HeapBackend {
     fn prefetch(&mut self, state: StateId, keys: &[&[u8]]) -> Result<(), StateError> {
         let s = self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
         for key in keys {
-            s.groups[self.slot(key)].prefetch(key);
+            let p = self.place(key);
+            s.groups[p.group].prefetch(p.hash);
         }
         Ok(())
+    }
+
+    /// Each key hashed once, then read with the slot `PREFETCH_AHEAD` keys
+    /// further on being loaded meanwhile (a software pipeline: the misses of
+    /// a state far larger than the caches overlap with the reads).
+    fn value_get_many(
+        &mut self,
+        state: StateId,
+        keys: &[&[u8]],
+        out: &mut Vec<u8>,
+        found: &mut Vec<(usize, bool)>,
+    ) -> Result<(), StateError> {
+        self.checked(state, Use::Value)?;
+        self.place_all(keys);
+        let groups = &self.states[state as usize].groups;
+        for p in self.places.iter().take(PREFETCH_AHEAD) {
+            groups[p.group].prefetch(p.hash);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            if let Some(p) = self.places.get(i + PREFETCH_AHEAD) {
+                groups[p.group].prefetch(p.hash);
+            }
+            let present = match self.live_at(state, Use::Value, key, self.places[i])? {
+                Some(Entry { data: Data::Value(v), .. }) => {
+                    out.extend_from_slice(v);
+                    true
+                }
+                _ => false,
+            };
+            found.push((out.len(), present));
+        }
+        Ok(())
+    }
+
+    fn value_write_many(&mut self, state: StateId, keys: &[&[u8]], values: &[Option<&[u8]>]) -> Result<(), StateError> {
+        check_lengths(keys, values)?;
+        self.checked(state, Use::Value)?;
+        self.place_all(keys);
+        let places = std::mem::take(&mut self.places);
+        // The reads of the same keys loaded these slots, but a large batch
+        // may have pushed the first of them out of the caches since.
+        let groups = &self.states[state as usize].groups;
+        for p in places.iter().take(PREFETCH_AHEAD) {
+            groups[p.group].prefetch(p.hash);
+        }
+        let mut written = Ok(());
+        for (i, ((key, value), &p)) in keys.iter().zip(values).zip(&places).enumerate() {
+            if let Some(ahead) = places.get(i + PREFETCH_AHEAD) {
+                self.states[state as usize].groups[ahead.group].prefetch(ahead.hash);
+            }
+            match value {
+                Some(value) => match self.write_at(state, Use::Value, key, p, || Data::Value(Value::new())) {
+                    Ok(Data::Value(v)) => {
+                        v.clear();
+                        v.extend_from_slice(value);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        written = Err(e);
+                        break;
+                    }
+                },
+                None => self.clear_at(state, key, p),
+            }
+        }
+        self.places = places;
+        written
     }
 
     fn value_set(&mut self, state: StateId, key: &[u8], value: &[u8]) -> Result<(), StateError> {
@@ -419,11 +560,12 @@ impl KeyedStateBackend for HeapBackend {
         if !live {
             return Ok(false);
         }
-        let (group, _) = self.group_mut(state, Use::Map, key)?;
-        if let Some(Entry { data: Data::Map(m), .. }) = group.get_mut(key) {
+        let p = self.place(key);
+        let (group, _) = self.group_mut(state, Use::Map, p)?;
+        if let Some(Entry { data: Data::Map(m), .. }) = group.get_mut(p.hash, key) {
             m.remove(map_key);
             if m.is_empty() {
-                group.remove(key);
+                group.remove(p.hash, key);
             }
         }
         Ok(true)
@@ -481,11 +623,8 @@ impl KeyedStateBackend for HeapBackend {
     }
 
     fn clear(&mut self, state: StateId, key: &[u8]) -> Result<(), StateError> {
-        let s = self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
-        let slot = self.slot(key);
-        if s.groups[slot].contains_key(key) {
-            self.states[state as usize].groups[slot].make_mut().remove(key);
-        }
+        self.states.get(state as usize).ok_or(StateError::UnknownState(state))?;
+        self.clear_at(state, key, self.place(key));
         Ok(())
     }
 

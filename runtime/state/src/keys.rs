@@ -16,7 +16,13 @@ pub fn key_hash(key: &[u8]) -> u64 {
 /// The key group of a key.
 #[inline]
 pub fn key_group(key: &[u8], max_parallelism: u32) -> u32 {
-    (key_hash(key) % u64::from(max_parallelism)) as u32
+    key_group_of_hash(key_hash(key), max_parallelism)
+}
+
+/// The key group of a key whose [`key_hash`] is `hash`.
+#[inline]
+pub fn key_group_of_hash(hash: u64, max_parallelism: u32) -> u32 {
+    (hash % u64::from(max_parallelism)) as u32
 }
 
 /// The parallel task that owns a key group.

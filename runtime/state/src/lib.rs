@@ -37,6 +37,8 @@ pub enum StateError {
     UnknownState(StateId),
     #[error("state '{name}' is a {kind} state; it cannot be used as a {used_as} state")]
     WrongKind { name: String, kind: &'static str, used_as: &'static str },
+    #[error("a batched write got {keys} keys but {values} values")]
+    BatchLengths { keys: usize, values: usize },
     /// Reading or writing the backend's storage failed.
     #[error("state storage: {0}")]
     Storage(String),
@@ -97,6 +99,15 @@ pub type SnapshotWriter = Box<dyn FnOnce() -> Result<Vec<SnapshotFile>, StateErr
 /// stored under, at local paths.
 pub type RestoreFiles = Vec<(String, PathBuf)>;
 
+/// `value_write_many`'s keys and values must pair up.
+pub(crate) fn check_lengths(keys: &[&[u8]], values: &[Option<&[u8]>]) -> Result<(), StateError> {
+    if keys.len() == values.len() {
+        Ok(())
+    } else {
+        Err(StateError::BatchLengths { keys: keys.len(), values: values.len() })
+    }
+}
+
 /// Keyed state of one parallel operator instance.
 ///
 /// Every access method takes the key it is scoped to. Expired entries (see
@@ -134,6 +145,38 @@ pub trait KeyedStateBackend: Send {
     /// A hint that the entries of `keys` in value or reducing state `state`
     /// are about to be read: a backend on disk loads them in one batched read.
     fn prefetch(&mut self, _state: StateId, _keys: &[&[u8]]) -> Result<(), StateError> {
+        Ok(())
+    }
+
+    /// The values of a batch of keys of value state `state`: key `i`'s value
+    /// (if any) is appended to `out`, then `(out.len(), present)` pushed to
+    /// `found`. The default reads them one by one after a `prefetch`; a
+    /// backend may hash each key once and overlap the reads' memory misses.
+    fn value_get_many(
+        &mut self,
+        state: StateId,
+        keys: &[&[u8]],
+        out: &mut Vec<u8>,
+        found: &mut Vec<(usize, bool)>,
+    ) -> Result<(), StateError> {
+        self.prefetch(state, keys)?;
+        for key in keys {
+            let present = self.value_get_into(state, key, out)?;
+            found.push((out.len(), present));
+        }
+        Ok(())
+    }
+
+    /// Writes a batch of keys of value state `state`, in order: key `i` is
+    /// set to `values[i]`, or cleared when it is `None`.
+    fn value_write_many(&mut self, state: StateId, keys: &[&[u8]], values: &[Option<&[u8]>]) -> Result<(), StateError> {
+        check_lengths(keys, values)?;
+        for (key, value) in keys.iter().zip(values) {
+            match value {
+                Some(v) => self.value_set(state, key, v)?,
+                None => self.clear(state, key)?,
+            }
+        }
         Ok(())
     }
 

@@ -2,6 +2,11 @@
 //! addressing with linear probing, each slot holding its key's hash, the key
 //! and the entry together.
 //!
+//! The caller hashes keys (the heap backend derives a key's table hash from
+//! the same hash that picks its key group, so a key is hashed once per access)
+//! and passes the hash with the key to every call; a table never mixes hashes
+//! of two functions because its backend uses one.
+//!
 //! Why not `hashbrown`: with a state far larger than the CPU caches, every
 //! lookup in it is two dependent memory misses (its control bytes, then the
 //! bucket), and its API gives no address to prefetch. Here a key's first slot
@@ -10,9 +15,6 @@
 //! one after another. Deletion shifts the following slots back (no
 //! tombstones), so probe sequences stay short at the load factor kept (≤ 3/4).
 
-use std::hash::BuildHasher;
-
-use foldhash::fast::RandomState;
 use smallvec::SmallVec;
 
 /// A key, inline when short (no pointer to chase on lookups).
@@ -30,21 +32,15 @@ pub(crate) struct Table<V> {
     /// A power of two long (or empty before the first insert).
     slots: Vec<Slot<V>>,
     len: usize,
-    hasher: RandomState,
 }
 
 impl<V> Default for Table<V> {
     fn default() -> Self {
-        Table { slots: Vec::new(), len: 0, hasher: RandomState::default() }
+        Table { slots: Vec::new(), len: 0 }
     }
 }
 
 impl<V> Table<V> {
-    #[inline]
-    fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
     #[inline]
     fn mask(&self) -> usize {
         self.slots.len().wrapping_sub(1)
@@ -72,34 +68,33 @@ impl<V> Table<V> {
         self.len
     }
 
-    pub(crate) fn get(&self, key: &[u8]) -> Option<&V> {
-        let i = self.find(self.hash(key), key)?;
+    pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<&V> {
+        let i = self.find(hash, key)?;
         self.slots[i].kv.as_ref().map(|(_, v)| v)
     }
 
-    pub(crate) fn get_mut(&mut self, key: &[u8]) -> Option<&mut V> {
-        let i = self.find(self.hash(key), key)?;
+    pub(crate) fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
+        let i = self.find(hash, key)?;
         self.slots[i].kv.as_mut().map(|(_, v)| v)
     }
 
-    pub(crate) fn contains_key(&self, key: &[u8]) -> bool {
-        self.find(self.hash(key), key).is_some()
+    pub(crate) fn contains_key(&self, hash: u64, key: &[u8]) -> bool {
+        self.find(hash, key).is_some()
     }
 
-    /// Asks the CPU to load the first slot `key` would be in (a hint: never
-    /// faults, does nothing on other targets).
+    /// Asks the CPU to load the first slot a key of `hash` would be in (a
+    /// hint: never faults, does nothing on other targets).
     #[inline]
-    pub(crate) fn prefetch(&self, key: &[u8]) {
+    pub(crate) fn prefetch(&self, hash: u64) {
         if self.slots.is_empty() {
             return;
         }
-        let slot: *const Slot<V> = &self.slots[self.hash(key) as usize & self.mask()];
+        let slot: *const Slot<V> = &self.slots[hash as usize & self.mask()];
         prefetch_lines(slot.cast(), size_of::<Slot<V>>());
     }
 
     /// `key`'s value, inserted by `init` if absent.
-    pub(crate) fn get_or_insert_with(&mut self, key: &[u8], init: impl FnOnce() -> V) -> &mut V {
-        let hash = self.hash(key);
+    pub(crate) fn get_or_insert_with(&mut self, hash: u64, key: &[u8], init: impl FnOnce() -> V) -> &mut V {
         let i = match self.find(hash, key) {
             Some(i) => i,
             None => self.insert_new(hash, Key::from_slice(key), init()),
@@ -108,8 +103,7 @@ impl<V> Table<V> {
     }
 
     /// Sets `key`'s value, returning the one it replaces.
-    pub(crate) fn insert(&mut self, key: Key, value: V) -> Option<V> {
-        let hash = self.hash(&key);
+    pub(crate) fn insert(&mut self, hash: u64, key: Key, value: V) -> Option<V> {
         match self.find(hash, &key) {
             Some(i) => self.slots[i].kv.as_mut().map(|(_, v)| std::mem::replace(v, value)),
             None => {
@@ -119,8 +113,8 @@ impl<V> Table<V> {
         }
     }
 
-    pub(crate) fn remove(&mut self, key: &[u8]) -> Option<V> {
-        let mut hole = self.find(self.hash(key), key)?;
+    pub(crate) fn remove(&mut self, hash: u64, key: &[u8]) -> Option<V> {
+        let mut hole = self.find(hash, key)?;
         let (_, value) = self.slots[hole].kv.take().expect("an occupied slot");
         self.len -= 1;
         // Shift back every following entry of the run that may move into the
@@ -209,6 +203,11 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
+    /// The tests' key hash (any function will do; the same for every call).
+    fn h(key: &[u8]) -> u64 {
+        crate::keys::key_hash(key)
+    }
+
     /// Random inserts, overwrites and removals against a BTreeMap; checks
     /// every key after each step's batch, including absent ones.
     #[test]
@@ -229,16 +228,16 @@ mod tests {
             let key = if r % 7 == 0 { format!("a-rather-long-key-that-spills-{}", r % 300) } else { format!("k{}", r % 300) };
             let key = key.into_bytes();
             if r % 3 == 0 {
-                assert_eq!(t.remove(&key), m.remove(&key), "remove {key:?} at step {step}");
+                assert_eq!(t.remove(h(&key), &key), m.remove(&key), "remove {key:?} at step {step}");
             } else {
-                assert_eq!(t.insert(Key::from_slice(&key), step), m.insert(key.clone(), step), "insert at {step}");
+                assert_eq!(t.insert(h(&key), Key::from_slice(&key), step), m.insert(key.clone(), step), "insert at {step}");
             }
             assert_eq!(t.len(), m.len());
             if step % 1000 == 0 {
                 for k in 0..300 {
                     for key in [format!("k{k}"), format!("a-rather-long-key-that-spills-{k}")] {
-                        assert_eq!(t.get(key.as_bytes()), m.get(key.as_bytes()), "get {key} at step {step}");
-                        t.prefetch(key.as_bytes());
+                        assert_eq!(t.get(h(key.as_bytes()), key.as_bytes()), m.get(key.as_bytes()), "get {key} at step {step}");
+                        t.prefetch(h(key.as_bytes()));
                     }
                 }
                 let mut all: Vec<(Vec<u8>, u64)> = t.iter().map(|(k, v)| (k.to_vec(), *v)).collect();
@@ -249,15 +248,15 @@ mod tests {
         // Empty it completely, then use it again.
         let keys: Vec<Vec<u8>> = m.keys().cloned().collect();
         for k in &keys {
-            assert!(t.remove(k).is_some());
-            assert!(!t.contains_key(k));
+            assert!(t.remove(h(k), k).is_some());
+            assert!(!t.contains_key(h(k), k));
         }
         assert_eq!(t.len(), 0);
         assert_eq!(t.iter().count(), 0);
-        *t.get_or_insert_with(b"x", || 1) += 1;
-        *t.get_or_insert_with(b"x", || 100) += 1;
-        assert_eq!(t.get(b"x"), Some(&3));
-        *t.get_mut(b"x").expect("present") = 7;
+        *t.get_or_insert_with(h(b"x"), b"x", || 1) += 1;
+        *t.get_or_insert_with(h(b"x"), b"x", || 100) += 1;
+        assert_eq!(t.get(h(b"x"), b"x"), Some(&3));
+        *t.get_mut(h(b"x"), b"x").expect("present") = 7;
         assert_eq!(t.values().copied().collect::<Vec<_>>(), vec![7]);
     }
 
@@ -267,7 +266,7 @@ mod tests {
     fn removal_in_a_run_wrapping_around_the_end_keeps_the_rest_reachable() {
         let mut t: Table<u32> = Table::default();
         for i in 0..7u32 {
-            t.insert(Key::from_slice(&i.to_le_bytes()), i);
+            t.insert(h(&i.to_le_bytes()), Key::from_slice(&i.to_le_bytes()), i);
         }
         // Force a run across the end: fill so that many keys collide there.
         let size = t.slots.len();
@@ -275,21 +274,21 @@ mod tests {
         let mut n = 100u32;
         while added.len() < 3 {
             let key = n.to_le_bytes();
-            if t.hash(&key) as usize & (size - 1) == size - 1 {
+            if h(&key) as usize & (size - 1) == size - 1 {
                 added.push(n);
             }
             n += 1;
         }
         for &a in &added {
-            t.insert(Key::from_slice(&a.to_le_bytes()), a);
+            t.insert(h(&a.to_le_bytes()), Key::from_slice(&a.to_le_bytes()), a);
         }
         assert_eq!(t.slots.len(), size, "no growth in between");
-        assert_eq!(t.remove(&added[0].to_le_bytes()), Some(added[0]));
+        assert_eq!(t.remove(h(&added[0].to_le_bytes()), &added[0].to_le_bytes()), Some(added[0]));
         for &a in &added[1..] {
-            assert_eq!(t.get(&a.to_le_bytes()), Some(&a));
+            assert_eq!(t.get(h(&a.to_le_bytes()), &a.to_le_bytes()), Some(&a));
         }
         for i in 0..7u32 {
-            assert_eq!(t.get(&i.to_le_bytes()), Some(&i));
+            assert_eq!(t.get(h(&i.to_le_bytes()), &i.to_le_bytes()), Some(&i));
         }
     }
 }

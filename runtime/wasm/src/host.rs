@@ -227,24 +227,24 @@ impl state::Host for HostState {
             }
         };
         let n = first_row.len();
+        // The first row of each key in the batch reads it; the others share it.
         let keys: Vec<&[u8]> = (0..n)
             .filter(|&row| first_row[row] as usize == row)
             .map(|row| scope(&self.scope_keys, &self.scope_ends, row as u32))
             .collect::<Result<_, _>>()?;
-        self.state.prefetch(s, &keys).map_err(trap)?;
-        let mut col = state::ValueColumn {
-            first_row,
-            bytes: Vec::new(),
-            ends: Vec::with_capacity(n),
-            present: Vec::with_capacity(n),
-        };
+        let mut bytes = Vec::new();
+        let mut found = Vec::with_capacity(keys.len());
+        self.state.value_get_many(s, &keys, &mut bytes, &mut found).map_err(trap)?;
+        let mut col = state::ValueColumn { first_row, bytes, ends: Vec::with_capacity(n), present: Vec::with_capacity(n) };
+        let mut next = found.iter();
+        let mut last_end = 0;
         for row in 0..n {
             let mut present = false;
             if col.first_row[row] as usize == row {
-                let key = scope(&self.scope_keys, &self.scope_ends, row as u32)?;
-                present = self.state.value_get_into(s, key, &mut col.bytes).map_err(trap)?;
+                let &(end, p) = next.next().expect("one result per first row");
+                (last_end, present) = (end, p);
             }
-            col.ends.push(col.bytes.len() as u32);
+            col.ends.push(last_end as u32);
             col.present.push(present);
         }
         Ok(col)
@@ -266,6 +266,8 @@ impl state::Host for HostState {
                 present.len()
             )));
         }
+        let mut keys = Vec::with_capacity(rows.len());
+        let mut values = Vec::with_capacity(rows.len());
         let mut start = 0usize;
         for (i, &row) in rows.iter().enumerate() {
             let end = ends[i] as usize;
@@ -274,14 +276,11 @@ impl state::Host for HostState {
             }
             let key = scope(&self.scope_keys, &self.scope_ends, row)?;
             self.undo.save(&mut *self.state, s, key).map_err(trap)?;
-            if present[i] {
-                self.state.value_set(s, key, &bytes[start..end]).map_err(trap)?;
-            } else {
-                self.state.clear(s, key).map_err(trap)?;
-            }
+            keys.push(key);
+            values.push(present[i].then(|| &bytes[start..end]));
             start = end;
         }
-        Ok(())
+        self.state.value_write_many(s, &keys, &values).map_err(trap)
     }
 
     fn map_get(&mut self, s: u32, sc: u32, map_key: Vec<u8>) -> wasmtime::Result<Option<Vec<u8>>> {
