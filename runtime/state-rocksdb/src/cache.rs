@@ -3,10 +3,11 @@
 //! the cache (dirty) until written back in one WriteBatch: when the cache
 //! overflows, before snapshots and before `len`.
 
-use rocksdb::WriteBatch;
+use rocksdb::{IngestExternalFileOptions, SstFileWriter, WriteBatch};
 use smallvec::SmallVec;
 
 use super::format::{expired, key_prefix, push_key_prefix, Data};
+use super::overlay::Overlay;
 use super::{checked, column_family, RocksBackend, State};
 #[cfg(doc)]
 use super::RocksOptions;
@@ -92,7 +93,13 @@ pub(super) struct WriteBackBuffers {
     /// whether it is a put (else a delete).
     rows: Vec<(u32, u32, bool)>,
     order: Vec<u32>,
+    /// SST files written back so far (names the next one).
+    ingested: u64,
 }
+
+/// Write-backs of at least this many rows of a state go to the DB as an SST
+/// file, smaller ones through the memtable.
+const INGEST_ROWS: usize = 4096;
 
 impl RocksBackend {
     /// Run `f` on the cached entry of `key` (loaded from RocksDB first if
@@ -180,7 +187,8 @@ impl RocksBackend {
         let max = self.key_groups.max_parallelism;
         let mut batch = WriteBatch::default();
         let mut names = Vec::new();
-        let WriteBackBuffers { keys, values, rows, order } = &mut self.write_back_buffers;
+        let WriteBackBuffers { keys, values, rows, order, ingested } = &mut self.write_back_buffers;
+        let (work_dir, sst_options) = (&self.work_dir.0, &self.sst_options);
         for s in self.states.iter().filter(|s| s.dirty) {
             let cf = column_family(&self.db, s)?;
             names.push(format!("'{}'", s.descriptor.name));
@@ -199,17 +207,39 @@ impl RocksBackend {
                 rows.push((keys.len() as u32, values.len() as u32, put));
             }
             // In key order: the memtable's skip list inserts a sorted run
-            // cheaply (each insert starts from the previous one's position).
+            // cheaply (each insert starts from the previous one's position),
+            // and an SST file takes its rows only in order.
             let key = |i: usize| &keys[if i == 0 { 0 } else { rows[i - 1].0 as usize }..rows[i].0 as usize];
             order.clear();
             order.extend(0..rows.len() as u32);
             order.sort_unstable_by(|&a, &b| key(a as usize).cmp(key(b as usize)));
+            let value = |i: usize| &values[if i == 0 { 0 } else { rows[i - 1].1 as usize }..rows[i].1 as usize];
+            if rows.len() >= INGEST_ROWS {
+                // A large write-back becomes an SST file of its own, added to
+                // the DB as it is: no memtable to insert into, search on every
+                // read and flush at every snapshot.
+                *ingested += 1;
+                let path = work_dir.join(format!("write-back-{ingested}.sst"));
+                let err = |e: rocksdb::Error| {
+                    StateError::storage(format_args!("writing back cached entries of state '{}' to {}", s.descriptor.name, path.display()), e)
+                };
+                let mut w = SstFileWriter::create(sst_options);
+                w.open(&path).map_err(err)?;
+                for &i in order.iter() {
+                    let i = i as usize;
+                    if rows[i].2 { w.put(key(i), value(i)) } else { w.delete(key(i)) }.map_err(err)?;
+                }
+                w.finish().map_err(err)?;
+                let mut ingest = IngestExternalFileOptions::default();
+                ingest.set_move_files(true);
+                self.db.ingest_external_file_cf_opts(cf, &ingest, vec![&path]).map_err(err)?;
+                let _ = std::fs::remove_file(&path);
+                continue;
+            }
             for &i in order.iter() {
                 let i = i as usize;
-                let (_, value_end, put) = rows[i];
-                let value_start = if i == 0 { 0 } else { rows[i - 1].1 as usize };
-                if put {
-                    batch.put_cf(cf, key(i), &values[value_start..value_end as usize]);
+                if rows[i].2 {
+                    batch.put_cf(cf, key(i), value(i));
                 } else {
                     batch.delete_cf(cf, key(i));
                 }
@@ -225,6 +255,24 @@ impl RocksBackend {
             s.dirty = false;
         }
         Ok(())
+    }
+
+    /// The rows of every dirty cached entry, as a write-back would write them
+    /// (a delete for an absent or expired one); the entries stay dirty.
+    pub(super) fn dirty_overlay(&self) -> Overlay {
+        let now = self.now_ms;
+        let max = self.key_groups.max_parallelism;
+        let mut overlay = Overlay::default();
+        for (id, s) in self.states.iter().enumerate().filter(|(_, s)| s.dirty) {
+            for (key, slot) in s.cache.iter().filter(|(_, slot)| slot.dirty) {
+                overlay.begin(id as StateId, |b| push_key_prefix(b, key_group(key, max), key));
+                match slot.live(s.ttl_ms, now) {
+                    Some(data) => overlay.put_value(|b| data.append(b, s.ttl_ms.is_some(), slot.written_at)),
+                    None => overlay.delete(),
+                }
+            }
+        }
+        overlay
     }
 
     /// Write back, then keep the entries used since the last eviction, at most

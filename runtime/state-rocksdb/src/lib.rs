@@ -9,6 +9,7 @@ mod factory;
 mod format;
 mod map;
 mod options;
+mod overlay;
 mod snapshot;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +28,11 @@ use self::format::{cf_name, expired, key_prefix, value_time, Data};
 use self::map::{MapKey, MapRow, MapScan};
 use self::options::{cf_options, db_options, ttl_filter};
 use weir_state::keys::key_group;
-use weir_state::{KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotWriter, StateDescriptor, StateError, StateId, StateKind};
+use self::overlay::OVERLAY_FILE;
+use weir_state::{
+    KeyGroups, KeyedStateBackend, MapEntries, RestoreFiles, SnapshotFile, SnapshotWriter, StateDescriptor, StateError, StateId,
+    StateKind,
+};
 
 type Map<K, V> = HashMap<K, V, RandomState>;
 
@@ -90,6 +95,8 @@ pub struct RocksBackend {
     cache_bytes: usize,
     cached_bytes: usize,
     write_back_buffers: WriteBackBuffers,
+    /// The options of the SST files large write-backs write.
+    sst_options: Options,
     block_cache: Cache,
     /// Prefix of the names of this instance's shared snapshot files.
     instance_id: String,
@@ -177,6 +184,7 @@ impl RocksBackend {
             cache_bytes: options.cache_bytes,
             cached_bytes: 0,
             write_back_buffers: WriteBackBuffers::default(),
+            sst_options: cf_options(&options.block_cache),
             block_cache: options.block_cache,
             instance_id: snapshot::instance_id(&work_dir.0),
             read_opts: ReadOptions::default(),
@@ -355,9 +363,18 @@ impl KeyedStateBackend for RocksBackend {
     /// The native checkpoint (hard links) is made here; the writer has
     /// nothing left to do.
     fn snapshot(&mut self, dir: &Path) -> Result<SnapshotWriter, StateError> {
-        self.write_back()?;
-        let files = self.snapshot_to(dir)?;
-        Ok(Box::new(move || Ok(files)))
+        // The cache's dirty entries go into the snapshot as its overlay (copied
+        // here, stored by the writer) instead of being written back now.
+        let overlay = self.dirty_overlay();
+        let mut files = self.snapshot_to(dir)?;
+        let path = dir.join(OVERLAY_FILE);
+        Ok(Box::new(move || {
+            if !overlay.is_empty() {
+                overlay.write(&path)?;
+                files.push(SnapshotFile { path, name: OVERLAY_FILE.into(), shared: false });
+            }
+            Ok(files)
+        }))
     }
 
     fn restore(&mut self, snapshots: &[RestoreFiles]) -> Result<(), StateError> {

@@ -16,6 +16,7 @@ use rocksdb::{ColumnFamilyDescriptor, FlushOptions, LogLevel, Options, ReadOptio
 
 use super::format::{cf_name, key_group_start, Meta, HEAP_FILE, META_FILE};
 use super::options::db_options;
+use super::overlay::{Overlay, OVERLAY_FILE};
 use super::{column_family, RocksBackend, RowScan, State};
 use weir_state::{KeyedStateBackend, RestoreFiles, SnapshotFile, StateError, StateId};
 
@@ -120,7 +121,9 @@ impl RocksBackend {
             )));
         }
         if adopt && (meta.key_group_start, meta.key_group_end) == (self.key_groups.range.start, self.key_groups.range.end) {
-            return self.adopt(meta, files, &bad);
+            let ids = (0..meta.states.len() as StateId).collect::<Vec<_>>();
+            self.adopt(meta, files, &bad)?;
+            return self.apply_overlay(files, &ids);
         }
         let ids = meta.states.iter().map(|d| self.declare(d.clone())).collect::<Result<Vec<_>, _>>()?;
         let groups = meta.key_group_start.max(self.key_groups.range.start)..meta.key_group_end.min(self.key_groups.range.end);
@@ -148,7 +151,45 @@ impl RocksBackend {
         }
         drop(src);
         drop(scratch);
+        self.apply_overlay(files, &ids)
+    }
+
+    /// Apply the snapshot's overlay (the record cache's dirty entries when it
+    /// was taken, see [`super::overlay`]), if it has one, over the rows
+    /// restored from its checkpoint: those of our key groups. `ids`: our id of
+    /// each state of the snapshot's metadata.
+    fn apply_overlay(&mut self, files: &RestoreFiles, ids: &[StateId]) -> Result<(), StateError> {
+        let Some((_, path)) = files.iter().find(|(n, _)| n == OVERLAY_FILE) else {
+            return Ok(());
+        };
+        let file = path.display().to_string();
+        let bad = |message: String| StateError::Restore { file: file.clone(), message };
+        let bytes = fs::read(path).map_err(|e| bad(e.to_string()))?;
+        let mut batch = WriteBatch::default();
+        for (n, row) in Overlay::rows(&bytes, &file)?.into_iter().enumerate() {
+            let &id = ids.get(row.state).ok_or_else(|| bad(format!("row {n} is of state {}, which the snapshot's metadata does not list", row.state)))?;
+            let kg = row.key.get(..2).map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])));
+            let kg = kg.ok_or_else(|| bad(format!("row {n} has a malformed key")))?;
+            if !self.key_groups.contains(kg) {
+                continue;
+            }
+            let cf = column_family(&self.db, &self.states[id as usize])?;
+            match row.value {
+                Some(v) => batch.put_cf(cf, row.key, v),
+                None => batch.delete_cf(cf, row.key),
+            }
+            if batch.size_in_bytes() >= BATCH_BYTES {
+                self.write_restored(std::mem::take(&mut batch))?;
+            }
+        }
+        if !batch.is_empty() {
+            self.write_restored(batch)?;
+        }
         Ok(())
+    }
+
+    fn write_restored(&self, batch: WriteBatch) -> Result<(), StateError> {
+        self.db.write_opt(batch, &self.write_opts).map_err(|e| StateError::storage("restoring the snapshot's cached entries", e))
     }
 
     /// Make the snapshot's files this (fresh) backend's DB: hard links into a
@@ -230,7 +271,7 @@ impl RocksBackend {
 /// where the file system allows, under their names in the checkpoint.
 fn link_files(files: &RestoreFiles, dir: &Path) -> Result<(), StateError> {
     for (name, path) in files {
-        if name == META_FILE {
+        if name == META_FILE || name == OVERLAY_FILE {
             continue;
         }
         if name.is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {

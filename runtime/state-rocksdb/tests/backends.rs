@@ -747,6 +747,72 @@ mod rocks_only {
         }
     }
 
+    /// Large write-backs (an SST file each, puts and deletes) and the cache's
+    /// dirty entries in a snapshot's overlay (puts and deletes over rows
+    /// already in RocksDB) restore exactly, at the same and at another
+    /// parallelism.
+    #[test]
+    fn large_write_backs_and_the_overlay_restore_exactly() {
+        const N: usize = 15_000; // both write-backs above the SST threshold (4096 rows)
+        let mut b = rocks(KeyGroups::all(128));
+        let v = b.declare(desc("v", StateKind::Value)).unwrap();
+        let key = |i: usize| format!("key-{i}").into_bytes();
+        for i in 0..N {
+            b.value_set(v, &key(i), format!("value-{i}").as_bytes()).unwrap();
+        }
+        assert_eq!(b.len(v).unwrap(), N); // written back: one SST of N puts
+        for i in (0..N).step_by(3) {
+            b.clear(v, &key(i)).unwrap();
+        }
+        assert_eq!(b.len(v).unwrap(), N - N.div_ceil(3)); // deletes, in an SST too
+        let work = b._dir.as_ref().unwrap().path().join("work");
+        let stray: Vec<_> = std::fs::read_dir(&work).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".sst")).collect();
+        assert!(stray.is_empty(), "written-back SST files are moved into the DB: {stray:?}");
+        // Dirty in the cache at the snapshot: overwrites, clears and new keys.
+        for i in (0..N).step_by(5) {
+            b.value_set(v, &key(i), b"new").unwrap();
+        }
+        for i in (1..N).step_by(7) {
+            b.clear(v, &key(i)).unwrap();
+        }
+        for i in N..N + 100 {
+            b.value_set(v, &key(i), b"added").unwrap();
+        }
+        let expect = |i: usize| -> Option<Vec<u8>> {
+            if i >= N {
+                Some(b"added".to_vec())
+            } else if i % 7 == 1 {
+                None // cleared last
+            } else if i % 5 == 0 {
+                Some(b"new".to_vec())
+            } else if i % 3 == 0 {
+                None
+            } else {
+                Some(format!("value-{i}").into_bytes())
+            }
+        };
+        let live = (0..N + 100).filter(|&i| expect(i).is_some()).count();
+        let mut store = Store::new();
+        let snap = store.snapshot_and_upload(&mut b);
+        assert!(snap.iter().any(|(n, _)| n == "weir-rocks.overlay"), "{snap:?}");
+        // Same parallelism: the checkpoint's files adopted, the overlay applied.
+        let mut same = rocks(KeyGroups::all(128));
+        same.restore(std::slice::from_ref(&snap)).unwrap();
+        // Parallelism 2: rows copied by key group, the overlay's filtered too.
+        let mut halves: Vec<Backend> = (0..2).map(|t| rocks(KeyGroups::of_task(t, 2, 128))).collect();
+        for h in &mut halves {
+            h.restore(std::slice::from_ref(&snap)).unwrap();
+        }
+        assert_eq!(same.len(v).unwrap(), live);
+        assert_eq!(halves.iter_mut().map(|h| h.len(v).unwrap()).sum::<usize>(), live);
+        for i in 0..N + 100 {
+            assert_eq!(same.value_get(v, &key(i)).unwrap(), expect(i), "key {i} at the same parallelism");
+            let owner = (key_group(&key(i), 128) * 2 / 128) as usize;
+            assert_eq!(halves[owner].value_get(v, &key(i)).unwrap(), expect(i), "key {i} in task {owner} of 2");
+            assert_eq!(b.value_get(v, &key(i)).unwrap(), expect(i), "key {i} in the original");
+        }
+    }
+
     #[test]
     fn state_larger_than_the_caches_survives() {
         // A 1 MiB block cache and an 8 KiB record cache for ~12 MiB of state.
@@ -796,7 +862,15 @@ mod rocks_only {
         for i in 0..1_000 {
             b.value_set(v, format!("key-{i}").as_bytes(), b"changed").unwrap();
         }
+        // Cached changes go into a snapshot's overlay, not into new SSTs...
+        let cached = store.snapshot(&mut b);
+        assert_eq!(shared(&cached), shared(&first), "{first:?} {cached:?}");
+        let overlay = |files: &[SnapshotFile]| files.iter().find(|f| f.name == "weir-rocks.overlay").map(|f| std::fs::metadata(&f.path).unwrap().len());
+        assert!(overlay(&first).is_some() && overlay(&cached).is_some(), "{first:?} {cached:?}");
+        // ...until the cache writes them back.
+        b.len(v).unwrap();
         let third = store.snapshot(&mut b);
+        assert_eq!(overlay(&third), None, "nothing dirty is left in the cache: {third:?}");
         let third_shared = shared(&third);
         assert!(shared(&first).iter().all(|n| third_shared.contains(n)), "{first:?} {third:?}");
         assert!(third_shared.len() > shared(&first).len());
