@@ -97,10 +97,6 @@ pub(super) struct WriteBackBuffers {
     ingested: u64,
 }
 
-/// Write-backs of at least this many rows of a state go to the DB as an SST
-/// file, smaller ones through the memtable.
-const INGEST_ROWS: usize = 4096;
-
 impl RocksBackend {
     /// Run `f` on the cached entry of `key` (loaded from RocksDB first if
     /// `load`; else `f` must overwrite it). Evicts if the cache overflows.
@@ -188,7 +184,7 @@ impl RocksBackend {
         let mut batch = WriteBatch::default();
         let mut names = Vec::new();
         let WriteBackBuffers { keys, values, rows, order, ingested } = &mut self.write_back_buffers;
-        let (work_dir, sst_options) = (&self.work_dir.0, &self.sst_options);
+        let (work_dir, sst_options, ingest_rows) = (&self.work_dir.0, &self.sst_options, self.ingest_rows);
         for s in self.states.iter().filter(|s| s.dirty) {
             let cf = column_family(&self.db, s)?;
             names.push(format!("'{}'", s.descriptor.name));
@@ -214,7 +210,7 @@ impl RocksBackend {
             order.extend(0..rows.len() as u32);
             order.sort_unstable_by(|&a, &b| key(a as usize).cmp(key(b as usize)));
             let value = |i: usize| &values[if i == 0 { 0 } else { rows[i - 1].1 as usize }..rows[i].1 as usize];
-            if rows.len() >= INGEST_ROWS {
+            if rows.len() >= ingest_rows {
                 // A large write-back becomes an SST file of its own, added to
                 // the DB as it is: no memtable to insert into, search on every
                 // read and flush at every snapshot.

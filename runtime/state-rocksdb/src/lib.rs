@@ -95,8 +95,10 @@ pub struct RocksBackend {
     cache_bytes: usize,
     cached_bytes: usize,
     write_back_buffers: WriteBackBuffers,
-    /// The options of the SST files large write-backs write.
+    /// The options of the SST files large write-backs write, and from how
+    /// many rows they do ([`RocksOptions::ingest_rows`]).
     sst_options: Options,
+    ingest_rows: usize,
     block_cache: Cache,
     /// Prefix of the names of this instance's shared snapshot files.
     instance_id: String,
@@ -185,6 +187,7 @@ impl RocksBackend {
             cached_bytes: 0,
             write_back_buffers: WriteBackBuffers::default(),
             sst_options: cf_options(&options.block_cache),
+            ingest_rows: options.ingest_rows.max(1),
             block_cache: options.block_cache,
             instance_id: snapshot::instance_id(&work_dir.0),
             read_opts: ReadOptions::default(),

@@ -26,6 +26,12 @@ pub struct RocksOptions {
     /// overhead for the hash table (about 100 bytes); the table's spare
     /// capacity comes on top.
     pub cache_bytes: usize,
+    /// A write-back of at least this many rows of one state goes into the DB
+    /// as an SST file of its own (ingested); smaller ones go through the
+    /// memtable. Each ingestion is a file and a MANIFEST update, and adds a
+    /// level-0 file to compact: worth it for the large write-backs of a large
+    /// cache, not for the frequent small ones of a small cache.
+    pub ingest_rows: usize,
 }
 
 impl RocksOptions {
@@ -33,6 +39,8 @@ impl RocksOptions {
     pub const DEFAULT_BLOCK_CACHE_BYTES: usize = 256 << 20;
     /// The default size of the record cache of one backend (one task).
     pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+    /// The default [`Self::ingest_rows`].
+    pub const DEFAULT_INGEST_ROWS: usize = 65_536;
 
     /// Options for an instance working in `dir`, with the process-wide block
     /// cache and the default record cache size.
@@ -41,6 +49,7 @@ impl RocksOptions {
             dir: dir.into(),
             block_cache: Self::shared_block_cache(),
             cache_bytes: Self::DEFAULT_CACHE_BYTES,
+            ingest_rows: Self::DEFAULT_INGEST_ROWS,
         }
     }
 
@@ -67,6 +76,12 @@ impl RocksOptions {
         self.cache_bytes = bytes;
         self
     }
+
+    /// Set [`Self::ingest_rows`].
+    pub fn with_ingest_rows(mut self, rows: usize) -> Self {
+        self.ingest_rows = rows;
+        self
+    }
 }
 
 impl fmt::Debug for RocksOptions {
@@ -75,6 +90,7 @@ impl fmt::Debug for RocksOptions {
             .field("dir", &self.dir)
             .field("block_cache_usage", &self.block_cache.get_usage())
             .field("cache_bytes", &self.cache_bytes)
+            .field("ingest_rows", &self.ingest_rows)
             .finish()
     }
 }

@@ -753,8 +753,9 @@ mod rocks_only {
     /// parallelism.
     #[test]
     fn large_write_backs_and_the_overlay_restore_exactly() {
-        const N: usize = 15_000; // both write-backs above the SST threshold (4096 rows)
-        let mut b = rocks(KeyGroups::all(128));
+        const N: usize = 15_000;
+        // Both write-backs (N puts, N/3 deletes) go in as SST files.
+        let mut b = rocks_with(KeyGroups::all(128), |o| o.with_ingest_rows(4096));
         let v = b.declare(desc("v", StateKind::Value)).unwrap();
         let key = |i: usize| format!("key-{i}").into_bytes();
         for i in 0..N {
