@@ -187,7 +187,6 @@ impl RocksBackend {
         let (work_dir, sst_options, ingest_rows) = (&self.work_dir.0, &self.sst_options, self.ingest_rows);
         for s in self.states.iter().filter(|s| s.dirty) {
             let cf = column_family(&self.db, s)?;
-            names.push(format!("'{}'", s.descriptor.name));
             keys.clear();
             values.clear();
             rows.clear();
@@ -232,6 +231,7 @@ impl RocksBackend {
                 let _ = std::fs::remove_file(&path);
                 continue;
             }
+            names.push(format!("'{}'", s.descriptor.name));
             for &i in order.iter() {
                 let i = i as usize;
                 if rows[i].2 {

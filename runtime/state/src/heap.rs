@@ -412,9 +412,7 @@ impl HeapBackend {
         e.written_at = now;
         Ok(&mut e.data)
     }
-}
 
-impl HeapBackend {
     /// Removes `key` (at `p`) from state `state`, which exists; copies a
     /// shared group only if the key is in it.
     fn clear_at(&mut self, state: StateId, key: &[u8], p: Place) {
@@ -503,32 +501,21 @@ impl KeyedStateBackend for HeapBackend {
         self.checked(state, Use::Value)?;
         self.place_all(keys);
         let places = std::mem::take(&mut self.places);
-        // The reads of the same keys loaded these slots, but a large batch
-        // may have pushed the first of them out of the caches since.
-        let groups = &self.states[state as usize].groups;
-        for p in places.iter().take(PREFETCH_AHEAD) {
-            groups[p.group].prefetch(p.hash);
-        }
-        let mut written = Ok(());
-        for (i, ((key, value), &p)) in keys.iter().zip(values).zip(&places).enumerate() {
-            if let Some(ahead) = places.get(i + PREFETCH_AHEAD) {
-                self.states[state as usize].groups[ahead.group].prefetch(ahead.hash);
-            }
-            match value {
-                Some(value) => match self.write_at(state, Use::Value, key, p, || Data::Value(Value::new())) {
-                    Ok(Data::Value(v)) => {
-                        v.clear();
-                        v.extend_from_slice(value);
+        let mut write = || -> Result<(), StateError> {
+            for ((key, value), &p) in keys.iter().zip(values).zip(&places) {
+                match value {
+                    Some(value) => {
+                        if let Data::Value(v) = self.write_at(state, Use::Value, key, p, || Data::Value(Value::new()))? {
+                            v.clear();
+                            v.extend_from_slice(value);
+                        }
                     }
-                    Ok(_) => {}
-                    Err(e) => {
-                        written = Err(e);
-                        break;
-                    }
-                },
-                None => self.clear_at(state, key, p),
+                    None => self.clear_at(state, key, p),
+                }
             }
-        }
+            Ok(())
+        };
+        let written = write();
         self.places = places;
         written
     }

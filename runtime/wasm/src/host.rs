@@ -241,7 +241,9 @@ impl state::Host for HostState {
         for row in 0..n {
             let mut present = false;
             if col.first_row[row] as usize == row {
-                let &(end, p) = next.next().expect("one result per first row");
+                let &(end, p) = next.next().ok_or_else(|| {
+                    wasmtime::Error::msg(format!("the state backend read {} of the batch's {} keys", found.len(), keys.len()))
+                })?;
                 (last_end, present) = (end, p);
             }
             col.ends.push(last_end as u32);
