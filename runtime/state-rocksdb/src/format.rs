@@ -42,6 +42,11 @@ pub(super) fn prefix_len(row: &[u8]) -> Option<usize> {
     (n <= row.len()).then_some(n)
 }
 
+/// The key group a row key starts with, if it is long enough to have one.
+pub(super) fn row_key_group(row: &[u8]) -> Option<u32> {
+    row.get(..2).map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])))
+}
+
 /// The first row key of key group `kg` (`kg` may be one past the last group).
 pub(super) fn key_group_start(kg: u32) -> Option<[u8; 2]> {
     u16::try_from(kg).ok().map(u16::to_be_bytes)

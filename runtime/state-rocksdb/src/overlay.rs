@@ -46,18 +46,19 @@ impl Overlay {
         }
         self.rows += 1;
         self.bytes.extend_from_slice(&state.to_le_bytes());
-        let at = self.bytes.len();
-        self.bytes.extend_from_slice(&[0; 4]);
-        push_key(&mut self.bytes);
-        let len = (self.bytes.len() - at - 4) as u32;
-        self.bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        self.push_with_length(push_key);
     }
 
     /// The current row's value, which `push_value` appends.
     pub(super) fn put_value(&mut self, push_value: impl FnOnce(&mut Vec<u8>)) {
+        self.push_with_length(push_value);
+    }
+
+    /// What `push` appends, after its length (u32 LE).
+    fn push_with_length(&mut self, push: impl FnOnce(&mut Vec<u8>)) {
         let at = self.bytes.len();
         self.bytes.extend_from_slice(&[0; 4]);
-        push_value(&mut self.bytes);
+        push(&mut self.bytes);
         let len = (self.bytes.len() - at - 4) as u32;
         self.bytes[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }

@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rocksdb::checkpoint::Checkpoint;
 use rocksdb::{ColumnFamilyDescriptor, FlushOptions, LogLevel, Options, ReadOptions, WriteBatch, DB};
 
-use super::format::{cf_name, key_group_start, Meta, HEAP_FILE, META_FILE};
+use super::format::{cf_name, key_group_start, row_key_group, Meta, HEAP_FILE, META_FILE};
 use super::options::db_options;
 use super::overlay::{Overlay, OVERLAY_FILE};
 use super::{column_family, RocksBackend, RowScan, State};
@@ -168,8 +168,7 @@ impl RocksBackend {
         let mut batch = WriteBatch::default();
         for (n, row) in Overlay::rows(&bytes, &file)?.into_iter().enumerate() {
             let &id = ids.get(row.state).ok_or_else(|| bad(format!("row {n} is of state {}, which the snapshot's metadata does not list", row.state)))?;
-            let kg = row.key.get(..2).map(|b| u32::from(u16::from_be_bytes([b[0], b[1]])));
-            let kg = kg.ok_or_else(|| bad(format!("row {n} has a malformed key")))?;
+            let kg = row_key_group(row.key).ok_or_else(|| bad(format!("row {n} has a malformed key")))?;
             if !self.key_groups.contains(kg) {
                 continue;
             }
